@@ -1,0 +1,1 @@
+"""The in-memory live queue: one actor per doctor."""

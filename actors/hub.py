@@ -1,0 +1,81 @@
+"""Rooms: who is listening to which doctor and which appointment.
+
+Actors publish into rooms without knowing what a socket is; anything with `offer` and `offer_event`
+can subscribe (the WebSocket handler's outbox does). Publishing is synchronous and never waits on a
+subscriber: a slow reader's outbox absorbs or coalesces what it is offered.
+
+A message may carry a `render(viewer)` instead of fixed data: a doctor's queue looks different to
+the doctor (names) and to a patient (no identities, "mine" flags), and the outbox renders it only
+when it is about to write, so a socket that falls behind never pays to render values it will skip.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    event: str
+    data: dict | None = None
+    render: Callable[[Any], dict] | None = None
+
+    def payload_for(self, viewer: Any) -> dict:
+        if self.render is not None:
+            return {"event": self.event, "data": self.render(viewer)}
+        if self.data is None:
+            return {"event": self.event}  # e.g. {"event": "pong"}
+        return {"event": self.event, "data": self.data}
+
+
+class Subscriber(Protocol):
+    viewer: Any
+
+    def offer(self, key: str, message: Outgoing) -> None:
+        """Latest-value delivery: replaces an unsent message with the same key."""
+
+    def offer_event(self, message: Outgoing) -> None:
+        """Every-value delivery, bounded: a subscriber past its bound is dropped."""
+
+
+def doctor_room(doctor_id: str) -> str:
+    return f"doctor:{doctor_id}"
+
+
+def appointment_room(appointment_id: str) -> str:
+    return f"appointment:{appointment_id}"
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._rooms: dict[str, set[Subscriber]] = defaultdict(set)
+
+    def join(self, room: str, subscriber: Subscriber) -> None:
+        self._rooms[room].add(subscriber)
+
+    def leave(self, room: str, subscriber: Subscriber) -> None:
+        members = self._rooms.get(room)
+        if members is not None:
+            members.discard(subscriber)
+            if not members:
+                del self._rooms[room]
+
+    def watched(self, room: str) -> bool:
+        return room in self._rooms
+
+    def member_count(self, room: str) -> int:
+        return len(self._rooms.get(room, ()))
+
+    def publish(self, room: str, message: Outgoing, key: str | None = None) -> int:
+        """Offers to every member; `key` makes it latest-value, else it is an event. Returns members."""
+        members = self._rooms.get(room)
+        if not members:
+            return 0
+        for subscriber in tuple(members):
+            if key is None:
+                subscriber.offer_event(message)
+            else:
+                subscriber.offer(key, message)
+        return len(members)

@@ -1,0 +1,155 @@
+"""The registry: one `DoctorActor` per doctor, spawned on first use, ticked, evicted when idle.
+
+- **One actor per doctor**, even when many requests for a cold doctor arrive at once: the actor is put
+  in the table before anything awaits, so every concurrent caller finds the same one.
+- **Ticks**: ETAs move with the clock; every `tick_seconds` each watched actor is told to re-estimate,
+  and it pushes only ETAs that moved.
+- **Eviction**: an actor nobody watches and nobody has written to for `idle_seconds` is stopped, so
+  memory follows the doctors in use today, not every doctor ever. It reloads on next use.
+- **Delivery** (the in-process end of the event bus): a change for a doctor with no live actor is
+  dropped on purpose — the store already has it and a later load will read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from actors.base import ActorStopped
+from actors.doctor import DoctorActor, DoctorNotFound
+from actors.hub import Hub
+from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Tick
+from actors.snapshot import QueueSnapshot
+from server import metrics
+
+log = logging.getLogger("medpharma.actors")
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class QueueRegistry:
+    def __init__(self, store, hub: Hub, *, clock: Callable[[], datetime] = system_clock,
+                 tick_seconds: float = 10.0, idle_seconds: float = 300.0):
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+        self.tick_seconds = tick_seconds
+        self.idle_seconds = idle_seconds
+        self.actors: dict[str, DoctorActor] = {}
+        self.appointment_doctor: dict[str, str] = {}
+        self._ticker: asyncio.Task | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="queue-ticker")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+            self._ticker = None
+        for doctor_id in list(self.actors):
+            await self._evict(doctor_id)
+
+    # -- actors ----------------------------------------------------------------------------------
+    def _actor(self, doctor_id: str) -> DoctorActor:
+        actor = self.actors.get(doctor_id)
+        if actor is None or actor.stopped:
+            actor = DoctorActor(doctor_id, store=self.store, hub=self.hub, clock=self.clock,
+                                index=self.appointment_doctor)
+            actor.start()
+            self.actors[doctor_id] = actor
+            metrics.actors_live.set(len(self.actors))
+        return actor
+
+    def live(self, doctor_id: str) -> DoctorActor | None:
+        actor = self.actors.get(doctor_id)
+        return actor if actor is not None and not actor.stopped else None
+
+    async def snapshot(self, doctor_id: str) -> QueueSnapshot:
+        """The doctor's queue now, loading the actor if needed. `DoctorNotFound` for an unknown doctor."""
+        actor = self._actor(doctor_id)
+        if actor.loaded:
+            return actor.view()
+        try:
+            await actor.ask(EnsureLoaded())
+        except DoctorNotFound:
+            await self._evict(doctor_id)
+            raise
+        except ActorStopped:
+            return await self.snapshot(doctor_id)
+        return actor.view()
+
+    def doctor_of(self, appointment_id: str) -> str | None:
+        """Which live queue holds this appointment, with no store round trip."""
+        return self.appointment_doctor.get(appointment_id)
+
+    # -- the bus end ---------------------------------------------------------------------------
+    async def deliver(self, change: AppointmentChanged | DoctorChanged | DoctorDeleted) -> None:
+        """Hands a committed change to the doctor's live actor and waits until its queue has it."""
+        actor = self.live(change.doctor_id)
+        if actor is None:
+            return
+        try:
+            await actor.ask(change)
+        except ActorStopped:
+            return
+        except DoctorNotFound:
+            await self._evict(change.doctor_id)
+            return
+        except Exception:
+            # The actor crashed on it and restarted from the store, which already holds the change;
+            # make sure the reload finished before the caller reads.
+            log.warning("change delivery failed; queue reloaded from the store",
+                        extra={"doctor": change.doctor_id})
+            try:
+                await actor.ask(EnsureLoaded())
+            except DoctorNotFound:
+                await self._evict(change.doctor_id)
+        if isinstance(change, DoctorDeleted):
+            await self._evict(change.doctor_id)
+        self._update_gauges()
+
+    # -- time ------------------------------------------------------------------------------------
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("queue tick failed")
+
+    async def tick(self) -> None:
+        """Re-estimates every watched queue and evicts idle unwatched ones. Returns once all are done."""
+        now = time.monotonic()
+        pending = []
+        for doctor_id, actor in list(self.actors.items()):
+            if actor.watched():
+                if actor.loaded:
+                    pending.append(actor.ask(Tick()))
+            elif now - actor.last_active >= self.idle_seconds and actor.mailbox_depth == 0:
+                await self._evict(doctor_id)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._update_gauges()
+
+    async def _evict(self, doctor_id: str) -> None:
+        actor = self.actors.pop(doctor_id, None)
+        if actor is None:
+            return
+        await actor.stop()
+        actor._forget_all()
+        metrics.actors_live.set(len(self.actors))
+
+    def _update_gauges(self) -> None:
+        metrics.actors_live.set(len(self.actors))
+        metrics.queue_waiting_appointments.set(sum(a.waiting_count for a in self.actors.values()))

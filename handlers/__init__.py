@@ -1,0 +1,1 @@
+"""Tornado request and WebSocket handlers, one module per resource."""

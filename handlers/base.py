@@ -1,0 +1,191 @@
+"""The base every API handler stands on: JSON in and out, errors as JSON, the caller's identity.
+
+Modelled on JupyterHub's `APIHandler`: one place decides how a body is read, how any exception
+becomes `{"message", "code", "details"?}` with the right status, and who the caller is. Bodies are
+streamed so that an oversize one is refused with `413` as soon as its size is known, instead of
+being buffered first (or cut off by Tornado's own limit with a bare `400`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+from tornado import web
+
+from server import metrics
+from server.auth import Principal, TokenError
+from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from server.store import to_object_id
+
+log = logging.getLogger("medpharma.http")
+
+MAX_BODY_BYTES = 64 * 1024
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                 429: "rate_limited", 503: "store_unavailable"}
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+@web.stream_request_body
+class APIHandler(web.RequestHandler):
+    route = "unmatched"
+
+    def initialize(self, route: str = "unmatched") -> None:
+        self.route = route
+        self._body_parts: list[bytes] = []
+        self._body_size = 0
+        self._too_large = False
+        self._principal: Principal | None = None
+        self._started = time.perf_counter()
+        self.request_id = ""
+
+    @property
+    def services(self):
+        return self.application.settings["services"]
+
+    def set_default_headers(self) -> None:
+        """CORS for the browser apps named in CLIENT_ORIGIN; tokens travel in a header, not cookies."""
+        origin = self.request.headers.get("Origin")
+        if origin and origin.rstrip("/") in self.services.settings.client_origins:
+            self.set_header("Access-Control-Allow-Origin", origin.rstrip("/"))
+            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+            self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
+            self.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+            self.set_header("Access-Control-Max-Age", "600")
+        self.set_header("Vary", "Origin")
+
+    async def options(self, *args) -> None:
+        """CORS preflight."""
+        self.set_status(204)
+        self.finish()
+
+    # -- request body ----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        incoming = self.request.headers.get("X-Request-Id", "")
+        self.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        self.set_header("X-Request-Id", self.request_id)
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            self._too_large = True
+            raise PayloadTooLarge()
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._too_large:
+            return
+        self._body_size += len(chunk)
+        if self._body_size > MAX_BODY_BYTES:
+            self._too_large = True
+            self._body_parts.clear()
+            return
+        self._body_parts.append(chunk)
+
+    def json_body(self) -> Any:
+        """The parsed body; `400` for empty or invalid JSON, `413` past 64 KiB."""
+        if self._too_large:
+            raise PayloadTooLarge()
+        raw = b"".join(self._body_parts)
+        if not raw.strip():
+            raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            raise ValidationFailed("The request body is not valid JSON.", code="invalid_json") from None
+
+    # -- caller --------------------------------------------------------------------------------
+    @property
+    def principal(self) -> Principal | None:
+        """The caller if a valid token came with the request; a bad token is an error, not anonymity."""
+        if self._principal is None:
+            token = bearer_token(self.request.headers.get("Authorization"))
+            if token is None:
+                return None
+            try:
+                self._principal = self.services.tokens.decode(token)
+            except TokenError as exc:
+                metrics.auth_failures_total.labels(exc.reason).inc()
+                message = "Your session has expired; sign in again." if exc.reason == "expired_token" \
+                    else "The access token is invalid."
+                raise Unauthorized(message, code=exc.reason) from None
+        return self._principal
+
+    def require_user(self, *roles: str) -> Principal:
+        principal = self.principal
+        if principal is None:
+            metrics.auth_failures_total.labels("missing_token").inc()
+            raise Unauthorized("Sign in first: send Authorization: Bearer <token>.", code="unauthorized")
+        if roles and principal.role not in roles:
+            metrics.auth_failures_total.labels("forbidden").inc()
+            raise Forbidden()
+        return principal
+
+    @staticmethod
+    def path_id(value: str, what: str = "Resource"):
+        oid = to_object_id(value)
+        if oid is None:
+            raise NotFound(f"{what} not found.")
+        return oid
+
+    # -- answers -------------------------------------------------------------------------------
+    def send_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+            body = {"message": exc.message, "code": exc.code}
+            if exc.details:
+                body["details"] = exc.details
+        elif isinstance(exc, web.HTTPError) and status_code < 500:
+            reason = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
+            body = {"message": f"{reason}.", "code": _STATUS_CODES.get(status_code, "http_error")}
+        else:
+            body = {"message": "Something went wrong on our side.", "code": "internal_error"}
+        self.clear_header("Content-Type")
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        # ApiError is an expected answer, not a failure: send it without Tornado's traceback log.
+        if isinstance(e, ApiError):
+            if self._finished:
+                return
+            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+    def on_finish(self) -> None:
+        status = self.get_status()
+        method = self.request.method or "OTHER"
+        metrics.http_requests_total.labels(method, self.route, str(status)).inc()
+        metrics.http_request_duration_seconds.labels(method, self.route).observe(
+            time.perf_counter() - self._started)
+
+
+class NotFoundHandler(APIHandler):
+    """Every unknown path: the JSON 404, whatever the method."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise NotFound("No such endpoint.")
+
+
+class LivenessHandler(APIHandler):
+    async def get(self) -> None:
+        self.send_json({"message": "MedPharma API is running..."})

@@ -1,0 +1,91 @@
+"""Per-socket outbox: what keeps one slow reader from holding up the server or anyone else.
+
+Actors offer messages synchronously and never wait. Two kinds of message:
+- **latest-value** (`queue:state` per doctor, `queue:update` per appointment): keyed by subscription;
+  a newer value replaces an unsent older one, so a reader that falls behind costs one pending message
+  per subscription, however long it stalls, and gets the newest value when it catches up;
+- **events** (`turn:now`, `doctor:status`, `pong`, `error`): every one matters, so they queue, up to
+  a bound; a socket past it is closed with 1013 ("try again later") rather than buffered forever.
+
+One writer task per socket drains the outbox, awaiting each write, so at most one frame sits in
+Tornado's buffer. Messages are rendered (per viewer) and serialized only when about to be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict, deque
+from typing import Any, Callable
+
+from actors.hub import Outgoing
+from server import metrics
+
+log = logging.getLogger("medpharma.ws")
+
+MAX_PENDING_EVENTS = 256
+SLOW_READER_CLOSE_CODE = 1013
+
+
+class Outbox:
+    def __init__(self, viewer: Any, write: Callable[[str], Any], on_overflow: Callable[[], None],
+                 max_events: int = MAX_PENDING_EVENTS):
+        self.viewer = viewer
+        self._write = write
+        self._on_overflow = on_overflow
+        self._max_events = max_events
+        self._latest: OrderedDict[str, Outgoing] = OrderedDict()
+        self._events: deque[Outgoing] = deque()
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task | None = None
+
+    # -- the Subscriber protocol (called by actors; never blocks) ----------------------------------
+    def offer(self, key: str, message: Outgoing) -> None:
+        if self._closed:
+            return
+        self._latest[key] = message
+        self._wake.set()
+
+    def offer_event(self, message: Outgoing) -> None:
+        if self._closed:
+            return
+        if len(self._events) >= self._max_events:
+            self.close()
+            self._on_overflow()
+            return
+        self._events.append(message)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._latest) + len(self._events)
+
+    # -- the writer ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    def close(self) -> None:
+        self._closed = True
+        self._latest.clear()
+        self._events.clear()
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        while not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            while not self._closed and (self._events or self._latest):
+                message = self._events.popleft() if self._events else self._latest.popitem(last=False)[1]
+                try:
+                    frame = json.dumps(message.payload_for(self.viewer), separators=(",", ":"))
+                except Exception:
+                    log.exception("could not render a message", extra={"event": message.event})
+                    continue
+                try:
+                    await self._write(frame)
+                except Exception:  # the socket closed under us; on_close does the clean-up
+                    self._closed = True
+                    return
+                metrics.ws_messages_sent_total.labels(message.event).inc()

@@ -1,0 +1,236 @@
+"""`GET /ws`: the live queue over a native WebSocket.
+
+Authentication and the Origin check happen before the upgrade, so a refused client gets a plain
+`401`/`403` with the JSON error shape, never an open socket. After that every frame is a JSON object;
+anything wrong with a frame answers an `error` frame and the socket stays open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit
+
+from tornado import websocket
+
+from actors.doctor import DoctorNotFound
+from actors.hub import Outgoing, appointment_room, doctor_room
+from actors.snapshot import QueueSnapshot
+from handlers.base import bearer_token
+from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
+from server import metrics
+from server.auth import TokenError
+from server.errors import ApiError, Forbidden, StoreUnavailable, Unauthorized
+from server.transitions import relation
+from server.values import to_object_id
+
+log = logging.getLogger("medpharma.ws")
+
+MAX_SUBSCRIPTIONS = 32
+MAX_FRAME_BYTES = 4096
+FRAME_KEYS = {"type", "doctorId", "appointmentId"}
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class QueueSocket(websocket.WebSocketHandler):
+    def initialize(self, route: str = "/ws") -> None:
+        self.route = route
+        self.viewer = None
+        self.outbox: Outbox | None = None
+        self.rooms: set[str] = set()
+        self.drop_reason: str | None = None
+
+    @property
+    def services(self):
+        return self.application.settings["services"]
+
+    # -- before the upgrade ------------------------------------------------------------------------
+    def prepare(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin):
+            metrics.auth_failures_total.labels("forbidden").inc()
+            raise Forbidden("This origin may not open a live connection.", code="origin_not_allowed")
+        token = bearer_token(self.request.headers.get("Authorization")) or self.get_query_argument("token", None)
+        if not token:
+            metrics.auth_failures_total.labels("missing_token").inc()
+            raise Unauthorized("Send a token: Authorization: Bearer <token>, or ?token=<token>.")
+        try:
+            self.viewer = self.services.tokens.decode(token)
+        except TokenError as exc:
+            metrics.auth_failures_total.labels(exc.reason).inc()
+            raise Unauthorized("The access token is invalid or expired.", code=exc.reason) from None
+
+    def _origin_allowed(self, origin: str) -> bool:
+        origin = origin.rstrip("/").lower()
+        if origin in (o.lower() for o in self.services.settings.client_origins):
+            return True
+        return urlsplit(origin).netloc == self.request.host.lower()
+
+    def check_origin(self, origin: str) -> bool:
+        return True  # already decided in prepare(), with a JSON 403
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            body = {"message": exc.message, "code": exc.code}
+        else:
+            body = {"message": "Something went wrong on our side.", "code": "internal_error"}
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, ApiError) and not self._finished:
+            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+    # -- the open socket -----------------------------------------------------------------------------
+    def open(self) -> None:
+        self.outbox = Outbox(self.viewer, self.write_message, self._drop_slow_reader)
+        self.outbox.start()
+        self.services.sockets.add(self)
+        metrics.ws_connections_open.inc()
+
+    async def on_message(self, message: str | bytes) -> None:
+        try:
+            frame = self._parse(message)
+            kind = frame["type"]
+            if kind == "ping":
+                self._send_event("pong", None)
+            elif kind == "queue:subscribe":
+                await self._subscribe(frame)
+            elif kind == "queue:unsubscribe":
+                self._unsubscribe(frame)
+            else:
+                raise FrameError("unknown_type", f"Unknown frame type {kind!r}.")
+        except FrameError as exc:
+            self._send_event("error", {"code": exc.code, "message": exc.message})
+        except StoreUnavailable as exc:
+            self._send_event("error", {"code": exc.code, "message": exc.message})
+
+    def on_close(self) -> None:
+        hub = self.services.hub
+        for room in self.rooms:
+            if self.outbox is not None:
+                hub.leave(room, self.outbox)
+        self.rooms.clear()
+        if self.outbox is not None:
+            self.outbox.close()
+        if self in self.services.sockets:
+            self.services.sockets.discard(self)
+            metrics.ws_connections_open.dec()
+            reason = self.drop_reason or ("client_closed" if self.close_code is not None else "ping_timeout")
+            metrics.ws_sockets_dropped_total.labels(reason).inc()
+
+    def shutdown(self) -> None:
+        """Server going away: 1001, as RFC 6455 asks."""
+        self.drop_reason = "shutdown"
+        self.close(1001, "server shutting down")
+
+    def _drop_slow_reader(self) -> None:
+        self.drop_reason = "slow_reader"
+        log.warning("closing a socket that stopped reading", extra={"user": self.viewer.user_id})
+        self.close(SLOW_READER_CLOSE_CODE, "too many unread messages")
+
+    # -- frames ------------------------------------------------------------------------------------
+    @staticmethod
+    def _parse(message: str | bytes) -> dict:
+        if isinstance(message, bytes):
+            raise FrameError("bad_frame", "Send text frames holding JSON objects.")
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            raise FrameError("bad_json", "The frame is not valid JSON.") from None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            raise FrameError("bad_frame", "A frame is a JSON object with a string \"type\".")
+        unknown = set(frame) - FRAME_KEYS
+        if unknown:
+            raise FrameError("bad_frame", f"Unknown fields: {', '.join(sorted(unknown))}.")
+        for key in ("doctorId", "appointmentId"):
+            if key in frame and to_object_id(frame[key]) is None:
+                raise FrameError("bad_frame", f"{key} must be a 24-hex id.")
+        return frame
+
+    async def _subscribe(self, frame: dict) -> None:
+        doctor_id, appointment_id = frame.get("doctorId"), frame.get("appointmentId")
+        if doctor_id is None and appointment_id is None:
+            raise FrameError("bad_frame", "Give doctorId and/or appointmentId.")
+        new_rooms = {r for r in (doctor_id and doctor_room(doctor_id),
+                                 appointment_id and appointment_room(appointment_id)) if r} - self.rooms
+        if len(self.rooms) + len(new_rooms) > MAX_SUBSCRIPTIONS:
+            raise FrameError("too_many_subscriptions", f"At most {MAX_SUBSCRIPTIONS} subscriptions per socket.")
+        if appointment_id is not None:
+            await self._subscribe_appointment(appointment_id)
+        if doctor_id is not None:
+            await self._subscribe_doctor(doctor_id)
+
+    async def _subscribe_doctor(self, doctor_id: str) -> None:
+        snapshot = await self._snapshot(doctor_id)
+        if self.outbox is None or self.close_code is not None:
+            return
+        self._join(doctor_room(doctor_id))
+        viewer = self.viewer
+        staff = viewer.is_admin or viewer.is_doctor_of(doctor_id)
+        self.outbox.offer(f"queue:state:{doctor_id}",
+                          Outgoing("queue:state", snapshot.state_for(staff, viewer.user_id)))
+
+    async def _subscribe_appointment(self, appointment_id: str) -> None:
+        services, viewer = self.services, self.viewer
+        doctor_id = services.queues.doctor_of(appointment_id)
+        snapshot = await self._snapshot(doctor_id) if doctor_id is not None else None
+        entry = snapshot.entry(appointment_id) if snapshot is not None else None
+        if entry is not None:
+            allowed = viewer.is_admin or viewer.is_doctor_of(doctor_id) or viewer.user_id == entry.patient
+            status = entry.status
+        else:
+            appointment = await services.store.find_appointment(to_object_id(appointment_id))
+            if appointment is None:
+                raise FrameError("not_found", "Appointment not found.")
+            allowed = relation(viewer, appointment) is not None
+            doctor_id, status = str(appointment["doctor"]), appointment["status"]
+            snapshot = await self._snapshot(doctor_id, missing_ok=True)
+        if not allowed:
+            raise FrameError("forbidden", "You may not follow this appointment.")
+        update = snapshot.update_for(appointment_id) if snapshot is not None else None
+        if update is None:
+            settings = snapshot.settings if snapshot is not None else None
+            update = {"appointmentId": appointment_id, "status": status, "position": -1, "etaMinutes": 0,
+                      "expectedStartAt": None,
+                      "isRunningLate": settings.is_running_late if settings else False,
+                      "lateByMinutes": settings.late_by_minutes if settings else 0}
+        if self.outbox is None or self.close_code is not None:
+            return
+        self._join(appointment_room(appointment_id))
+        self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", update))
+
+    async def _snapshot(self, doctor_id: str, missing_ok: bool = False) -> QueueSnapshot | None:
+        try:
+            return await self.services.queues.snapshot(doctor_id)
+        except DoctorNotFound:
+            if missing_ok:
+                return None
+            raise FrameError("not_found", "Doctor not found.") from None
+
+    def _unsubscribe(self, frame: dict) -> None:
+        rooms = [r for r in (frame.get("doctorId") and doctor_room(frame["doctorId"]),
+                             frame.get("appointmentId") and appointment_room(frame["appointmentId"])) if r]
+        if not rooms:
+            raise FrameError("bad_frame", "Give doctorId and/or appointmentId.")
+        for room in rooms:
+            if room in self.rooms:
+                self.rooms.discard(room)
+                self.services.hub.leave(room, self.outbox)
+
+    def _join(self, room: str) -> None:
+        self.rooms.add(room)
+        self.services.hub.join(room, self.outbox)
+
+    def _send_event(self, event: str, data: dict | None) -> None:
+        if self.outbox is not None:
+            self.outbox.offer_event(Outgoing(event, data))

@@ -1,0 +1,84 @@
+"""Appointment bodies, the admin list's query, and the public shape of an appointment."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from schemas.base import StrictSchema
+from schemas.fields import CleanString, NormalisedEmail, ObjectIdField, StrictInteger, UtcDateTime
+
+STATUSES = ("pending", "confirmed", "in_consultation", "completed", "cancelled", "no_show")
+
+
+class AppointmentCreateSchema(StrictSchema):
+    patientName = CleanString(required=True, validate=validate.Length(min=1, max=100))
+    patientEmail = NormalisedEmail(required=True, validate=validate.Length(max=254))
+    patientPhone = CleanString(required=True, validate=validate.Length(min=3, max=40))
+    doctor = ObjectIdField(required=True)
+    date = UtcDateTime(required=True)
+    reason = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class AppointmentStatusSchema(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+
+class AppointmentListQuerySchema(StrictSchema):
+    limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=200))
+    offset = StrictInteger(load_default=0, validate=validate.Range(min=0, max=1_000_000))
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    doctor = ObjectIdField(load_default=None)
+
+
+class AppointmentSchema(StrictSchema):
+    id = ObjectIdField(attribute="_id")
+    patient = ObjectIdField()
+    patientName = fields.String()
+    patientEmail = fields.String()
+    patientPhone = fields.String()
+    doctor = ObjectIdField()
+    date = UtcDateTime()
+    reason = fields.String()
+    status = fields.String()
+    createdAt = UtcDateTime()
+    updatedAt = UtcDateTime()
+    startedAt = UtcDateTime()
+    completedAt = UtcDateTime()
+    joinUrl = fields.String()
+
+
+class QueuePositionSchema(StrictSchema):
+    """`GET /api/queue/appointment/{id}/position`."""
+
+    appointmentId = fields.String()
+    status = fields.String()
+    position = fields.Integer()
+    etaMinutes = fields.Integer()
+    expectedStartAt = fields.String(allow_none=True)
+    avgConsultMinutes = fields.Integer()
+    isRunningLate = fields.Boolean()
+    lateByMinutes = fields.Integer()
+
+
+appointment_schema = AppointmentSchema()
+OPTIONAL = ("startedAt", "completedAt", "joinUrl")
+
+
+def may_see_join_url(appointment: dict, viewer) -> bool:
+    if viewer is None:
+        return False
+    return (viewer.is_admin or viewer.is_doctor_of(str(appointment["doctor"]))
+            or viewer.user_id == str(appointment["patient"]))
+
+
+def present(appointment: dict | None, viewer) -> dict | None:
+    """The API shape; `startedAt`/`completedAt` only once set, `joinUrl` only for who may join."""
+    if appointment is None:
+        return None
+    data = appointment_schema.dump(appointment)
+    for key in OPTIONAL:
+        if data.get(key) is None:
+            data.pop(key, None)
+    if "joinUrl" in data and not may_see_join_url(appointment, viewer):
+        del data["joinUrl"]
+    return data

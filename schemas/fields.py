@@ -1,0 +1,103 @@
+"""Field types shared by every schema: strict numbers and booleans, ids, UTC times, emails.
+
+marshmallow's defaults are lenient in ways an API should not be: `Integer` takes `"5"` and `True`,
+`Boolean` takes `"yes"`, `AwareDateTime` keeps the caller's offset. These fields refuse the former
+and normalise the latter, so handlers only ever see clean Python values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from bson import ObjectId
+from marshmallow import ValidationError, fields, pre_load  # noqa: F401  (re-exported for schemas)
+
+from server.values import format_utc, to_object_id, truncate_ms
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """ISO 8601 in, aware UTC out; a time without a zone is refused rather than guessed."""
+
+    default_error_messages = {"naive": "Give a time zone, for example 2026-11-23T10:15:00Z."}
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", default_timezone=None, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return format_utc(value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        return truncate_ms(parsed.astimezone(timezone.utc))
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: not a string of digits, not a boolean, not 5.5."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON `true` or `false` only."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class CleanString(fields.String):
+    """A string with surrounding blanks removed; an empty result counts as missing when required."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text and self.required:
+            raise ValidationError("Must not be empty.")
+        return text
+
+
+class NormalisedEmail(fields.Email):
+    """Trimmed and lower-cased before validation, so `A@X.org ` and `a@x.org` are one account."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ObjectIdField(fields.Field):
+    """24-hex string in → ObjectId; ObjectId out → string."""
+
+    default_error_messages = {"invalid": "Not a valid id."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        oid = to_object_id(value) if isinstance(value, str) else None
+        if oid is None:
+            raise self.make_error("invalid")
+        return oid
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else str(value)
+
+
+class Password(fields.String):
+    """8 to 72 bytes: bcrypt ignores everything past byte 72, so longer would be a silent lie."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        size = len(text.encode("utf-8"))
+        if size < 8 or size > 72:
+            raise ValidationError("Must be 8 to 72 bytes long.")
+        return text
+
+
+__all__ = ["UtcDateTime", "StrictInteger", "StrictBoolean", "CleanString", "NormalisedEmail",
+           "ObjectIdField", "Password", "format_utc", "ObjectId"]

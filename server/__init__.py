@@ -1,0 +1,1 @@
+"""Application assembly and infrastructure."""

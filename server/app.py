@@ -1,0 +1,177 @@
+"""Application assembly: routes, shared services, start-up and graceful shutdown.
+
+`Server` owns the lifecycle: connect the store and create its indexes, seed the first admin, start
+the queue registry and the event-loop probe, listen; and on stop, refuse new connections, close every
+WebSocket with 1001, let in-flight requests finish, stop the actors and close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tornado import httpserver, web
+
+from actors.hub import Hub
+from actors.registry import QueueRegistry, system_clock
+from config.settings import Settings
+from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, ws
+from handlers.base import LivenessHandler, NotFoundHandler
+from server import metrics
+from server.auth import PasswordHasher, TokenIssuer
+from server.bus import InProcessBus
+from server.logs import log_request
+from server.seed import seed_admin
+from server.store import Store
+
+log = logging.getLogger("medpharma.server")
+
+ID = r"([^/]+)"
+LOOP_PROBE_SECONDS = 0.25
+DRAIN_SECONDS = 8.0
+
+
+@dataclass
+class Services:
+    """Everything a handler needs, built once per app."""
+
+    settings: Settings
+    store: Store
+    hasher: PasswordHasher
+    tokens: TokenIssuer
+    hub: Hub
+    queues: QueueRegistry
+    bus: Any
+    sockets: set = field(default_factory=set)
+
+    def refresh_gauges(self) -> None:
+        metrics.actors_live.set(len(self.queues.actors))
+        metrics.queue_waiting_appointments.set(sum(a.waiting_count for a in self.queues.actors.values()))
+        metrics.actor_mailbox_depth.set(sum(a.mailbox_depth for a in self.queues.actors.values()))
+
+
+ROUTES: list[tuple[str, type]] = [
+    (r"/", LivenessHandler),
+    (r"/healthz", ops.HealthHandler),
+    (r"/readyz", ops.ReadyHandler),
+    (r"/metrics", ops.MetricsHandler),
+    (r"/ws", ws.QueueSocket),
+    (r"/api/auth/register", auth_handlers.RegisterHandler),
+    (r"/api/auth/login", auth_handlers.LoginHandler),
+    (r"/api/auth/me", auth_handlers.MeHandler),
+    (r"/api/auth/register/invite", auth_handlers.InviteRegisterHandler),
+    (r"/api/admin/invites", admin.InvitesHandler),
+    (r"/api/doctors", doctors.DoctorsHandler),
+    (rf"/api/doctors/{ID}", doctors.DoctorHandler),
+    (rf"/api/doctors/{ID}/status", doctors.DoctorStatusHandler),
+    (rf"/api/doctors/{ID}/queue/next", doctors.QueueNextHandler),
+    (r"/api/appointments", appointments.AppointmentsHandler),
+    (r"/api/appointments/my", appointments.MyAppointmentsHandler),
+    (rf"/api/appointments/doctor/{ID}", appointments.DoctorAppointmentsHandler),
+    (rf"/api/appointments/{ID}", appointments.AppointmentHandler),
+    (rf"/api/appointments/{ID}/status", appointments.AppointmentStatusHandler),
+    (rf"/api/queue/doctor/{ID}", queue.DoctorQueueHandler),
+    (rf"/api/queue/appointment/{ID}/position", queue.AppointmentPositionHandler),
+]
+
+
+def route_label(pattern: str) -> str:
+    """`/api/doctors/([^/]+)/status` → `/api/doctors/{id}/status`: a bounded metrics label."""
+    return pattern.replace(ID, "{id}")
+
+
+def make_app(services: Services) -> web.Application:
+    handlers = [web.url(pattern, handler, {"route": route_label(pattern)}) for pattern, handler in ROUTES]
+    return web.Application(
+        handlers,
+        services=services,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"route": "unmatched"},
+        log_function=log_request,
+        websocket_ping_interval=20,
+        websocket_ping_timeout=20,
+        websocket_max_message_size=ws.MAX_FRAME_BYTES,
+        compress_response=False,
+        serve_traceback=False,
+    )
+
+
+def build_services(settings: Settings, *, store: Store | None = None,
+                   clock: Callable = system_clock, tick_seconds: float = 10.0,
+                   idle_seconds: float = 300.0) -> Services:
+    store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
+    hub = Hub()
+    registry = QueueRegistry(store, hub, clock=clock, tick_seconds=tick_seconds, idle_seconds=idle_seconds)
+    return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
+                    tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
+                    hub=hub, queues=registry, bus=InProcessBus(registry))
+
+
+class Server:
+    def __init__(self, settings: Settings, **service_options):
+        self.settings = settings
+        self.service_options = service_options
+        self.services: Services | None = None
+        self.http: httpserver.HTTPServer | None = None
+        self.port: int | None = None
+        self._probe: asyncio.Task | None = None
+
+    async def start(self) -> "Server":
+        settings = self.settings
+        if settings.embedded_store:
+            log.warning("MONGO_URI is not set: using the embedded in-memory store; all data ends with the process")
+        if settings.jwt_secret_generated:
+            log.warning("JWT_SECRET is not set: using a random secret; tokens end with the process")
+        self.services = build_services(settings, **self.service_options)
+        await self.services.store.ensure_indexes()
+        if settings.seed_admin_email:
+            outcome = await seed_admin(self.services, settings.seed_admin_email, settings.seed_admin_password,
+                                       settings.seed_admin_name)
+            log.info("seed admin %s", outcome, extra={"email": settings.seed_admin_email})
+        self.services.queues.start()
+        self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
+        app = make_app(self.services)
+        # The API refuses bodies over 64 KiB itself (413); this is only the hard stop.
+        self.http = httpserver.HTTPServer(app, max_body_size=1024 * 1024, xheaders=False)
+        sockets = self.http_sockets()
+        self.http.add_sockets(sockets)
+        self.port = sockets[0].getsockname()[1]
+        log.info("listening", extra={"host": settings.host, "port": self.port})
+        return self
+
+    def http_sockets(self):
+        from tornado.netutil import bind_sockets
+        return bind_sockets(self.settings.port, self.settings.host)
+
+    async def stop(self) -> None:
+        """Graceful: stop accepting, 1001 to every socket, drain requests, stop actors, close the store."""
+        if self.http is None:
+            return
+        started = time.monotonic()
+        self.http.stop()
+        for socket in list(self.services.sockets):
+            socket.shutdown()
+        try:
+            await asyncio.wait_for(self.http.close_all_connections(), DRAIN_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not finish in time")
+        if self._probe is not None:
+            self._probe.cancel()
+        await self.services.queues.stop()
+        await self.services.store.close()
+        self.http = None
+        log.info("stopped", extra={"seconds": round(time.monotonic() - started, 3)})
+
+
+async def probe_event_loop() -> None:
+    """Sleeps a fixed time and measures how late it wakes: the loop's lag, for the metrics."""
+    loop = asyncio.get_running_loop()
+    while True:
+        expected = loop.time() + LOOP_PROBE_SECONDS
+        await asyncio.sleep(LOOP_PROBE_SECONDS)
+        lag = max(0.0, loop.time() - expected)
+        metrics.event_loop_lag_seconds.set(lag)
+        metrics.event_loop_lag_observed_seconds.observe(lag)

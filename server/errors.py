@@ -1,0 +1,72 @@
+"""Errors that become the API's JSON error shape.
+
+Code anywhere below the handlers raises these; `handlers.base.APIHandler.write_error` turns them into
+`{"message", "code", "details"?}` with the status they carry. Anything else that escapes a handler is
+a bug and becomes a bare 500 with no internals in the body.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+    message = "The request is invalid."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 status: int | None = None, details: dict | None = None,
+                 headers: dict[str, str] | None = None):
+        self.message = message or self.message
+        self.code = code or self.code
+        self.status = status or self.status
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(ApiError):
+    status = 400
+    code = "validation_error"
+    message = "Some fields are invalid."
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+    message = "Authentication is required."
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+    message = "You are not allowed to do this."
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+    message = "The request body is larger than 64 KiB."
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
+    message = "Too many requests; try again later."
+
+
+class StoreUnavailable(ApiError):
+    status = 503
+    code = "store_unavailable"
+    message = "The data store is unavailable; try again shortly."

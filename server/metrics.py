@@ -1,0 +1,105 @@
+"""Every Prometheus metric the service exports, declared in one place.
+
+Names follow `medpharma_<noun>_<verb>_<unit>`. Label values that are known up front are created at
+import so a dashboard sees a zero, not a missing series, before the first event. The module keeps its
+own registry so tests can start several apps in one process without "duplicated timeseries" errors
+and so `/metrics` shows only what we own plus the process/platform collectors.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector,
+                               ProcessCollector)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "doctor:status", "error", "pong")
+SOCKET_DROP_REASONS = ("slow_reader", "ping_timeout", "shutdown", "client_closed", "too_many_subscriptions")
+AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
+                        "invite_used", "invite_expired", "forbidden")
+ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick")
+
+http_requests_total = Counter(
+    "medpharma_http_requests_total",
+    "HTTP requests answered, by method, route pattern (never the raw path) and status code.",
+    ["method", "route", "status"], registry=REGISTRY)
+
+http_request_duration_seconds = Histogram(
+    "medpharma_http_request_duration_seconds",
+    "Time from a request's arrival to its answer, by method and route pattern.",
+    ["method", "route"], registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+ws_connections_open = Gauge(
+    "medpharma_ws_connections_open",
+    "WebSocket connections currently open.", registry=REGISTRY)
+
+ws_messages_sent_total = Counter(
+    "medpharma_ws_messages_sent_total",
+    "Frames written to WebSocket clients, by event name.", ["event"], registry=REGISTRY)
+
+ws_sockets_dropped_total = Counter(
+    "medpharma_ws_sockets_dropped_total",
+    "WebSocket connections closed by the server or lost, by reason.", ["reason"], registry=REGISTRY)
+
+actors_live = Gauge(
+    "medpharma_actors_live",
+    "Doctor actors currently in memory.", registry=REGISTRY)
+
+actor_restarts_total = Counter(
+    "medpharma_actor_restarts_total",
+    "Doctor actors restarted after a crash while handling a message.", registry=REGISTRY)
+
+actor_mailbox_depth = Gauge(
+    "medpharma_actor_mailbox_depth",
+    "Messages waiting in all doctor actors' mailboxes together.", registry=REGISTRY)
+
+actor_message_duration_seconds = Histogram(
+    "medpharma_actor_message_duration_seconds",
+    "Time an actor spends handling one message, by message kind.", ["message"], registry=REGISTRY,
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+
+queue_waiting_appointments = Gauge(
+    "medpharma_queue_waiting_appointments",
+    "Waiting (pending or confirmed) appointments across the queues loaded in memory.", registry=REGISTRY)
+
+push_lag_seconds = Histogram(
+    "medpharma_push_lag_seconds",
+    "Time from a committed change reaching its actor's mailbox to its pushes being queued on sockets.",
+    registry=REGISTRY,
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+
+store_operation_duration_seconds = Histogram(
+    "medpharma_store_operation_duration_seconds",
+    "Latency of store (MongoDB) operations, by named operation.", ["operation"], registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+store_errors_total = Counter(
+    "medpharma_store_errors_total",
+    "Store operations that failed because the store was unreachable or timed out.", ["operation"],
+    registry=REGISTRY)
+
+event_loop_lag_seconds = Gauge(
+    "medpharma_event_loop_lag_seconds",
+    "How late the last periodic event-loop probe ran; high values mean something blocks the loop.",
+    registry=REGISTRY)
+
+event_loop_lag_observed_seconds = Histogram(
+    "medpharma_event_loop_lag_observed_seconds",
+    "Distribution of event-loop probe delays.", registry=REGISTRY,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+auth_failures_total = Counter(
+    "medpharma_auth_failures_total",
+    "Refused authentications and authorizations, by reason.", ["reason"], registry=REGISTRY)
+
+for _event in EVENT_NAMES:
+    ws_messages_sent_total.labels(_event)
+for _reason in SOCKET_DROP_REASONS:
+    ws_sockets_dropped_total.labels(_reason)
+for _reason in AUTH_FAILURE_REASONS:
+    auth_failures_total.labels(_reason)
+for _message in ACTOR_MESSAGES:
+    actor_message_duration_seconds.labels(_message)
