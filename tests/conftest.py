@@ -1,0 +1,242 @@
+"""Shared fixtures: a real server on a free port, real HTTP and WebSocket clients, and factories.
+
+The store is the embedded one unless MEDPHARMA_TEST_MONGO_URI points at a real MongoDB; then each
+test gets its own database, dropped afterwards. Nothing here fakes the HTTP layer: tests see exactly
+what a client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from config.settings import Settings
+from server.app import Server
+from server.store import Store
+
+TEST_MONGO_URI = os.environ.get("MEDPHARMA_TEST_MONGO_URI") or None
+ADMIN_EMAIL = "root@medpharma.test"
+ADMIN_PASSWORD = "admin-password-1"
+JWT_SECRET = "test-secret-that-is-at-least-32-characters-long"
+
+
+class FakeClock:
+    """Real time plus an offset the test controls; the actors' idea of "now"."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def advance(self, **delta) -> None:
+        self.offset += timedelta(**delta)
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: Any
+    text: str = ""
+
+
+def make_settings(**overrides) -> Settings:
+    values = dict(port=0, host="127.0.0.1", mongo_uri=TEST_MONGO_URI,
+                  mongo_db=f"medpharma_test_{uuid.uuid4().hex[:12]}", jwt_secret=JWT_SECRET,
+                  jwt_secret_generated=False, bcrypt_rounds=4, seed_admin_email=ADMIN_EMAIL,
+                  seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin")
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Api:
+    """A thin JSON client over Tornado's AsyncHTTPClient; never raises on an error status."""
+
+    base: str
+    http: AsyncHTTPClient = field(default_factory=AsyncHTTPClient)
+
+    async def request(self, method: str, path: str, body: Any = None, token: str | None = None,
+                      raw: bytes | str | None = None, headers: dict | None = None) -> Response:
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        payload = None
+        if raw is not None:
+            payload = raw.encode() if isinstance(raw, str) else raw
+        elif body is not None:
+            payload = json.dumps(body).encode()
+            all_headers.setdefault("Content-Type", "application/json")
+        if payload is None and method in ("POST", "PUT", "PATCH"):
+            payload = b""
+        request = HTTPRequest(self.base + path, method=method, body=payload, headers=all_headers,
+                              allow_nonstandard_methods=True, request_timeout=30)
+        response = await self.http.fetch(request, raise_error=False)
+        text = response.body.decode() if response.body else ""
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        return Response(response.code, parsed, response.headers, text)
+
+    async def get(self, path, **kw):
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path, body=None, **kw):
+        return await self.request("POST", path, body, **kw)
+
+    async def put(self, path, body=None, **kw):
+        return await self.request("PUT", path, body, **kw)
+
+    async def patch(self, path, body=None, **kw):
+        return await self.request("PATCH", path, body, **kw)
+
+    async def delete(self, path, **kw):
+        return await self.request("DELETE", path, **kw)
+
+
+class WsClient:
+    """A WebSocket client that reads JSON frames with a timeout."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    async def send(self, frame: dict | str) -> None:
+        await self.connection.write_message(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self, timeout: float = 5.0) -> dict | None:
+        message = await asyncio.wait_for(self.connection.read_message(), timeout)
+        return None if message is None else json.loads(message)
+
+    async def expect(self, event: str, timeout: float = 5.0, predicate=None) -> dict:
+        """The next frame with this event (skipping others); fails after `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no {event} frame within {timeout}s")
+            frame = await self.recv(remaining)
+            if frame is None:
+                raise AssertionError(f"socket closed while waiting for {event}")
+            if frame.get("event") == event and (predicate is None or predicate(frame["data"])):
+                return frame
+
+    async def drain(self, quiet: float = 0.2) -> list[dict]:
+        """Every frame that arrives until none has for `quiet` seconds."""
+        frames = []
+        while True:
+            try:
+                frame = await self.recv(quiet)
+            except asyncio.TimeoutError:
+                return frames
+            if frame is None:
+                return frames
+            frames.append(frame)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@dataclass
+class Harness:
+    server: Server
+    api: Api
+    clock: FakeClock
+    port: int
+
+    @property
+    def services(self):
+        return self.server.services
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def ws(self, token: str | None = None, query_token: bool = False, headers: dict | None = None):
+        url = f"ws://127.0.0.1:{self.port}/ws"
+        all_headers = dict(headers or {})
+        if token and query_token:
+            url += f"?token={token}"
+        elif token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        connection = await websocket_connect(HTTPRequest(url, headers=all_headers))
+        return WsClient(connection)
+
+    # -- factories ---------------------------------------------------------------------------------
+    async def admin_token(self) -> str:
+        response = await self.api.post("/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        assert response.status == 200, response.body
+        return response.body["token"]
+
+    async def register(self, name: str | None = None, email: str | None = None,
+                       password: str = "patient-password") -> tuple[str, dict]:
+        email = email or f"patient-{uuid.uuid4().hex[:10]}@example.org"
+        response = await self.api.post("/api/auth/register",
+                                       {"name": name or "Pat Patient", "email": email, "password": password})
+        assert response.status == 201, response.body
+        return response.body["token"], response.body["user"]
+
+    async def create_doctor(self, admin_token: str | None = None, **fields) -> dict:
+        admin_token = admin_token or await self.admin_token()
+        body = {"name": "Dr. Ada", "specialization": "General practice",
+                "email": f"doctor-{uuid.uuid4().hex[:10]}@example.org", "phone": "+1 555 0100", **fields}
+        response = await self.api.post("/api/doctors", body, token=admin_token)
+        assert response.status == 201, response.body
+        return response.body
+
+    async def doctor_account(self, doctor: dict, admin_token: str | None = None) -> tuple[str, dict]:
+        """Invites a user for this doctor profile and registers it; returns (token, user)."""
+        admin_token = admin_token or await self.admin_token()
+        invite = await self.api.post("/api/admin/invites", {"email": doctor["email"], "role": "doctor",
+                                                            "doctorId": doctor["id"]}, token=admin_token)
+        assert invite.status == 201, invite.body
+        response = await self.api.post("/api/auth/register/invite", {"token": invite.body["token"],
+                                                                     "name": doctor["name"],
+                                                                     "password": "doctor-password"})
+        assert response.status == 201, response.body
+        return response.body["token"], response.body["user"]
+
+    async def book(self, token: str, doctor_id: str, when: datetime | None = None, **fields) -> dict:
+        when = when or datetime.now(timezone.utc) + timedelta(minutes=5)
+        body = {"patientName": "Pat Patient", "patientEmail": "pat@example.org", "patientPhone": "+1 555 0199",
+                "doctor": doctor_id, "date": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", **fields}
+        response = await self.api.post("/api/appointments", body, token=token)
+        assert response.status == 201, response.body
+        return response.body
+
+
+async def start_harness(**options) -> Harness:
+    clock = options.pop("clock", None) or FakeClock()
+    settings = make_settings(**options.pop("settings", {}))
+    server = Server(settings, clock=clock, **options)
+    await server.start()
+    return Harness(server=server, api=Api(f"http://127.0.0.1:{server.port}"), clock=clock, port=server.port)
+
+
+async def stop_harness(harness: Harness) -> None:
+    services = harness.server.services
+    await harness.server.stop()
+    if TEST_MONGO_URI:
+        client = Store.connect(TEST_MONGO_URI, services.settings.mongo_db)
+        await client.client.drop_database(services.settings.mongo_db)
+        await client.close()
+
+
+@pytest.fixture
+async def harness():
+    """A running server on a free port, with a controllable clock for the actors."""
+    h = await start_harness()
+    try:
+        yield h
+    finally:
+        await stop_harness(h)
