@@ -18,6 +18,7 @@ import jwt
 
 ALGORITHM = "HS256"
 ROLES = ("patient", "doctor", "admin")
+MAX_PASSWORD_BYTES = 72  # bcrypt's limit; longer passwords are refused at registration
 
 # bcrypt releases the GIL, so two threads use both cores; more would only queue inside the pool.
 _password_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bcrypt")
@@ -58,10 +59,16 @@ class PasswordHasher:
         return hashed.decode()
 
     async def verify(self, password: str, hashed: str | None) -> bool:
+        """True only for the right password; an unknown account or an over-long password costs the
+        same bcrypt check as a real one, so timing does not tell which emails exist."""
         loop = asyncio.get_running_loop()
-        target = hashed.encode() if hashed else self._decoy
-        matched = await loop.run_in_executor(_password_pool, bcrypt.checkpw, password.encode(), target)
-        return matched and hashed is not None
+        candidate = password.encode()
+        usable = hashed is not None and len(candidate) <= MAX_PASSWORD_BYTES
+        target = hashed.encode() if usable else self._decoy
+        if not usable:
+            candidate = candidate[:MAX_PASSWORD_BYTES]
+        matched = await loop.run_in_executor(_password_pool, bcrypt.checkpw, candidate, target)
+        return matched and usable
 
 
 class TokenIssuer:
