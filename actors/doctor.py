@@ -20,7 +20,7 @@ from typing import Callable
 
 from actors.base import Actor
 from actors.hub import Hub, Outgoing, appointment_room, doctor_room
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted
+from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, Reload
 from actors.snapshot import WAITING, DoctorSettings, QueueEntry, QueueSnapshot, finished_update
 from server import metrics
 from server.values import to_object_id
@@ -88,6 +88,8 @@ class DoctorActor(Actor):
             self._forget_all()
             self.deleted = True
             return None
+        if isinstance(message, Reload):
+            self._reset()
         if not self.loaded:
             await self._load()
         if isinstance(message, AppointmentChanged):

@@ -41,3 +41,10 @@ class EnsureLoaded:
     """Load from the store if not loaded yet; answers with the snapshot."""
 
     kind = "load"
+
+
+@dataclass(frozen=True)
+class Reload:
+    """Forget everything and reload from the store (e.g. after missing bus messages)."""
+
+    kind = "load"

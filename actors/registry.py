@@ -21,7 +21,7 @@ from typing import Callable
 from actors.base import ActorStopped
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.hub import Hub
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Tick
+from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Reload, Tick
 from actors.snapshot import QueueSnapshot
 from server import metrics
 
@@ -118,6 +118,14 @@ class QueueRegistry:
         if isinstance(change, DoctorDeleted):
             await self._evict(change.doctor_id)
         self._update_gauges()
+
+    async def reload_all(self) -> None:
+        """Every live queue forgets its state and reloads it from the store."""
+        live = [(doctor_id, actor) for doctor_id, actor in self.actors.items() if not actor.stopped]
+        results = await asyncio.gather(*(actor.ask(Reload()) for _, actor in live), return_exceptions=True)
+        for (doctor_id, _), result in zip(live, results):
+            if isinstance(result, DoctorNotFound):
+                await self._evict(doctor_id)
 
     # -- time ------------------------------------------------------------------------------------
     async def _tick_forever(self) -> None:

@@ -22,7 +22,7 @@ from handlers import admin, appointments, auth as auth_handlers, doctors, ops, q
 from handlers.base import LivenessHandler, NotFoundHandler
 from server import metrics
 from server.auth import PasswordHasher, TokenIssuer
-from server.bus import InProcessBus
+from server.bus import InProcessBus, RedisBus
 from server.logs import log_request
 from server.seed import seed_admin
 from server.store import Store
@@ -107,7 +107,8 @@ def build_services(settings: Settings, *, store: Store | None = None,
     registry = QueueRegistry(store, hub, clock=clock, tick_seconds=tick_seconds, idle_seconds=idle_seconds)
     return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                     tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
-                    hub=hub, queues=registry, bus=InProcessBus(registry))
+                    hub=hub, queues=registry,
+                    bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry))
 
 
 class Server:
@@ -131,6 +132,10 @@ class Server:
             outcome = await seed_admin(self.services, settings.seed_admin_email, settings.seed_admin_password,
                                        settings.seed_admin_name)
             log.info("seed admin %s", outcome, extra={"email": settings.seed_admin_email})
+        try:
+            await self.services.bus.start()
+        except Exception as exc:
+            raise ValueError(f"REDIS_URL: cannot reach Redis ({type(exc).__name__})") from None
         self.services.queues.start()
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
         app = make_app(self.services)
@@ -160,6 +165,7 @@ class Server:
             log.warning("some connections did not finish in time")
         if self._probe is not None:
             self._probe.cancel()
+        await self.services.bus.stop()
         await self.services.queues.stop()
         await self.services.store.close()
         self.http = None
