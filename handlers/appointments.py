@@ -3,6 +3,8 @@ before the answer goes out, so a read right after it sees it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from server import consultations
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.store import DuplicateKeyError, utcnow
@@ -13,6 +15,7 @@ from schemas.appointments import (AppointmentCreateSchema, AppointmentListQueryS
 from schemas.base import load_body
 
 create_schema = AppointmentCreateSchema()
+BOOKING_HORIZON = timedelta(days=366)  # also keeps date arithmetic in the ETA far from datetime.max
 status_schema = AppointmentStatusSchema()
 list_query_schema = AppointmentListQuerySchema()
 
@@ -33,8 +36,11 @@ class AppointmentsHandler(APIHandler):
     async def post(self) -> None:
         principal = self.require_user("patient")
         body = load_body(create_schema, self.json_body())
-        if body["date"] <= utcnow():
+        now = utcnow()
+        if body["date"] <= now:
             raise ValidationFailed(details={"date": ["Must be in the future."]})
+        if body["date"] > now + BOOKING_HORIZON:
+            raise ValidationFailed(details={"date": ["Must be within a year from now."]})
         store = self.services.store
         doctor = await store.find_doctor(body["doctor"])
         if doctor is None:

@@ -39,7 +39,7 @@ class FrameError(Exception):
 
 
 class QueueSocket(websocket.WebSocketHandler):
-    def initialize(self, route: str = "/ws") -> None:
+    def initialize(self, route: str = "/ws", rate_limited: bool = False) -> None:
         self.route = route
         self.viewer = None
         self.outbox: Outbox | None = None

@@ -24,6 +24,7 @@ from server import metrics
 from server.auth import PasswordHasher, TokenIssuer
 from server.bus import InProcessBus, RedisBus
 from server.logs import log_request
+from server.ratelimit import RateLimiter
 from server.seed import seed_admin
 from server.store import Store
 
@@ -45,6 +46,7 @@ class Services:
     hub: Hub
     queues: QueueRegistry
     bus: Any
+    auth_limiter: RateLimiter
     sockets: set = field(default_factory=set)
 
     def refresh_gauges(self) -> None:
@@ -78,13 +80,19 @@ ROUTES: list[tuple[str, type]] = [
 ]
 
 
+# Endpoints that spend a bcrypt hash per call, limited per client address.
+RATE_LIMITED_ROUTES = frozenset({"/api/auth/register", "/api/auth/login", "/api/auth/register/invite"})
+
+
 def route_label(pattern: str) -> str:
     """`/api/doctors/([^/]+)/status` → `/api/doctors/{id}/status`: a bounded metrics label."""
     return pattern.replace(ID, "{id}")
 
 
 def make_app(services: Services) -> web.Application:
-    handlers = [web.url(pattern, handler, {"route": route_label(pattern)}) for pattern, handler in ROUTES]
+    handlers = [web.url(pattern, handler, {"route": route_label(pattern),
+                                           "rate_limited": pattern in RATE_LIMITED_ROUTES})
+                for pattern, handler in ROUTES]
     return web.Application(
         handlers,
         services=services,
@@ -108,7 +116,8 @@ def build_services(settings: Settings, *, store: Store | None = None,
     return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                     tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                     hub=hub, queues=registry,
-                    bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry))
+                    bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry),
+                    auth_limiter=RateLimiter(settings.auth_rate_per_minute))
 
 
 class Server:
