@@ -27,6 +27,9 @@ _STOP = object()
 
 
 class Actor:
+    # Failures that answer the asker but leave the actor's state as it was (no restart, no alarm).
+    expected_errors: tuple[type[BaseException], ...] = ()
+
     def __init__(self, name: str):
         self.name = name
         self._mailbox: asyncio.Queue[tuple[Any, asyncio.Future | None, float]] = asyncio.Queue()
@@ -75,6 +78,9 @@ class Actor:
             started = time.perf_counter()
             try:
                 result = await self.receive(message, queued_at)
+            except self.expected_errors as exc:  # an answer, not a crash: state is untouched
+                if reply is not None and not reply.done():
+                    reply.set_exception(exc)
             except Exception as exc:  # supervision: log, fail the asker, rebuild, go on
                 log.exception("actor crashed; restarting", extra={"actor": self.name})
                 metrics.actor_restarts_total.inc()

@@ -23,6 +23,7 @@ from actors.hub import Hub, Outgoing, appointment_room, doctor_room
 from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, Reload
 from actors.snapshot import WAITING, DoctorSettings, QueueEntry, QueueSnapshot, finished_update
 from server import metrics
+from server.errors import StoreUnavailable
 from server.values import to_object_id
 
 log = logging.getLogger("medpharma.actors")
@@ -40,6 +41,10 @@ class DoctorNotFound(LookupError):
 
 
 class DoctorActor(Actor):
+    # An unknown doctor or an unreachable store fails the load; the actor stays unloaded and tries
+    # again on its next message.
+    expected_errors = (DoctorNotFound, StoreUnavailable)
+
     def __init__(self, doctor_id: str, *, store, hub: Hub, clock: Callable[[], datetime],
                  index: dict[str, str]):
         super().__init__(f"doctor:{doctor_id}")
