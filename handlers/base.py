@@ -148,30 +148,38 @@ class APIHandler(web.RequestHandler):
         self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-            body = {"message": exc.message, "code": exc.code}
-            if exc.details:
-                body["details"] = exc.details
-        elif isinstance(exc, web.HTTPError) and status_code < 500:
-            reason = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
-            body = {"message": f"{reason}.", "code": _STATUS_CODES.get(status_code, "http_error")}
-        else:
-            body = {"message": "Something went wrong on our side.", "code": "internal_error"}
-        self.clear_header("Content-Type")
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(body))
+        write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
     def _handle_request_exception(self, e: BaseException) -> None:
-        # ApiError is an expected answer, not a failure: send it without Tornado's traceback log.
-        if isinstance(e, ApiError):
-            if self._finished:
-                return
-            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
-            return
-        super()._handle_request_exception(e)
+        if not answer_api_error(self, e):
+            super()._handle_request_exception(e)
+
+
+def write_json_error(handler: web.RequestHandler, status_code: int, exc: BaseException | None) -> None:
+    """The API's error shape for any handler (HTTP or a refused WebSocket upgrade); no internals."""
+    if isinstance(exc, ApiError):
+        for name, value in exc.headers.items():
+            handler.set_header(name, value)
+        body = {"message": exc.message, "code": exc.code}
+        if exc.details:
+            body["details"] = exc.details
+    elif isinstance(exc, web.HTTPError) and status_code < 500:
+        reason = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
+        body = {"message": f"{reason}.", "code": _STATUS_CODES.get(status_code, "http_error")}
+    else:
+        body = {"message": "Something went wrong on our side.", "code": "internal_error"}
+    handler.clear_header("Content-Type")
+    handler.set_header("Content-Type", "application/json; charset=utf-8")
+    handler.finish(json.dumps(body))
+
+
+def answer_api_error(handler: web.RequestHandler, e: BaseException) -> bool:
+    """An ApiError is an expected answer, not a failure: send it without Tornado's traceback log."""
+    if not isinstance(e, ApiError):
+        return False
+    if not handler._finished:
+        handler.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+    return True
 
     def on_finish(self) -> None:
         status = self.get_status()

@@ -16,7 +16,7 @@ from tornado import websocket
 from actors.doctor import DoctorNotFound
 from actors.hub import Outgoing, appointment_room, doctor_room
 from actors.snapshot import QueueSnapshot
-from handlers.base import bearer_token
+from handlers.base import answer_api_error, bearer_token, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
 from server import metrics
 from server.auth import TokenError
@@ -76,19 +76,11 @@ class QueueSocket(websocket.WebSocketHandler):
         return True  # already decided in prepare(), with a JSON 403
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            body = {"message": exc.message, "code": exc.code}
-        else:
-            body = {"message": "Something went wrong on our side.", "code": "internal_error"}
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(body))
+        write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
     def _handle_request_exception(self, e: BaseException) -> None:
-        if isinstance(e, ApiError) and not self._finished:
-            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
-            return
-        super()._handle_request_exception(e)
+        if not answer_api_error(self, e):
+            super()._handle_request_exception(e)
 
     # -- the open socket -----------------------------------------------------------------------------
     def open(self) -> None:
