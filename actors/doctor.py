@@ -231,8 +231,8 @@ def _drift(previous: str | None, current: str | None) -> timedelta:
 def _state_renderer(snapshot: QueueSnapshot):
     """`queue:state` for one viewer: the doctor and admins see names, everyone else does not."""
 
-    def render(viewer) -> dict:
+    def render(viewer) -> tuple[str | None, dict]:
         staff = viewer.is_admin or viewer.is_doctor_of(snapshot.doctor_id)
-        return snapshot.state_for(staff, viewer.user_id)
+        return snapshot.state_variant(staff, viewer.user_id)
 
     return render

@@ -12,22 +12,42 @@ when it is about to write, so a socket that falls behind never pays to render va
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
+    """One message for a room. `render(viewer)` returns `(variant, data)`: viewers that share a
+    variant (all patients with nothing of their own in a queue, say) share one serialized frame, so a
+    change fanned out to many sockets is serialized once per variant, not once per socket."""
+
     event: str
     data: dict | None = None
-    render: Callable[[Any], dict] | None = None
+    render: Callable[[Any], tuple[str | None, dict]] | None = None
+    _frames: dict = field(default_factory=dict, compare=False, repr=False)
 
     def payload_for(self, viewer: Any) -> dict:
         if self.render is not None:
-            return {"event": self.event, "data": self.render(viewer)}
+            return {"event": self.event, "data": self.render(viewer)[1]}
         if self.data is None:
             return {"event": self.event}  # e.g. {"event": "pong"}
         return {"event": self.event, "data": self.data}
+
+    def frame_for(self, viewer: Any) -> str:
+        """The JSON text for this viewer, serialized once per variant."""
+        if self.render is None:
+            variant, payload = "", None
+        else:
+            variant, data = self.render(viewer)
+            payload = {"event": self.event, "data": data}
+        if variant is not None and variant in self._frames:
+            return self._frames[variant]
+        frame = json.dumps(payload if payload is not None else self.payload_for(viewer), separators=(",", ":"))
+        if variant is not None:
+            self._frames[variant] = frame
+        return frame
 
 
 class Subscriber(Protocol):

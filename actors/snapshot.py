@@ -131,12 +131,21 @@ class QueueSnapshot:
     # -- the whole queue, per viewer ---------------------------------------------------------------
     def state_for(self, staff: bool, viewer_id: str | None) -> dict:
         """`queue:state` / `GET /api/queue/doctor/{id}`: names for the doctor and admins only."""
+        return self.state_variant(staff, viewer_id)[1]
+
+    def state_variant(self, staff: bool, viewer_id: str | None) -> tuple[str | None, dict]:
+        """The state for a viewer, with a key shared by every viewer who sees exactly the same
+        (None when it is personal: the viewer has an appointment in this queue)."""
         settings = self.settings
         if staff:
+            variant = "staff"
             listing, current = self._staff_entries(), self._staff_current()
         else:
             listing, current = self._public_entries(viewer_id), self._public_current(viewer_id)
-        return {"doctorId": self.doctor_id, "isRunningLate": settings.is_running_late,
+            personal = viewer_id in self._patients or (
+                self.in_consultation is not None and self.in_consultation.patient == viewer_id)
+            variant = None if personal else "public"
+        return variant, {"doctorId": self.doctor_id, "isRunningLate": settings.is_running_late,
                 "lateByMinutes": settings.late_by_minutes, "avgConsultMinutes": settings.avg_consult_minutes,
                 "inConsultation": current, "list": listing}
 

@@ -14,7 +14,6 @@ Tornado's buffer. Messages are rendered (per viewer) and serialized only when ab
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict, deque
 from typing import Any, Callable
@@ -79,7 +78,7 @@ class Outbox:
             while not self._closed and (self._events or self._latest):
                 message = self._events.popleft() if self._events else self._latest.popitem(last=False)[1]
                 try:
-                    frame = json.dumps(message.payload_for(self.viewer), separators=(",", ":"))
+                    frame = message.frame_for(self.viewer)
                 except Exception:
                     log.exception("could not render a message", extra={"event": message.event})
                     continue
