@@ -148,11 +148,20 @@ class APIHandler(web.RequestHandler):
         self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if self.request_id:  # send_error() has cleared every header set so far
+            self.set_header("X-Request-Id", self.request_id)
         write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if not answer_api_error(self, e):
             super()._handle_request_exception(e)
+
+    def on_finish(self) -> None:
+        status = self.get_status()
+        method = self.request.method or "OTHER"
+        metrics.http_requests_total.labels(method, self.route, str(status)).inc()
+        metrics.http_request_duration_seconds.labels(method, self.route).observe(
+            time.perf_counter() - self._started)
 
 
 def write_json_error(handler: web.RequestHandler, status_code: int, exc: BaseException | None) -> None:
@@ -180,13 +189,6 @@ def answer_api_error(handler: web.RequestHandler, e: BaseException) -> bool:
     if not handler._finished:
         handler.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
     return True
-
-    def on_finish(self) -> None:
-        status = self.get_status()
-        method = self.request.method or "OTHER"
-        metrics.http_requests_total.labels(method, self.route, str(status)).inc()
-        metrics.http_request_duration_seconds.labels(method, self.route).observe(
-            time.perf_counter() - self._started)
 
 
 class NotFoundHandler(APIHandler):

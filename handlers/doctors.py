@@ -92,8 +92,8 @@ class DoctorHandler(DoctorHandlerMixin, APIHandler):
 
 class DoctorStatusHandler(DoctorHandlerMixin, APIHandler):
     async def patch(self, doctor_id: str) -> None:
-        oid = self.path_id(doctor_id, "Doctor")
         self.require_staff_of(doctor_id)
+        oid = self.path_id(doctor_id, "Doctor")
         body = load_body(doctor_status_schema, self.json_body())
         if body.get("isRunningLate") is False and "lateByMinutes" not in body:
             body["lateByMinutes"] = 0
@@ -107,8 +107,8 @@ class DoctorStatusHandler(DoctorHandlerMixin, APIHandler):
 
 class QueueNextHandler(DoctorHandlerMixin, APIHandler):
     async def post(self, doctor_id: str) -> None:
-        oid = self.path_id(doctor_id, "Doctor")
         self.require_staff_of(doctor_id)
+        oid = self.path_id(doctor_id, "Doctor")
         if b"".join(self._body_parts).strip() and self.json_body() != {}:
             raise ValidationFailed("This endpoint takes no body (or {}).", code="invalid_body")
         await self.load_doctor(doctor_id)

@@ -1,0 +1,181 @@
+"""`python -m server` as an operator runs it: bad settings, a real start, a clean SIGTERM, seed-admin."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SETTING_NAMES = ("PORT", "HOST", "MONGO_URI", "MONGO_DB", "JWT_SECRET", "JWT_EXPIRES_IN", "CLIENT_ORIGIN",
+                 "SEED_ADMIN_EMAIL", "SEED_ADMIN_PASSWORD", "SEED_ADMIN_NAME", "JOIN_URL_TEMPLATE",
+                 "METRICS_TOKEN", "LOG_LEVEL", "BCRYPT_ROUNDS", "REDIS_URL", "AUTH_RATE_LIMIT_PER_MINUTE")
+ADMIN_EMAIL = "cli-admin@example.org"
+ADMIN_PASSWORD = "cli-admin-password"
+
+
+def clean_env(**overrides) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update({"PYTHONUNBUFFERED": "1", "BCRYPT_ROUNDS": "4", **overrides})
+    return env
+
+
+def run_cli(*args: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server", *args], cwd=PROJECT_ROOT, env=clean_env(**env),
+                          capture_output=True, text=True, timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, variable: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"PORT": "abc"}, "PORT"),
+    ({"PORT": "70000"}, "PORT"),
+    ({"JWT_SECRET": "too-short"}, "JWT_SECRET"),
+    ({"MONGO_URI": "mongodb://127.0.0.1:9"}, "JWT_SECRET"),
+    ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS"),
+    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+    ({"JWT_EXPIRES_IN": "7x"}, "JWT_EXPIRES_IN"),
+    ({"SEED_ADMIN_EMAIL": "a@example.org"}, "SEED_ADMIN_PASSWORD"),
+])
+def test_bad_setting_stops_with_one_line(env, variable):
+    result = run_cli(**env)
+    assert_one_line_error(result, variable)
+    assert result.returncode == 2
+    assert result.stdout == ""
+
+
+def test_bad_setting_stops_seed_admin_too():
+    result = run_cli("seed-admin", PORT="abc")
+    assert_one_line_error(result, "PORT")
+
+
+def test_unknown_command_is_refused():
+    result = run_cli("explode")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+
+
+def test_seed_admin_without_mongo_uri_is_refused():
+    result = run_cli("seed-admin", SEED_ADMIN_EMAIL=ADMIN_EMAIL, SEED_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "MONGO_URI" in result.stderr
+    assert "created" not in result.stdout
+
+
+def test_seed_admin_without_credentials_is_refused():
+    result = run_cli("seed-admin")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "SEED_ADMIN_EMAIL" in result.stderr and "SEED_ADMIN_PASSWORD" in result.stderr
+
+
+def http_json(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_until_listening(process: subprocess.Popen, base: str) -> None:
+    """Start-up is waited for, not timed: the deadline only stops a broken start from hanging the suite."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early with {process.returncode}: {process.stderr.read()}")
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1).close()
+            return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.1)
+    raise AssertionError("server did not start listening")
+
+
+def test_serve_seed_admin_login_and_sigterm():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "server"], cwd=PROJECT_ROOT,
+                               env=clean_env(PORT=str(port), SEED_ADMIN_EMAIL=ADMIN_EMAIL.upper(),
+                                             SEED_ADMIN_PASSWORD=ADMIN_PASSWORD, LOG_LEVEL="INFO"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_listening(process, base)
+        status, body = http_json("GET", base + "/")
+        assert (status, body) == (200, {"message": "MedPharma API is running..."})
+
+        status, body = http_json("POST", base + "/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        assert status == 200, body
+        assert body["user"]["role"] == "admin" and body["user"]["email"] == ADMIN_EMAIL
+
+        status, body = http_json("POST", base + "/api/auth/login", {"email": ADMIN_EMAIL, "password": "wrong-password"})
+        assert status == 401 and body["code"] == "invalid_credentials"
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        stderr = process.stderr.read()
+        assert "Traceback" not in stderr
+        assert ADMIN_PASSWORD not in stderr
+        # Logs are one JSON object per line, and the embedded store is announced.
+        entries = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+        assert any("MONGO_URI" in entry["message"] for entry in entries)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_sigint_also_stops_cleanly():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "server"], cwd=PROJECT_ROOT,
+                               env=clean_env(PORT=str(port), LOG_LEVEL="WARNING"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_listening(process, base)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_port_in_use_is_one_clear_line():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(PORT=str(port), LOG_LEVEL="ERROR")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(port) in lines[0], result.stderr
