@@ -1,0 +1,100 @@
+"""The whole transition matrix: every from-status × to-status × caller, against API.md's table.
+
+The expectation is written out here from API.md, independently of `server.transitions.TRANSITIONS`:
+
+| from                                | to              | who                           |
+| pending                             | confirmed       | doctor, admin                 |
+| pending, confirmed                  | cancelled       | the owning patient, doctor, admin |
+| pending, confirmed                  | in_consultation | doctor, admin                 |
+| pending, confirmed, in_consultation | completed       | doctor, admin                 |
+| pending, confirmed                  | no_show         | doctor, admin                 |
+
+Anything else → 409 invalid_transition; a role not listed (for that target) → 403. An unrelated
+caller (None) may change nothing → 403.
+"""
+
+import itertools
+
+import pytest
+
+from server.auth import Principal
+from server.errors import Conflict, Forbidden
+from server.transitions import check_transition, relation
+
+STATUSES = ["pending", "confirmed", "in_consultation", "completed", "cancelled", "no_show"]
+CALLERS = ["owner", "doctor", "admin", None]
+
+API_TABLE = [
+    (("pending",), "confirmed", {"doctor", "admin"}),
+    (("pending", "confirmed"), "cancelled", {"owner", "doctor", "admin"}),
+    (("pending", "confirmed"), "in_consultation", {"doctor", "admin"}),
+    (("pending", "confirmed", "in_consultation"), "completed", {"doctor", "admin"}),
+    (("pending", "confirmed"), "no_show", {"doctor", "admin"}),
+]
+
+
+def expected_outcome(current: str, target: str, caller: str | None) -> str:
+    if caller is None:
+        return "forbidden"
+    rows = [(froms, roles) for froms, to, roles in API_TABLE if to == target]
+    if any(current in froms and caller in roles for froms, roles in rows):
+        return "allowed"
+    roles_for_target = set().union(*(roles for _, roles in rows)) if rows else None
+    if roles_for_target is not None and caller not in roles_for_target:
+        return "forbidden"
+    return "conflict"
+
+
+MATRIX = list(itertools.product(STATUSES, STATUSES, CALLERS))
+
+
+def test_matrix_is_complete_and_expectations_are_sane():
+    assert len(MATRIX) == 6 * 6 * 4
+    outcomes = [expected_outcome(*case) for case in MATRIX]
+    # 10 (from, to) rows: 9 of them for doctor and admin each, 2 (the cancellations) for the owner too.
+    assert outcomes.count("allowed") == 10 * 2 + 2
+    assert expected_outcome("pending", "confirmed", "owner") == "forbidden"
+    assert expected_outcome("completed", "cancelled", "owner") == "conflict"
+    assert expected_outcome("completed", "cancelled", "doctor") == "conflict"
+    assert expected_outcome("pending", "pending", "admin") == "conflict"
+    assert expected_outcome("in_consultation", "cancelled", "admin") == "conflict"
+    assert expected_outcome("in_consultation", "completed", "owner") == "forbidden"
+    assert expected_outcome("pending", "cancelled", None) == "forbidden"
+
+
+@pytest.mark.parametrize("current,target,caller", MATRIX,
+                         ids=[f"{c}->{t}-as-{r}" for c, t, r in MATRIX])
+def test_transition_matrix(current, target, caller):
+    outcome = expected_outcome(current, target, caller)
+    if outcome == "allowed":
+        assert check_transition(current, target, caller) is None
+    elif outcome == "forbidden":
+        with pytest.raises(Forbidden) as info:
+            check_transition(current, target, caller)
+        assert info.value.status == 403
+        assert info.value.code == "forbidden"
+    else:
+        with pytest.raises(Conflict) as info:
+            check_transition(current, target, caller)
+        assert info.value.status == 409
+        assert info.value.code == "invalid_transition"
+        assert not isinstance(info.value, Forbidden)
+
+
+DOCTOR_ID = "a" * 24
+OTHER_DOCTOR_ID = "b" * 24
+OWNER_ID = "c" * 24
+APPOINTMENT = {"doctor": DOCTOR_ID, "patient": OWNER_ID}
+
+
+@pytest.mark.parametrize("principal,expected", [
+    (Principal(OWNER_ID, "patient"), "owner"),
+    (Principal("d" * 24, "patient"), None),
+    (Principal("e" * 24, "doctor", DOCTOR_ID), "doctor"),
+    (Principal("e" * 24, "doctor", OTHER_DOCTOR_ID), None),
+    (Principal("e" * 24, "doctor", None), None),
+    (Principal(OWNER_ID, "doctor", OTHER_DOCTOR_ID), None),   # a doctor is never an "owner"
+    (Principal("f" * 24, "admin"), "admin"),
+])
+def test_relation(principal, expected):
+    assert relation(principal, APPOINTMENT) == expected
