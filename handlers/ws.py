@@ -7,8 +7,10 @@ anything wrong with a frame answers an `error` frame and the socket stays open.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from urllib.parse import urlsplit
 
 from tornado import websocket
@@ -28,6 +30,7 @@ log = logging.getLogger("medpharma.ws")
 
 MAX_SUBSCRIPTIONS = 32
 MAX_FRAME_BYTES = 4096
+TOKEN_EXPIRED_CLOSE_CODE = 4001  # application range (4000-4999): "authenticate again"
 FRAME_KEYS = {"type", "doctorId", "appointmentId"}
 
 
@@ -45,6 +48,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self.outbox: Outbox | None = None
         self.rooms: set[str] = set()
         self.drop_reason: str | None = None
+        self._expiry: asyncio.TimerHandle | None = None
 
     @property
     def services(self):
@@ -88,6 +92,14 @@ class QueueSocket(websocket.WebSocketHandler):
         self.outbox.start()
         self.services.sockets.add(self)
         metrics.ws_connections_open.inc()
+        if self.viewer.expires_at is not None:
+            # A socket lives no longer than the token that opened it.
+            delay = max(0.0, self.viewer.expires_at - time.time())
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
+
+    def _token_expired(self) -> None:
+        self.drop_reason = "token_expired"
+        self.close(TOKEN_EXPIRED_CLOSE_CODE, "token expired; reconnect with a new one")
 
     async def on_message(self, message: str | bytes) -> None:
         try:
@@ -107,6 +119,8 @@ class QueueSocket(websocket.WebSocketHandler):
             self._send_event("error", {"code": exc.code, "message": exc.message})
 
     def on_close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         hub = self.services.hub
         for room in self.rooms:
             if self.outbox is not None:

@@ -31,6 +31,7 @@ class Principal:
     user_id: str
     role: str
     doctor_id: str | None = None
+    expires_at: float | None = None  # the token's `exp`, so a long-lived socket can end with it
 
     @property
     def is_admin(self) -> bool:
@@ -95,7 +96,8 @@ class TokenIssuer:
         if role not in ROLES or not isinstance(subject, str):
             raise TokenError("bad_token")
         doctor_id = claims.get("doctorId")
-        return Principal(subject, role, doctor_id if isinstance(doctor_id, str) else None)
+        return Principal(subject, role, doctor_id if isinstance(doctor_id, str) else None,
+                         float(claims["exp"]))
 
 
 def new_invite_token() -> str:
