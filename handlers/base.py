@@ -78,6 +78,7 @@ class APIHandler(web.RequestHandler):
         incoming = self.request.headers.get("X-Request-Id", "")
         self.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
         self.set_header("X-Request-Id", self.request_id)
+        self.services.in_flight.add(self)
         if self.rate_limited and self.request.method == "POST":
             self.services.auth_limiter.check(self.request.remote_ip or "unknown")
         length = self.request.headers.get("Content-Length")
@@ -103,9 +104,12 @@ class APIHandler(web.RequestHandler):
         if not raw.strip():
             raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
         try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting too deep
             raise ValidationFailed("The request body is not valid JSON.", code="invalid_json") from None
+        if has_lone_surrogate(data):  # a "\ud800" escape: not Unicode text, cannot be stored or echoed
+            raise ValidationFailed("The request body is not valid JSON.", code="invalid_json")
+        return data
 
     # -- caller --------------------------------------------------------------------------------
     @property
@@ -156,12 +160,34 @@ class APIHandler(web.RequestHandler):
         if not answer_api_error(self, e):
             super()._handle_request_exception(e)
 
+    def on_connection_close(self) -> None:
+        self.services.in_flight.discard(self)
+
     def on_finish(self) -> None:
+        self.services.in_flight.discard(self)
         status = self.get_status()
         method = self.request.method or "OTHER"
         metrics.http_requests_total.labels(method, self.route, str(status)).inc()
         metrics.http_request_duration_seconds.labels(method, self.route).observe(
             time.perf_counter() - self._started)
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True if any string (or key) in a parsed JSON value holds an unpaired UTF-16 surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def write_json_error(handler: web.RequestHandler, status_code: int, exc: BaseException | None) -> None:

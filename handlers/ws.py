@@ -131,8 +131,14 @@ class QueueSocket(websocket.WebSocketHandler):
         if self in self.services.sockets:
             self.services.sockets.discard(self)
             metrics.ws_connections_open.dec()
-            reason = self.drop_reason or ("client_closed" if self.close_code is not None else "ping_timeout")
-            metrics.ws_sockets_dropped_total.labels(reason).inc()
+            metrics.ws_sockets_dropped_total.labels(self._close_reason()).inc()
+
+    def _close_reason(self) -> str:
+        """Why the socket ended, for the metrics. Tornado does not tell a vanished peer, one that
+        stopped answering pings and a close frame without a code apart, so those share one label."""
+        if self.drop_reason is not None:
+            return self.drop_reason
+        return "client_closed" if self.close_code is not None else "connection_lost"
 
     def shutdown(self) -> None:
         """Server going away: 1001, as RFC 6455 asks."""

@@ -33,6 +33,7 @@ log = logging.getLogger("medpharma.server")
 ID = r"([^/]+)"
 LOOP_PROBE_SECONDS = 0.25
 DRAIN_SECONDS = 8.0
+SOCKET_CLOSE_SECONDS = 2.0
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Services:
     bus: Any
     auth_limiter: RateLimiter
     sockets: set = field(default_factory=set)
+    in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
 
     def refresh_gauges(self) -> None:
         metrics.actors_live.set(len(self.queues.actors))
@@ -161,17 +163,35 @@ class Server:
         return bind_sockets(self.settings.port, self.settings.host)
 
     async def stop(self) -> None:
-        """Graceful: stop accepting, 1001 to every socket, drain requests, stop actors, close the store."""
+        """Graceful: stop accepting, 1001 to every socket, drain requests, stop actors, close the store.
+
+        Requests already in progress get up to DRAIN_SECONDS to answer; sockets get SOCKET_CLOSE_SECONDS
+        to complete the closing handshake (a dead client is not waited for). Only then are idle
+        keep-alive connections closed, so the whole stop stays well inside a 10 s termination grace.
+        """
         if self.http is None:
             return
+        http = self.http
+        loop = asyncio.get_running_loop()
         started = time.monotonic()
-        self.http.stop()
-        for socket in list(self.services.sockets):
-            socket.shutdown()
+        http.stop()
+        log.info("stopped accepting connections", extra={"inFlight": len(self.services.in_flight),
+                                                         "sockets": len(self.services.sockets)})
+        sockets_deadline = loop.time() + SOCKET_CLOSE_SECONDS
+        drain_deadline = loop.time() + DRAIN_SECONDS
+        while loop.time() < drain_deadline:
+            for socket in list(self.services.sockets):  # also any opened on a kept-alive connection since
+                if socket.drop_reason is None:
+                    socket.shutdown()
+            if not self.services.in_flight and (not self.services.sockets or loop.time() >= sockets_deadline):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            log.warning("some requests did not finish in time", extra={"inFlight": len(self.services.in_flight)})
         try:
-            await asyncio.wait_for(self.http.close_all_connections(), DRAIN_SECONDS)
+            await asyncio.wait_for(http.close_all_connections(), 1.0)
         except asyncio.TimeoutError:
-            log.warning("some connections did not finish in time")
+            log.warning("some connections did not close in time")
         if self._probe is not None:
             self._probe.cancel()
         await self.services.bus.stop()

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sys
+import uuid
 from datetime import datetime, timezone
 
 _SECRET_PATTERNS = [
@@ -67,7 +68,7 @@ def log_request(handler) -> None:
     principal = getattr(handler, "_principal", None) or getattr(handler, "viewer", None)
     level = logging.INFO if status < 500 else logging.ERROR
     access_log.log(level, "request", extra={
-        "requestId": getattr(handler, "request_id", None) or None,
+        "requestId": getattr(handler, "request_id", None) or _request_id(request),
         "method": request.method,
         "route": getattr(handler, "route", "unmatched"),
         "path": request.path,
@@ -76,3 +77,9 @@ def log_request(handler) -> None:
         "userId": principal.user_id if principal is not None else None,
     })
 
+
+def _request_id(request) -> str:
+    """For handlers that set none (a refused WebSocket upgrade): the caller's id if usable, else a new one,
+    so every access line can be correlated."""
+    incoming = request.headers.get("X-Request-Id", "")
+    return incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex

@@ -16,7 +16,7 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
 EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "doctor:status", "error", "pong")
-SOCKET_DROP_REASONS = ("slow_reader", "ping_timeout", "shutdown", "client_closed", "token_expired")
+SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired")
 AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
                         "invite_used", "invite_expired", "forbidden")
 ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick")

@@ -1,0 +1,142 @@
+"""The bench's own small harness: an in-process server on its own thread, and loopback clients.
+
+The server runs on a separate thread with its own event loop, so that the clients' work (reading
+200 sockets, timing pings) never sits on the server's event loop and inflates what is measured.
+Both share one process (and its GIL), so the figures are, if anything, pessimistic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Coroutine
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from config.settings import Settings
+from server.app import Server
+
+ADMIN_EMAIL = "bench-admin@medpharma.test"
+ADMIN_PASSWORD = "bench-admin-password"
+JWT_SECRET = "bench-secret-that-is-at-least-32-characters-long"
+
+
+def bench_settings(**overrides) -> Settings:
+    values = dict(port=0, host="127.0.0.1", mongo_uri=None, mongo_db=f"bench_{uuid.uuid4().hex[:8]}",
+                  jwt_secret=JWT_SECRET, jwt_secret_generated=False, bcrypt_rounds=4,
+                  seed_admin_email=ADMIN_EMAIL, seed_admin_password=ADMIN_PASSWORD,
+                  seed_admin_name="Bench Admin", log_level="ERROR", auth_rate_per_minute=1_000_000)
+    values.update(overrides)
+    return Settings(**values)
+
+
+class ServerThread:
+    """`Server` running on a background thread's event loop; `run()` awaits a coroutine there."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._serve, name="bench-server", daemon=True)
+        self.server: Server | None = None
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def run(self, coroutine: Coroutine) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    async def start(self) -> "ServerThread":
+        self.thread.start()
+        self.server = Server(self.settings)
+        await self.run(self.server.start())
+        return self
+
+    async def stop(self) -> None:
+        await self.run(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    @property
+    def services(self):
+        return self.server.services
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+
+class Client:
+    """JSON over HTTP plus WebSockets, against one server, from the calling thread's loop."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = AsyncHTTPClient(force_instance=True, max_clients=64)
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        payload = json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "PATCH") else None)
+        response = await self.http.fetch(HTTPRequest(self.base + path, method=method, body=payload,
+                                                     headers=headers, request_timeout=120), raise_error=False)
+        return response.code, (json.loads(response.body) if response.body else None)
+
+    async def ok(self, method: str, path: str, body: Any = None, token: str | None = None,
+                 expect: int = 200) -> Any:
+        status, answer = await self.call(method, path, body, token)
+        if status != expect:
+            raise RuntimeError(f"{method} {path} answered {status}: {answer}")
+        return answer
+
+    async def websocket(self, token: str):
+        return await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{self.port}/ws",
+                                                   headers={"Authorization": f"Bearer {token}"}))
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- factories ---------------------------------------------------------------------------------
+    async def admin_token(self) -> str:
+        return (await self.ok("POST", "/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))["token"]
+
+    async def create_doctor(self, admin: str) -> dict:
+        return await self.ok("POST", "/api/doctors", {
+            "name": "Dr. Bench", "specialization": "General practice",
+            "email": f"doctor-{uuid.uuid4().hex[:8]}@bench.test", "phone": "+1 555 0100"}, admin, expect=201)
+
+    async def register(self, index: int) -> str:
+        answer = await self.ok("POST", "/api/auth/register", {
+            "name": f"Patient {index}", "email": f"patient-{index}-{uuid.uuid4().hex[:6]}@bench.test",
+            "password": "bench-patient-pw"}, expect=201)
+        return answer["token"]
+
+    async def book(self, token: str, doctor_id: str, when: datetime) -> dict:
+        return await self.ok("POST", "/api/appointments", {
+            "patientName": "Pat Bench", "patientEmail": "pat@bench.test", "patientPhone": "+1 555 0199",
+            "doctor": doctor_id, "date": iso(when)}, token, expect=201)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def a_while_from_now(minutes: int = 30) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(minutes=minutes)
+
+
+async def bounded_gather(coroutines, limit: int = 16) -> list:
+    """Runs coroutines at most `limit` at a time, keeping their order in the result."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine):
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines))
