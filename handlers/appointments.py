@@ -64,7 +64,8 @@ class AppointmentsHandler(APIHandler):
             if len(values) != 1:
                 raise ValidationFailed(details={name: ["Give this parameter once."]})
             text = values[0].decode("utf-8", "replace")
-            query[name] = int(text) if name in ("limit", "offset") and text.isdigit() else text
+            numeric = text.isascii() and text.isdigit() and len(text) <= 20  # not "²", not 5000 digits
+            query[name] = int(text) if name in ("limit", "offset") and numeric else text
         params = load_body(list_query_schema, query)
         store_query = {}
         if params["status"] is not None:

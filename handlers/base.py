@@ -104,7 +104,7 @@ class APIHandler(web.RequestHandler):
         if not raw.strip():
             raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting too deep
             raise ValidationFailed("The request body is not valid JSON.", code="invalid_json") from None
         if has_lone_surrogate(data):  # a "\ud800" escape: not Unicode text, cannot be stored or echoed
@@ -170,6 +170,11 @@ class APIHandler(web.RequestHandler):
         metrics.http_requests_total.labels(method, self.route, str(status)).inc()
         metrics.http_request_duration_seconds.labels(method, self.route).observe(
             time.perf_counter() - self._started)
+
+
+def _refuse_constant(name: str):
+    """NaN and Infinity are not JSON (RFC 8259), though Python's parser accepts them."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def has_lone_surrogate(value: Any) -> bool:

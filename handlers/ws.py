@@ -157,7 +157,7 @@ class QueueSocket(websocket.WebSocketHandler):
             raise FrameError("bad_frame", "Send text frames holding JSON objects.")
         try:
             frame = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep
             raise FrameError("bad_json", "The frame is not valid JSON.") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", "A frame is a JSON object with a string \"type\".")

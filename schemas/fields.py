@@ -30,7 +30,10 @@ class UtcDateTime(fields.AwareDateTime):
         if not isinstance(value, str):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
         parsed = super()._deserialize(value, attr, data, **kwargs)
-        return truncate_ms(parsed.astimezone(timezone.utc))
+        try:
+            return truncate_ms(parsed.astimezone(timezone.utc))
+        except OverflowError:  # 0001-01-01T00:00+01:00, 9999-12-31T23:59-01:00: no UTC time exists
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
 
 class StrictInteger(fields.Integer):

@@ -237,3 +237,15 @@ async def test_no_cors_without_configured_origins(harness):
     preflight = await harness.api.request("OPTIONS", "/api/auth/login", headers={
         "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+@pytest.mark.parametrize("raw", [
+    '{"email": "a@b.org", "password": NaN}',
+    '{"email": "a@b.org", "password": Infinity}',
+    '{"email": "a@b.org", "password": "x"}'.encode("utf-16"),
+    '{"email": "a@b.org", "password": "x"}'.encode("utf-32"),
+])
+async def test_bodies_that_are_not_utf8_json_are_refused(harness, raw):
+    response = await harness.api.post("/api/auth/login", raw=raw)
+    assert response.status == 400
+    assert response.body["code"] == "invalid_json"
