@@ -184,7 +184,7 @@ class QueueSocket(websocket.WebSocketHandler):
 
     async def _subscribe_doctor(self, doctor_id: str) -> None:
         snapshot = await self._snapshot(doctor_id)
-        if self.outbox is None or self.close_code is not None:
+        if not self._still_open():
             return
         self._join(doctor_room(doctor_id))
         viewer = self.viewer
@@ -216,7 +216,7 @@ class QueueSocket(websocket.WebSocketHandler):
                       "expectedStartAt": None,
                       "isRunningLate": settings.is_running_late if settings else False,
                       "lateByMinutes": settings.late_by_minutes if settings else 0}
-        if self.outbox is None or self.close_code is not None:
+        if not self._still_open():
             return
         self._join(appointment_room(appointment_id))
         self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", update))
@@ -238,6 +238,10 @@ class QueueSocket(websocket.WebSocketHandler):
             if room in self.rooms:
                 self.rooms.discard(room)
                 self.services.hub.leave(room, self.outbox)
+
+    def _still_open(self) -> bool:
+        """After an await: a socket that is closing joins no more rooms."""
+        return self.outbox is not None and self.ws_connection is not None and not self.ws_connection.is_closing()
 
     def _join(self, room: str) -> None:
         self.rooms.add(room)

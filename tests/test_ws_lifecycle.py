@@ -61,3 +61,4 @@ async def test_a_vanished_peer_counts_as_connection_lost(harness):
     ws.connection.stream.close()  # TCP gone, no close frame
     await _wait_for(lambda: dropped("connection_lost") == before + 1, "connection_lost to count it")
     assert metrics.REGISTRY.get_sample_value("medpharma_ws_connections_open") == open_before
+
