@@ -68,6 +68,7 @@ class DoctorActor(Actor):
         self._sent: dict[str, tuple] = {}
         self._sent_state: tuple | None = None
         self._sent_settings: DoctorSettings | None = None
+        self._doctor_updated_at = None
         self.snapshot: QueueSnapshot | None = None
 
     # -- reads (synchronous; safe because nothing else runs between two awaits) --------------------
@@ -100,7 +101,7 @@ class DoctorActor(Actor):
         if isinstance(message, AppointmentChanged):
             self._apply_appointment(message.appointment)
         elif isinstance(message, DoctorChanged):
-            self.settings = DoctorSettings.from_document(message.doctor)
+            self._apply_doctor(message.doctor)
         self._publish(queued_at)
         return self.snapshot
 
@@ -115,14 +116,24 @@ class DoctorActor(Actor):
         if doctor is None:
             raise DoctorNotFound(self.doctor_id)
         documents = await self.store.active_appointments_of_doctor(doctor_oid)
-        self.settings = DoctorSettings.from_document(doctor)
+        self._apply_doctor(doctor)
         self._sent_settings = self.settings  # a fresh load is not a status change
         for document in documents:
-            self._apply_appointment(document)
+            self._apply_appointment(document, loading=True)
         self.loaded = True
 
+    def _apply_doctor(self, doctor: dict) -> None:
+        """New settings, unless this is an older write arriving late (a bus gives no order)."""
+        updated_at = doctor.get("updatedAt")
+        if updated_at is not None and self._doctor_updated_at is not None and updated_at < self._doctor_updated_at:
+            return
+        self._doctor_updated_at = updated_at
+        self.settings = DoctorSettings.from_document(doctor)
+
     # -- applying changes ------------------------------------------------------------------------
-    def _apply_appointment(self, document: dict) -> None:
+    def _apply_appointment(self, document: dict, loading: bool = False) -> None:
+        """Moves one appointment in or out of the queue. While loading, nothing is announced: a
+        consultation that started before this actor existed is not a new `turn:now`."""
         entry = QueueEntry.from_document(document)
         if str(document.get("doctor")) != self.doctor_id:
             log.warning("appointment routed to the wrong doctor", extra={"appointmentId": entry.id})
@@ -143,7 +154,7 @@ class DoctorActor(Actor):
                 self._remove(self._current)
             self._current = entry
             self._track(entry)
-            if known is None or known.status != "in_consultation":
+            if not loading and (known is None or known.status != "in_consultation"):
                 self.hub.publish(appointment_room(entry.id), Outgoing(
                     "turn:now", {"appointmentId": entry.id, "joinUrl": document.get("joinUrl")}))
         else:

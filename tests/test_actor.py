@@ -10,7 +10,7 @@ from bson import ObjectId
 
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.hub import Hub, appointment_room, doctor_room
-from actors.messages import AppointmentChanged, DoctorChanged
+from actors.messages import AppointmentChanged, DoctorChanged, Reload
 from actors.registry import QueueRegistry
 from server.auth import Principal
 from server.store import Store
@@ -206,11 +206,11 @@ async def test_crash_during_delivery_still_answers_after_reload(world, monkeypat
     original = DoctorActor._apply_appointment
     state = {"raised": False}
 
-    def explode_once(self, document):
+    def explode_once(self, document, **options):
         if not state["raised"]:
             state["raised"] = True
             raise ValueError("bad message")
-        return original(self, document)
+        return original(self, document, **options)
 
     monkeypatch.setattr(DoctorActor, "_apply_appointment", explode_once)
     await world.registry.deliver(AppointmentChanged(doctor_id, doc))  # does not raise
@@ -352,3 +352,35 @@ async def test_doctor_change_pushes_status_and_moved_etas(world):
     # The same settings again: nothing to push.
     await world.registry.deliver(DoctorChanged(doctor_id, doctor))
     assert len(status_room.events) == 1 and len(room.updates()) == 1
+
+
+
+async def test_reloading_a_queue_with_a_running_consultation_announces_no_new_turn(world):
+    """A Reload (after missed bus messages) must not tell a patient already in the call "your turn" again."""
+    doctor_id = await world.doctor()
+    running = await world.stored(world.appointment(doctor_id, T0, status="in_consultation", startedAt=T0,
+                                                   joinUrl="https://call/x"))
+    watcher = Recorder()
+    world.hub.join(appointment_room(str(running["_id"])), watcher)
+    await world.registry.snapshot(doctor_id)
+    await world.registry.live(doctor_id).ask(Reload())
+    assert watcher.events == []
+
+    # A consultation that really starts now does announce itself.
+    nxt = await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=5)))
+    world.hub.join(appointment_room(str(nxt["_id"])), watcher)
+    await world.store.update_appointment_if(running["_id"], "in_consultation", 0, {"$set": {"status": "completed"}})
+    started = await world.write(nxt, status="in_consultation", startedAt=T0, joinUrl="https://call/y")
+    await world.registry.deliver(AppointmentChanged(doctor_id, started))
+    assert [(m.event, m.data["joinUrl"]) for m in watcher.events] == [("turn:now", "https://call/y")]
+
+
+async def test_a_late_older_doctor_change_does_not_undo_a_newer_one(world):
+    doctor_id = await world.doctor()
+    await world.registry.snapshot(doctor_id)
+    base = await world.store.find_doctor(ObjectId(doctor_id))
+    newer = {**base, "isRunningLate": True, "lateByMinutes": 20, "updatedAt": T0 + timedelta(seconds=2)}
+    older = {**base, "isRunningLate": True, "lateByMinutes": 5, "updatedAt": T0 + timedelta(seconds=1)}
+    await world.registry.deliver(DoctorChanged(doctor_id, newer))
+    await world.registry.deliver(DoctorChanged(doctor_id, older))
+    assert (await world.registry.snapshot(doctor_id)).settings.late_by_minutes == 20
