@@ -30,13 +30,14 @@ class QueueEntry:
     reason: str
     started_at: datetime | None
     version: int
+    join_url: str | None = None
 
     @classmethod
     def from_document(cls, doc: dict) -> "QueueEntry":
         return cls(id=str(doc["_id"]), patient=str(doc["patient"]), patient_name=doc.get("patientName", ""),
                    date=doc["date"], created_at=doc["createdAt"], status=doc["status"],
                    reason=doc.get("reason", ""), started_at=doc.get("startedAt"),
-                   version=int(doc.get("version", 0)))
+                   version=int(doc.get("version", 0)), join_url=doc.get("joinUrl"))
 
     @property
     def order(self) -> tuple:

@@ -216,10 +216,15 @@ class QueueSocket(websocket.WebSocketHandler):
                       "expectedStartAt": None,
                       "isRunningLate": settings.is_running_late if settings else False,
                       "lateByMinutes": settings.late_by_minutes if settings else 0}
+        current = snapshot.entry(appointment_id) if snapshot is not None else None
         if not self._still_open():
             return
         self._join(appointment_room(appointment_id))
         self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", update))
+        if update["status"] == "in_consultation" and current is not None and current.join_url:
+            # Joining while already called (a reconnect, a second device): it is still your turn.
+            self.outbox.offer(f"turn:now:{appointment_id}", Outgoing(
+                "turn:now", {"appointmentId": appointment_id, "joinUrl": current.join_url}))
 
     async def _snapshot(self, doctor_id: str, missing_ok: bool = False) -> QueueSnapshot | None:
         try:

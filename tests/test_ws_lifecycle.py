@@ -62,3 +62,35 @@ async def test_a_vanished_peer_counts_as_connection_lost(harness):
     await _wait_for(lambda: dropped("connection_lost") == before + 1, "connection_lost to count it")
     assert metrics.REGISTRY.get_sample_value("medpharma_ws_connections_open") == open_before
 
+
+
+async def test_subscribing_while_already_called_repeats_turn_now_after_the_update(harness):
+    """A patient whose page reloads after being called must still learn where to join."""
+    admin = await harness.admin_token()
+    doctor = await harness.create_doctor(admin)
+    token, _ = await harness.register()
+    other_token, _ = await harness.register()
+    appointment = await harness.book(token, doctor["id"])
+    called = await harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=admin)
+    join_url = called.body["current"]["joinUrl"]
+
+    ws = await harness.ws(token)
+    await ws.send({"type": "queue:subscribe", "appointmentId": appointment["id"]})
+    first, second = await ws.recv(), await ws.recv()
+    assert first["event"] == "queue:update" and first["data"]["status"] == "in_consultation"
+    assert second == {"event": "turn:now", "data": {"appointmentId": appointment["id"], "joinUrl": join_url}}
+
+    # Someone else still cannot follow it, let alone learn the link.
+    intruder = await harness.ws(other_token)
+    await intruder.send({"type": "queue:subscribe", "appointmentId": appointment["id"]})
+    refused = await intruder.recv()
+    assert refused["event"] == "error" and refused["data"]["code"] == "forbidden"
+    assert await intruder.drain() == []
+
+    # A waiting appointment gets no turn:now on subscribe.
+    waiting = await harness.book(other_token, doctor["id"])
+    await intruder.send({"type": "queue:subscribe", "appointmentId": waiting["id"]})
+    frames = [await intruder.recv()] + await intruder.drain()
+    assert [f["event"] for f in frames] == ["queue:update"]
+    ws.close()
+    intruder.close()
