@@ -38,6 +38,7 @@ class Outbox:
         self._events: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self._closed = False
+        self._wake_scheduled = False
         self._task: asyncio.Task | None = None
 
     # -- the Subscriber protocol (called by actors; never blocks) ----------------------------------
@@ -45,7 +46,7 @@ class Outbox:
         if self._closed:
             return
         self._latest[key] = message
-        self._wake.set()
+        self._wake_soon()
 
     def offer_event(self, message: Outgoing) -> None:
         if self._closed:
@@ -55,6 +56,17 @@ class Outbox:
             self._on_overflow()
             return
         self._events.append(message)
+        self._wake_soon()
+
+    def _wake_soon(self) -> None:
+        """Wakes the writer on the loop's next turn rather than now: the request that caused the push
+        (queued behind these wake-ups) then answers before hundreds of sockets are written to."""
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._wake_now)
+
+    def _wake_now(self) -> None:
+        self._wake_scheduled = False
         self._wake.set()
 
     @property
