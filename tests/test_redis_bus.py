@@ -91,3 +91,36 @@ async def test_a_node_reloads_its_queues_when_told_it_missed_messages(two_nodes)
     await node_a.services.queues.reload_all()
     fresh = await node_a.api.get(f"/api/queue/doctor/{doctor['id']}", token=admin)
     assert fresh.body["list"] == []
+
+
+async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconnect(two_nodes):
+    import asyncio
+
+    import redis.asyncio as redis
+
+    node_a, _ = two_nodes
+    admin = await node_a.admin_token()
+    doctor = await node_a.create_doctor(admin)
+    token, _ = await node_a.register()
+    appointment = await node_a.book(token, doctor["id"])
+    loaded = await node_a.api.get(f"/api/queue/doctor/{doctor['id']}", token=admin)
+    assert len(loaded.body["list"]) == 1
+    # A change this node never hears of, as if published while its connection was down.
+    await node_a.services.store.appointments.update_one(
+        {"_id": ObjectId(appointment["id"])}, {"$set": {"status": "cancelled"}, "$inc": {"version": 1},
+                                               "$unset": {"waitingKey": ""}})
+
+    admin_client = redis.from_url(REDIS_URL)
+    try:
+        killed = await admin_client.client_kill_filter(_type="pubsub")
+        assert killed >= 1
+    finally:
+        await admin_client.aclose()
+
+    for _ in range(100):
+        fresh = await node_a.api.get(f"/api/queue/doctor/{doctor['id']}", token=admin)
+        if fresh.body["list"] == []:
+            break
+        await asyncio.sleep(0.05)
+    assert fresh.body["list"] == []
+    assert node_a.services.bus.subscribed.is_set()
