@@ -50,7 +50,7 @@ class Settings:
     log_level: str = "INFO"
     bcrypt_rounds: int = 12
     redis_url: str | None = None
-    auth_rate_per_minute: int = 20
+    login_failures_per_minute: int = 10
 
     @property
     def embedded_store(self) -> bool:
@@ -172,8 +172,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
             raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
         values["redis_url"] = redis_url
 
-    if (rate := _blank_to_none(env.get("AUTH_RATE_LIMIT_PER_MINUTE"))) is not None:
-        values["auth_rate_per_minute"] = _int_in_range("AUTH_RATE_LIMIT_PER_MINUTE", rate, 1, 100_000)
+    if (rate := _blank_to_none(env.get("LOGIN_FAILURES_PER_MINUTE"))) is not None:
+        values["login_failures_per_minute"] = _int_in_range("LOGIN_FAILURES_PER_MINUTE", rate, 1, 100_000)
 
     return Settings(**values)
 

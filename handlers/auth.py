@@ -49,9 +49,13 @@ class LoginHandler(APIHandler):
     async def post(self) -> None:
         body = load_body(login_schema, self.json_body())
         services = self.services
-        user = await services.store.find_user_by_email(body["email"].strip().lower())
+        email = body["email"].strip().lower()
+        attempts_key = f"{self.request.remote_ip}|{email}"
+        services.login_limiter.ensure_allowed(attempts_key)
+        user = await services.store.find_user_by_email(email)
         matched = await services.hasher.verify(body["password"], user["passwordHash"] if user else None)
         if not matched:
+            services.login_limiter.record(attempts_key)
             metrics.auth_failures_total.labels("bad_credentials").inc()
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
         self.send_json({"token": services.tokens.issue(user), "user": public_user(user)})

@@ -43,9 +43,8 @@ def bearer_token(authorization: str | None) -> str | None:
 class APIHandler(web.RequestHandler):
     route = "unmatched"
 
-    def initialize(self, route: str = "unmatched", rate_limited: bool = False) -> None:
+    def initialize(self, route: str = "unmatched") -> None:
         self.route = route
-        self.rate_limited = rate_limited
         self._body_parts: list[bytes] = []
         self._body_size = 0
         self._too_large = False
@@ -79,8 +78,6 @@ class APIHandler(web.RequestHandler):
         self.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
         self.set_header("X-Request-Id", self.request_id)
         self.services.in_flight.add(self)
-        if self.rate_limited and self.request.method == "POST":
-            self.services.auth_limiter.check(self.request.remote_ip or "unknown")
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
             self._too_large = True

@@ -42,7 +42,7 @@ class FrameError(Exception):
 
 
 class QueueSocket(websocket.WebSocketHandler):
-    def initialize(self, route: str = "/ws", rate_limited: bool = False) -> None:
+    def initialize(self, route: str = "/ws") -> None:
         self.route = route
         self.viewer = None
         self.outbox: Outbox | None = None

@@ -47,7 +47,7 @@ class Services:
     hub: Hub
     queues: QueueRegistry
     bus: Any
-    auth_limiter: RateLimiter
+    login_limiter: RateLimiter
     sockets: set = field(default_factory=set)
     in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
 
@@ -82,19 +82,13 @@ ROUTES: list[tuple[str, type]] = [
 ]
 
 
-# Endpoints that spend a bcrypt hash per call, limited per client address.
-RATE_LIMITED_ROUTES = frozenset({"/api/auth/register", "/api/auth/login", "/api/auth/register/invite"})
-
-
 def route_label(pattern: str) -> str:
     """`/api/doctors/([^/]+)/status` → `/api/doctors/{id}/status`: a bounded metrics label."""
     return pattern.replace(ID, "{id}")
 
 
 def make_app(services: Services) -> web.Application:
-    handlers = [web.url(pattern, handler, {"route": route_label(pattern),
-                                           "rate_limited": pattern in RATE_LIMITED_ROUTES})
-                for pattern, handler in ROUTES]
+    handlers = [web.url(pattern, handler, {"route": route_label(pattern)}) for pattern, handler in ROUTES]
     return web.Application(
         handlers,
         services=services,
@@ -119,7 +113,7 @@ def build_services(settings: Settings, *, store: Store | None = None,
                     tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                     hub=hub, queues=registry,
                     bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry),
-                    auth_limiter=RateLimiter(settings.auth_rate_per_minute))
+                    login_limiter=RateLimiter(settings.login_failures_per_minute))
 
 
 class Server:

@@ -18,7 +18,7 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = ("PORT", "HOST", "MONGO_URI", "MONGO_DB", "JWT_SECRET", "JWT_EXPIRES_IN", "CLIENT_ORIGIN",
                  "SEED_ADMIN_EMAIL", "SEED_ADMIN_PASSWORD", "SEED_ADMIN_NAME", "JOIN_URL_TEMPLATE",
-                 "METRICS_TOKEN", "LOG_LEVEL", "BCRYPT_ROUNDS", "REDIS_URL", "AUTH_RATE_LIMIT_PER_MINUTE")
+                 "METRICS_TOKEN", "LOG_LEVEL", "BCRYPT_ROUNDS", "REDIS_URL", "LOGIN_FAILURES_PER_MINUTE")
 ADMIN_EMAIL = "cli-admin@example.org"
 ADMIN_PASSWORD = "cli-admin-password"
 

@@ -391,7 +391,7 @@ async def test_access_line_carries_the_echoed_request_id(harness):
 async def test_ping_is_answered_while_a_burst_of_logins_hashes():
     """bcrypt runs in an executor: with 8 logins at cost 12 all inside the hasher, a WebSocket ping is
     still answered before they finish. Ordering only; the latency figure lives in bench/."""
-    h = await start_harness(settings={"bcrypt_rounds": 12, "auth_rate_per_minute": 1000})
+    h = await start_harness(settings={"bcrypt_rounds": 12})
     try:
         token = await h.admin_token()  # the seed admin was hashed at cost 12
         ws = await h.ws(token)
