@@ -231,3 +231,29 @@ def test_bad_value_in_env_file_names_the_variable(tmp_path):
 
 def test_missing_env_file_is_fine(tmp_path):
     assert load(env_file=tmp_path / "does-not-exist.env").port == 5000
+
+
+def test_additions_default_off_or_safe():
+    settings = load()
+    assert settings.redis_url is None
+    assert settings.login_failures_per_minute == 10
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("25", 25), ("100000", 100_000)])
+def test_login_failures_per_minute(value, expected):
+    assert load(LOGIN_FAILURES_PER_MINUTE=value).login_failures_per_minute == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "100001"])
+def test_bad_login_failures_per_minute(value):
+    refused("LOGIN_FAILURES_PER_MINUTE", LOGIN_FAILURES_PER_MINUTE=value)
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://cache.example.org", "unix:///tmp/r.sock"])
+def test_redis_url(url):
+    assert load(REDIS_URL=url).redis_url == url
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:6379", "http://cache", "memcached://x"])
+def test_bad_redis_url(url):
+    refused("REDIS_URL", REDIS_URL=url)
