@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +19,7 @@ from tornado import web
 from server import metrics
 from server.auth import Principal, TokenError
 from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from server.logs import request_id_for
 from server.store import to_object_id
 
 log = logging.getLogger("medpharma.http")
@@ -74,8 +74,7 @@ class APIHandler(web.RequestHandler):
 
     # -- request body ----------------------------------------------------------------------------
     def prepare(self) -> None:
-        incoming = self.request.headers.get("X-Request-Id", "")
-        self.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        self.request_id = request_id_for(self.request)
         self.set_header("X-Request-Id", self.request_id)
         self.services.in_flight.add(self)
         length = self.request.headers.get("Content-Length")
@@ -149,8 +148,6 @@ class APIHandler(web.RequestHandler):
         self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if self.request_id:  # send_error() has cleared every header set so far
-            self.set_header("X-Request-Id", self.request_id)
         write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
     def _handle_request_exception(self, e: BaseException) -> None:
@@ -194,6 +191,9 @@ def has_lone_surrogate(value: Any) -> bool:
 
 def write_json_error(handler: web.RequestHandler, status_code: int, exc: BaseException | None) -> None:
     """The API's error shape for any handler (HTTP or a refused WebSocket upgrade); no internals."""
+    request_id = getattr(handler, "request_id", "")
+    if request_id:  # send_error() has cleared every header set so far
+        handler.set_header("X-Request-Id", request_id)
     if isinstance(exc, ApiError):
         for name, value in exc.headers.items():
             handler.set_header(name, value)

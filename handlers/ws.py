@@ -22,6 +22,7 @@ from handlers.base import answer_api_error, bearer_token, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
 from server import metrics
 from server.auth import TokenError
+from server.logs import request_id_for
 from server.errors import ApiError, Forbidden, StoreUnavailable, Unauthorized
 from server.transitions import relation
 from server.values import to_object_id
@@ -48,6 +49,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self.outbox: Outbox | None = None
         self.rooms: set[str] = set()
         self.drop_reason: str | None = None
+        self.request_id = ""
         self._expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -56,6 +58,8 @@ class QueueSocket(websocket.WebSocketHandler):
 
     # -- before the upgrade ------------------------------------------------------------------------
     def prepare(self) -> None:
+        self.request_id = request_id_for(self.request)
+        self.set_header("X-Request-Id", self.request_id)
         origin = self.request.headers.get("Origin")
         if origin is not None and not self._origin_allowed(origin):
             metrics.auth_failures_total.labels("forbidden").inc()

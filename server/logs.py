@@ -68,7 +68,7 @@ def log_request(handler) -> None:
     principal = getattr(handler, "_principal", None) or getattr(handler, "viewer", None)
     level = logging.INFO if status < 500 else logging.ERROR
     access_log.log(level, "request", extra={
-        "requestId": getattr(handler, "request_id", None) or _request_id(request),
+        "requestId": getattr(handler, "request_id", None) or request_id_for(request),
         "method": request.method,
         "route": getattr(handler, "route", "unmatched"),
         "path": request.path,
@@ -78,8 +78,7 @@ def log_request(handler) -> None:
     })
 
 
-def _request_id(request) -> str:
-    """For handlers that set none (a refused WebSocket upgrade): the caller's id if usable, else a new one,
-    so every access line can be correlated."""
+def request_id_for(request) -> str:
+    """The caller's X-Request-Id if it is sane (printable, at most 128 characters), else a new one."""
     incoming = request.headers.get("X-Request-Id", "")
     return incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex

@@ -94,3 +94,17 @@ async def test_subscribing_while_already_called_repeats_turn_now_after_the_updat
     assert [f["event"] for f in frames] == ["queue:update"]
     ws.close()
     intruder.close()
+
+
+async def test_a_refused_upgrade_carries_the_request_id(harness):
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    request = HTTPRequest(f"ws://127.0.0.1:{harness.port}/ws", headers={"X-Request-Id": "trace-ws-1"})
+    try:
+        await websocket_connect(request)
+    except HTTPClientError as refused:
+        assert refused.code == 401
+        assert refused.response.headers["X-Request-Id"] == "trace-ws-1"
+    else:
+        raise AssertionError("the upgrade was accepted without a token")
