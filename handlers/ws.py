@@ -23,7 +23,7 @@ from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
 from server import metrics
 from server.auth import TokenError
 from server.logs import request_id_for
-from server.errors import ApiError, Forbidden, StoreUnavailable, Unauthorized
+from server.errors import Forbidden, StoreUnavailable, Unauthorized
 from server.transitions import relation
 from server.values import to_object_id
 

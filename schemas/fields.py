@@ -7,7 +7,7 @@ and normalise the latter, so handlers only ever see clean Python values.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 
 from bson import ObjectId
 from marshmallow import ValidationError, fields, pre_load  # noqa: F401  (re-exported for schemas)

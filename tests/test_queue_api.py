@@ -348,7 +348,7 @@ async def test_position_reads_make_no_store_calls_once_loaded(harness):
     calls = dict(harness.services.store.calls)
     answers = []
     for _ in range(3):
-        for i, ((token, _), appointment) in enumerate(zip(patients, booked)):
+        for (token, _), appointment in zip(patients, booked):
             response = await harness.api.get(position_path(appointment), token=token)
             answers.append(response.body["position"])
         answers.append((await harness.api.get(position_path(booked[2]), token=doctor_token)).body["position"])
