@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from bson import ObjectId
-from marshmallow import ValidationError, fields, pre_load  # noqa: F401  (re-exported for schemas)
+from marshmallow import ValidationError, fields
 
 from server.values import format_utc, to_object_id, truncate_ms
 
@@ -103,4 +102,4 @@ class Password(fields.String):
 
 
 __all__ = ["UtcDateTime", "StrictInteger", "StrictBoolean", "CleanString", "NormalisedEmail",
-           "ObjectIdField", "Password", "format_utc", "ObjectId"]
+           "ObjectIdField", "Password", "format_utc"]
