@@ -54,6 +54,11 @@ class AppointmentsHandler(APIHandler):
         except DuplicateKeyError:
             raise Conflict("You already have a waiting appointment with this doctor.",
                            code="already_booked") from None
+        if await store.find_doctor(doctor["_id"]) is None:
+            # The doctor was deleted while we booked: withdraw the booking instead of orphaning it.
+            await store.update_appointment_if(appointment["_id"], "pending", 0, consultations.status_update(
+                appointment, "cancelled", self.services.settings.join_url_template))
+            raise NotFound("Doctor not found.", code="doctor_not_found")
         await consultations.announce(self.services, appointment)
         self.send_json(present(appointment, principal), 201)
 

@@ -20,6 +20,7 @@ doctor_create_schema = DoctorCreateSchema()
 doctor_status_schema = DoctorStatusSchema()
 
 EMAIL_TAKEN = "A doctor with this email already exists."
+HAS_PATIENTS = "This doctor still has waiting or in-consultation appointments."
 
 
 class DoctorHandlerMixin:
@@ -79,13 +80,18 @@ class DoctorHandler(DoctorHandlerMixin, APIHandler):
         self.require_user("admin")
         oid = self.path_id(doctor_id, "Doctor")
         store = self.services.store
-        if await store.find_doctor(oid) is None:
+        doctor = await store.find_doctor(oid)
+        if doctor is None:
             raise NotFound("Doctor not found.")
         if await store.doctor_has_active_appointments(oid):
-            raise Conflict("This doctor still has waiting or in-consultation appointments.",
-                           code="doctor_has_appointments")
+            raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
         if not await store.delete_doctor(oid):
             raise NotFound("Doctor not found.")
+        if await store.doctor_has_active_appointments(oid):
+            # A booking landed between the check and the delete (there are no transactions to
+            # stop it): put the profile back, same id, rather than leave a patient with no doctor.
+            await store.insert_doctor(doctor)
+            raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
         await self.services.bus.publish(DoctorDeleted(doctor_id))
         self.send_json({"message": "Doctor deleted.", "id": doctor_id})
 
