@@ -176,7 +176,9 @@ class Store:
             return_document=ReturnDocument.AFTER)))
 
     async def release_invite(self, invite: dict) -> None:
-        """Undoes a claim whose account could not be created, so the invite is not lost."""
+        """Undoes a claim whose account could not be created, so the invite is not lost. It does not
+        take back its place as the active invite (`activeKey`): a failure like this one (email taken,
+        doctor profile gone) means a fresh invite may be needed, and this one must not block it."""
         await self._run("release_invite", self.invites.update_one(
             {"_id": invite["_id"], "usedAt": invite["usedAt"]},
             {"$set": {"usedAt": None}}))
