@@ -15,16 +15,14 @@ from urllib.parse import urlsplit
 
 from tornado import websocket
 
-from actors.doctor import DoctorNotFound
 from actors.hub import Outgoing, appointment_room, doctor_room
-from actors.snapshot import QueueSnapshot
 from handlers.base import answer_api_error, bearer_token, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
+from handlers.queue import doctor_snapshot, locate_appointment
 from server import metrics
 from server.auth import TokenError
 from server.logs import request_id_for
-from server.errors import Forbidden, StoreUnavailable, Unauthorized
-from server.transitions import relation
+from server.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized
 from server.values import to_object_id
 
 log = logging.getLogger("medpharma.ws")
@@ -187,7 +185,10 @@ class QueueSocket(websocket.WebSocketHandler):
             await self._subscribe_doctor(doctor_id)
 
     async def _subscribe_doctor(self, doctor_id: str) -> None:
-        snapshot = await self._snapshot(doctor_id)
+        try:
+            snapshot = await doctor_snapshot(self.services, doctor_id)
+        except NotFound:
+            raise FrameError("not_found", "Doctor not found.") from None
         if not self._still_open():
             return
         self._join(doctor_room(doctor_id))
@@ -197,46 +198,20 @@ class QueueSocket(websocket.WebSocketHandler):
                           Outgoing("queue:state", snapshot.state_for(staff, viewer.user_id)))
 
     async def _subscribe_appointment(self, appointment_id: str) -> None:
-        services, viewer = self.services, self.viewer
-        doctor_id = services.queues.doctor_of(appointment_id)
-        snapshot = await self._snapshot(doctor_id) if doctor_id is not None else None
-        entry = snapshot.entry(appointment_id) if snapshot is not None else None
-        if entry is not None:
-            allowed = viewer.is_admin or viewer.is_doctor_of(doctor_id) or viewer.user_id == entry.patient
-            status = entry.status
-        else:
-            appointment = await services.store.find_appointment(to_object_id(appointment_id))
-            if appointment is None:
-                raise FrameError("not_found", "Appointment not found.")
-            allowed = relation(viewer, appointment) is not None
-            doctor_id, status = str(appointment["doctor"]), appointment["status"]
-            snapshot = await self._snapshot(doctor_id, missing_ok=True)
-        if not allowed:
-            raise FrameError("forbidden", "You may not follow this appointment.")
-        update = snapshot.update_for(appointment_id) if snapshot is not None else None
-        if update is None:
-            settings = snapshot.settings if snapshot is not None else None
-            update = {"appointmentId": appointment_id, "status": status, "position": -1, "etaMinutes": 0,
-                      "expectedStartAt": None,
-                      "isRunningLate": settings.is_running_late if settings else False,
-                      "lateByMinutes": settings.late_by_minutes if settings else 0}
-        current = snapshot.entry(appointment_id) if snapshot is not None else None
+        try:
+            found = await locate_appointment(self.services, self.viewer, appointment_id)
+        except NotFound:
+            raise FrameError("not_found", "Appointment not found.") from None
+        except Forbidden:
+            raise FrameError("forbidden", "You may not follow this appointment.") from None
         if not self._still_open():
             return
         self._join(appointment_room(appointment_id))
-        self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", update))
-        if update["status"] == "in_consultation" and current is not None and current.join_url:
+        self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", found.update))
+        if found.update["status"] == "in_consultation" and found.entry is not None and found.entry.join_url:
             # Joining while already called (a reconnect, a second device): it is still your turn.
             self.outbox.offer(f"turn:now:{appointment_id}", Outgoing(
-                "turn:now", {"appointmentId": appointment_id, "joinUrl": current.join_url}))
-
-    async def _snapshot(self, doctor_id: str, missing_ok: bool = False) -> QueueSnapshot | None:
-        try:
-            return await self.services.queues.snapshot(doctor_id)
-        except DoctorNotFound:
-            if missing_ok:
-                return None
-            raise FrameError("not_found", "Doctor not found.") from None
+                "turn:now", {"appointmentId": appointment_id, "joinUrl": found.entry.join_url}))
 
     def _unsubscribe(self, frame: dict) -> None:
         rooms = [r for r in (frame.get("doctorId") and doctor_room(frame["doctorId"]),
