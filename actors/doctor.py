@@ -161,7 +161,7 @@ class DoctorActor(Actor):
             self._remember_gone(entry)
             if known is not None or entry.id in self._sent:
                 self.hub.publish(appointment_room(entry.id),
-                                 Outgoing("queue:update", finished_update(entry, self.settings)),
+                                 Outgoing("queue:update", finished_update(entry.id, entry.status)),
                                  key=f"queue:update:{entry.id}")
             self._sent.pop(entry.id, None)
 
@@ -204,11 +204,13 @@ class DoctorActor(Actor):
             update = snapshot.update_for(appointment_id)
             signature = (update["status"], update["position"], update["etaMinutes"],
                          update["isRunningLate"], update["lateByMinutes"])
-            signatures.append((appointment_id, signature))
             if self._moved(appointment_id, signature, update["expectedStartAt"]):
                 self._sent[appointment_id] = (signature, update["expectedStartAt"])
                 hub.publish(appointment_room(appointment_id), Outgoing("queue:update", update),
                             key=f"queue:update:{appointment_id}")
+            # What the appointment's room was last told, expectedStartAt included: the doctor's room
+            # hears of every move its appointments' rooms hear of.
+            signatures.append((appointment_id, self._sent[appointment_id]))
 
         if self._sent_settings != self.settings:
             self._sent_settings = self.settings

@@ -64,11 +64,13 @@ class DoctorSettings:
                 "lateByMinutes": self.late_by_minutes, "avgConsultMinutes": self.avg_consult_minutes}
 
 
-def finished_update(entry: QueueEntry, settings: DoctorSettings) -> dict:
-    """The last `queue:update` of an appointment that left the queue (completed, cancelled, no-show)."""
-    return {"appointmentId": entry.id, "status": entry.status, "position": -1, "etaMinutes": 0,
-            "expectedStartAt": None, "isRunningLate": settings.is_running_late,
-            "lateByMinutes": settings.late_by_minutes}
+def finished_update(appointment_id: str, status: str) -> dict:
+    """The last `queue:update` of an appointment that left the queue (completed, cancelled, no-show).
+
+    Nothing about it moves any more, so it carries none of the doctor's lateness: a later status
+    change is not pushed to rooms of appointments that left, and a REST read must not disagree."""
+    return {"appointmentId": appointment_id, "status": status, "position": -1, "etaMinutes": 0,
+            "expectedStartAt": None, "isRunningLate": False, "lateByMinutes": 0}
 
 
 @dataclass

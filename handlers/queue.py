@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.doctor import DoctorNotFound
-from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
+from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
 from server.errors import Forbidden, NotFound
 from server.transitions import relation
 from server.values import to_object_id
@@ -74,10 +74,7 @@ async def locate_appointment(services, viewer, appointment_id: str) -> Appointme
     entry = snapshot.entry(appointment_id) if snapshot is not None else None
     if entry is not None:
         return AppointmentInQueue(snapshot.update_for(appointment_id), settings, entry)
-    left = {"appointmentId": appointment_id, "status": appointment["status"], "position": -1, "etaMinutes": 0,
-            "expectedStartAt": None, "isRunningLate": settings.is_running_late,
-            "lateByMinutes": settings.late_by_minutes}
-    return AppointmentInQueue(left, settings, None)
+    return AppointmentInQueue(finished_update(appointment_id, appointment["status"]), settings, None)
 
 
 class AppointmentPositionHandler(APIHandler):
