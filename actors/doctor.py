@@ -68,7 +68,7 @@ class DoctorActor(Actor):
         self._sent: dict[str, tuple] = {}
         self._sent_state: tuple | None = None
         self._sent_settings: DoctorSettings | None = None
-        self._doctor_updated_at = None
+        self._doctor_version = -1
         self.snapshot: QueueSnapshot | None = None
 
     # -- reads (synchronous; safe because nothing else runs between two awaits) --------------------
@@ -123,11 +123,12 @@ class DoctorActor(Actor):
         self.loaded = True
 
     def _apply_doctor(self, doctor: dict) -> None:
-        """New settings, unless this is an older write arriving late (a bus gives no order)."""
-        updated_at = doctor.get("updatedAt")
-        if updated_at is not None and self._doctor_updated_at is not None and updated_at < self._doctor_updated_at:
+        """New settings, unless this is an older write arriving late (a bus gives no order): the store
+        bumps the doctor's `version` on every write, as it does an appointment's."""
+        version = int(doctor.get("version", 0))
+        if version < self._doctor_version:
             return
-        self._doctor_updated_at = updated_at
+        self._doctor_version = version
         self.settings = DoctorSettings.from_document(doctor)
 
     # -- applying changes ------------------------------------------------------------------------

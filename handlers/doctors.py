@@ -50,7 +50,7 @@ class DoctorsHandler(APIHandler):
         document = {"name": body["name"], "specialization": body["specialization"], "email": body["email"],
                     "phone": body["phone"], "availability": body.get("availability", []),
                     "avgConsultMinutes": body.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES),
-                    "isRunningLate": False, "lateByMinutes": 0, "createdAt": now, "updatedAt": now}
+                    "isRunningLate": False, "lateByMinutes": 0, "createdAt": now, "updatedAt": now, "version": 0}
         try:
             doctor = await self.services.store.insert_doctor(document)
         except DuplicateKeyError:

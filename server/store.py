@@ -148,8 +148,9 @@ class Store:
         return _normalise(await self._run("find_doctor", self.doctors.find_one({"email": email})))
 
     async def update_doctor(self, doctor_id: ObjectId, changes: dict) -> dict | None:
+        """Applies `changes` and bumps `version`, which orders the doctor's writes for the actors."""
         return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
-            {"_id": doctor_id}, {"$set": changes}, return_document=ReturnDocument.AFTER)))
+            {"_id": doctor_id}, {"$set": changes, "$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)))
 
     async def delete_doctor(self, doctor_id: ObjectId) -> bool:
         result = await self._run("delete_doctor", self.doctors.delete_one({"_id": doctor_id}))

@@ -379,8 +379,9 @@ async def test_a_late_older_doctor_change_does_not_undo_a_newer_one(world):
     doctor_id = await world.doctor()
     await world.registry.snapshot(doctor_id)
     base = await world.store.find_doctor(ObjectId(doctor_id))
-    newer = {**base, "isRunningLate": True, "lateByMinutes": 20, "updatedAt": T0 + timedelta(seconds=2)}
-    older = {**base, "isRunningLate": True, "lateByMinutes": 5, "updatedAt": T0 + timedelta(seconds=1)}
+    # Same millisecond, so only the version tells them apart.
+    newer = {**base, "isRunningLate": True, "lateByMinutes": 20, "version": 2}
+    older = {**base, "isRunningLate": True, "lateByMinutes": 5, "version": 1}
     await world.registry.deliver(DoctorChanged(doctor_id, newer))
     await world.registry.deliver(DoctorChanged(doctor_id, older))
     assert (await world.registry.snapshot(doctor_id)).settings.late_by_minutes == 20
