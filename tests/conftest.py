@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,30 @@ TEST_MONGO_URI = os.environ.get("MEDPHARMA_TEST_MONGO_URI") or None
 ADMIN_EMAIL = "root@medpharma.test"
 ADMIN_PASSWORD = "admin-password-1"
 JWT_SECRET = "test-secret-that-is-at-least-32-characters-long"
+
+
+class LoopThread:
+    """An asyncio loop in a background thread, so a synchronous hypothesis test can drive a server
+    (`run` submits a coroutine and waits for its result)."""
+
+    def __init__(self, name: str = "test-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
 
 
 class FakeClock:

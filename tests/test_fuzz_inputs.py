@@ -14,11 +14,9 @@ the examples from a plain synchronous function, so shrinking works as usual.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-import threading
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings, strategies as st
 
 from server.app import ID, ROUTES
-from tests.conftest import start_harness, stop_harness
+from tests.conftest import LoopThread, start_harness, stop_harness
 
 ROLES = ("anonymous", "patient", "doctor", "admin")
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -361,29 +359,6 @@ REGRESSIONS = [
 
 
 # -- the fuzzed world -------------------------------------------------------------------------------------
-class LoopThread:
-    """An asyncio loop in a background thread, hosting the server and its HTTP client."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-server", daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine, timeout: float = 60):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        pending = asyncio.all_tasks(self.loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
-
-
 class ErrorRecorder(logging.Handler):
     """Every record logged with a traceback or at ERROR and above."""
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -36,7 +35,7 @@ import pytest
 from bson import ObjectId
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.conftest import FakeClock, start_harness, stop_harness
+from tests.conftest import FakeClock, LoopThread, start_harness, stop_harness
 
 WAITING = ("pending", "confirmed")
 FINISHED = ("completed", "cancelled", "no_show")
@@ -98,28 +97,6 @@ WEIGHTS = {"pause": 1, "book": 5, "book_early": 2, "cancel": 3, "status": 6, "ne
            "tick": 3, "reload": 1, "burst": 2}
 OPERATIONS = st.sampled_from([kind for kind, weight in WEIGHTS.items() for _ in range(weight)]).flatmap(
     KINDS.__getitem__)
-
-
-# -- the event loop in a background thread ----------------------------------------------------------
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="queue-model", daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine, timeout: float = 60):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        pending = asyncio.all_tasks(self.loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
 
 
 # -- sockets ----------------------------------------------------------------------------------------
