@@ -24,6 +24,7 @@ from actors.hub import Hub
 from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Reload, Tick
 from actors.snapshot import QueueSnapshot
 from server import metrics
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.actors")
 
@@ -50,13 +51,8 @@ class QueueRegistry:
             self._ticker = asyncio.get_running_loop().create_task(self._tick_forever(), name="queue-ticker")
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            try:
-                await self._ticker
-            except asyncio.CancelledError:
-                pass
-            self._ticker = None
+        await cancel_and_wait(self._ticker)
+        self._ticker = None
         for doctor_id in list(self.actors):
             await self._evict(doctor_id)
 

@@ -27,6 +27,7 @@ from server.logs import log_request
 from server.ratelimit import RateLimiter
 from server.seed import seed_admin
 from server.store import Store
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.server")
 
@@ -186,8 +187,7 @@ class Server:
             await asyncio.wait_for(http.close_all_connections(), 1.0)
         except asyncio.TimeoutError:
             log.warning("some connections did not close in time")
-        if self._probe is not None:
-            self._probe.cancel()
+        await cancel_and_wait(self._probe)
         await self.services.bus.stop()
         await self.services.queues.stop()
         await self.services.store.close()

@@ -20,6 +20,7 @@ import uuid
 from bson import json_util
 
 from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted
+from server.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.bus")
 
@@ -83,12 +84,7 @@ class RedisBus(InProcessBus):
         await asyncio.wait_for(self.subscribed.wait(), 5)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            try:
-                await self._listener
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._listener)
         if self._client is not None:
             await self._client.aclose()
 
