@@ -20,6 +20,7 @@ from typing import Callable
 
 from actors.base import Actor
 from actors.hub import Hub, Outgoing, appointment_room, doctor_room
+from actors.learning import DoctorStats, apply_all, events_for
 from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, Reload
 from actors.snapshot import WAITING, DoctorSettings, QueueEntry, QueueSnapshot, finished_update
 from server import metrics
@@ -46,13 +47,14 @@ class DoctorActor(Actor):
     expected_errors = (DoctorNotFound, StoreUnavailable)
 
     def __init__(self, doctor_id: str, *, store, hub: Hub, clock: Callable[[], datetime],
-                 index: dict[str, str]):
+                 index: dict[str, str], learning: bool = True):
         super().__init__(f"doctor:{doctor_id}")
         self.doctor_id = doctor_id
         self.store = store
         self.hub = hub
         self.clock = clock
         self.index = index  # appointment id → doctor id, shared by all actors via the registry
+        self.learning = learning  # False (ETA_LEARNING=off): estimates follow the plain rule
         self._reset()
 
     def _reset(self) -> None:
@@ -61,6 +63,7 @@ class DoctorActor(Actor):
         self.loaded = False
         self.deleted = False
         self.settings = DoctorSettings(12, False, 0)
+        self.stats = DoctorStats()
         self._entries: dict[str, QueueEntry] = {}
         self._waiting: list[QueueEntry] = []
         self._current: QueueEntry | None = None
@@ -116,6 +119,7 @@ class DoctorActor(Actor):
         if doctor is None:
             raise DoctorNotFound(self.doctor_id)
         documents = await self.store.active_appointments_of_doctor(doctor_oid)
+        self.stats = DoctorStats.from_document(await self.store.find_doctor_stats(doctor_oid))
         self._apply_doctor(doctor)
         self._sent_settings = self.settings  # a fresh load is not a status change
         for document in documents:
@@ -146,6 +150,9 @@ class DoctorActor(Actor):
             return
         if known is not None:
             self._remove(known)
+        if not loading:
+            # The write workflow stored the same lessons (server.consultations.learn_from).
+            self.stats = apply_all(self.stats, events_for(self.stats, document))
         if entry.status in WAITING:
             bisect.insort(self._waiting, entry, key=lambda e: e.order)
             self._track(entry)
@@ -195,7 +202,8 @@ class DoctorActor(Actor):
 
     # -- publishing --------------------------------------------------------------------------------
     def _compute(self, now: datetime) -> QueueSnapshot:
-        return QueueSnapshot.compute(self.doctor_id, self.settings, self._current, tuple(self._waiting), now)
+        return QueueSnapshot.compute(self.doctor_id, self.settings, self._current, tuple(self._waiting), now,
+                                     stats=self.stats, learning=self.learning)
 
     def _publish(self, queued_at: float) -> None:
         snapshot = self.snapshot = self._compute(self.clock())

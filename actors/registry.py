@@ -35,8 +35,9 @@ def system_clock() -> datetime:
 
 class QueueRegistry:
     def __init__(self, store, hub: Hub, *, clock: Callable[[], datetime] = system_clock,
-                 tick_seconds: float = 10.0, idle_seconds: float = 300.0):
+                 tick_seconds: float = 10.0, idle_seconds: float = 300.0, learning: bool = True):
         self.store = store
+        self.learning = learning
         self.hub = hub
         self.clock = clock
         self.tick_seconds = tick_seconds
@@ -61,7 +62,7 @@ class QueueRegistry:
         actor = self.actors.get(doctor_id)
         if actor is None or actor.stopped:
             actor = DoctorActor(doctor_id, store=self.store, hub=self.hub, clock=self.clock,
-                                index=self.appointment_doctor)
+                                index=self.appointment_doctor, learning=self.learning)
             actor.start()
             self.actors[doctor_id] = actor
             metrics.actors_live.set(len(self.actors))

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from actors.eta import Estimate, estimate_queue
+from actors.learning import DoctorStats
 from server.values import format_utc
 
 WAITING = ("pending", "confirmed")
@@ -49,11 +50,12 @@ class DoctorSettings:
     avg_consult_minutes: int
     is_running_late: bool
     late_by_minutes: int
+    away_until: datetime | None = None
 
     @classmethod
     def from_document(cls, doc: dict) -> "DoctorSettings":
         return cls(int(doc.get("avgConsultMinutes", 12)), bool(doc.get("isRunningLate", False)),
-                   int(doc.get("lateByMinutes", 0)))
+                   int(doc.get("lateByMinutes", 0)), doc.get("awayUntil"))
 
     @property
     def effective_late_minutes(self) -> int:
@@ -88,11 +90,13 @@ class QueueSnapshot:
 
     @classmethod
     def compute(cls, doctor_id: str, settings: DoctorSettings, in_consultation: QueueEntry | None,
-                waiting: tuple[QueueEntry, ...], now: datetime) -> "QueueSnapshot":
+                waiting: tuple[QueueEntry, ...], now: datetime, *, stats: DoctorStats | None = None,
+                learning: bool = True) -> "QueueSnapshot":
         estimates = estimate_queue(
             [entry.date for entry in waiting], now=now, avg_minutes=settings.avg_consult_minutes,
             late_minutes=settings.effective_late_minutes,
-            consultation_started_at=in_consultation.started_at if in_consultation else None)
+            consultation_started_at=in_consultation.started_at if in_consultation else None,
+            away_until=settings.away_until, stats=stats, learning=learning)
         return cls(doctor_id, settings, in_consultation, waiting, tuple(estimates), now,
                    {entry.id: i for i, entry in enumerate(waiting)})
 

@@ -51,6 +51,7 @@ class Settings:
     bcrypt_rounds: int = 12
     redis_url: str | None = None
     login_failures_per_minute: int = 10
+    eta_learning: bool = True
 
     @property
     def embedded_store(self) -> bool:
@@ -174,6 +175,11 @@ def load_settings(environ: Mapping[str, str] | None = None,
 
     if (rate := _blank_to_none(env.get("LOGIN_FAILURES_PER_MINUTE"))) is not None:
         values["login_failures_per_minute"] = _int_in_range("LOGIN_FAILURES_PER_MINUTE", rate, 1, 100_000)
+
+    if (learning := _blank_to_none(env.get("ETA_LEARNING"))) is not None:
+        if learning.lower() not in ("on", "off"):
+            raise ConfigError("ETA_LEARNING", f"must be on or off, got {learning!r}")
+        values["eta_learning"] = learning.lower() == "on"
 
     return Settings(**values)
 

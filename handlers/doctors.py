@@ -8,7 +8,7 @@ from actors.messages import DoctorChanged, DoctorDeleted
 from handlers.base import APIHandler
 from schemas.base import load_body
 from schemas.doctors import (DEFAULT_AVG_CONSULT_MINUTES, DoctorCreateSchema, DoctorStatusSchema,
-                             doctor_schema)
+                             doctor_schema, status_changes)
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.store import DuplicateKeyError, utcnow
 from server import consultations
@@ -100,9 +100,7 @@ class DoctorStatusHandler(DoctorHandlerMixin, APIHandler):
     async def patch(self, doctor_id: str) -> None:
         self.require_staff_of(doctor_id)
         oid = self.path_id(doctor_id, "Doctor")
-        body = load_body(doctor_status_schema, self.json_body())
-        if body.get("isRunningLate") is False and "lateByMinutes" not in body:
-            body["lateByMinutes"] = 0
+        body = status_changes(load_body(doctor_status_schema, self.json_body()))
         body["updatedAt"] = utcnow()
         doctor = await self.services.store.update_doctor(oid, body)
         if doctor is None:

@@ -26,6 +26,15 @@ class DoctorStatusSchema(StrictSchema):
     avgConsultMinutes = StrictInteger(validate=validate.Range(min=1, max=240))
 
 
+def status_changes(body: dict) -> dict:
+    """The fields a status change writes: `isRunningLate: false` without `lateByMinutes` also resets
+    the lateness to 0 (API.md), so a doctor back on time is not left with a stale number."""
+    changes = dict(body)
+    if changes.get("isRunningLate") is False and "lateByMinutes" not in changes:
+        changes["lateByMinutes"] = 0
+    return changes
+
+
 class DoctorSchema(StrictSchema):
     id = ObjectIdField(attribute="_id")
     name = fields.String()

@@ -109,7 +109,8 @@ def build_services(settings: Settings, *, store: Store | None = None,
                    idle_seconds: float = 300.0) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
     hub = Hub()
-    registry = QueueRegistry(store, hub, clock=clock, tick_seconds=tick_seconds, idle_seconds=idle_seconds)
+    registry = QueueRegistry(store, hub, clock=clock, tick_seconds=tick_seconds, idle_seconds=idle_seconds,
+                             learning=settings.eta_learning)
     return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                     tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                     hub=hub, queues=registry,

@@ -9,21 +9,28 @@ doctor" true under any interleaving, with no transactions.
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
 from bson import ObjectId
 
+from actors.learning import DoctorStats, events_for, may_teach, store_update
 from actors.messages import AppointmentChanged
 from server.auth import new_room_token
-from server.errors import Conflict
+from server.errors import Conflict, StoreUnavailable
 from server.store import DuplicateKeyError, utcnow
 from server.transitions import WAITING, check_transition, relation
+
+log = logging.getLogger("medpharma.consultations")
 
 ATTEMPTS = 5
 DOCTOR_BUSY = "This doctor already has a patient in consultation; complete it first."
 
 
-def status_update(current: dict, target: str, join_url_template: str) -> dict:
-    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest."""
-    now = utcnow()
+def status_update(current: dict, target: str, join_url_template: str, now: datetime | None = None) -> dict:
+    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest.
+    `now` is the replay's clock (`server.replay`); the live server uses the real one."""
+    now = now or utcnow()
     update: dict = {"$set": {"status": target, "updatedAt": now}, "$unset": {}}
     if target not in WAITING:
         update["$unset"]["waitingKey"] = ""
@@ -91,5 +98,22 @@ async def call_next(services, doctor_id: ObjectId) -> tuple[dict | None, dict | 
 
 
 async def announce(services, appointment: dict) -> None:
-    """Tells the doctor's queue about a committed write and waits until it has taken it in."""
+    """Learns from a committed write, then tells the doctor's queue and waits until it has taken it in.
+    Learning first: a queue that loads from the store on this very message then finds it learned."""
+    await learn_from(services.store, appointment)
     await services.bus.publish(AppointmentChanged(str(appointment["doctor"]), appointment))
+
+
+async def learn_from(store, appointment: dict) -> None:
+    """Records what a consultation that started or ended, or a patient who did not come, teaches about
+    the doctor (`actors.learning`). Best effort: the appointment's own write has committed, and a
+    lost lesson only makes the estimate a little less informed, so a store failure is logged, not raised."""
+    if not may_teach(appointment):
+        return
+    doctor_id = appointment["doctor"]
+    try:
+        stats = DoctorStats.from_document(await store.find_doctor_stats(doctor_id))
+        for event in events_for(stats, appointment):
+            await store.record_learning(doctor_id, *store_update(event))
+    except StoreUnavailable:
+        log.warning("could not record what a consultation taught", extra={"doctor": str(doctor_id)})

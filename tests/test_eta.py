@@ -55,7 +55,9 @@ CASES = [
 def test_estimate_queue_table(name, booked, avg, late, started, expected):
     estimates = estimate_queue(booked, now=NOW, avg_minutes=avg, late_minutes=late,
                                consultation_started_at=started)
-    assert estimates == [Estimate(position, eta, start) for position, (eta, start) in enumerate(expected)]
+    assert [(e.position, e.eta_minutes, e.expected_start_at) for e in estimates] == [
+        (position, eta, start) for position, (eta, start) in enumerate(expected)]
+    assert [e.delay_minutes for e in estimates] == [minutes_until(b, start) for b, (_, start) in zip(booked, expected)]
 
 
 @pytest.mark.parametrize("started,late,expected", [
