@@ -23,9 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from statistics import NormalDist
 from typing import Sequence
 
+from actors import learning
 from actors.learning import DoctorStats, LearnedModel
+
+_STANDARD = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -75,34 +79,56 @@ def _plain(booked_times, now, avg_minutes, late_minutes, started_at, away_until)
 
 def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_until,
              stats: DoctorStats) -> list[Estimate]:
+    """Walks the queue carrying when the doctor will be free as a distribution (mean and variance, in
+    minutes from now): each consultation adds its mean and variance, and a booked time the doctor
+    must wait for cuts the spread off below it (the moments of max(free, booked), Clark 1961). The
+    quoted start is the median, moved `CAUTION_SIGMAS` standard deviations earlier."""
     model: LearnedModel = stats.model(avg_minutes)
-    if started_at is not None:
-        elapsed = _minutes(now - started_at)
-        free_at = now + timedelta(minutes=model.remaining_consultation_minutes(elapsed))
-    else:
-        # Idle: the doctor has been free since the last consultation ended (if that was before now).
-        free_since = stats.free_since
-        free_at = free_since if free_since is not None and free_since <= now else None
-    blocked_until = None  # declared lateness or a break: nobody is called before it
+    blocked = -math.inf  # minutes from now before which nobody is called (declared lateness, a break)
     if late_minutes:
-        blocked_until = now + timedelta(minutes=late_minutes)
+        blocked = float(late_minutes)
     if away_until is not None and away_until > now:
-        blocked_until = away_until if blocked_until is None else max(blocked_until, away_until)
-    slot = timedelta(minutes=model.slot_minutes())
+        blocked = max(blocked, _minutes(away_until - now))
+    slot_mean, slot_variance = model.slot_minutes()
+    busy_gap = model.call_offset_minutes(False, -math.inf)
     estimates = []
+    if started_at is not None:
+        mean = model.remaining_consultation_minutes(_minutes(now - started_at)) + busy_gap
+        variance = slot_variance
+    else:
+        mean, variance = None, 0.0
     for position, booked in enumerate(booked_times):
-        idle = free_at is None or free_at <= booked
-        callable_at = booked if idle else free_at
-        if blocked_until is not None:
-            callable_at = max(callable_at, blocked_until)
-        offset = model.call_offset_minutes(idle, _minutes(now - callable_at))
-        start = callable_at + timedelta(minutes=offset)
-        if free_at is not None:
-            start = max(start, free_at)
-        start = max(start, now)
-        estimates.append(_estimate(position, now, booked, start))
-        free_at = start + slot
+        due = _minutes(booked - now)
+        if mean is None:
+            # Nobody in consultation and nobody called yet: lateness read from the clock. The doctor
+            # has been free since the last consultation ended; how long after the patient became
+            # callable is this doctor likely to call, given nobody was called so far?
+            free_since = stats.free_since
+            idle = free_since is None or free_since > now or free_since <= booked
+            callable_in = max(due if idle else _minutes(free_since - now), blocked)
+            start = max(0.0, callable_in + model.call_offset_minutes(idle, -callable_in))
+            quoted = start
+            mean, variance = start, 0.0
+        else:
+            target = max(due + model.call_offset_minutes(True, -due), blocked, 0.0)
+            quoted = max(target, mean - learning.CAUTION_SIGMAS * math.sqrt(variance), 0.0)
+            mean, variance = _max_with(mean, variance, target)
+        estimates.append(_estimate(position, now, booked, now + timedelta(minutes=quoted)))
+        mean += slot_mean + busy_gap
+        variance += slot_variance
     return estimates
+
+
+def _max_with(mean: float, variance: float, floor: float) -> tuple[float, float]:
+    """Mean and variance of max(X, floor) for X normal(mean, variance)."""
+    if variance <= 1e-9:
+        return max(mean, floor), 0.0
+    sd = math.sqrt(variance)
+    alpha = (floor - mean) / sd
+    below, density = _STANDARD.cdf(alpha), _STANDARD.pdf(alpha)
+    first = floor * below + mean * (1 - below) + sd * density
+    second = floor ** 2 * below + (mean ** 2 + variance) * (1 - below) + (mean + floor) * sd * density
+    return first, max(0.0, second - first ** 2)
 
 
 def _estimate(position: int, now: datetime, booked: datetime, start: datetime) -> Estimate:

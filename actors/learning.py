@@ -39,10 +39,12 @@ MAX_CALL_OFFSET_MINUTES = 240.0
 PRIOR_LOG_SPREAD = 0.45
 LOG_SPREAD_BOUNDS = (0.05, 1.5)
 MAD_TO_SIGMA = 1.4826
-# Which quantile of the remaining time is quoted (0.5 = the median, what minimises absolute error),
-# for the running consultation and for each later one; tuned on bench seeds 1-3 (bench/eta/README.md).
+# Which quantile of the running consultation's remaining time is quoted (0.5 = the median, what
+# minimises absolute error), and how many standard deviations of the queue's accumulated uncertainty
+# a start is quoted early: being told too late costs a patient their turn, too early only a wait.
+# Both tuned on bench seeds 1-3 (bench/eta/README.md).
 RUNNING_QUANTILE = 0.5
-SLOT_QUANTILE = 0.5
+CAUTION_SIGMAS = 0.5
 
 CONSULTATION = "consultation"
 CALL_IDLE = "call_idle"
@@ -238,10 +240,14 @@ class LearnedModel:
             return 0.0
         return max(0.0, self._length_quantile(level) - elapsed_minutes)
 
-    def slot_minutes(self) -> float:
-        """Expected time a waiting patient ahead takes from the doctor: a consultation, unless they do
-        not come. The typical length sits between the median and the mean (`SLOT_QUANTILE`)."""
-        return (1 - self.no_show_rate) * self._length_quantile(SLOT_QUANTILE)
+    def slot_minutes(self) -> tuple[float, float]:
+        """Mean and variance of the time a waiting patient ahead takes from the doctor: a consultation,
+        unless they do not come. Means add up along the queue, and so do variances, which is how
+        the estimate knows that the tenth patient's start is less certain than the first's."""
+        mean = math.exp(self.log_mu + self.log_sigma ** 2 / 2)
+        variance = (math.exp(self.log_sigma ** 2) - 1) * mean ** 2
+        p = self.no_show_rate
+        return (1 - p) * mean, (1 - p) * variance + p * (1 - p) * mean ** 2
 
     def _length_quantile(self, level: float) -> float:
         return math.exp(self.log_mu + self.log_sigma * _STANDARD.inv_cdf(level))
@@ -261,10 +267,19 @@ def conditional_quantile(ordered: Sequence[float], floor: float, level: float) -
     n = len(ordered)
     if n == 0 or floor >= ordered[-1]:
         return floor
-    probabilities = [(i + 0.5) / n for i in range(n)]
-    below = _interpolate(floor, ordered, probabilities) if floor > ordered[0] else 0.0
+    # One point per distinct value, at the middle of its tied ranks, so ties make no step either.
+    values, probabilities = [], []
+    for i, x in enumerate(ordered):
+        if values and values[-1] == x:
+            continue
+        last = bisect.bisect_right(ordered, x)
+        values.append(x)
+        probabilities.append((i + last) / 2 / n)
+    if len(values) == 1:
+        return max(floor, values[0])
+    below = _interpolate(floor, values, probabilities) if floor > values[0] else probabilities[0]
     target = below + level * (1 - below)
-    return max(floor, _interpolate(target, probabilities, ordered))
+    return max(floor, _interpolate(target, probabilities, values))
 
 
 def _interpolate(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
