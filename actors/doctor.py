@@ -20,6 +20,7 @@ from typing import Callable
 
 from actors.base import Actor
 from actors.hub import Hub, Outgoing, appointment_room, doctor_room
+from actors.eta_score import PublishedStarts
 from actors.learning import DoctorStats, apply_all, events_for
 from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, Reload
 from actors.snapshot import WAITING, DoctorSettings, QueueEntry, QueueSnapshot, finished_update
@@ -64,6 +65,7 @@ class DoctorActor(Actor):
         self.deleted = False
         self.settings = DoctorSettings(12, False, 0)
         self.stats = DoctorStats()
+        self._published_starts = PublishedStarts()
         self._entries: dict[str, QueueEntry] = {}
         self._waiting: list[QueueEntry] = []
         self._current: QueueEntry | None = None
@@ -162,10 +164,13 @@ class DoctorActor(Actor):
                 self._remove(self._current)
             self._current = entry
             self._track(entry)
+            if not loading and known is not None and known.status in WAITING:
+                self._score_eta(entry)
             if not loading and (known is None or known.status != "in_consultation"):
                 self.hub.publish(appointment_room(entry.id), Outgoing(
                     "turn:now", {"appointmentId": entry.id, "joinUrl": document.get("joinUrl")}))
         else:
+            self._published_starts.forget(entry.id)
             self._remember_gone(entry)
             if known is not None or entry.id in self._sent:
                 self.hub.publish(appointment_room(entry.id),
@@ -215,6 +220,9 @@ class DoctorActor(Actor):
                          update["isRunningLate"], update["lateByMinutes"])
             if self._moved(appointment_id, signature, update["expectedStartAt"]):
                 self._sent[appointment_id] = (signature, update["expectedStartAt"])
+                if update["position"] >= 0:
+                    self._published_starts.record(appointment_id, snapshot.computed_at,
+                                                  snapshot.estimates[update["position"]].expected_start_at)
                 hub.publish(appointment_room(appointment_id), Outgoing("queue:update", update),
                             key=f"queue:update:{appointment_id}")
             # What the appointment's room was last told, expectedStartAt included: the doctor's room
@@ -232,6 +240,14 @@ class DoctorActor(Actor):
             hub.publish(doctor_room(self.doctor_id), Outgoing("queue:state", render=_state_renderer(snapshot)),
                         key=f"queue:state:{self.doctor_id}")
         metrics.push_lag_seconds.observe(time.perf_counter() - queued_at)
+
+    def _score_eta(self, entry: QueueEntry) -> None:
+        """A consultation started: how far off was what its patient was told 30 minutes before?"""
+        if entry.started_at is None:
+            return
+        error = self._published_starts.error_minutes(entry.id, entry.started_at)
+        if error is not None:
+            metrics.eta_error_minutes.observe(error)
 
     def _moved(self, appointment_id: str, signature: tuple, expected_start_at: str | None) -> bool:
         """Anything but expectedStartAt changed, or expectedStartAt drifted by a minute or more."""

@@ -82,7 +82,7 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
     """Walks the queue carrying when the doctor will be free as a distribution (mean and variance, in
     minutes from now): each consultation adds its mean and variance, and a booked time the doctor
     must wait for cuts the spread off below it (the moments of max(free, booked), Clark 1961). The
-    quoted start is the median, moved `CAUTION_SIGMAS` standard deviations earlier."""
+    quoted start is the expected one, or earlier where the spread is wide (see `MISSED_TURN_SIGMAS`)."""
     model: LearnedModel = stats.model(avg_minutes)
     blocked = -math.inf  # minutes from now before which nobody is called (declared lateness, a break)
     if late_minutes:
@@ -111,7 +111,8 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
             mean, variance = start, 0.0
         else:
             target = max(due + model.call_offset_minutes(True, -due), blocked, 0.0)
-            quoted = max(target, mean - learning.CAUTION_SIGMAS * math.sqrt(variance), 0.0)
+            guard = mean - learning.MISSED_TURN_SIGMAS * math.sqrt(variance) + learning.MISSED_TURN_MINUTES
+            quoted = max(target, min(mean, guard), 0.0)
             mean, variance = _max_with(mean, variance, target)
         estimates.append(_estimate(position, now, booked, now + timedelta(minutes=quoted)))
         mean += slot_mean + busy_gap

@@ -40,11 +40,14 @@ PRIOR_LOG_SPREAD = 0.45
 LOG_SPREAD_BOUNDS = (0.05, 1.5)
 MAD_TO_SIGMA = 1.4826
 # Which quantile of the running consultation's remaining time is quoted (0.5 = the median, what
-# minimises absolute error), and how many standard deviations of the queue's accumulated uncertainty
-# a start is quoted early: being told too late costs a patient their turn, too early only a wait.
-# Both tuned on bench seeds 1-3 (bench/eta/README.md).
+# minimises absolute error). Then the guard against missed turns: being told too late costs a
+# patient their turn, too early only a wait. A start is quoted no later than `MISSED_TURN_MINUTES`
+# after a low quantile (`MISSED_TURN_SIGMAS` standard deviations of the queue's accumulated
+# uncertainty below the expected start): near the head that changes nothing, far down the queue,
+# where the spread is wide, it quotes early. Tuned on bench seeds 1-3 (bench/eta/README.md).
 RUNNING_QUANTILE = 0.5
-CAUTION_SIGMAS = 0.5
+MISSED_TURN_MINUTES = 10.0
+MISSED_TURN_SIGMAS = 1.5
 
 CONSULTATION = "consultation"
 CALL_IDLE = "call_idle"

@@ -71,6 +71,12 @@ push_lag_seconds = Histogram(
     registry=REGISTRY,
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 
+eta_error_minutes = Histogram(
+    "medpharma_eta_error_minutes",
+    "When a consultation starts: |real start - the expectedStartAt last published for it at least "
+    "30 minutes before|, in minutes (the server scoring its own ETA).", registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240))
+
 store_operation_duration_seconds = Histogram(
     "medpharma_store_operation_duration_seconds",
     "Latency of store (MongoDB) operations, by named operation.", ["operation"], registry=REGISTRY,

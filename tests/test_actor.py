@@ -385,3 +385,70 @@ async def test_a_late_older_doctor_change_does_not_undo_a_newer_one(world):
     await world.registry.deliver(DoctorChanged(doctor_id, newer))
     await world.registry.deliver(DoctorChanged(doctor_id, older))
     assert (await world.registry.snapshot(doctor_id)).settings.late_by_minutes == 20
+
+
+async def test_actor_learns_a_finished_consultation_and_a_reloaded_actor_keeps_it():
+    """The write workflow records the lesson in the store and the live actor applies the same one in
+    memory; an actor that reloads (a restart) reads it back identically."""
+    from server.consultations import learn_from
+    from server.store import Store
+
+    store = Store.connect(None, "actor_learning")
+    now = datetime(2026, 11, 23, 10, tzinfo=timezone.utc)
+    doctor = (await store.insert_doctor({"name": "D", "email": "d@x.org", "avgConsultMinutes": 12}))["_id"]
+    registry = QueueRegistry(store, Hub(), clock=lambda: now)
+    doctor_id = str(doctor)
+    await registry.snapshot(doctor_id)
+    for i in range(6):
+        started = now - timedelta(minutes=200 - 30 * i)
+        document = {"_id": ObjectId(), "doctor": doctor, "patient": ObjectId(), "date": started,
+                    "createdAt": started, "status": "completed", "startedAt": started,
+                    "completedAt": started + timedelta(minutes=25), "version": 3}
+        await learn_from(store, document)
+        await registry.deliver(AppointmentChanged(doctor_id, document))
+    live = registry.live(doctor_id).stats
+    assert live.consultations == 6 and live.usable
+    await registry.live(doctor_id).ask(Reload())
+    assert registry.live(doctor_id).stats == live
+    await registry.stop()
+
+
+def eta_error_samples() -> tuple[float, float]:
+    from server.metrics import REGISTRY
+    count = REGISTRY.get_sample_value("medpharma_eta_error_minutes_count") or 0.0
+    total = REGISTRY.get_sample_value("medpharma_eta_error_minutes_sum") or 0.0
+    return count, total
+
+
+async def test_eta_error_histogram_scores_what_was_published_30_minutes_before_the_start():
+    world = World()
+    doctor_id = await world.doctor()
+    early = await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=40)))
+    late_booking = await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=90)))
+    await world.registry.snapshot(doctor_id)
+    # Published at 09:00: starts 09:40 and 10:30 (booked times; the doctor is free).
+    early = await world.write(early, reason="x")
+    await world.registry.deliver(AppointmentChanged(doctor_id, early))
+    before = eta_error_samples()
+
+    # 09:47: the first starts, 7 minutes after what it was told 47 minutes before.
+    world.clock.now = T0 + timedelta(minutes=47)
+    started = await world.write(early, status="in_consultation", startedAt=world.clock.now)
+    await world.registry.deliver(AppointmentChanged(doctor_id, started))
+    after_first = eta_error_samples()
+    assert after_first[0] == before[0] + 1
+    assert after_first[1] - before[1] == pytest.approx(7.0)
+
+    # An appointment published only 20 minutes before its start is not scored.
+    world.clock.now = T0 + timedelta(minutes=70)
+    fresh = await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=75), created=world.clock.now))
+    await world.registry.deliver(AppointmentChanged(doctor_id, fresh))
+    world.clock.now = T0 + timedelta(minutes=80)
+    done = await world.write(started, status="completed", completedAt=world.clock.now)
+    await world.registry.deliver(AppointmentChanged(doctor_id, done))
+    fresh = await world.store.find_appointment(fresh["_id"])
+    await world.registry.deliver(AppointmentChanged(
+        doctor_id, await world.write(fresh, status="in_consultation", startedAt=world.clock.now)))
+    assert eta_error_samples() == after_first
+    assert late_booking is not None
+    await world.registry.stop()

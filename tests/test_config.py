@@ -257,3 +257,14 @@ def test_redis_url(url):
 @pytest.mark.parametrize("url", ["127.0.0.1:6379", "http://cache", "memcached://x"])
 def test_bad_redis_url(url):
     refused("REDIS_URL", REDIS_URL=url)
+
+
+@pytest.mark.parametrize("value,expected", [(None, True), ("on", True), ("OFF", False), ("off", False)])
+def test_eta_learning(value, expected):
+    environ = {} if value is None else {"ETA_LEARNING": value}
+    assert load(**environ).eta_learning is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "0", "learn"])
+def test_bad_eta_learning(value):
+    refused("ETA_LEARNING", ETA_LEARNING=value)

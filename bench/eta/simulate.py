@@ -39,7 +39,7 @@ class Habits:
     def draw(cls, rng: random.Random) -> "Habits":
         typed = rng.choice([10, 12, 15, 20])
         return cls(typed_avg=typed, median_minutes=typed * rng.uniform(0.7, 1.4),
-                   log_sigma=rng.uniform(0.25, 0.5), no_show_rate=rng.uniform(0.03, 0.2),
+                   log_sigma=rng.uniform(0.2, 0.4), no_show_rate=rng.uniform(0.03, 0.2),
                    late_start_chance=rng.uniform(0.2, 0.6), late_start_max=rng.uniform(10, 25),
                    declares_late_chance=0.2, early_call_minutes=rng.choice([0, 5, 10]),
                    changeover_mean=rng.uniform(0.3, 2.0))
