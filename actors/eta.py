@@ -81,7 +81,7 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
              stats: DoctorStats) -> list[Estimate]:
     """Walks the queue carrying when the doctor will be free as a distribution (mean and variance, in
     minutes from now): each consultation adds its mean and variance, and a booked time the doctor
-    must wait for cuts the spread off below it (the moments of max(free, booked), Clark 1961). The
+    must wait for lifts the mean by the part of the spread below it (E[max(free, booked)]). The
     quoted start is the expected one, or earlier where the spread is wide (see `MISSED_TURN_SIGMAS`)."""
     model: LearnedModel = stats.model(avg_minutes)
     blocked = -math.inf  # minutes from now before which nobody is called (declared lateness, a break)
@@ -113,23 +113,22 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
             target = max(due + model.call_offset_minutes(True, -due), blocked, 0.0)
             guard = mean - learning.MISSED_TURN_SIGMAS * math.sqrt(variance) + learning.MISSED_TURN_MINUTES
             quoted = max(target, min(mean, guard), 0.0)
-            mean, variance = _max_with(mean, variance, target)
+            mean = _mean_of_max(mean, variance, target)
         estimates.append(_estimate(position, now, booked, now + timedelta(minutes=quoted)))
         mean += slot_mean + busy_gap
         variance += slot_variance
     return estimates
 
 
-def _max_with(mean: float, variance: float, floor: float) -> tuple[float, float]:
-    """Mean and variance of max(X, floor) for X normal(mean, variance)."""
+def _mean_of_max(mean: float, variance: float, floor: float) -> float:
+    """E[max(X, floor)] for X normal(mean, variance) (Clark 1961). The variance carried on is not
+    the truncated one: that one changes as a booked time draws near, and with it the estimates of
+    everyone behind, which would then swing back and forth while nothing happens."""
     if variance <= 1e-9:
-        return max(mean, floor), 0.0
+        return max(mean, floor)
     sd = math.sqrt(variance)
     alpha = (floor - mean) / sd
-    below, density = _STANDARD.cdf(alpha), _STANDARD.pdf(alpha)
-    first = floor * below + mean * (1 - below) + sd * density
-    second = floor ** 2 * below + (mean ** 2 + variance) * (1 - below) + (mean + floor) * sd * density
-    return first, max(0.0, second - first ** 2)
+    return floor * _STANDARD.cdf(alpha) + mean * (1 - _STANDARD.cdf(alpha)) + sd * _STANDARD.pdf(alpha)
 
 
 def _estimate(position: int, now: datetime, booked: datetime, start: datetime) -> Estimate:

@@ -237,11 +237,15 @@ class LearnedModel:
         way a long tail says it should, instead of "avg minus elapsed" hitting zero."""
         if elapsed_minutes <= 0:
             return self._length_quantile(RUNNING_QUANTILE)
-        survived = _STANDARD.cdf((math.log(elapsed_minutes) - self.log_mu) / self.log_sigma)
-        level = survived + RUNNING_QUANTILE * (1 - survived)
-        if level >= 1 - 1e-12:
-            return 0.0
-        return max(0.0, self._length_quantile(level) - elapsed_minutes)
+        # Worked on the upper tail, P(T > t) = (1 - q) P(T > e), with erfc: far into an overrun the
+        # tail is tiny and 1 - cdf would round to 0 and make the end jump back to "now".
+        z_elapsed = (math.log(elapsed_minutes) - self.log_mu) / self.log_sigma
+        tail = (1 - RUNNING_QUANTILE) * 0.5 * math.erfc(z_elapsed / math.sqrt(2))
+        if tail > 1e-300:
+            z_end = -_STANDARD.inv_cdf(tail)
+        else:  # beyond any double: the normal tail's own asymptote, S(z + d) / S(z) ~ exp(-z d)
+            z_end = z_elapsed + math.log(1 / (1 - RUNNING_QUANTILE)) / z_elapsed
+        return max(0.0, math.exp(self.log_mu + self.log_sigma * z_end) - elapsed_minutes)
 
     def slot_minutes(self) -> tuple[float, float]:
         """Mean and variance of the time a waiting patient ahead takes from the doctor: a consultation,

@@ -197,3 +197,35 @@ def test_store_and_memory_agree_and_a_restart_keeps_what_was_learned():
     assert reloaded == memory
     assert reloaded.consultations == 8 and reloaded.no_shows == 1 and reloaded.calls == 2
     assert reloaded.usable
+
+
+# -- stability: with nothing happening, time passing only ever moves an estimate later ---------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lengths=st.lists(st.floats(min_value=1, max_value=90), min_size=5, max_size=40),
+    offsets=st.lists(st.floats(min_value=-30, max_value=60), max_size=30),
+    gaps=st.lists(st.floats(min_value=0, max_value=20), max_size=30),
+    no_shows=st.integers(min_value=0, max_value=20),
+    booked=st.lists(st.integers(min_value=-60, max_value=240), min_size=1, max_size=12),
+    started=st.one_of(st.none(), st.integers(min_value=-120, max_value=0)),
+    free_since=st.one_of(st.none(), st.integers(min_value=-600, max_value=0)),
+    late=st.sampled_from([0, 0, 10]),
+)
+def test_with_no_event_estimates_only_move_later(lengths, offsets, gaps, no_shows, booked, started, free_since, late):
+    stats = consultations(lengths)
+    stats = apply_all(stats, [LearningEvent(f"i{i}:call", CALL_IDLE, m) for i, m in enumerate(offsets)])
+    stats = apply_all(stats, [LearningEvent(f"b{i}:call", CALL_BUSY, m) for i, m in enumerate(gaps)])
+    stats = apply_all(stats, [LearningEvent(f"n{i}:{NO_SHOW}", NO_SHOW) for i in range(no_shows)])
+    stats = DoctorStats(**{**stats.__dict__, "free_since": None if free_since is None else at(free_since)})
+    dates = sorted(at(m) for m in booked)
+    previous = None
+    for minute in range(0, 90, 3):
+        starts = [e.expected_start_at for e in estimate_queue(
+            dates, now=at(minute), avg_minutes=12, late_minutes=late,
+            consultation_started_at=None if started is None else at(started), stats=stats)]
+        if previous is not None:
+            assert all(b >= a for a, b in zip(previous, starts))
+        previous = starts
