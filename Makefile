@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench clean install
+.PHONY: run test bench bench-eta clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m bench
+
+bench-eta: $(STAMP_TEST)
+	$(BIN)/python -m bench.eta
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
