@@ -148,3 +148,53 @@ def test_from_store_needs_a_database():
 def test_a_missing_file_is_reported():
     result = run([], "/nonexistent/history.jsonl", stdin=False)
     assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_history_from_the_store_replays_like_the_recorded_lines():
+    """`--from-store` rebuilds replay lines from the appointments' own times (createdAt, startedAt,
+    completedAt, updatedAt) and observes while a booking is near; checked here on the embedded store
+    (the command itself refuses to run without MONGO_URI, see above)."""
+    import asyncio
+    import io
+    from datetime import datetime, timedelta, timezone
+
+    from bson import ObjectId
+
+    from config.settings import load_settings
+    from server.replay import history_from_store, replay_lines
+    from server.store import Store
+
+    day = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+
+    async def scenario():
+        store = Store.connect(None, "from_store_test")
+        doctor = ObjectId(D)
+        await store.insert_doctor({"_id": doctor, "name": "D", "email": "d@x.org", "avgConsultMinutes": 15})
+        base = {"doctor": doctor, "patient": ObjectId(), "reason": "", "version": 3}
+        await store.insert_appointment({**base, "_id": ObjectId(A1), "date": day, "status": "completed",
+                                        "createdAt": day - timedelta(hours=2), "updatedAt": day + timedelta(minutes=20),
+                                        "startedAt": day + timedelta(minutes=2), "completedAt": day + timedelta(minutes=20)})
+        await store.insert_appointment({**base, "_id": ObjectId(A2), "date": day + timedelta(minutes=15),
+                                        "status": "no_show", "createdAt": day - timedelta(hours=1),
+                                        "updatedAt": day + timedelta(minutes=21)})
+        await store.insert_appointment({**base, "_id": ObjectId(), "date": day - timedelta(days=3),
+                                        "status": "completed", "createdAt": day - timedelta(days=4),
+                                        "updatedAt": day - timedelta(days=3)})  # before --since
+        lines = await history_from_store(store, doctor, day - timedelta(hours=9))
+        out = io.StringIO()
+        await replay_lines(load_settings({}, env_file=None), lines, out)
+        return lines, [json.loads(x) for x in out.getvalue().splitlines()]
+
+    lines, outputs = asyncio.run(scenario())
+    events = [json.loads(x) for x in lines]
+    assert events[0] == {"at": "2026-11-23T07:00:00Z", "event": "doctor", "doctorId": D, "avgConsultMinutes": 15}
+    assert [(e["event"], e.get("status")) for e in events if e["event"] != "observe"][1:] == [
+        ("booked", None), ("booked", None), ("status", "in_consultation"), ("status", "completed"),
+        ("status", "no_show")]
+    assert all(a["at"] <= b["at"] for a, b in zip(events, events[1:]))
+    # Observed while someone waits for a booking within three hours, every five minutes.
+    observed_at = sorted({o["at"] for o in outputs})
+    assert observed_at[0] == "2026-11-23T07:00:00Z" and "2026-11-23T07:05:00Z" in observed_at
+    first = [o for o in outputs if o["at"] == "2026-11-23T08:00:00Z"]
+    assert [(o["appointmentId"], o["position"], o["expectedStartAt"]) for o in first] == [
+        (A1, 0, "2026-11-23T09:00:00Z"), (A2, 1, "2026-11-23T09:15:00Z")]
