@@ -27,7 +27,7 @@ from statistics import NormalDist
 from typing import Sequence
 
 from actors import learning
-from actors.learning import DoctorStats, LearnedModel
+from actors.learning import CALL_BUSY, CALL_IDLE, DoctorStats, LearnedModel, call_kind
 
 _STANDARD = NormalDist()
 
@@ -90,7 +90,7 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
     if away_until is not None and away_until > now:
         blocked = max(blocked, _minutes(away_until - now))
     slot_mean, slot_variance = model.slot_minutes()
-    busy_gap = model.call_offset_minutes(False, -math.inf)
+    busy_gap = model.call_offset_minutes(CALL_BUSY, -math.inf)
     estimates = []
     if started_at is not None:
         mean = model.remaining_consultation_minutes(_minutes(now - started_at)) + busy_gap
@@ -103,14 +103,14 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
             # Nobody in consultation and nobody called yet: lateness read from the clock. The doctor
             # has been free since the last consultation ended; how long after the patient became
             # callable is this doctor likely to call, given nobody was called so far?
-            free_since = stats.free_since
-            idle = free_since is None or free_since > now or free_since <= booked
-            callable_in = max(due if idle else _minutes(free_since - now), blocked)
-            start = max(0.0, callable_in + model.call_offset_minutes(idle, -callable_in))
+            free_since = stats.free_since if stats.free_since is None or stats.free_since <= now else None
+            kind = call_kind(free_since, booked)
+            callable_in = max(_minutes(free_since - now) if kind == CALL_BUSY else due, blocked)
+            start = max(0.0, callable_in + model.call_offset_minutes(kind, -callable_in))
             quoted = start
             mean, variance = start, 0.0
         else:
-            target = max(due + model.call_offset_minutes(True, -due), blocked, 0.0)
+            target = max(due + model.call_offset_minutes(CALL_IDLE, -due), blocked, 0.0)
             guard = mean - learning.MISSED_TURN_SIGMAS * math.sqrt(variance) + learning.MISSED_TURN_MINUTES
             quoted = max(target, min(mean, guard), 0.0)
             mean = _mean_of_max(mean, variance, target)

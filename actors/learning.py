@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import NormalDist, median
 from typing import Sequence
 
@@ -50,12 +50,18 @@ MISSED_TURN_MINUTES = 10.0
 MISSED_TURN_SIGMAS = 1.5
 
 CONSULTATION = "consultation"
+CALL_FIRST = "call_first"
 CALL_IDLE = "call_idle"
 CALL_BUSY = "call_busy"
+# Free for longer than this before a booked time, the doctor was away (overnight, a long break): the
+# call that follows opens a session, whose lateness (a late start) is a habit of its own.
+SESSION_GAP = timedelta(hours=3)
 NO_SHOW = "no_show"
 
-_SAMPLE_FIELD = {CONSULTATION: "consultMinutes", CALL_IDLE: "idleCallOffsets", CALL_BUSY: "busyCallGaps"}
-_COUNT_FIELD = {CONSULTATION: "consultations", CALL_IDLE: "calls", CALL_BUSY: "calls", NO_SHOW: "noShows"}
+_SAMPLE_FIELD = {CONSULTATION: "consultMinutes", CALL_FIRST: "firstCallOffsets", CALL_IDLE: "idleCallOffsets",
+                 CALL_BUSY: "busyCallGaps"}
+_COUNT_FIELD = {CONSULTATION: "consultations", CALL_FIRST: "calls", CALL_IDLE: "calls", CALL_BUSY: "calls",
+                NO_SHOW: "noShows"}
 _STANDARD = NormalDist()
 
 
@@ -73,6 +79,7 @@ class LearningEvent:
 @dataclass(frozen=True)
 class DoctorStats:
     consult_minutes: tuple[float, ...] = ()
+    first_call_offsets: tuple[float, ...] = ()  # call minus booked time, first of a session (late starts)
     idle_call_offsets: tuple[float, ...] = ()  # call minus booked time; the doctor was free before it
     busy_call_gaps: tuple[float, ...] = ()  # call minus the end of the previous one; the patient was due
     consultations: int = 0
@@ -87,6 +94,7 @@ class DoctorStats:
         if not doc:
             return cls()
         return cls(consult_minutes=tuple(float(x) for x in doc.get("consultMinutes", ())),
+                   first_call_offsets=tuple(float(x) for x in doc.get("firstCallOffsets", ())),
                    idle_call_offsets=tuple(float(x) for x in doc.get("idleCallOffsets", ())),
                    busy_call_gaps=tuple(float(x) for x in doc.get("busyCallGaps", ())),
                    consultations=int(doc.get("consultations", 0)), calls=int(doc.get("calls", 0)),
@@ -94,7 +102,8 @@ class DoctorStats:
                    seen=tuple(doc.get("seen", ())))
 
     def to_document(self) -> dict:
-        return {"consultMinutes": list(self.consult_minutes), "idleCallOffsets": list(self.idle_call_offsets),
+        return {"consultMinutes": list(self.consult_minutes), "firstCallOffsets": list(self.first_call_offsets),
+                "idleCallOffsets": list(self.idle_call_offsets),
                 "busyCallGaps": list(self.busy_call_gaps), "consultations": self.consultations,
                 "calls": self.calls, "noShows": self.no_shows, "freeSince": self.free_since,
                 "seen": list(self.seen)}
@@ -143,16 +152,24 @@ def call_event(appointment_id: str, booked: datetime, started: datetime,
                free_since: datetime | None) -> LearningEvent:
     """A call, measured from when the patient could first have been called: the booked time if the
     doctor was free by then (an early call is negative), else when the doctor became free."""
-    if free_since is None or free_since <= booked:
-        return LearningEvent(f"{appointment_id}:call", CALL_IDLE, _minutes(started - booked))
-    return LearningEvent(f"{appointment_id}:call", CALL_BUSY, _minutes(started - free_since))
+    kind = call_kind(free_since, booked)
+    return LearningEvent(f"{appointment_id}:call", kind,
+                         _minutes(started - (free_since if kind == CALL_BUSY else booked)))
+
+
+def call_kind(free_since: datetime | None, booked: datetime) -> str:
+    """Which habit a call shows: the first of a session (the doctor was away), a call while idle
+    (free before the booked time), or a call after finishing the previous patient (who was due)."""
+    if free_since is None or booked - free_since > SESSION_GAP:
+        return CALL_FIRST
+    return CALL_IDLE if free_since <= booked else CALL_BUSY
 
 
 def teaches(event: LearningEvent) -> bool:
     """Whether the event's number is believable enough to learn from (counts and `free_at` aside)."""
     if event.kind == CONSULTATION:
         return MIN_CONSULT_MINUTES <= event.minutes <= MAX_CONSULT_MINUTES
-    if event.kind in (CALL_IDLE, CALL_BUSY):
+    if event.kind in (CALL_FIRST, CALL_IDLE, CALL_BUSY):
         return abs(event.minutes) <= MAX_CALL_OFFSET_MINUTES
     return True
 
@@ -192,7 +209,8 @@ def _minutes(delta) -> float:
 
 
 def _attribute(document_field: str) -> str:
-    return {"consultMinutes": "consult_minutes", "idleCallOffsets": "idle_call_offsets",
+    return {"consultMinutes": "consult_minutes", "firstCallOffsets": "first_call_offsets",
+            "idleCallOffsets": "idle_call_offsets",
             "busyCallGaps": "busy_call_gaps", "consultations": "consultations", "calls": "calls",
             "noShows": "no_shows"}[document_field]
 
@@ -206,6 +224,7 @@ class LearnedModel:
     log_mu: float
     log_sigma: float
     no_show_rate: float
+    first_offsets: tuple[float, ...]  # sorted
     idle_offsets: tuple[float, ...]  # sorted
     busy_gaps: tuple[float, ...]  # sorted
 
@@ -228,6 +247,7 @@ class LearnedModel:
         return cls(log_mu=weight * centre + (1 - weight) * prior_mu,
                    log_sigma=weight * spread + (1 - weight) * prior_sigma,
                    no_show_rate=no_show_rate,
+                   first_offsets=tuple(sorted(stats.first_call_offsets + prior_offsets)),
                    idle_offsets=tuple(sorted(stats.idle_call_offsets + prior_offsets)),
                    busy_gaps=tuple(sorted(stats.busy_call_gaps + prior_offsets)))
 
@@ -259,12 +279,13 @@ class LearnedModel:
     def _length_quantile(self, level: float) -> float:
         return math.exp(self.log_mu + self.log_sigma * _STANDARD.inv_cdf(level))
 
-    def call_offset_minutes(self, idle: bool, waited_minutes: float) -> float:
+    def call_offset_minutes(self, kind: str, waited_minutes: float) -> float:
         """How long after the patient could be called they are called, given nobody was called during
         the `waited_minutes` already gone by (negative: not yet callable). The median of the offsets
         above that: "the head is due and nobody is called" reads lateness from the clock, and the
         estimate moves only one way as the wait goes on."""
-        return conditional_quantile(self.idle_offsets if idle else self.busy_gaps, waited_minutes, 0.5)
+        samples = {CALL_FIRST: self.first_offsets, CALL_IDLE: self.idle_offsets, CALL_BUSY: self.busy_gaps}[kind]
+        return conditional_quantile(samples, waited_minutes, 0.5)
 
 
 def conditional_quantile(ordered: Sequence[float], floor: float, level: float) -> float:

@@ -8,7 +8,7 @@ from bson import ObjectId
 
 from actors import learning
 from actors.eta import estimate_queue
-from actors.learning import (CALL_BUSY, CALL_IDLE, CONSULTATION, NO_SHOW, DoctorStats, LearningEvent, apply,
+from actors.learning import (CALL_BUSY, CALL_FIRST, CALL_IDLE, CONSULTATION, NO_SHOW, DoctorStats, LearningEvent, apply,
                              apply_all, conditional_quantile, events_for, store_update)
 from server.store import Store
 
@@ -111,7 +111,7 @@ def test_no_shows_shorten_what_a_patient_ahead_costs():
 
 def test_lateness_read_from_the_clock_when_the_head_is_due_and_nobody_is_called():
     stats = consultations([12] * 20)
-    late_starts = [LearningEvent(f"c{i}:call", CALL_IDLE, minutes) for i, minutes in
+    late_starts = [LearningEvent(f"c{i}:call", CALL_FIRST, minutes) for i, minutes in
                    enumerate([15, 18, 20, 16, 0, 0, 1, 17, 19, 22, 14, 16, 0, 18, 20])]
     stats = apply_all(stats, late_starts)
     stats = DoctorStats(**{**stats.__dict__, "free_since": at(-24 * 60)})
@@ -158,6 +158,11 @@ def test_events_from_appointment_documents():
     assert (early.kind, early.minutes) == (CALL_IDLE, -4.0)
     [gap] = events_for(DoctorStats(free_since=at(5)), appointment("in_consultation", startedAt=at(7)))
     assert (gap.kind, gap.minutes) == (CALL_BUSY, 2.0)
+    # After a night (or any absence longer than SESSION_GAP) the call opens a session: a late start.
+    [first] = events_for(DoctorStats(free_since=at(-15 * 60)), appointment("in_consultation", startedAt=at(12)))
+    assert (first.kind, first.minutes) == (CALL_FIRST, 12.0)
+    [first] = events_for(DoctorStats(), appointment("in_consultation", startedAt=at(3)))
+    assert first.kind == CALL_FIRST
     [done] = events_for(DoctorStats(), appointment("completed", startedAt=at(0), completedAt=at(13.5)))
     assert (done.kind, done.minutes, done.free_at) == (CONSULTATION, 13.5, at(13.5))
 
@@ -207,17 +212,19 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 @given(
     lengths=st.lists(st.floats(min_value=1, max_value=90), min_size=5, max_size=40),
     offsets=st.lists(st.floats(min_value=-30, max_value=60), max_size=30),
+    firsts=st.lists(st.floats(min_value=-30, max_value=60), max_size=30),
     gaps=st.lists(st.floats(min_value=0, max_value=20), max_size=30),
     no_shows=st.integers(min_value=0, max_value=20),
     booked=st.lists(st.integers(min_value=-60, max_value=240), min_size=1, max_size=12),
     started=st.one_of(st.none(), st.integers(min_value=-120, max_value=0)),
-    free_since=st.one_of(st.none(), st.integers(min_value=-600, max_value=0)),
+    free_since=st.one_of(st.none(), st.integers(min_value=-900, max_value=0)),
     late=st.sampled_from([0, 0, 10]),
 )
-def test_with_no_event_estimates_only_move_later(lengths, offsets, gaps, no_shows, booked, started, free_since, late):
+def test_with_no_event_estimates_only_move_later(lengths, offsets, firsts, gaps, no_shows, booked, started, free_since, late):
     stats = consultations(lengths)
     stats = apply_all(stats, [LearningEvent(f"i{i}:call", CALL_IDLE, m) for i, m in enumerate(offsets)])
     stats = apply_all(stats, [LearningEvent(f"b{i}:call", CALL_BUSY, m) for i, m in enumerate(gaps)])
+    stats = apply_all(stats, [LearningEvent(f"f{i}:call", CALL_FIRST, m) for i, m in enumerate(firsts)])
     stats = apply_all(stats, [LearningEvent(f"n{i}:{NO_SHOW}", NO_SHOW) for i in range(no_shows)])
     stats = DoctorStats(**{**stats.__dict__, "free_since": None if free_since is None else at(free_since)})
     dates = sorted(at(m) for m in booked)
