@@ -111,6 +111,7 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
             mean, variance = start, 0.0
         else:
             target = max(due + model.call_offset_minutes(CALL_IDLE, -due), blocked, 0.0)
+            # Read through the module, so the benchmark's --frontier can vary it.
             guard = mean - learning.MISSED_TURN_SIGMAS * math.sqrt(variance) + learning.MISSED_TURN_MINUTES
             quoted = max(target, min(mean, guard), 0.0)
             mean = _mean_of_max(mean, variance, target)

@@ -137,8 +137,9 @@ class Replay:
         changes["updatedAt"] = self.now
         if await self.store.find_doctor(doctor_id) is None:
             await self.store.insert_doctor({
-                "_id": doctor_id, "name": f"Doctor {doctor_id}", "specialization": "", "email": f"{doctor_id}@replay.invalid",
-                "phone": "", "availability": [], "avgConsultMinutes": DEFAULT_AVG_CONSULT_MINUTES,
+                "_id": doctor_id, "name": f"Doctor {doctor_id}", "specialization": "",
+                "email": f"{doctor_id}@replay.invalid", "phone": "", "availability": [],
+                "avgConsultMinutes": DEFAULT_AVG_CONSULT_MINUTES,
                 "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None, "createdAt": self.now, "version": 0})
         doctor = await self.store.update_doctor(doctor_id, changes)
         await self.services.bus.publish(DoctorChanged(str(doctor_id), doctor))

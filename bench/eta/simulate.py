@@ -18,6 +18,8 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from server.values import format_utc, truncate_ms
+
 FIRST_DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
 OBSERVE_EVERY = timedelta(minutes=5)
 PRIORITY = {"doctor": 0, "booked": 1, "status": 2, "observe": 3}
@@ -50,7 +52,7 @@ def object_id(rng: random.Random) -> str:
 
 
 def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{moment.microsecond // 1000:03d}" if moment.microsecond else "") + "Z"
+    return format_utc(truncate_ms(moment))
 
 
 def simulate(seed: int, doctors: int = 6, days: int = 10) -> list[dict]:
