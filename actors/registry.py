@@ -21,10 +21,11 @@ from typing import Callable
 from actors.base import ActorStopped
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.hub import Hub
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Reload, Tick
+from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Reload, Tick
 from actors.snapshot import QueueSnapshot
-from server import metrics
-from server.tasks import cancel_and_wait
+from core.days import UTC_CALENDAR, ClinicCalendar
+from core import metrics
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.actors")
 
@@ -35,8 +36,9 @@ def system_clock() -> datetime:
 
 class QueueRegistry:
     def __init__(self, store, hub: Hub, *, clock: Callable[[], datetime] = system_clock,
-                 tick_seconds: float = 10.0, idle_seconds: float = 300.0):
+                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0):
         self.store = store
+        self.calendar = calendar
         self.hub = hub
         self.clock = clock
         self.tick_seconds = tick_seconds
@@ -61,7 +63,7 @@ class QueueRegistry:
         actor = self.actors.get(doctor_id)
         if actor is None or actor.stopped:
             actor = DoctorActor(doctor_id, store=self.store, hub=self.hub, clock=self.clock,
-                                index=self.appointment_doctor)
+                                calendar=self.calendar, index=self.appointment_doctor)
             actor.start()
             self.actors[doctor_id] = actor
             metrics.actors_live.set(len(self.actors))
@@ -90,7 +92,7 @@ class QueueRegistry:
         return self.appointment_doctor.get(appointment_id)
 
     # -- the bus end ---------------------------------------------------------------------------
-    async def deliver(self, change: AppointmentChanged | DoctorChanged | DoctorDeleted) -> None:
+    async def deliver(self, change: AppointmentsChanged | DoctorChanged | DoctorDeleted) -> None:
         """Hands a committed change to the doctor's live actor and waits until its queue has it."""
         actor = self.live(change.doctor_id)
         if actor is None:
@@ -116,8 +118,13 @@ class QueueRegistry:
         self._update_gauges()
 
     async def reload_all(self) -> None:
-        """Every live queue forgets its state and reloads it from the store."""
-        live = [(doctor_id, actor) for doctor_id, actor in self.actors.items() if not actor.stopped]
+        """Every live queue re-reads the store and pushes whatever it missed."""
+        await self.reload(list(self.actors))
+
+    async def reload(self, doctor_ids) -> None:
+        """These doctors' live queues re-read the store and push whatever they missed."""
+        live = [(doctor_id, actor) for doctor_id in doctor_ids
+                if (actor := self.live(doctor_id)) is not None]
         results = await asyncio.gather(*(actor.ask(Reload()) for _, actor in live), return_exceptions=True)
         for (doctor_id, _), result in zip(live, results):
             if isinstance(result, DoctorNotFound):

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
@@ -51,6 +52,7 @@ class Settings:
     bcrypt_rounds: int = 12
     redis_url: str | None = None
     login_failures_per_minute: int = 10
+    clinic_timezone: str = "UTC"
 
     @property
     def embedded_store(self) -> bool:
@@ -174,6 +176,13 @@ def load_settings(environ: Mapping[str, str] | None = None,
 
     if (rate := _blank_to_none(env.get("LOGIN_FAILURES_PER_MINUTE"))) is not None:
         values["login_failures_per_minute"] = _int_in_range("LOGIN_FAILURES_PER_MINUTE", rate, 1, 100_000)
+
+    if (zone := _blank_to_none(env.get("CLINIC_TIMEZONE"))) is not None:
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError("CLINIC_TIMEZONE", f"is not an IANA time zone name such as Europe/Paris, got {zone!r}") from None
+        values["clinic_timezone"] = zone
 
     return Settings(**values)
 

@@ -16,11 +16,12 @@ from typing import Any
 
 from tornado import web
 
-from server import metrics
-from server.auth import Principal, TokenError
-from server.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from core import metrics
+from core.access import Principal
+from server.auth import TokenError
+from core.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from server.logs import request_id_for
-from server.store import to_object_id
+from core.values import canonical_id
 
 log = logging.getLogger("medpharma.http")
 
@@ -92,6 +93,9 @@ class APIHandler(web.RequestHandler):
             return
         self._body_parts.append(chunk)
 
+    def has_body(self) -> bool:
+        return self._too_large or bool(b"".join(self._body_parts).strip())
+
     def json_body(self) -> Any:
         """The parsed body; `400` for empty or invalid JSON, `413` past 64 KiB."""
         if self._too_large:
@@ -135,11 +139,24 @@ class APIHandler(web.RequestHandler):
         return principal
 
     @staticmethod
-    def path_id(value: str, what: str = "Resource"):
-        oid = to_object_id(value)
-        if oid is None:
+    def path_id(value: str, what: str = "Resource") -> str:
+        """The canonical (lower-case) id in a path; anything that is no id → 404."""
+        canonical = canonical_id(value)
+        if canonical is None:
             raise NotFound(f"{what} not found.")
-        return oid
+        return canonical
+
+    def query_arguments(self) -> dict:
+        """Each query parameter once, as text; 400 for a repeated one. Digit strings of plausible size
+        become ints, so the schema that validates them can refuse `²` or 5000 digits cleanly."""
+        query = {}
+        for name, values in self.request.query_arguments.items():
+            if len(values) != 1:
+                raise ValidationFailed(details={name: ["Give this parameter once."]})
+            text = values[0].decode("utf-8", "replace")
+            numeric = text.isascii() and text.isdigit() and len(text) <= 20
+            query[name] = int(text) if numeric else text
+        return query
 
     # -- answers -------------------------------------------------------------------------------
     def send_json(self, payload: Any, status: int = 200) -> None:

@@ -18,12 +18,13 @@ from tornado import websocket
 from actors.hub import Outgoing, appointment_room, doctor_room
 from handlers.base import answer_api_error, bearer_token, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
-from handlers.queue import doctor_snapshot, locate_appointment
-from server import metrics
+from core import metrics
 from server.auth import TokenError
 from server.logs import request_id_for
-from server.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized
-from server.values import to_object_id
+from core.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized
+from core.access import is_staff_of
+from core.values import canonical_id
+from domain.queues import locate_appointment, snapshot_of
 
 log = logging.getLogger("medpharma.ws")
 
@@ -167,8 +168,11 @@ class QueueSocket(websocket.WebSocketHandler):
         if unknown:
             raise FrameError("bad_frame", f"Unknown fields: {', '.join(sorted(unknown))}.")
         for key in ("doctorId", "appointmentId"):
-            if key in frame and to_object_id(frame[key]) is None:
-                raise FrameError("bad_frame", f"{key} must be a 24-hex id.")
+            if key in frame:
+                canonical = canonical_id(frame[key])
+                if canonical is None:
+                    raise FrameError("bad_frame", f"{key} must be a 24-hex id.")
+                frame[key] = canonical  # the same id in either case is the same room
         return frame
 
     async def _subscribe(self, frame: dict) -> None:
@@ -186,16 +190,15 @@ class QueueSocket(websocket.WebSocketHandler):
 
     async def _subscribe_doctor(self, doctor_id: str) -> None:
         try:
-            snapshot = await doctor_snapshot(self.services, doctor_id)
+            snapshot = await snapshot_of(self.services, doctor_id)
         except NotFound:
             raise FrameError("not_found", "Doctor not found.") from None
         if not self._still_open():
             return
         self._join(doctor_room(doctor_id))
         viewer = self.viewer
-        staff = viewer.is_admin or viewer.is_doctor_of(doctor_id)
         self.outbox.offer(f"queue:state:{doctor_id}",
-                          Outgoing("queue:state", snapshot.state_for(staff, viewer.user_id)))
+                          Outgoing("queue:state", snapshot.state_for(is_staff_of(viewer, doctor_id), viewer.user_id)))
 
     async def _subscribe_appointment(self, appointment_id: str) -> None:
         try:

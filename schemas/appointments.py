@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from core.access import relation
+from core.statuses import STATUSES
 from schemas.base import StrictSchema
-from schemas.fields import CleanString, NormalisedEmail, ObjectIdField, StrictInteger, UtcDateTime
-
-STATUSES = ("pending", "confirmed", "in_consultation", "completed", "cancelled", "no_show")
+from schemas.fields import CleanString, ClinicDate, NormalisedEmail, ObjectIdField, StrictInteger, UtcDateTime
 
 
 class AppointmentCreateSchema(StrictSchema):
@@ -55,9 +55,17 @@ class QueuePositionSchema(StrictSchema):
     position = fields.Integer()
     etaMinutes = fields.Integer()
     expectedStartAt = fields.String(allow_none=True)
+    delayMinutes = fields.Integer()
     avgConsultMinutes = fields.Integer()
     isRunningLate = fields.Boolean()
     lateByMinutes = fields.Integer()
+    awayUntil = UtcDateTime(allow_none=True)
+
+
+class QueueQuerySchema(StrictSchema):
+    """`GET /api/queue/doctor/{id}?date=YYYY-MM-DD`: another clinic day's queue (default today)."""
+
+    date = ClinicDate(load_default=None)
 
 
 appointment_schema = AppointmentSchema()
@@ -65,10 +73,7 @@ OPTIONAL = ("startedAt", "completedAt", "joinUrl")
 
 
 def may_see_join_url(appointment: dict, viewer) -> bool:
-    if viewer is None:
-        return False
-    return (viewer.is_admin or viewer.is_doctor_of(str(appointment["doctor"]))
-            or viewer.user_id == str(appointment["patient"]))
+    return relation(viewer, str(appointment["doctor"]), str(appointment["patient"])) is not None
 
 
 def present(appointment: dict | None, viewer) -> dict | None:

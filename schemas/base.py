@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError
 
-from server.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 
 class StrictSchema(Schema):

@@ -18,16 +18,17 @@ from tornado import httpserver, web
 from actors.hub import Hub
 from actors.registry import QueueRegistry, system_clock
 from config.settings import Settings
+from core.days import ClinicCalendar
 from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, ws
 from handlers.base import LivenessHandler, NotFoundHandler
-from server import metrics
+from core import metrics
 from server.auth import PasswordHasher, TokenIssuer
 from server.bus import InProcessBus, RedisBus
 from server.logs import log_request
 from server.ratelimit import RateLimiter
-from server.seed import seed_admin
+from domain.accounts import seed_admin
 from server.store import Store
-from server.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.server")
 
@@ -47,6 +48,7 @@ class Services:
     tokens: TokenIssuer
     hub: Hub
     queues: QueueRegistry
+    calendar: ClinicCalendar
     bus: Any
     login_limiter: RateLimiter
     sockets: set = field(default_factory=set)
@@ -109,10 +111,12 @@ def build_services(settings: Settings, *, store: Store | None = None,
                    idle_seconds: float = 300.0) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
     hub = Hub()
-    registry = QueueRegistry(store, hub, clock=clock, tick_seconds=tick_seconds, idle_seconds=idle_seconds)
+    calendar = ClinicCalendar.named(settings.clinic_timezone)
+    registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
+                             idle_seconds=idle_seconds)
     return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                     tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
-                    hub=hub, queues=registry,
+                    hub=hub, queues=registry, calendar=calendar,
                     bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry),
                     login_limiter=RateLimiter(settings.login_failures_per_minute))
 

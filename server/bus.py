@@ -19,8 +19,8 @@ import uuid
 
 from bson import json_util
 
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted
-from server.tasks import cancel_and_wait
+from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.bus")
 
@@ -38,25 +38,25 @@ class InProcessBus:
     async def stop(self) -> None:
         pass
 
-    async def publish(self, change: AppointmentChanged | DoctorChanged | DoctorDeleted) -> None:
+    async def publish(self, change: AppointmentsChanged | DoctorChanged | DoctorDeleted) -> None:
         await self.registry.deliver(change)
 
 
 def encode_change(change, node_id: str) -> str:
     """Extended JSON (bson.json_util) keeps ObjectIds and datetimes exact across the wire."""
     message = {"node": node_id, "kind": change.kind, "doctorId": change.doctor_id}
-    if isinstance(change, AppointmentChanged):
-        message["document"] = change.appointment
+    if isinstance(change, AppointmentsChanged):
+        message["documents"] = list(change.appointments)
     elif isinstance(change, DoctorChanged):
         message["document"] = change.doctor
     return json_util.dumps(message)
 
 
-def decode_change(raw: str | bytes) -> tuple[str, AppointmentChanged | DoctorChanged | DoctorDeleted]:
+def decode_change(raw: str | bytes) -> tuple[str, AppointmentsChanged | DoctorChanged | DoctorDeleted]:
     message = json_util.loads(raw, json_options=json_util.JSONOptions(tz_aware=True))
     kind, doctor_id = message["kind"], message["doctorId"]
-    if kind == AppointmentChanged.kind:
-        return message["node"], AppointmentChanged(doctor_id, message["document"])
+    if kind == AppointmentsChanged.kind:
+        return message["node"], AppointmentsChanged(doctor_id, tuple(message["documents"]))
     if kind == DoctorChanged.kind:
         return message["node"], DoctorChanged(doctor_id, message["document"])
     if kind == DoctorDeleted.kind:

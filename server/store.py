@@ -21,23 +21,23 @@ import logging
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any, Awaitable, Iterable
+from typing import Any, Awaitable
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from server import metrics
-from server.errors import StoreUnavailable
-from server.values import as_utc, to_object_id, truncate_ms, utcnow  # noqa: F401  (re-exported)
+from core import metrics
+from core.errors import StoreUnavailable
+from core.statuses import ACTIVE, IN_CONSULTATION, WAITING
+from core.values import as_utc
 
 log = logging.getLogger("medpharma.store")
 
-WAITING_STATUSES = ("pending", "confirmed")
-ACTIVE_STATUSES = ("pending", "confirmed", "in_consultation")
 PING_TIMEOUT_SECONDS = 2.0
+QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # API.md's queue order
 
-__all__ = ["Store", "DuplicateKeyError", "utcnow", "to_object_id", "WAITING_STATUSES", "ACTIVE_STATUSES"]
+__all__ = ["Store", "DuplicateKeyError"]
 
 
 def _normalise(document: dict | None) -> dict | None:
@@ -152,6 +152,31 @@ class Store:
         return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
             {"_id": doctor_id}, {"$set": changes, "$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)))
 
+    async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime,
+                              quiet_since: datetime | None) -> bool:
+        """Marks a call-next for this doctor as begun at `now`. With `quiet_since`, only if no
+        call-next began after it: of two call-nexts within the double-submit window, one wins.
+        `lastCallNext` is bookkeeping, not a profile change, so `version` is left alone."""
+        query: dict = {"_id": doctor_id}
+        if quiet_since is not None:
+            query["$or"] = [{"lastCallNext": None}, {"lastCallNext.at": {"$lte": quiet_since}}]
+        result = await self._run("claim_call_next", self.doctors.update_one(
+            query, {"$set": {"lastCallNext": {"at": now, "token": token, "done": False}}}))
+        return result.matched_count == 1
+
+    async def finish_call_next(self, doctor_id: ObjectId, token: str, completed: ObjectId | None,
+                               current: ObjectId | None) -> None:
+        """Records what the claimed call-next did, so a double submit can answer the same."""
+        await self._run("claim_call_next", self.doctors.update_one(
+            {"_id": doctor_id, "lastCallNext.token": token},
+            {"$set": {"lastCallNext.done": True, "lastCallNext.completed": completed,
+                      "lastCallNext.current": current}}))
+
+    async def abandon_call_next(self, doctor_id: ObjectId, token: str) -> None:
+        """A claimed call-next that failed leaves no window behind: the next one runs for real."""
+        await self._run("claim_call_next", self.doctors.update_one(
+            {"_id": doctor_id, "lastCallNext.token": token}, {"$set": {"lastCallNext": None}}))
+
     async def delete_doctor(self, doctor_id: ObjectId) -> bool:
         result = await self._run("delete_doctor", self.doctors.delete_one({"_id": doctor_id}))
         return result.deleted_count == 1
@@ -206,6 +231,9 @@ class Store:
             {"_id": appointment_id, "status": expected_status, "version": expected_version},
             update, return_document=ReturnDocument.AFTER)))
 
+    async def find_appointments(self, appointment_ids: list[ObjectId]) -> list[dict]:
+        return await self._find_list("find_appointment", self.appointments.find({"_id": {"$in": appointment_ids}}))
+
     async def appointments_of_patient(self, patient_id: ObjectId) -> list[dict]:
         return await self._find_list("list_appointments", self.appointments.find(
             {"patient": patient_id}).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]))
@@ -213,26 +241,29 @@ class Store:
     async def active_appointments_of_doctor(self, doctor_id: ObjectId) -> list[dict]:
         """Waiting and in-consultation appointments: what a doctor's actor loads."""
         return await self._find_list("load_queue", self.appointments.find(
-            {"doctor": doctor_id, "status": {"$in": list(ACTIVE_STATUSES)}}))
+            {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}))
 
-    async def queue_heads(self, doctor_id: ObjectId, count: int) -> list[dict]:
-        return await self._find_list("queue_head", self._waiting_cursor(doctor_id).limit(count))
+    async def queue_head(self, doctor_id: ObjectId, before: datetime) -> dict | None:
+        """The first waiting appointment dated before `before` (the end of today): today's head."""
+        heads = await self._find_list("queue_head", self.appointments.find(
+            {"doctor": doctor_id, "status": {"$in": sorted(WAITING)}, "date": {"$lt": before}}
+        ).sort(QUEUE_ORDER).limit(1))
+        return heads[0] if heads else None
 
     async def waiting_of_doctor(self, doctor_id: ObjectId) -> list[dict]:
         return await self._find_list("list_appointments", self._waiting_cursor(doctor_id))
 
     def _waiting_cursor(self, doctor_id: ObjectId):
         """Waiting appointments in queue order: (date, createdAt, id), as API.md defines it."""
-        return self.appointments.find({"doctor": doctor_id, "status": {"$in": list(WAITING_STATUSES)}}).sort(
-            [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])
+        return self.appointments.find({"doctor": doctor_id, "status": {"$in": sorted(WAITING)}}).sort(QUEUE_ORDER)
 
     async def consultation_of_doctor(self, doctor_id: ObjectId) -> dict | None:
         return _normalise(await self._run("find_appointment", self.appointments.find_one(
-            {"doctor": doctor_id, "status": "in_consultation"})))
+            {"doctor": doctor_id, "status": IN_CONSULTATION})))
 
     async def doctor_has_active_appointments(self, doctor_id: ObjectId) -> bool:
         count = await self._run("count_appointments", self.appointments.count_documents(
-            {"doctor": doctor_id, "status": {"$in": list(ACTIVE_STATUSES)}}, limit=1))
+            {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}, limit=1))
         return count > 0
 
     async def page_appointments(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
@@ -241,6 +272,3 @@ class Store:
         items = await self._find_list("list_appointments", cursor.skip(offset).limit(limit))
         return items, total
 
-
-def object_ids(values: Iterable[Any]) -> list[ObjectId]:
-    return [oid for oid in (to_object_id(v) for v in values) if oid is not None]

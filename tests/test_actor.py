@@ -10,9 +10,9 @@ from bson import ObjectId
 
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.hub import Hub, appointment_room, doctor_room
-from actors.messages import AppointmentChanged, DoctorChanged, Reload
+from actors.messages import AppointmentsChanged, DoctorChanged, Reload
 from actors.registry import QueueRegistry
-from server.auth import Principal
+from core.access import Principal
 from server.store import Store
 
 T0 = datetime(2030, 5, 6, 9, 0, 0, tzinfo=timezone.utc)
@@ -104,7 +104,7 @@ async def test_concurrent_changes_end_in_queue_order(world):
         docs.append(await world.stored(world.appointment(doctor_id, date, created)))
     shuffled = docs[:]
     random.Random(7).shuffle(shuffled)
-    await asyncio.gather(*(world.registry.deliver(AppointmentChanged(doctor_id, d)) for d in shuffled))
+    await asyncio.gather(*(world.registry.deliver(AppointmentsChanged(doctor_id, (d,))) for d in shuffled))
 
     snapshot = await world.registry.snapshot(doctor_id)
     expected = [str(d["_id"]) for d in sorted(docs, key=order_key)]
@@ -121,8 +121,8 @@ async def test_told_and_asked_at_once_are_handled_one_at_a_time(world):
     docs = [await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=i))) for i in range(10)]
     actor = world.registry._actor(doctor_id)
     for d in reversed(docs):
-        actor.tell(AppointmentChanged(doctor_id, d))
-    snapshot = await actor.ask(AppointmentChanged(doctor_id, docs[0]))
+        actor.tell(AppointmentsChanged(doctor_id, (d,)))
+    snapshot = await actor.ask(AppointmentsChanged(doctor_id, (docs[0],)))
     assert [e.id for e in snapshot.waiting] == [str(d["_id"]) for d in docs]
     assert [est.eta_minutes for est in snapshot.estimates] == [10 * i for i in range(10)]
 
@@ -136,21 +136,21 @@ async def test_stale_versions_are_ignored(world):
     world.hub.join(appointment_room(str(second["_id"])), recorder)
 
     confirmed = await world.write(first, status="confirmed")          # version 1
-    await world.registry.deliver(AppointmentChanged(doctor_id, confirmed))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (confirmed,)))
     # The original booking (version 0) arrives late: it must not undo the confirmation.
-    await world.registry.deliver(AppointmentChanged(doctor_id, first))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (first,)))
     snapshot = await world.registry.snapshot(doctor_id)
     assert [(e.id, e.status, e.version) for e in snapshot.waiting] == [
         (str(first["_id"]), "confirmed", 1), (str(second["_id"]), "pending", 0)]
 
     cancelled = await world.write(confirmed, status="cancelled")       # version 2
-    await world.registry.deliver(AppointmentChanged(doctor_id, cancelled))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (cancelled,)))
     assert recorder.updates()[-1]["position"] == 0
     published = len(recorder.latest)
     # Late duplicates of older versions of a cancelled appointment do not bring it back.
-    await world.registry.deliver(AppointmentChanged(doctor_id, confirmed))
-    await world.registry.deliver(AppointmentChanged(doctor_id, first))
-    await world.registry.deliver(AppointmentChanged(doctor_id, cancelled))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (confirmed,)))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (first,)))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (cancelled,)))
     snapshot = await world.registry.snapshot(doctor_id)
     assert [e.id for e in snapshot.waiting] == [str(second["_id"])]
     assert not snapshot.contains(str(first["_id"]))
@@ -178,7 +178,7 @@ async def test_crash_restarts_and_reloads_from_the_store(world, monkeypatch):
 
     monkeypatch.setattr(DoctorActor, "_apply_appointment", explode_once)
     with pytest.raises(RuntimeError):
-        await actor.ask(AppointmentChanged(doctor_id, newcomer))
+        await actor.ask(AppointmentsChanged(doctor_id, (newcomer,)))
     monkeypatch.setattr(DoctorActor, "_apply_appointment", original)
 
     # The actor restarted in place and rebuilt its queue from the store, newcomer included.
@@ -194,7 +194,7 @@ async def test_crash_restarts_and_reloads_from_the_store(world, monkeypatch):
     assert [e["appointmentId"] for e in state["list"]] == [str(newcomer["_id"]), str(kept["_id"])]
     # And it goes on handling messages.
     later = await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=9)))
-    await world.registry.deliver(AppointmentChanged(doctor_id, later))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (later,)))
     assert [e.id for e in world.registry.live(doctor_id).snapshot.waiting] == [
         str(newcomer["_id"]), str(kept["_id"]), str(later["_id"])]
 
@@ -213,7 +213,7 @@ async def test_crash_during_delivery_still_answers_after_reload(world, monkeypat
         return original(self, document, **options)
 
     monkeypatch.setattr(DoctorActor, "_apply_appointment", explode_once)
-    await world.registry.deliver(AppointmentChanged(doctor_id, doc))  # does not raise
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (doc,)))  # does not raise
     snapshot = await world.registry.snapshot(doctor_id)
     assert [e.id for e in snapshot.waiting] == [str(doc["_id"])]
 
@@ -272,7 +272,7 @@ async def test_change_for_an_evicted_doctor_is_read_on_next_load():
         await w.registry.tick()
         assert doctor_id not in w.registry.actors
         doc = await w.stored(w.appointment(doctor_id, T0 + timedelta(minutes=5)))
-        await w.registry.deliver(AppointmentChanged(doctor_id, doc))  # no live actor: dropped
+        await w.registry.deliver(AppointmentsChanged(doctor_id, (doc,)))  # no live actor: dropped
         assert doctor_id not in w.registry.actors
         snapshot = await w.registry.snapshot(doctor_id)
         assert [e.id for e in snapshot.waiting] == [str(doc["_id"])]
@@ -319,11 +319,12 @@ async def test_a_cancellation_pushes_to_every_appointment_it_moves(world):
     world.hub.join(doctor_room(doctor_id), doctor_watcher)
 
     cancelled = await world.write(docs[0], status="cancelled")
-    await world.registry.deliver(AppointmentChanged(doctor_id, cancelled))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (cancelled,)))
 
     gone = recorders[str(docs[0]["_id"])].updates()
     assert gone == [{"appointmentId": str(docs[0]["_id"]), "status": "cancelled", "position": -1,
-                     "etaMinutes": 0, "expectedStartAt": None, "isRunningLate": False, "lateByMinutes": 0}]
+                     "etaMinutes": 0, "expectedStartAt": None, "delayMinutes": 0, "isRunningLate": False,
+                     "lateByMinutes": 0}]
     for position, d in enumerate(docs[1:]):
         updates = recorders[str(d["_id"])].updates()
         assert [(u["appointmentId"], u["position"], u["etaMinutes"]) for u in updates] == [
@@ -333,7 +334,7 @@ async def test_a_cancellation_pushes_to_every_appointment_it_moves(world):
     assert len(states) == 1
     rendered = states[0].payload_for(doctor_watcher.viewer)["data"]
     assert [entry["position"] for entry in rendered["list"]] == [0, 1, 2]
-    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "mine"}
+    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
                for entry in rendered["list"])
 
 
@@ -347,7 +348,8 @@ async def test_doctor_change_pushes_status_and_moved_etas(world):
     doctor = await world.store.update_doctor(ObjectId(doctor_id), {"isRunningLate": True, "lateByMinutes": 20})
     await world.registry.deliver(DoctorChanged(doctor_id, doctor))
     assert [m.data for m in status_room.events] == [
-        {"doctorId": doctor_id, "isRunningLate": True, "lateByMinutes": 20, "avgConsultMinutes": 10}]
+        {"doctorId": doctor_id, "isRunningLate": True, "lateByMinutes": 20, "avgConsultMinutes": 10,
+         "awayUntil": None}]
     assert [(u["etaMinutes"], u["isRunningLate"], u["lateByMinutes"]) for u in room.updates()] == [(20, True, 20)]
     # The same settings again: nothing to push.
     await world.registry.deliver(DoctorChanged(doctor_id, doctor))
@@ -371,7 +373,7 @@ async def test_reloading_a_queue_with_a_running_consultation_announces_no_new_tu
     world.hub.join(appointment_room(str(nxt["_id"])), watcher)
     await world.store.update_appointment_if(running["_id"], "in_consultation", 0, {"$set": {"status": "completed"}})
     started = await world.write(nxt, status="in_consultation", startedAt=T0, joinUrl="https://call/y")
-    await world.registry.deliver(AppointmentChanged(doctor_id, started))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (started,)))
     assert [(m.event, m.data["joinUrl"]) for m in watcher.events] == [("turn:now", "https://call/y")]
 
 

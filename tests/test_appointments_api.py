@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from bson import ObjectId
 
 from schemas.appointments import present
-from server.auth import Principal
+from core.access import Principal
 
 APPOINTMENT_KEYS = {"id", "patient", "patientName", "patientEmail", "patientPhone", "doctor", "date", "reason",
                     "status", "createdAt", "updatedAt"}

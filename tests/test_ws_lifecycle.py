@@ -2,7 +2,7 @@
 
 import asyncio
 
-from server import metrics
+from core import metrics
 from server.auth import TokenIssuer
 from tests.conftest import JWT_SECRET
 
