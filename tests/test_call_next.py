@@ -7,9 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 
-
-def future(minutes: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
+from tests.conftest import future
 
 
 async def clinic(harness):

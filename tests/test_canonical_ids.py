@@ -3,11 +3,7 @@ frames. Whatever case comes in, only the lower-case id travels inward and every 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
-
-def future(minutes: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
+from tests.conftest import future
 
 
 async def test_upper_case_ids_on_every_rest_surface(harness):

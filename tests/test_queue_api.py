@@ -5,6 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 
+from tests.conftest import future
+
 DOCTOR_VIEW_KEYS = {"appointmentId", "patient", "patientName", "date", "status", "reason", "position",
                     "etaMinutes", "expectedStartAt", "delayMinutes"}
 PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
@@ -13,10 +15,6 @@ POSITION_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedS
 QUEUE_KEYS = {"doctorId", "date", "isRunningLate", "lateByMinutes", "avgConsultMinutes", "awayUntil",
               "inConsultation", "list"}
 DELAYS = [0, 10, 15, 0]  # of four_bookings: start minus booked time
-
-
-def future(minutes: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
 
 
 def iso(moment: datetime) -> str:

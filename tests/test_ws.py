@@ -3,22 +3,18 @@
 import asyncio
 import json
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from bson import ObjectId
 from tornado.httpclient import HTTPClientError
 
-from tests.conftest import start_harness, stop_harness
+from tests.conftest import future, start_harness, stop_harness
 from handlers.ws import MAX_SUBSCRIPTIONS
 
 UPDATE_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "isRunningLate",
                "lateByMinutes"}
 PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
-
-
-def future(minutes: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
 
 
 def iso(moment: datetime) -> str:
