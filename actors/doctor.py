@@ -27,6 +27,7 @@ from typing import Callable
 from actors.base import Actor
 from actors.hub import Hub, Outgoing, appointment_room, doctor_room
 from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, Reload
+from actors.presence import Presence
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
 from core import metrics
 from core.access import is_staff_of
@@ -43,6 +44,8 @@ READ_FRESHNESS = timedelta(seconds=1)
 START_DRIFT = timedelta(minutes=1)
 # Versions of appointments that left the queue, kept to ignore late duplicates about them.
 GONE_MEMORY = 2048
+# The ETA keeps score of what it told this long before a consultation started (API.md).
+SCORE_HORIZON = timedelta(minutes=30)
 
 
 class DoctorNotFound(LookupError):
@@ -55,7 +58,8 @@ class DoctorActor(Actor):
     expected_errors = (DoctorNotFound, StoreUnavailable)
 
     def __init__(self, doctor_id: str, *, store, hub: Hub, clock: Callable[[], datetime],
-                 calendar: ClinicCalendar, index: dict[str, str]):
+                 calendar: ClinicCalendar, index: dict[str, str], presence: Presence | None = None,
+                 soon_minutes: int = 10):
         super().__init__(f"doctor:{doctor_id}")
         self.doctor_id = doctor_id
         self.store = store
@@ -63,8 +67,12 @@ class DoctorActor(Actor):
         self.clock = clock
         self.calendar = calendar
         self.index = index  # appointment id → doctor id, shared by all actors via the registry
+        self.presence = presence or Presence()
+        self.soon_minutes = soon_minutes
         # What watchers were last told; kept across reloads (see the module docstring).
         self._sent: dict[str, tuple] = {}
+        self._soon: set[str] = set()       # appointments told turn:soon and still soon
+        self._expectations: dict[str, list[tuple[datetime, datetime]]] = {}  # id → (told at, expectedStartAt)
         self._sent_state: tuple | None = None
         self._sent_status: dict | None = None
         self._announced: set[str] = set()  # consultations whose turn:now went out
@@ -176,6 +184,7 @@ class DoctorActor(Actor):
         else:
             self._remember_gone(entry)
             self._announced.discard(entry.id)
+            self._expectations.pop(entry.id, None)
             if entry.id in self._sent:
                 self._sent.pop(entry.id)
                 self.hub.publish(appointment_room(entry.id),
@@ -211,8 +220,9 @@ class DoctorActor(Actor):
 
     # -- publishing --------------------------------------------------------------------------------
     def _compute(self, now: datetime) -> QueueSnapshot:
+        present = frozenset(i for i in self._entries if self.presence.is_present(i))
         return QueueSnapshot.compute(self.doctor_id, self.settings, self._current, tuple(self._waiting), now,
-                                     self.calendar)
+                                     self.calendar, present)
 
     def _publish(self, queued_at: float) -> None:
         """Pushes what differs from what watchers were last told. The very first publish of a fresh
@@ -231,6 +241,14 @@ class DoctorActor(Actor):
                 self._sent[appointment_id] = (signature, update["expectedStartAt"])
                 hub.publish(appointment_room(appointment_id), Outgoing("queue:update", update),
                             key=f"queue:update:{appointment_id}")
+                if update["status"] in WAITING:
+                    self._remember_expectation(appointment_id, now, update["expectedStartAt"])
+
+        soon = snapshot.soon(self.soon_minutes)
+        for appointment_id in soon.keys() - self._soon:
+            if not baseline:
+                hub.publish(appointment_room(appointment_id), Outgoing("turn:soon", soon[appointment_id]))
+        self._soon = set(soon)  # one that moved back beyond both forgets it was told: it may be told again
 
         current = self._current
         if current is not None and current.id not in self._announced:
@@ -247,12 +265,30 @@ class DoctorActor(Actor):
 
         # The doctor room hears of every move its (today's) appointments' rooms hear of.
         state_signature = (snapshot.today, tuple(sorted(status.items())), current.id if current else None,
-                           tuple((i, self._sent[i]) for i in snapshot.today_ids()))
+                           tuple((i, self._sent[i], i in snapshot.present) for i in snapshot.today_ids()))
         if state_signature != self._sent_state:
             self._sent_state = state_signature
             hub.publish(doctor_room(self.doctor_id), Outgoing("queue:state", render=_state_renderer(snapshot)),
                         key=f"queue:state:{self.doctor_id}")
         metrics.push_lag_seconds.observe(time.perf_counter() - queued_at)
+
+    # -- keeping score -------------------------------------------------------------------------------
+    def _remember_expectation(self, appointment_id: str, now: datetime, expected: str) -> None:
+        """Keeps what was told and when, as far back as SCORE_HORIZON needs: of the told values older
+        than the horizon only the newest can still be "the last one told 30 minutes before a start"."""
+        told = self._expectations.setdefault(appointment_id, [])
+        told.append((now, _parse(expected)))
+        while len(told) > 1 and told[1][0] <= now - SCORE_HORIZON:
+            told.pop(0)
+
+    def expectation_for(self, appointment_id: str, started_at: datetime) -> datetime | None:
+        """The expectedStartAt last pushed for this appointment at least SCORE_HORIZON before
+        `started_at`, or None if nothing was told that early (API.md's self-scoring rule)."""
+        chosen = None
+        for told_at, expected in self._expectations.get(appointment_id, ()):
+            if told_at <= started_at - SCORE_HORIZON:
+                chosen = expected
+        return chosen
 
     def _moved(self, appointment_id: str, signature: tuple, expected_start_at: str | None) -> bool:
         """Anything but expectedStartAt changed, or expectedStartAt drifted by a minute or more."""
@@ -267,8 +303,11 @@ class DoctorActor(Actor):
 def _drift(previous: str | None, current: str | None) -> timedelta:
     if previous is None or current is None:
         return START_DRIFT
-    parse = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
-    return abs(parse(current) - parse(previous))
+    return abs(_parse(current) - _parse(previous))
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _state_renderer(snapshot: QueueSnapshot):

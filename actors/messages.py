@@ -34,6 +34,15 @@ class DoctorDeleted:
 
 
 @dataclass(frozen=True)
+class PresenceChanged:
+    """A patient started or stopped watching one of this doctor's appointments: the staff view's
+    `present` flags move, nothing else does."""
+
+    doctor_id: str
+    kind = "presence_changed"
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: re-estimate and push ETAs that moved."""
 

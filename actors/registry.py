@@ -21,7 +21,9 @@ from typing import Callable
 from actors.base import ActorStopped
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.hub import Hub
-from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Reload, Tick
+from actors.messages import (AppointmentsChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, PresenceChanged,
+                             Reload, Tick)
+from actors.presence import Presence
 from actors.snapshot import QueueSnapshot
 from core.days import UTC_CALENDAR, ClinicCalendar
 from core import metrics
@@ -36,9 +38,12 @@ def system_clock() -> datetime:
 
 class QueueRegistry:
     def __init__(self, store, hub: Hub, *, clock: Callable[[], datetime] = system_clock,
-                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0):
+                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0,
+                 soon_minutes: int = 10, presence: Presence | None = None):
         self.store = store
         self.calendar = calendar
+        self.soon_minutes = soon_minutes
+        self.presence = presence or Presence()
         self.hub = hub
         self.clock = clock
         self.tick_seconds = tick_seconds
@@ -63,7 +68,8 @@ class QueueRegistry:
         actor = self.actors.get(doctor_id)
         if actor is None or actor.stopped:
             actor = DoctorActor(doctor_id, store=self.store, hub=self.hub, clock=self.clock,
-                                calendar=self.calendar, index=self.appointment_doctor)
+                                calendar=self.calendar, index=self.appointment_doctor, presence=self.presence,
+                                soon_minutes=self.soon_minutes)
             actor.start()
             self.actors[doctor_id] = actor
             metrics.actors_live.set(len(self.actors))
@@ -90,6 +96,18 @@ class QueueRegistry:
     def doctor_of(self, appointment_id: str) -> str | None:
         """Which live queue holds this appointment, with no store round trip."""
         return self.appointment_doctor.get(appointment_id)
+
+    def expectation_for(self, doctor_id: str, appointment_id: str, started_at: datetime) -> datetime | None:
+        """What the live queue told this appointment's watchers at least 30 minutes before `started_at`."""
+        actor = self.live(doctor_id)
+        return actor.expectation_for(appointment_id, started_at) if actor is not None else None
+
+    def presence_changed(self, appointment_ids) -> None:
+        """The staff views of the queues holding these appointments re-render their `present` flags."""
+        for doctor_id in {self.appointment_doctor.get(a) for a in appointment_ids} - {None}:
+            actor = self.live(doctor_id)
+            if actor is not None and actor.loaded:
+                actor.tell(PresenceChanged(doctor_id))
 
     # -- the bus end ---------------------------------------------------------------------------
     async def deliver(self, change: AppointmentsChanged | DoctorChanged | DoctorDeleted) -> None:
@@ -151,6 +169,7 @@ class QueueRegistry:
                 await self._evict(doctor_id)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        self.presence_changed(self.presence.expire())
         self._update_gauges()
 
     async def _evict(self, doctor_id: str) -> None:

@@ -104,6 +104,7 @@ class QueueSnapshot:
     computed_at: datetime
     today: date
     days: dict[date, range]                   # clinic day → its slice of `waiting`
+    present: frozenset[str] = frozenset()     # appointments whose patient is watching right now
     _index: dict[str, int] = field(default_factory=dict)
     _staff_lists: dict = field(default_factory=dict)
     _public_lists: dict = field(default_factory=dict)
@@ -111,7 +112,8 @@ class QueueSnapshot:
 
     @classmethod
     def compute(cls, doctor_id: str, settings: DoctorSettings, in_consultation: QueueEntry | None,
-                waiting: tuple[QueueEntry, ...], now: datetime, calendar: ClinicCalendar) -> "QueueSnapshot":
+                waiting: tuple[QueueEntry, ...], now: datetime, calendar: ClinicCalendar,
+                present: frozenset[str] = frozenset()) -> "QueueSnapshot":
         today = calendar.day_of(now)
         days: dict[date, range] = {}
         start = 0
@@ -130,7 +132,7 @@ class QueueSnapshot:
                 late_minutes=settings.effective_late_minutes, away_until=settings.away_at(now),
                 consultation_started_at=in_consultation.started_at if in_consultation and day == today
                 else None))
-        return cls(doctor_id, settings, in_consultation, waiting, tuple(estimates), now, today, days,
+        return cls(doctor_id, settings, in_consultation, waiting, tuple(estimates), now, today, days, present,
                    {entry.id: i for i, entry in enumerate(waiting)})
 
     def contains(self, appointment_id: str) -> bool:
@@ -217,9 +219,21 @@ class QueueSnapshot:
                 {"appointmentId": e.id, "patient": e.patient, "patientName": e.patient_name,
                  "date": format_utc(e.date), "status": e.status, "reason": e.reason, "position": est.position,
                  "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at),
-                 "delayMinutes": est.delay_minutes}
+                 "delayMinutes": est.delay_minutes, "present": e.id in self.present}
                 for e, est in ((self.waiting[i], self.estimates[i]) for i in self._span(day))]
         return self._staff_lists[day]
+
+    def soon(self, soon_minutes: int) -> dict[str, dict]:
+        """`turn:soon` data of today's appointments that are next or due within `soon_minutes`."""
+        found = {}
+        for i in self._span(self.today):
+            estimate = self.estimates[i]
+            if estimate.position == 0 or estimate.eta_minutes <= soon_minutes:
+                entry_id = self.waiting[i].id
+                found[entry_id] = {"appointmentId": entry_id, "position": estimate.position,
+                                   "etaMinutes": estimate.eta_minutes,
+                                   "expectedStartAt": format_utc(estimate.expected_start_at)}
+        return found
 
     def _public_entries(self, day: date, viewer_id: str | None) -> list:
         if day not in self._public_lists:

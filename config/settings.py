@@ -53,6 +53,7 @@ class Settings:
     redis_url: str | None = None
     login_failures_per_minute: int = 10
     clinic_timezone: str = "UTC"
+    soon_minutes: int = 10
 
     @property
     def embedded_store(self) -> bool:
@@ -183,6 +184,9 @@ def load_settings(environ: Mapping[str, str] | None = None,
         except (ValueError, ZoneInfoNotFoundError):
             raise ConfigError("CLINIC_TIMEZONE", f"is not an IANA time zone name such as Europe/Paris, got {zone!r}") from None
         values["clinic_timezone"] = zone
+
+    if (soon := _blank_to_none(env.get("SOON_MINUTES"))) is not None:
+        values["soon_minutes"] = _int_in_range("SOON_MINUTES", soon, 0, 240)
 
     return Settings(**values)
 

@@ -39,6 +39,7 @@ class AppointmentInQueue:
     settings: DoctorSettings
     snapshot: QueueSnapshot | None
     entry: QueueEntry | None
+    patient_id: str
 
     def position_answer(self) -> dict:
         """`GET /api/queue/appointment/{id}/position`."""
@@ -60,7 +61,8 @@ async def locate_appointment(services, viewer: Principal, appointment_id: str) -
         if entry is not None:
             if relation(viewer, doctor_id, entry.patient) is None:
                 raise Forbidden("This is not your appointment.")
-            return AppointmentInQueue(snapshot.update_for(appointment_id), snapshot.settings, snapshot, entry)
+            return AppointmentInQueue(snapshot.update_for(appointment_id), snapshot.settings, snapshot, entry,
+                                      entry.patient)
     appointment = await services.store.find_appointment(to_object_id(appointment_id))
     if appointment is None:
         raise NotFound("Appointment not found.")
@@ -72,6 +74,8 @@ async def locate_appointment(services, viewer: Principal, appointment_id: str) -
         snapshot = None
     settings = snapshot.settings if snapshot is not None else DoctorSettings.defaults()
     entry = snapshot.entry(appointment_id) if snapshot is not None else None
+    patient_id = str(appointment["patient"])
     if entry is not None:
-        return AppointmentInQueue(snapshot.update_for(appointment_id), settings, snapshot, entry)
-    return AppointmentInQueue(finished_update(appointment_id, appointment["status"]), settings, snapshot, None)
+        return AppointmentInQueue(snapshot.update_for(appointment_id), settings, snapshot, entry, patient_id)
+    return AppointmentInQueue(finished_update(appointment_id, appointment["status"]), settings, snapshot, None,
+                              patient_id)

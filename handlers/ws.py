@@ -47,6 +47,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self.viewer = None
         self.outbox: Outbox | None = None
         self.rooms: set[str] = set()
+        self.here_for: set[str] = set()  # own appointments this socket makes "present"
         self.drop_reason: str | None = None
         self.request_id = ""
         self._expiry: asyncio.TimerHandle | None = None
@@ -129,6 +130,8 @@ class QueueSocket(websocket.WebSocketHandler):
             if self.outbox is not None:
                 hub.leave(room, self.outbox)
         self.rooms.clear()
+        for appointment_id in list(self.here_for):
+            self._not_here(appointment_id)
         if self.outbox is not None:
             self.outbox.close()
         if self in self.services.sockets:
@@ -210,6 +213,10 @@ class QueueSocket(websocket.WebSocketHandler):
         if not self._still_open():
             return
         self._join(appointment_room(appointment_id))
+        if found.patient_id == self.viewer.user_id and appointment_id not in self.here_for:
+            self.here_for.add(appointment_id)
+            if self.services.queues.presence.join(appointment_id):
+                self.services.queues.presence_changed([appointment_id])
         self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", found.update))
         if found.update["status"] == "in_consultation" and found.entry is not None and found.entry.join_url:
             # Joining while already called (a reconnect, a second device): it is still your turn.
@@ -225,6 +232,13 @@ class QueueSocket(websocket.WebSocketHandler):
             if room in self.rooms:
                 self.rooms.discard(room)
                 self.services.hub.leave(room, self.outbox)
+        if frame.get("appointmentId") in self.here_for:
+            self._not_here(frame["appointmentId"])
+
+    def _not_here(self, appointment_id: str) -> None:
+        self.here_for.discard(appointment_id)
+        if self.services.queues.presence.leave(appointment_id):
+            self.services.queues.presence_changed([appointment_id])
 
     def _still_open(self) -> bool:
         """After an await: a socket that is closing joins no more rooms."""

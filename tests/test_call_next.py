@@ -116,6 +116,7 @@ async def test_watchers_see_one_change_per_call_next(harness):
     watcher = await harness.ws(patients[2][0])
     await watcher.send({"type": "queue:subscribe", "appointmentId": booked[2]["id"]})
     await watcher.expect("queue:update")
+    await staff.expect("queue:state", predicate=lambda d: [e["present"] for e in d["list"]] == [False, True])
     moved = await harness.api.post(next_path(doctor), {"expectCurrent": booked[0]["id"]}, token=doctor_token)
     assert moved.status == 200
     frames = await staff.drain(0.3)

@@ -8,7 +8,7 @@ from bson import ObjectId
 from tests.conftest import future
 
 DOCTOR_VIEW_KEYS = {"appointmentId", "patient", "patientName", "date", "status", "reason", "position",
-                    "etaMinutes", "expectedStartAt", "delayMinutes"}
+                    "etaMinutes", "expectedStartAt", "delayMinutes", "present"}
 PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
 POSITION_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "delayMinutes",
                  "avgConsultMinutes", "isRunningLate", "lateByMinutes", "awayUntil"}
@@ -187,7 +187,7 @@ async def test_queue_for_the_doctor_and_admins(harness):
         assert body["list"] == [
             {"appointmentId": b["id"], "patient": user["id"], "patientName": "Pat Patient",
              "date": b["date"], "status": "pending", "reason": f"r{i}", "position": i,
-             "etaMinutes": eta, "expectedStartAt": iso(start), "delayMinutes": DELAYS[i]}
+             "etaMinutes": eta, "expectedStartAt": iso(start), "delayMinutes": DELAYS[i], "present": False}
             for i, (b, (_, user), eta, start) in enumerate(zip(booked, patients, [30, 40, 50, 120], starts))]
         assert all(set(e) == DOCTOR_VIEW_KEYS for e in body["list"])
 

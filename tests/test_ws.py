@@ -215,7 +215,7 @@ async def test_subscribe_answers_at_once_with_exact_payloads(harness):
         "avgConsultMinutes": 10, "awayUntil": None, "inConsultation": None,
         "list": [{"appointmentId": a["id"], "patient": u["id"], "patientName": "Pat Patient", "date": a["date"],
                   "status": "pending", "reason": "Checkup", "position": i, "etaMinutes": eta,
-                  "expectedStartAt": iso(start), "delayMinutes": delay}
+                  "expectedStartAt": iso(start), "delayMinutes": delay, "present": i == 1}
                  for i, ((_, u, a), eta, start, delay) in enumerate(zip(booked, (30, 40, 50), starts, (0, 10, 15)))]}}
     assert rest.body == state["data"]
 
@@ -266,7 +266,7 @@ async def test_a_patient_never_sees_other_patients_identities(harness):
         for state in states[name]:
             if mine_id == "staff":
                 assert all(set(e) == {"appointmentId", "patient", "patientName", "date", "status", "reason",
-                                      "position", "etaMinutes", "expectedStartAt", "delayMinutes"}
+                                      "position", "etaMinutes", "expectedStartAt", "delayMinutes", "present"}
                            for e in state["list"])
                 continue
             for entry in state["list"]:
