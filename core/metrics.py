@@ -91,6 +91,12 @@ event_loop_lag_observed_seconds = Histogram(
     "Distribution of event-loop probe delays.", registry=REGISTRY,
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
+eta_error_minutes = Histogram(
+    "medpharma_eta_error_minutes",
+    "How far a consultation's real start was from the expectedStartAt last pushed for it at least 30 "
+    "minutes before: the ETA keeping score of itself.", registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240))
+
 auth_failures_total = Counter(
     "medpharma_auth_failures_total",
     "Refused authentications and authorizations, by reason.", ["reason"], registry=REGISTRY)

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from core import metrics
 from core.access import STAFF, Principal, relation
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.statuses import CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_transition
@@ -111,6 +112,24 @@ def status_update(current: dict, target: str, settings) -> dict:
     return update
 
 
+def update_to(services, appointment: dict, target: str) -> dict:
+    """`status_update`, and when a consultation starts, the ETA's score: how far the start is from
+    what the live queue told this appointment at least 30 minutes before (API.md's self-scoring)."""
+    update = status_update(appointment, target, services.settings)
+    if target == IN_CONSULTATION:
+        started = update["$set"]["startedAt"]
+        expected = services.queues.expectation_for(str(appointment["doctor"]), str(appointment["_id"]), started)
+        if expected is not None:
+            update["$set"]["etaErrorMinutes"] = round(abs((started - expected).total_seconds()) / 60, 2)
+    return update
+
+
+def scored(started: dict | None) -> None:
+    """Feeds a consultation that just started into the ETA's error histogram, if it was scored."""
+    if started is not None and started.get("etaErrorMinutes") is not None:
+        metrics.eta_error_minutes.observe(started["etaErrorMinutes"])
+
+
 async def change_status(services, principal: Principal, appointment_id: str, target: str) -> dict:
     """Checks the table for the caller, then writes; re-reads and re-checks if it lost a race."""
     store = services.store
@@ -120,10 +139,12 @@ async def change_status(services, principal: Principal, appointment_id: str, tar
         try:
             updated = await store.update_appointment_if(
                 appointment["_id"], appointment["status"], appointment.get("version", 0),
-                status_update(appointment, target, services.settings))
+                update_to(services, appointment, target))
         except DuplicateKeyError:
             raise Conflict(DOCTOR_BUSY, code="doctor_busy") from None
         if updated is not None:
+            if target == IN_CONSULTATION:
+                scored(updated)
             await publish.appointments_changed(services, str(updated["doctor"]), updated)
             return updated
         fresh = await store.find_appointment(appointment["_id"])
@@ -200,10 +221,11 @@ async def _call_head(services, oid) -> dict | None:
             return None
         try:
             current = await store.update_appointment_if(head["_id"], head["status"], head.get("version", 0),
-                                                        status_update(head, IN_CONSULTATION, services.settings))
+                                                        update_to(services, head, IN_CONSULTATION))
         except DuplicateKeyError:
             raise Conflict(DOCTOR_BUSY, code="doctor_busy") from None
         if current is not None:
+            scored(current)
             return current
         # A confirm or a cancel got there first: read the head again, never skip it.
     raise Conflict("The queue keeps changing; try again.", code="concurrent_update")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from domain import appointments
+import re
+
+from core.errors import ValidationFailed
+from domain import appointments, idempotency
 from handlers.base import APIHandler
 from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema,
                                   AppointmentStatusSchema, present)
@@ -13,12 +16,26 @@ status_schema = AppointmentStatusSchema()
 list_query_schema = AppointmentListQuerySchema()
 
 
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,64}")  # 1-64 printable characters
+
+
 class AppointmentsHandler(APIHandler):
     async def post(self) -> None:
         principal = self.require_user("patient")
-        body = load_body(create_schema, self.json_body())
-        appointment = await appointments.book(self.services, principal, body)
-        self.send_json(present(appointment, principal), 201)
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise ValidationFailed(details={"Idempotency-Key": ["Give 1 to 64 printable characters."]})
+        raw = self.json_body()
+
+        async def book() -> tuple[int, dict]:
+            appointment = await appointments.book(self.services, principal, load_body(create_schema, raw))
+            return 201, present(appointment, principal)
+
+        if key is None:
+            status, answer = await book()
+        else:
+            status, answer = await idempotency.once(self.services, principal, key, raw, book)
+        self.send_json(answer, status)
 
     async def get(self) -> None:
         principal = self.require_user("admin")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from domain import appointments, doctors
+from domain import appointments, doctors, stats
 from domain.appointments import NOT_GIVEN
 from handlers.base import APIHandler
-from schemas.appointments import present
+from schemas.appointments import DayQuerySchema, present
 from schemas.base import load_body
 from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorStatusSchema, present_doctor
 from core.values import utcnow
@@ -13,6 +13,7 @@ from core.values import utcnow
 doctor_create_schema = DoctorCreateSchema()
 doctor_status_schema = DoctorStatusSchema()
 call_next_schema = CallNextSchema()
+day_query_schema = DayQuerySchema()
 
 
 class DoctorRenderer:
@@ -54,6 +55,14 @@ class DoctorStatusHandler(DoctorRenderer, APIHandler):
         doctor_id = self.path_id(doctor_id, "Doctor")
         body = load_body(doctor_status_schema, self.json_body())
         self.render_doctor(await doctors.set_status(self.services, principal, doctor_id, body))
+
+
+class DoctorStatsHandler(APIHandler):
+    async def get(self, doctor_id: str) -> None:
+        principal = self.require_user()
+        doctor_id = self.path_id(doctor_id, "Doctor")
+        day = load_body(day_query_schema, self.query_arguments())["date"]
+        self.send_json(await stats.day_stats(self.services, principal, doctor_id, day))
 
 
 class QueueNextHandler(APIHandler):

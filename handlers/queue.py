@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from domain import queues
 from handlers.base import APIHandler
-from schemas.appointments import QueuePositionSchema, QueueQuerySchema
+from schemas.appointments import QueuePositionSchema, DayQuerySchema
 from schemas.base import load_body
 
 position_schema = QueuePositionSchema()
-queue_query_schema = QueueQuerySchema()
+day_query_schema = DayQuerySchema()
 
 
 class DoctorQueueHandler(APIHandler):
     async def get(self, doctor_id: str) -> None:
         principal = self.require_user()
         doctor_id = self.path_id(doctor_id, "Doctor")
-        day = load_body(queue_query_schema, self.query_arguments())["date"]
+        day = load_body(day_query_schema, self.query_arguments())["date"]
         self.send_json(await queues.doctor_queue(self.services, principal, doctor_id, day))
 
 

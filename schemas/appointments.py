@@ -62,8 +62,8 @@ class QueuePositionSchema(StrictSchema):
     awayUntil = UtcDateTime(allow_none=True)
 
 
-class QueueQuerySchema(StrictSchema):
-    """`GET /api/queue/doctor/{id}?date=YYYY-MM-DD`: another clinic day's queue (default today)."""
+class DayQuerySchema(StrictSchema):
+    """`?date=YYYY-MM-DD` on a doctor's queue or stats: another clinic day (default today)."""
 
     date = ClinicDate(load_default=None)
 

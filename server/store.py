@@ -35,6 +35,7 @@ from core.values import as_utc
 log = logging.getLogger("medpharma.store")
 
 PING_TIMEOUT_SECONDS = 2.0
+IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (API.md)
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # API.md's queue order
 
 __all__ = ["Store", "DuplicateKeyError"]
@@ -60,6 +61,7 @@ class Store:
         self.doctors = self.db["doctors"]
         self.invites = self.db["invites"]
         self.appointments = self.db["appointments"]
+        self.idempotency = self.db["idempotencyKeys"]
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -93,6 +95,10 @@ class Store:
                                              name="one_waiting_per_patient_doctor")
         await self.appointments.create_index([("consultingDoctor", ASCENDING)], unique=True, sparse=True,
                                              name="one_consultation_per_doctor")
+        await self.idempotency.create_index([("userId", ASCENDING), ("key", ASCENDING)], unique=True,
+                                            name="one_answer_per_user_key")
+        await self.idempotency.create_index([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_SECONDS,
+                                            name="keys_expire")
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
@@ -265,6 +271,42 @@ class Store:
         count = await self._run("count_appointments", self.appointments.count_documents(
             {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}, limit=1))
         return count > 0
+
+    async def appointments_between(self, doctor_id: ObjectId, start: datetime, end: datetime) -> list[dict]:
+        """Every appointment of the doctor dated in [start, end): one clinic day, whatever its status."""
+        return await self._find_list("list_appointments", self.appointments.find(
+            {"doctor": doctor_id, "date": {"$gte": start, "$lt": end}}))
+
+    # -- idempotency keys ----------------------------------------------------------------------------
+    async def claim_idempotency_key(self, record: dict, expired_before: datetime) -> dict | None:
+        """Inserts the claim for (user, key); None if it is new, else the record already there. A record
+        older than the key's lifetime is replaced (the TTL index removes them only once a minute)."""
+        for _ in range(2):
+            try:
+                await self._run("claim_idempotency", self.idempotency.insert_one(dict(record)))
+                return None
+            except DuplicateKeyError:
+                existing = _normalise(await self._run("claim_idempotency", self.idempotency.find_one(
+                    {"userId": record["userId"], "key": record["key"]})))
+                if existing is None:
+                    continue
+                if existing["createdAt"] > expired_before:
+                    return existing
+                await self._run("claim_idempotency", self.idempotency.delete_one(
+                    {"_id": existing["_id"], "createdAt": existing["createdAt"]}))
+        raise DuplicateKeyError("idempotency key keeps being claimed")
+
+    async def find_idempotency_key(self, user_id: str, key: str) -> dict | None:
+        return _normalise(await self._run("claim_idempotency", self.idempotency.find_one(
+            {"userId": user_id, "key": key})))
+
+    async def answer_idempotency_key(self, user_id: str, key: str, status: int, body: dict) -> None:
+        await self._run("claim_idempotency", self.idempotency.update_one(
+            {"userId": user_id, "key": key}, {"$set": {"status": status, "body": body}}))
+
+    async def release_idempotency_key(self, user_id: str, key: str) -> None:
+        await self._run("claim_idempotency", self.idempotency.delete_one(
+            {"userId": user_id, "key": key, "status": None}))
 
     async def page_appointments(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
         total = await self._run("count_appointments", self.appointments.count_documents(query))

@@ -174,7 +174,9 @@ FIELDS = {
     (rf"/api/doctors/{ID}/status", "PATCH"): {
         "isRunningLate": either(st.booleans(), SCALARS),
         "lateByMinutes": either(st.integers(0, 600), MINUTES),
-        "avgConsultMinutes": either(st.integers(1, 240), MINUTES)},
+        "avgConsultMinutes": either(st.integers(1, 240), MINUTES),
+        "awayUntil": either(st.one_of(st.none(), GOOD_DATES), DATES)},
+    (rf"/api/doctors/{ID}/queue/next", "POST"): {"expectCurrent": either(st.one_of(st.none(), GOOD_IDS), IDS)},
     (r"/api/appointments", "POST"): {
         "patientName": either(GOOD_NAMES, STRINGS), "patientEmail": either(GOOD_EMAILS, EMAILS),
         "patientPhone": either(st.just("+1 555 0199"), STRINGS), "doctor": either(GOOD_IDS, IDS),
@@ -198,6 +200,7 @@ ENDPOINTS = {
     rf"/api/doctors/{ID}": (["GET", "PUT", "DELETE"], "POST"),
     rf"/api/doctors/{ID}/status": (["PATCH"], "GET"),
     rf"/api/doctors/{ID}/queue/next": (["POST"], "GET"),
+    rf"/api/doctors/{ID}/stats": (["GET"], "PUT"),
     r"/api/appointments": (["POST", "GET"], "DELETE"),
     r"/api/appointments/my": (["GET"], "POST"),
     rf"/api/appointments/doctor/{ID}": (["GET"], "PATCH"),
@@ -274,7 +277,7 @@ def bodies(draw, pattern: str, method: str):
     return None, None
 
 
-QUERY_KEYS = st.one_of(st.sampled_from(["limit", "offset", "status", "doctor"]),
+QUERY_KEYS = st.one_of(st.sampled_from(["limit", "offset", "status", "doctor", "date"]),
                        st.sampled_from(["token", "page", "", "limit[]"]), STRINGS)
 # Numbers as a query string spells them, and things str.isdigit() takes for one ("²", "١٢").
 NUMERIC_TEXT = st.one_of(st.integers(-10 ** 6, 10 ** 6).map(str), st.integers(0, 10 ** 40).map(str),
