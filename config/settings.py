@@ -41,7 +41,8 @@ class Settings:
     mongo_db: str = "medpharma"
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
     jwt_secret_generated: bool = True
-    jwt_expires_seconds: int = 7 * 86400
+    jwt_expires_seconds: int = 15 * 60
+    refresh_expires_seconds: int = 30 * 86400
     client_origins: tuple[str, ...] = ()
     seed_admin_email: str | None = None
     seed_admin_password: str | None = field(default=None, repr=False)
@@ -184,6 +185,12 @@ def load_settings(environ: Mapping[str, str] | None = None,
         except (ValueError, ZoneInfoNotFoundError):
             raise ConfigError("CLINIC_TIMEZONE", f"is not an IANA time zone name such as Europe/Paris, got {zone!r}") from None
         values["clinic_timezone"] = zone
+
+    if (refresh := _blank_to_none(env.get("REFRESH_EXPIRES_IN"))) is not None:
+        try:
+            values["refresh_expires_seconds"] = parse_duration(refresh)
+        except ValueError as exc:
+            raise ConfigError("REFRESH_EXPIRES_IN", f"{exc}, got {refresh!r}") from None
 
     if (soon := _blank_to_none(env.get("SOON_MINUTES"))) is not None:
         values["soon_minutes"] = _int_in_range("SOON_MINUTES", soon, 0, 240)

@@ -22,6 +22,7 @@ class Principal:
     role: str
     doctor_id: str | None = None
     expires_at: float | None = None  # the token's `exp`, so a long-lived socket can end with it
+    session_id: str | None = None    # the sign-in this token belongs to (`sid`), so it can be ended
 
     @property
     def is_admin(self) -> bool:

@@ -15,11 +15,12 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
-EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "doctor:status", "error", "pong")
-SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired")
+EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "turn:soon", "doctor:status", "error", "pong", "auth:ok")
+SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired",
+                       "session_ended", "account_disabled")
 AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
                         "invite_used", "invite_expired", "forbidden")
-ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick")
+ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick", "presence_changed")
 
 http_requests_total = Counter(
     "medpharma_http_requests_total",

@@ -9,25 +9,20 @@ event loop (`server.auth.PasswordHasher`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from core import metrics
 from core.access import Principal
-from core.errors import ApiError, Conflict, NotFound, Unauthorized
+from core.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized
 from core.values import to_object_id, utcnow
-from server.auth import hash_invite_token, new_invite_token
+from domain import audit, sessions
+from domain.sessions import SignedIn
+from server.auth import hash_secret, new_invite_token
 from server.store import DuplicateKeyError
 
 log = logging.getLogger("medpharma.auth")
 
 EMAIL_TAKEN = "An account with this email already exists."
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    token: str
-    user: dict
 
 
 def new_user(name: str, email: str, password_hash: str, role: str, doctor_id=None) -> dict:
@@ -49,7 +44,7 @@ async def register(services, body: dict) -> SignedIn:
         user = await store.insert_user(new_user(body["name"], body["email"], password_hash, "patient"))
     except DuplicateKeyError:
         raise Conflict(EMAIL_TAKEN, code="email_taken") from None
-    return SignedIn(services.tokens.issue(user), user)
+    return await sessions.open_session(services, user)
 
 
 async def sign_in(services, email: str, password: str, client_address: str) -> SignedIn:
@@ -64,7 +59,22 @@ async def sign_in(services, email: str, password: str, client_address: str) -> S
         services.login_limiter.record(attempts_key)
         metrics.auth_failures_total.labels("bad_credentials").inc()
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-    return SignedIn(services.tokens.issue(user), user)
+    if user.get("disabled"):
+        metrics.auth_failures_total.labels("forbidden").inc()
+        raise Forbidden("This account has been disabled; ask an administrator.", code="account_disabled")
+    return await sessions.open_session(services, user)
+
+
+async def change_password(services, principal: Principal, current: str, new: str) -> None:
+    """Every other session of the user ends: whoever else knew the old password is signed out."""
+    store = services.store
+    user = await current_user(services, principal)
+    if not await services.hasher.verify(current, user["passwordHash"]):
+        metrics.auth_failures_total.labels("bad_credentials").inc()
+        raise Unauthorized("The current password is wrong.", code="invalid_credentials")
+    await store.set_password(user["_id"], await services.hasher.hash(new))
+    await sessions.end_other_sessions(services, principal)
+    await audit.record(services, principal, "password.changed", principal.user_id)
 
 
 async def current_user(services, principal: Principal) -> dict:
@@ -75,6 +85,44 @@ async def current_user(services, principal: Principal) -> dict:
 
 
 # -- invites -------------------------------------------------------------------------------------------
+def invite_status(invite: dict, now) -> str:
+    if invite.get("revokedAt") is not None:
+        return "revoked"
+    if invite.get("usedAt") is not None:
+        return "used"
+    return "expired" if invite["expiresAt"] <= now else "active"
+
+
+def invite_query(status: str | None, now) -> dict:
+    """The store's query for the invites in `status` (the same rule as `invite_status`)."""
+    return {None: {}, "revoked": {"revokedAt": {"$ne": None}},
+            "used": {"revokedAt": None, "usedAt": {"$ne": None}},
+            "expired": {"revokedAt": None, "usedAt": None, "expiresAt": {"$lte": now}},
+            "active": {"revokedAt": None, "usedAt": None, "expiresAt": {"$gt": now}}}[status]
+
+
+async def page_invites(services, params: dict) -> tuple[list[dict], int]:
+    now = utcnow()
+    items, total = await services.store.page_invites(invite_query(params.get("status"), now),
+                                                     params["limit"], params["offset"])
+    return [{**invite, "status": invite_status(invite, now)} for invite in items], total
+
+
+async def revoke_invite(services, admin: Principal, invite_id: str) -> None:
+    """An unused invite can no longer be redeemed (`invite_revoked`); a used one cannot be revoked."""
+    store = services.store
+    invite = await store.find_invite(to_object_id(invite_id))
+    if invite is None:
+        raise NotFound("Invite not found.")
+    if invite.get("usedAt") is None and invite.get("revokedAt") is None:
+        invite = await store.revoke_invite(invite["_id"], utcnow()) or await store.find_invite(invite["_id"])
+        if invite.get("revokedAt") is not None:
+            await audit.record(services, admin, "invite.revoked", invite_id, email=invite["email"],
+                               role=invite["role"])
+    if invite.get("usedAt") is not None:
+        raise Conflict("This invite has already been used; disable the account instead.", code="invite_used")
+
+
 async def create_invite(services, principal: Principal, body: dict) -> tuple[dict, str]:
     """A doctor or admin invite; returns the stored invite and its token (shown once, stored hashed)."""
     store = services.store
@@ -90,7 +138,7 @@ async def create_invite(services, principal: Principal, body: dict) -> tuple[dic
     active_key = f"{body['role']}:{body['email']}"
     await store.release_expired_invites(active_key, now)
     token = new_invite_token()
-    invite = {"email": body["email"], "role": body["role"], "tokenHash": hash_invite_token(token),
+    invite = {"email": body["email"], "role": body["role"], "tokenHash": hash_secret(token),
               "activeKey": active_key, "expiresAt": now + timedelta(hours=body["expiresInHours"]),
               "usedAt": None, "createdBy": to_object_id(principal.user_id), "createdAt": now}
     if doctor_id is not None:
@@ -99,6 +147,8 @@ async def create_invite(services, principal: Principal, body: dict) -> tuple[dic
         invite = await store.insert_invite(invite)
     except DuplicateKeyError:
         raise Conflict("An active invite for this email and role already exists.", code="invite_exists") from None
+    await audit.record(services, principal, "invite.created", str(invite["_id"]), email=invite["email"],
+                       role=invite["role"], doctorId=str(doctor_id) if doctor_id else None)
     return invite, token
 
 
@@ -120,7 +170,7 @@ async def _linked_doctor(services, body: dict):
 async def redeem_invite(services, body: dict) -> SignedIn:
     """Turns an invite into an account with the invite's role."""
     store = services.store
-    token_hash = hash_invite_token(body["token"])
+    token_hash = hash_secret(body["token"])
     invite = await store.find_invite_by_hash(token_hash)
     _check_usable(invite)
     if await store.user_email_taken(invite["email"]):
@@ -142,13 +192,19 @@ async def redeem_invite(services, body: dict) -> SignedIn:
         raise Conflict(EMAIL_TAKEN, code="email_taken") from None
     await store.mark_invite_used_by(claimed["_id"], user["_id"])
     log.info("invite redeemed", extra={"inviteId": str(claimed["_id"]), "role": claimed["role"]})
-    return SignedIn(services.tokens.issue(user), user)
+    signed_in = await sessions.open_session(services, user)
+    newcomer = Principal(str(user["_id"]), user["role"], str(doctor_id) if doctor_id else None)
+    await audit.record(services, newcomer, "invite.redeemed", str(claimed["_id"]), role=claimed["role"])
+    return signed_in
 
 
 def _check_usable(invite: dict | None) -> None:
     if invite is None:
         metrics.auth_failures_total.labels("invite_invalid").inc()
         raise ApiError("This invite is not valid.", code="invite_invalid")
+    if invite.get("revokedAt") is not None:
+        metrics.auth_failures_total.labels("invite_invalid").inc()
+        raise ApiError("This invite has been revoked.", code="invite_revoked")
     if invite.get("usedAt") is not None:
         metrics.auth_failures_total.labels("invite_used").inc()
         raise ApiError("This invite has already been used.", code="invite_used")
@@ -172,7 +228,8 @@ async def seed_admin(services, email: str, password: str, name: str) -> str:
         return "exists"
     password_hash = await services.hasher.hash(password)
     try:
-        await store.insert_user(new_user(name, email, password_hash, "admin"))
+        user = await store.insert_user(new_user(name, email, password_hash, "admin"))
     except DuplicateKeyError:
         return "exists"
+    await audit.record(services, None, "admin.seeded", str(user["_id"]), email=email)
     return "created"

@@ -19,7 +19,7 @@ from core.access import STAFF, Principal, relation
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.statuses import CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_transition
 from core.values import to_object_id, utcnow
-from domain import publish
+from domain import audit, publish
 from server.auth import new_room_token
 from server.store import DuplicateKeyError
 
@@ -146,6 +146,9 @@ async def change_status(services, principal: Principal, appointment_id: str, tar
             if target == IN_CONSULTATION:
                 scored(updated)
             await publish.appointments_changed(services, str(updated["doctor"]), updated)
+            if relation_to(principal, updated) in STAFF:
+                await audit.record(services, principal, "appointment.status_changed", appointment_id,
+                                   **{"from": appointment["status"], "to": target})
             return updated
         fresh = await store.find_appointment(appointment["_id"])
         if fresh is None:
@@ -187,6 +190,9 @@ async def call_next(services, principal: Principal, doctor_id: str, expect_curre
         raise
     await store.finish_call_next(oid, token, result.completed and result.completed["_id"],
                                  result.current and result.current["_id"])
+    await audit.record(services, principal, "queue.call_next", doctor_id,
+                       completed=str(result.completed["_id"]) if result.completed else None,
+                       called=str(result.current["_id"]) if result.current else None)
     return result
 
 

@@ -12,7 +12,7 @@ from core.access import STAFF, Principal, relation
 from core.doctors import DEFAULT_AVG_CONSULT_MINUTES, MAX_AWAY_HOURS
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.values import to_object_id, utcnow
-from domain import publish
+from domain import audit, publish, sessions
 from server.store import DuplicateKeyError
 
 EMAIL_TAKEN = "A doctor with this email already exists."
@@ -30,7 +30,7 @@ async def get_doctor(services, doctor_id: str) -> dict:
     return doctor
 
 
-async def create_doctor(services, body: dict) -> dict:
+async def create_doctor(services, admin: Principal, body: dict) -> dict:
     now = utcnow()
     document = {"name": body["name"], "specialization": body["specialization"], "email": body["email"],
                 "phone": body["phone"], "availability": body.get("availability", []),
@@ -38,12 +38,20 @@ async def create_doctor(services, body: dict) -> dict:
                 "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None,
                 "createdAt": now, "updatedAt": now, "version": 0}
     try:
-        return await services.store.insert_doctor(document)
+        doctor = await services.store.insert_doctor(document)
     except DuplicateKeyError:
         raise Conflict(EMAIL_TAKEN, code="email_taken") from None
+    await audit.record(services, admin, "doctor.created", str(doctor["_id"]), name=doctor["name"])
+    return doctor
 
 
-async def update_doctor(services, doctor_id: str, changes: dict) -> dict:
+async def update_doctor(services, admin: Principal, doctor_id: str, changes: dict) -> dict:
+    doctor = await _write_doctor(services, doctor_id, changes)
+    await audit.record(services, admin, "doctor.updated", doctor_id, fields=sorted(changes))
+    return doctor
+
+
+async def _write_doctor(services, doctor_id: str, changes: dict) -> dict:
     changes["updatedAt"] = utcnow()
     try:
         doctor = await services.store.update_doctor(to_object_id(doctor_id), changes)
@@ -55,7 +63,8 @@ async def update_doctor(services, doctor_id: str, changes: dict) -> dict:
     return doctor
 
 
-async def delete_doctor(services, doctor_id: str) -> None:
+async def delete_doctor(services, admin: Principal, doctor_id: str) -> None:
+    """Deleting a profile also disables the doctor accounts linked to it: nobody acts for it any more."""
     store = services.store
     oid = to_object_id(doctor_id)
     doctor = await store.find_doctor(oid)
@@ -71,6 +80,9 @@ async def delete_doctor(services, doctor_id: str) -> None:
         await store.insert_doctor(doctor)
         raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
     await publish.doctor_deleted(services, doctor_id)
+    for account in await store.disable_doctor_accounts(oid):
+        await sessions.user_disabled(services, str(account["_id"]), True)
+    await audit.record(services, admin, "doctor.deleted", doctor_id, name=doctor["name"])
 
 
 async def set_status(services, principal: Principal, doctor_id: str, body: dict) -> dict:
@@ -84,5 +96,7 @@ async def set_status(services, principal: Principal, doctor_id: str, body: dict)
     away_until = body.get("awayUntil")
     if away_until is not None and away_until > now + timedelta(hours=MAX_AWAY_HOURS):
         raise ValidationFailed(details={"awayUntil": [f"Must be at most {MAX_AWAY_HOURS} hours ahead."]})
-    body["updatedAt"] = now
-    return await update_doctor(services, doctor_id, body)
+    doctor = await _write_doctor(services, doctor_id, body)
+    await audit.record(services, principal, "doctor.status_changed", doctor_id,
+                       fields=sorted(k for k in body if k != "updatedAt"))
+    return doctor

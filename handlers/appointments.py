@@ -41,8 +41,7 @@ class AppointmentsHandler(APIHandler):
         principal = self.require_user("admin")
         params = load_body(list_query_schema, self.query_arguments())
         items, total = await appointments.page(self.services, params)
-        self.send_json({"items": [present(a, principal) for a in items], "total": total,
-                        "limit": params["limit"], "offset": params["offset"]})
+        self.send_page([present(a, principal) for a in items], total, params)
 
 
 class MyAppointmentsHandler(APIHandler):

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from domain import accounts
+from domain import accounts, sessions
 from handlers.base import APIHandler
-from schemas.auth import InviteRegisterSchema, LoginSchema, RegisterSchema, public_user
+from schemas.auth import (InviteRegisterSchema, LoginSchema, PasswordChangeSchema, RefreshSchema, RegisterSchema,
+                          public_user)
 from schemas.base import load_body
 
 register_schema = RegisterSchema()
 login_schema = LoginSchema()
 invite_register_schema = InviteRegisterSchema()
+refresh_schema = RefreshSchema()
+password_change_schema = PasswordChangeSchema()
 
 
 class SignInRenderer:
-    def render_signed_in(self: APIHandler, signed_in: accounts.SignedIn, status: int = 200) -> None:
-        self.send_json({"token": signed_in.token, "user": public_user(signed_in.user)}, status)
+    def render_signed_in(self: APIHandler, signed_in: sessions.SignedIn, status: int = 200) -> None:
+        self.send_json({"token": signed_in.token, "refreshToken": signed_in.refresh_token,
+                        "user": public_user(signed_in.user)}, status)
 
 
 class RegisterHandler(SignInRenderer, APIHandler):
@@ -40,3 +44,26 @@ class InviteRegisterHandler(SignInRenderer, APIHandler):
     async def post(self) -> None:
         body = load_body(invite_register_schema, self.json_body())
         self.render_signed_in(await accounts.redeem_invite(self.services, body), 201)
+
+
+class RefreshHandler(APIHandler):
+    async def post(self) -> None:
+        body = load_body(refresh_schema, self.json_body())
+        renewed = await sessions.refresh(self.services, body["refreshToken"])
+        self.send_json({"token": renewed.token, "refreshToken": renewed.refresh_token})
+
+
+class LogoutHandler(APIHandler):
+    async def post(self) -> None:
+        await sessions.logout(self.services, self.require_user())
+        self.set_status(204)
+        self.finish()
+
+
+class PasswordHandler(APIHandler):
+    async def post(self) -> None:
+        principal = self.require_user()
+        body = load_body(password_change_schema, self.json_body())
+        await accounts.change_password(self.services, principal, body["currentPassword"], body["newPassword"])
+        self.set_status(204)
+        self.finish()

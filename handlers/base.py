@@ -22,6 +22,7 @@ from server.auth import TokenError
 from core.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from server.logs import request_id_for
 from core.values import canonical_id
+from domain import audit
 
 log = logging.getLogger("medpharma.http")
 
@@ -77,6 +78,7 @@ class APIHandler(web.RequestHandler):
     def prepare(self) -> None:
         self.request_id = request_id_for(self.request)
         self.set_header("X-Request-Id", self.request_id)
+        audit.request_info.set(audit.RequestInfo(self.request_id, self.request.remote_ip))
         self.services.in_flight.add(self)
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -120,12 +122,17 @@ class APIHandler(web.RequestHandler):
             if token is None:
                 return None
             try:
-                self._principal = self.services.tokens.decode(token)
+                principal = self.services.tokens.decode(token)
             except TokenError as exc:
                 metrics.auth_failures_total.labels(exc.reason).inc()
                 message = "Your session has expired; sign in again." if exc.reason == "expired_token" \
                     else "The access token is invalid."
                 raise Unauthorized(message, code=exc.reason) from None
+            refused = self.services.revocations.is_refused(principal.user_id, principal.session_id)
+            if refused is not None:
+                metrics.auth_failures_total.labels("bad_token").inc()
+                raise Unauthorized("This session has ended; sign in again.", code=refused)
+            self._principal = principal
         return self._principal
 
     def require_user(self, *roles: str) -> Principal:
@@ -159,6 +166,10 @@ class APIHandler(web.RequestHandler):
         return query
 
     # -- answers -------------------------------------------------------------------------------
+    def send_page(self, items: list, total: int, params: dict) -> None:
+        """A listing's one shape: `{items, total, limit, offset}`."""
+        self.send_json({"items": items, "total": total, "limit": params["limit"], "offset": params["offset"]})
+
     def send_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")

@@ -27,9 +27,9 @@ class DoctorsHandler(DoctorRenderer, APIHandler):
         self.send_json([present_doctor(d, viewer, now) for d in await doctors.list_doctors(self.services)])
 
     async def post(self) -> None:
-        self.require_user("admin")
+        admin = self.require_user("admin")
         body = load_body(doctor_create_schema, self.json_body())
-        self.render_doctor(await doctors.create_doctor(self.services, body), 201)
+        self.render_doctor(await doctors.create_doctor(self.services, admin, body), 201)
 
 
 class DoctorHandler(DoctorRenderer, APIHandler):
@@ -37,15 +37,15 @@ class DoctorHandler(DoctorRenderer, APIHandler):
         self.render_doctor(await doctors.get_doctor(self.services, self.path_id(doctor_id, "Doctor")))
 
     async def put(self, doctor_id: str) -> None:
-        self.require_user("admin")
+        admin = self.require_user("admin")
         doctor_id = self.path_id(doctor_id, "Doctor")
         changes = load_body(doctor_create_schema, self.json_body(), partial=True)
-        self.render_doctor(await doctors.update_doctor(self.services, doctor_id, changes))
+        self.render_doctor(await doctors.update_doctor(self.services, admin, doctor_id, changes))
 
     async def delete(self, doctor_id: str) -> None:
-        self.require_user("admin")
+        admin = self.require_user("admin")
         doctor_id = self.path_id(doctor_id, "Doctor")
-        await doctors.delete_doctor(self.services, doctor_id)
+        await doctors.delete_doctor(self.services, admin, doctor_id)
         self.send_json({"message": "Doctor deleted.", "id": doctor_id})
 
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from tornado import websocket
@@ -20,18 +21,18 @@ from handlers.base import answer_api_error, bearer_token, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
 from core import metrics
 from server.auth import TokenError
+from server.revocations import SESSION_ENDED_CLOSE_CODE
 from server.logs import request_id_for
 from core.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized
 from core.access import is_staff_of
-from core.values import canonical_id
+from core.values import canonical_id, format_utc
 from domain.queues import locate_appointment, snapshot_of
 
 log = logging.getLogger("medpharma.ws")
 
 MAX_SUBSCRIPTIONS = 32
 MAX_FRAME_BYTES = 4096
-TOKEN_EXPIRED_CLOSE_CODE = 4001  # application range (4000-4999): "authenticate again"
-FRAME_KEYS = {"type", "doctorId", "appointmentId"}
+FRAME_KEYS = {"type", "doctorId", "appointmentId", "token"}
 
 
 class FrameError(Exception):
@@ -68,11 +69,21 @@ class QueueSocket(websocket.WebSocketHandler):
         if not token:
             metrics.auth_failures_total.labels("missing_token").inc()
             raise Unauthorized("Send a token: Authorization: Bearer <token>, or ?token=<token>.")
+        self.viewer = self._principal_of(token)
+        if self.viewer is None:
+            raise Unauthorized("The access token is invalid, expired or its session has ended.", code="bad_token")
+
+    def _principal_of(self, token: str):
+        """The token's principal if it may still be used (valid, and its session not ended)."""
         try:
-            self.viewer = self.services.tokens.decode(token)
+            principal = self.services.tokens.decode(token)
         except TokenError as exc:
             metrics.auth_failures_total.labels(exc.reason).inc()
-            raise Unauthorized("The access token is invalid or expired.", code=exc.reason) from None
+            return None
+        if self.services.revocations.is_refused(principal.user_id, principal.session_id) is not None:
+            metrics.auth_failures_total.labels("bad_token").inc()
+            return None
+        return principal
 
     def _origin_allowed(self, origin: str) -> bool:
         origin = origin.rstrip("/").lower()
@@ -96,14 +107,36 @@ class QueueSocket(websocket.WebSocketHandler):
         self.outbox.start()
         self.services.sockets.add(self)
         metrics.ws_connections_open.inc()
+        self._expire_with_token()
+
+    def _expire_with_token(self) -> None:
+        """A socket lives no longer than its latest token (the one that opened it, or an `auth` frame's)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.viewer.expires_at is not None:
-            # A socket lives no longer than the token that opened it.
             delay = max(0.0, self.viewer.expires_at - time.time())
             self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
 
     def _token_expired(self) -> None:
-        self.drop_reason = "token_expired"
-        self.close(TOKEN_EXPIRED_CLOSE_CODE, "token expired; reconnect with a new one")
+        self.end(SESSION_ENDED_CLOSE_CODE, "token expired; reconnect with a new one", "token_expired")
+
+    def end(self, code: int, reason: str, drop_reason: str = "session_ended") -> None:
+        """The server ends the socket: an expired token, an ended session, a disabled account."""
+        if self.drop_reason is None:
+            self.drop_reason = drop_reason
+        self.close(code, reason)
+
+    def _reauthenticate(self, frame: dict) -> None:
+        """`{"type": "auth", "token"}`: a fresh token of the same user keeps the socket open."""
+        token = frame.get("token")
+        principal = self._principal_of(token) if isinstance(token, str) else None
+        if principal is None or principal.user_id != self.viewer.user_id or principal.role != self.viewer.role:
+            raise FrameError("bad_token", "That token is not a valid token of this socket's user.")
+        self.viewer = principal
+        self.outbox.viewer = principal
+        self._expire_with_token()
+        self._send_event("auth:ok", {"expiresAt": format_utc(datetime.fromtimestamp(principal.expires_at,
+                                                                                     timezone.utc))})
 
     async def on_message(self, message: str | bytes) -> None:
         try:
@@ -115,6 +148,8 @@ class QueueSocket(websocket.WebSocketHandler):
                 await self._subscribe(frame)
             elif kind == "queue:unsubscribe":
                 self._unsubscribe(frame)
+            elif kind == "auth":
+                self._reauthenticate(frame)
             else:
                 raise FrameError("unknown_type", f"Unknown frame type {kind!r}.")
         except FrameError as exc:

@@ -6,8 +6,8 @@ from marshmallow import fields, validate
 
 from core.access import relation
 from core.statuses import STATUSES
-from schemas.base import StrictSchema
-from schemas.fields import CleanString, ClinicDate, NormalisedEmail, ObjectIdField, StrictInteger, UtcDateTime
+from schemas.base import PageQuerySchema, StrictSchema
+from schemas.fields import CleanString, ClinicDate, NormalisedEmail, ObjectIdField, UtcDateTime
 
 
 class AppointmentCreateSchema(StrictSchema):
@@ -23,9 +23,7 @@ class AppointmentStatusSchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
 
-class AppointmentListQuerySchema(StrictSchema):
-    limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=200))
-    offset = StrictInteger(load_default=0, validate=validate.Range(min=0, max=1_000_000))
+class AppointmentListQuerySchema(PageQuerySchema):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
     doctor = ObjectIdField(load_default=None)
 

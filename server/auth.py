@@ -61,9 +61,10 @@ class TokenIssuer:
         self._secret = secret
         self.expires_seconds = expires_seconds
 
-    def issue(self, user: dict) -> str:
+    def issue(self, user: dict, session_id: str) -> str:
         now = int(time.time())
-        claims = {"sub": str(user["_id"]), "role": user["role"], "iat": now, "exp": now + self.expires_seconds}
+        claims = {"sub": str(user["_id"]), "role": user["role"], "sid": session_id, "iat": now,
+                  "exp": now + self.expires_seconds}
         if user.get("doctorId") is not None:
             claims["doctorId"] = str(user["doctorId"])
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
@@ -79,7 +80,13 @@ class TokenIssuer:
         role, subject = claims.get("role"), canonical_id(claims.get("sub"))
         if role not in ROLES or subject is None:
             raise TokenError("bad_token")
-        return Principal(subject, role, canonical_id(claims.get("doctorId")), float(claims["exp"]))
+        return Principal(subject, role, canonical_id(claims.get("doctorId")), float(claims["exp"]),
+                         canonical_id(claims.get("sid")))
+
+
+def new_refresh_token() -> str:
+    """256 random bits, URL-safe; only its SHA-256 is stored."""
+    return secrets.token_urlsafe(32)
 
 
 def new_invite_token() -> str:
@@ -87,7 +94,8 @@ def new_invite_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def hash_invite_token(token: str) -> str:
+def hash_secret(token: str) -> str:
+    """What the store keeps of an invite or refresh token: its SHA-256, enough to find it again."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -30,11 +30,12 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from core import metrics
 from core.errors import StoreUnavailable
 from core.statuses import ACTIVE, IN_CONSULTATION, WAITING
-from core.values import as_utc
+from core.values import as_utc, utcnow
 
 log = logging.getLogger("medpharma.store")
 
 PING_TIMEOUT_SECONDS = 2.0
+SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (API.md)
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # API.md's queue order
 
@@ -62,6 +63,8 @@ class Store:
         self.invites = self.db["invites"]
         self.appointments = self.db["appointments"]
         self.idempotency = self.db["idempotencyKeys"]
+        self.audit = self.db["audit"]
+        self.sessions = self.db["sessions"]
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -95,6 +98,14 @@ class Store:
                                              name="one_waiting_per_patient_doctor")
         await self.appointments.create_index([("consultingDoctor", ASCENDING)], unique=True, sparse=True,
                                              name="one_consultation_per_doctor")
+        await self.sessions.create_index([("refreshHash", ASCENDING)], unique=True, name="refresh_hash_unique")
+        await self.sessions.create_index([("spentHashes", ASCENDING)], name="spent_hashes")
+        await self.sessions.create_index([("userId", ASCENDING), ("revokedAt", ASCENDING)], name="by_user")
+        await self.sessions.create_index([("revokedAt", ASCENDING)], name="by_revocation")
+        await self.audit.create_index([("at", DESCENDING), ("_id", DESCENDING)], name="newest_first")
+        await self.audit.create_index([("action", ASCENDING), ("at", DESCENDING)], name="by_action")
+        await self.users.create_index([("role", ASCENDING), ("createdAt", DESCENDING)], name="by_role")
+        await self.invites.create_index([("createdAt", DESCENDING)], name="newest_first")
         await self.idempotency.create_index([("userId", ASCENDING), ("key", ASCENDING)], unique=True,
                                             name="one_answer_per_user_key")
         await self.idempotency.create_index([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_SECONDS,
@@ -133,6 +144,31 @@ class Store:
 
     async def find_user(self, user_id: ObjectId) -> dict | None:
         return _normalise(await self._run("find_user", self.users.find_one({"_id": user_id})))
+
+    async def set_password(self, user_id: ObjectId, password_hash: str) -> None:
+        await self._run("update_user", self.users.update_one(
+            {"_id": user_id}, {"$set": {"passwordHash": password_hash, "updatedAt": utcnow()}}))
+
+    async def set_user_disabled(self, user_id: ObjectId, disabled: bool) -> dict | None:
+        return _normalise(await self._run("update_user", self.users.find_one_and_update(
+            {"_id": user_id}, {"$set": {"disabled": disabled, "updatedAt": utcnow()}},
+            return_document=ReturnDocument.AFTER)))
+
+    async def disable_doctor_accounts(self, doctor_id: ObjectId) -> list[dict]:
+        """Disables every account linked to a doctor profile; returns those that were enabled."""
+        linked = await self._find_list("find_user", self.users.find({"doctorId": doctor_id, "disabled": {"$ne": True}}))
+        if linked:
+            await self._run("update_user", self.users.update_many(
+                {"_id": {"$in": [u["_id"] for u in linked]}}, {"$set": {"disabled": True, "updatedAt": utcnow()}}))
+        return linked
+
+    async def disabled_user_ids(self) -> list[ObjectId]:
+        found = await self._find_list("find_user", self.users.find({"disabled": True}, {"_id": 1}))
+        return [u["_id"] for u in found]
+
+    async def page_users(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+        return await self._page("users", self.users, query, [("createdAt", DESCENDING), ("_id", DESCENDING)],
+                                limit, offset)
 
     async def user_email_taken(self, email: str) -> bool:
         return await self._run("find_user", self.users.count_documents({"email": email}, limit=1)) > 0
@@ -203,7 +239,7 @@ class Store:
     async def claim_invite(self, token_hash: str, now: datetime) -> dict | None:
         """Marks a usable invite used in one conditional update: of N concurrent claims, one wins."""
         return _normalise(await self._run("claim_invite", self.invites.find_one_and_update(
-            {"tokenHash": token_hash, "usedAt": None, "expiresAt": {"$gt": now}},
+            {"tokenHash": token_hash, "usedAt": None, "revokedAt": None, "expiresAt": {"$gt": now}},
             {"$set": {"usedAt": now}, "$unset": {"activeKey": ""}},
             return_document=ReturnDocument.AFTER)))
 
@@ -214,6 +250,19 @@ class Store:
         await self._run("release_invite", self.invites.update_one(
             {"_id": invite["_id"], "usedAt": invite["usedAt"]},
             {"$set": {"usedAt": None}}))
+
+    async def revoke_invite(self, invite_id: ObjectId, now: datetime) -> dict | None:
+        """Revokes an invite nobody has used (one conditional update); None if it was used meanwhile."""
+        return _normalise(await self._run("update_invite", self.invites.find_one_and_update(
+            {"_id": invite_id, "usedAt": None}, {"$set": {"revokedAt": now}, "$unset": {"activeKey": ""}},
+            return_document=ReturnDocument.AFTER)))
+
+    async def find_invite(self, invite_id: ObjectId) -> dict | None:
+        return _normalise(await self._run("find_invite", self.invites.find_one({"_id": invite_id})))
+
+    async def page_invites(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+        return await self._page("invites", self.invites, query, [("createdAt", DESCENDING), ("_id", DESCENDING)],
+                                limit, offset)
 
     async def mark_invite_used_by(self, invite_id: ObjectId, user_id: ObjectId) -> None:
         await self._run("claim_invite", self.invites.update_one({"_id": invite_id},
@@ -309,8 +358,50 @@ class Store:
             {"userId": user_id, "key": key, "status": None}))
 
     async def page_appointments(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
-        total = await self._run("count_appointments", self.appointments.count_documents(query))
-        cursor = self.appointments.find(query).sort([("date", DESCENDING), ("_id", DESCENDING)])
-        items = await self._find_list("list_appointments", cursor.skip(offset).limit(limit))
+        return await self._page("appointments", self.appointments, query, [("date", DESCENDING), ("_id", DESCENDING)],
+                                limit, offset)
+
+    # -- sessions ------------------------------------------------------------------------------------------
+    async def insert_session(self, document: dict) -> None:
+        await self._run("insert_session", self.sessions.insert_one(document))
+
+    async def rotate_session(self, spent_hash: str, new_hash: str, now: datetime) -> dict | None:
+        """Spends a live session's refresh token and puts a new one in its place, in one conditional
+        update: of two uses of the same token, one rotates and the other finds it spent."""
+        return _normalise(await self._run("rotate_session", self.sessions.find_one_and_update(
+            {"refreshHash": spent_hash, "revokedAt": None, "expiresAt": {"$gt": now}},
+            {"$set": {"refreshHash": new_hash, "lastUsedAt": now},
+             "$push": {"spentHashes": {"$each": [spent_hash], "$slice": -SPENT_TOKENS_KEPT}}},
+            return_document=ReturnDocument.AFTER)))
+
+    async def session_with_spent(self, spent_hash: str) -> dict | None:
+        return _normalise(await self._run("find_session", self.sessions.find_one({"spentHashes": spent_hash})))
+
+    async def revoke_sessions(self, query: dict, now: datetime, reason: str) -> list[str]:
+        """Ends the live sessions matching `query`; returns their ids."""
+        live = await self._find_list("find_session", self.sessions.find({**query, "revokedAt": None}, {"_id": 1}))
+        ids = [d["_id"] for d in live]
+        if ids:
+            await self._run("revoke_session", self.sessions.update_many(
+                {"_id": {"$in": ids}, "revokedAt": None}, {"$set": {"revokedAt": now, "revokedReason": reason}}))
+        return [str(i) for i in ids]
+
+    async def revoked_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        found = await self._find_list("find_session", self.sessions.find({"revokedAt": {"$gt": since}},
+                                                                         {"_id": 1, "revokedAt": 1}))
+        return [(str(d["_id"]), d["revokedAt"]) for d in found]
+
+    # -- the audit log (append-only: nothing here updates or deletes an entry) --------------------------
+    async def insert_audit(self, entry: dict) -> None:
+        await self._run("insert_audit", self.audit.insert_one(entry))
+
+    async def page_audit(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+        return await self._page("audit", self.audit, query, [("at", DESCENDING), ("_id", DESCENDING)], limit, offset)
+
+    async def _page(self, name: str, collection, query: dict, order: list, limit: int,
+                    offset: int) -> tuple[list[dict], int]:
+        """One page of a listing, newest first, and how many there are in all."""
+        total = await self._run(f"count_{name}", collection.count_documents(query))
+        items = await self._find_list(f"list_{name}", collection.find(query).sort(order).skip(offset).limit(limit))
         return items, total
 
