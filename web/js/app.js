@@ -110,10 +110,13 @@ function drawNav() {
 }
 
 async function signOut() {
-  try {
-    await api('POST', '/api/auth/logout');
-  } catch {
-    // Signing out here never depends on the server: the local session is forgotten either way.
+  // Only a sign-in that opened a server session (it came with a refresh token) has one to revoke.
+  if (session.refreshToken) {
+    try {
+      await api('POST', '/api/auth/logout');
+    } catch {
+      // Signing out here never depends on the server: the local session is forgotten either way.
+    }
   }
   session.signOut('signout');
   navigate('/app/signin');

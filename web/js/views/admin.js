@@ -10,6 +10,8 @@ import { session } from '../session.js';
 const PAGE_SIZE = 20;
 
 export function adminPage(root) {
+  // Sections tell each other when the list of doctors changes (the invite form offers them).
+  const shared = new EventTarget();
   const sections = [
     ['doctors', 'Doctors', doctorsSection],
     ['invites', 'Invitations', invitesSection],
@@ -24,7 +26,7 @@ export function adminPage(root) {
       const body = h('div', {});
       const section = h('section', { id, class: 'card', 'aria-labelledby': `${id}-heading` },
         h('h2', { id: `${id}-heading` }, title), body);
-      build(body);
+      build(body, shared);
       return section;
     }));
 }
@@ -56,7 +58,7 @@ function doctorBody(element) {
   };
 }
 
-async function doctorsSection(container) {
+async function doctorsSection(container, shared) {
   const list = h('ul', { class: 'cards' });
   const done = h('p', { class: 'done', role: 'status' });
   let doctors = [];
@@ -67,6 +69,7 @@ async function doctorsSection(container) {
       failure(list, error);
       return;
     }
+    shared.dispatchEvent(new CustomEvent('doctors', { detail: doctors }));
     replace(list, doctors.length ? doctors.map((doctor) => doctorItem(doctor)) : h('li', {}, 'No doctors yet.'));
   };
   const doctorItem = (doctor) => {
@@ -137,15 +140,11 @@ async function doctorsSection(container) {
 
 // -- invitations ---------------------------------------------------------------------------------
 
-async function invitesSection(container) {
+const SAME_EMAIL = ['', 'The profile with the same email'];
+
+async function invitesSection(container, shared) {
   const created = h('div', { class: 'created', 'aria-live': 'polite' });
   const list = h('ul', { class: 'cards' });
-  let doctors = [];
-  try {
-    doctors = await api('GET', '/api/doctors');
-  } catch {
-    doctors = [];  // the form still works: a doctor invite can be linked by email
-  }
   const create = form({
     label: 'Invite someone',
     submit: 'Create invitation',
@@ -153,7 +152,7 @@ async function invitesSection(container) {
       field({ label: 'Email', name: 'email', type: 'email' }),
       field({ label: 'Role', name: 'role', type: 'select', value: 'doctor', options: [['doctor', 'Doctor'], ['admin', 'Administrator']] }),
       field({ label: 'Doctor profile (for a doctor)', name: 'doctorId', type: 'select', value: '', required: false,
-        options: [['', 'The profile with the same email'], ...doctors.map((doctor) => [doctor.id, doctor.name])] }),
+        options: [SAME_EMAIL] }),
       field({ label: 'Valid for (hours)', name: 'expiresInHours', type: 'number', min: 1, max: 720, value: 72, inputmode: 'numeric' }),
     ],
     async onSubmit(element) {
@@ -164,6 +163,12 @@ async function invitesSection(container) {
       showCreated(created, body.email, invite);
       await load();
     },
+  });
+  shared.addEventListener('doctors', (event) => {
+    const select = create.querySelector('[name=doctorId]');
+    const chosen = select.value;
+    replace(select, [SAME_EMAIL, ...event.detail.map((doctor) => [doctor.id, doctor.name])]
+      .map(([value, text]) => h('option', { value, selected: value === chosen }, text)));
   });
   const filter = h('select', { id: 'invite-filter', onchange: () => load() },
     [['', 'All'], ['active', 'Active'], ['used', 'Used'], ['expired', 'Expired'], ['revoked', 'Revoked']]
