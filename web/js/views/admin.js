@@ -31,8 +31,21 @@ export function adminPage(root) {
     }));
 }
 
-function failure(container, error) {
-  replace(container, h('p', { role: 'alert' }, sentence(error)));
+/** Says why a list could not load, just above it (a list may only hold items). */
+function failure(list, error) {
+  list.replaceChildren();
+  let note = list.previousElementSibling;
+  if (!note?.classList.contains('load-error')) {
+    note = h('p', { class: 'load-error form-error', role: 'alert' });
+    list.before(note);
+  }
+  note.textContent = error?.status === 404 || error?.status === 405
+    ? 'This server does not offer this list yet; it needs a newer server version.'
+    : sentence(error);
+}
+
+function loaded(list) {
+  if (list.previousElementSibling?.classList.contains('load-error')) list.previousElementSibling.remove();
 }
 
 // -- doctors -------------------------------------------------------------------------------------
@@ -69,6 +82,7 @@ async function doctorsSection(container, shared) {
       failure(list, error);
       return;
     }
+    loaded(list);
     shared.dispatchEvent(new CustomEvent('doctors', { detail: doctors }));
     replace(list, doctors.length ? doctors.map((doctor) => doctorItem(doctor)) : h('li', {}, 'No doctors yet.'));
   };
@@ -183,6 +197,7 @@ async function invitesSection(container, shared) {
       failure(list, error);
       return;
     }
+    loaded(list);
     replace(list, page.items.length ? page.items.map((invite) => inviteItem(invite, load)) : h('li', {}, 'No invitations.'));
   };
   replace(container, create, created,
@@ -264,6 +279,7 @@ async function usersSection(container) {
       failure(list, error);
       return;
     }
+    loaded(list);
     replace(list, page.items.length ? page.items.map((user) => userItem(user)) : h('li', {}, 'No users match.'));
   };
   replace(container, search, list);
@@ -310,6 +326,7 @@ async function auditSection(container) {
       more.hidden = true;
       return;
     }
+    loaded(list);
     if (offset === 0 && page.items.length === 0) replace(list, h('li', {}, 'Nothing recorded yet.'));
     list.append(...page.items.map((entry) => h('li', {},
       h('strong', {}, entry.action), ` by ${entry.actorRole || 'system'} `,

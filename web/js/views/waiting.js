@@ -68,6 +68,7 @@ export async function waitingPage(root, context) {
       if (kind === 'join') return h('p', {}, h('a', { class: 'button primary join', href: text, target: '_blank', rel: 'noopener noreferrer' }, 'Join call'));
       return h('p', { class: kind }, text);
     }));
+    notifyArea.hidden = !WAITING.has(state.status);  // nothing left to be told about
     drawActions();
   };
 
