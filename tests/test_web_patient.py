@@ -193,3 +193,34 @@ def test_wrong_password_is_said_plainly(site, browsers):
     page.goto("/app/signin")
     sign_in(page, "nobody@example.org", "not-the-password")
     expect(page.get_by_role("alert")).to_contain_text(re.compile(r"email or password", re.I))
+
+
+def test_turn_now_raises_a_browser_notification_when_allowed(site, browsers):
+    harness = site.harness
+    doctor = new_doctor(site)
+    email, token, _ = new_patient(site)
+    appointment = site.run(harness.book(token, doctor["id"]))
+
+    context, _ = browsers.context(PHONE, permissions=["notifications"])
+    # Headless chromium shows no notifications; record what the page asks for instead.
+    context.add_init_script("""
+        window.__notifications = [];
+        window.Notification = class extends EventTarget {
+            static permission = 'granted';
+            static requestPermission() { return Promise.resolve('granted'); }
+            constructor(title, options) { super(); window.__notifications.push({title, body: options && options.body}); }
+            close() {}
+        };
+    """)
+    page = context.new_page()
+    page.goto(f"/app/waiting/{appointment['id']}")
+    sign_in(page, email, "patient-password")
+    expect(page.get_by_text("You will get a notification when your turn is near.")).to_be_visible()
+    expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
+    assert page.evaluate("window.__notifications") == []
+
+    response = site.run(harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=site.run(harness.admin_token())))
+    assert response.status == 200
+    expect(page.get_by_role("link", name="Join call")).to_be_visible()
+    notes = page.evaluate("window.__notifications")
+    assert [note["title"] for note in notes] == ["It is your turn"]

@@ -108,7 +108,8 @@ class Live extends EventTarget {
       session.signOut('disabled');
       return;
     }
-    if (code === TOKEN_EXPIRED) {
+    // 4001, or a refused upgrade (seen as 1006) after the token ran out while the phone slept.
+    if (code === TOKEN_EXPIRED || session.nearExpiry()) {
       if (session.refreshToken && await session.refresh()) {
         this.connect();
       } else {

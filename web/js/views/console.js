@@ -177,7 +177,9 @@ export async function consolePage(root, context) {
     api('GET', `/api/appointments/${queue.inConsultation.appointmentId}`).then((appointment) => {
       if (appointment.joinUrl) joinUrls.set(appointment.id, appointment.joinUrl);
       if (context.stillShown()) drawNow();
-    }).catch(() => {});
+    }).catch(() => {
+      // Only the call link is missing; the queue itself is on screen and live.
+    });
   }
 
   draw();
@@ -187,7 +189,8 @@ export async function consolePage(root, context) {
     h('p', { class: 'lead' }, `${doctor.name}, ${doctor.specialization}: today's queue`),
     connection, message, nowSection, listSection,
     h('section', { class: 'card', 'aria-labelledby': 'status-heading' },
-      h('h2', { id: 'status-heading' }, 'Your status'), statusSummary, statusForms));
+      h('h2', { id: 'status-heading' }, session.user.role === 'doctor' ? 'Your status' : `${doctor.name}'s status`),
+      statusSummary, statusForms));
 
   return () => stops.forEach((stop) => stop());
 }

@@ -58,6 +58,7 @@ export async function waitingPage(root, context) {
   const actions = h('div', { class: 'actions' });
   const message = h('p', { class: 'form-error', role: 'alert' });
   let lastSignature = '';
+  const notified = new Set();  // 'soon', 'now': what this page has already alerted about
 
   const drawStatus = () => {
     const lines = statusLines(state);
@@ -128,10 +129,13 @@ export async function waitingPage(root, context) {
       if (data.appointmentId !== appointment.id) return;
       Object.assign(state, { status: 'in_consultation', position: -1, joinUrl: data.joinUrl || state.joinUrl });
       drawStatus();
-      notify('It is your turn', 'The doctor is ready: open MedPharma Queue and join the call.');
+      // A resubscription repeats turn:now (so a reconnect learns the link); alert only once.
+      if (!notified.has('now')) notify('It is your turn', 'The doctor is ready: open MedPharma Queue and join the call.');
+      notified.add('now');
     }),
     live.on('turn:soon', (data) => {
-      if (data.appointmentId !== appointment.id) return;
+      if (data.appointmentId !== appointment.id || notified.has('soon')) return;
+      notified.add('soon');
       notify('Your turn is coming up',
         data.position === 0 ? 'You are next. Please be ready to join the call.'
           : `About ${minutes(data.etaMinutes)} to go. Please be ready to join the call.`);
