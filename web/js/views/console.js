@@ -47,22 +47,28 @@ export async function consolePage(root, context) {
   if (!context.stillShown()) return;
 
   const joinUrls = new Map();  // appointmentId → joinUrl, learned from call-next or a read
-  const message = h('p', { class: 'form-error', role: 'alert' });
+  const message = h('p', { class: 'form-error', role: 'alert' });  // the page's own loading problems
+  // An action's error stays next to what caused it ('now' for Call next, else the appointment's id),
+  // across the redraws that live updates cause, until that action is tried again.
+  const errors = new Map();
+  const errorFor = (key) => h('p', { class: 'form-error', role: 'alert' }, errors.get(key) || '');
   const done = h('p', { class: 'done', role: 'status' });
   const nowSection = h('section', { class: 'card', 'aria-labelledby': 'now-heading' });
   const listSection = h('section', { class: 'card', 'aria-labelledby': 'queue-heading' });
   const connection = h('p', { class: 'connection', 'aria-live': 'polite' });
   const callNext = h('button', { type: 'button', class: 'primary big', onclick: () => doCallNext() }, 'Call next');
 
-  const act = async (work, doneText) => {
-    message.textContent = '';
+  const act = async (key, work, doneText) => {
+    errors.delete(key);
     done.textContent = '';
+    draw();
     try {
       await work();
       if (doneText) done.textContent = doneText;
     } catch (error) {
-      message.textContent = sentence(error);
+      errors.set(key, sentence(error));
       if (error.code === 'queue_changed' || error.status === 409) await reloadQueue();
+      draw();
     }
   };
 
@@ -75,7 +81,7 @@ export async function consolePage(root, context) {
     }
   };
 
-  const doCallNext = () => act(async () => {
+  const doCallNext = () => act('now', async () => {
     callNext.disabled = true;
     try {
       const expectCurrent = queue.inConsultation?.appointmentId ?? null;
@@ -90,7 +96,7 @@ export async function consolePage(root, context) {
     }
   });
 
-  const setStatus = (appointment, status, doneText) => act(async () => {
+  const setStatus = (appointment, status, doneText) => act(appointment.appointmentId, async () => {
     await api('PATCH', `/api/appointments/${appointment.appointmentId}/status`, { status });
     await reloadQueue();
   }, doneText);
@@ -107,11 +113,12 @@ export async function consolePage(root, context) {
         h('div', { class: 'actions' },
           joinUrl ? h('a', { class: 'button', href: joinUrl, target: '_blank', rel: 'noopener noreferrer' }, 'Join call') : null,
           h('button', { type: 'button', 'aria-label': `Complete ${current.patientName}`,
-            onclick: () => setStatus(current, 'completed', `${current.patientName}'s consultation is complete.`) }, 'Complete')));
+            onclick: () => setStatus(current, 'completed', `${current.patientName}'s consultation is complete.`) }, 'Complete')),
+        errorFor(current.appointmentId));
     } else {
       rows.push(h('p', {}, 'Nobody is in consultation.'));
     }
-    rows.push(h('div', { class: 'actions' }, callNext), done);
+    rows.push(h('div', { class: 'actions' }, callNext), errorFor('now'), done);
     replace(nowSection, rows);
   };
 
@@ -136,7 +143,8 @@ export async function consolePage(root, context) {
             ? h('button', { type: 'button', 'aria-label': `Confirm ${entry.patientName}`,
               onclick: () => setStatus(entry, 'confirmed', `${entry.patientName} is confirmed.`) }, 'Confirm') : null,
           h('button', { type: 'button', 'aria-label': `No-show ${entry.patientName}`,
-            onclick: () => setStatus(entry, 'no_show', `${entry.patientName} is marked as not present.`) }, 'No-show'))))));
+            onclick: () => setStatus(entry, 'no_show', `${entry.patientName} is marked as not present.`) }, 'No-show')),
+        errorFor(entry.appointmentId)))));
   };
 
   const drawDoctorStatus = () => {
@@ -146,10 +154,20 @@ export async function consolePage(root, context) {
     statusSummary.textContent = notes.length ? notes.join(' ') : 'On time.';
   };
 
+  // Live updates redraw the queue; a keyboard user keeps their place (the same button, found by
+  // its name, or Call next if that button is gone).
   const draw = () => {
+    const active = document.activeElement;
+    const nameOf = (element) => element.getAttribute('aria-label') || element.textContent;
+    const focused = active && (nowSection.contains(active) || listSection.contains(active)) ? nameOf(active) : null;
     drawNow();
     drawList();
     drawDoctorStatus();
+    if (focused !== null && !document.activeElement?.closest?.('section')) {
+      const again = [...nowSection.querySelectorAll('button, a'), ...listSection.querySelectorAll('button, a')]
+        .find((element) => nameOf(element) === focused);
+      (again || callNext).focus();
+    }
   };
 
   const statusSummary = h('p', { class: 'headline' });
