@@ -138,6 +138,7 @@ def test_a_dropped_socket_reconnects_resubscribes_and_shows_what_changed_meanwhi
     page, _ = browsers.page(PHONE)
     page.goto("/app/signin")
     sign_in(page, email, "patient-password")
+    expect(page.get_by_role("heading", name="My appointments")).to_be_visible()
     page.goto(f"/app/waiting/{mine['id']}")
     status = status_region(page)
     expect(status).to_contain_text("1 ahead of you")
@@ -224,3 +225,42 @@ def test_turn_now_raises_a_browser_notification_when_allowed(site, browsers):
     expect(page.get_by_role("link", name="Join call")).to_be_visible()
     notes = page.evaluate("window.__notifications")
     assert [note["title"] for note in notes] == ["It is your turn"]
+
+
+def test_a_silently_dead_connection_is_noticed_on_waking_and_replaced(site, browsers):
+    """A phone that slept: its socket still looks open but nothing gets through any more. On waking
+    (visibilitychange) the page pings, hears no pong, drops the socket and connects anew."""
+    harness = site.harness
+    doctor = new_doctor(site)
+    _, first_token, _ = new_patient(site, "First")
+    first = site.run(harness.book(first_token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=5)))
+    email, token, _ = new_patient(site, "Second")
+    mine = site.run(harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=20)))
+
+    page, _ = browsers.page(PHONE)
+    connections = []
+
+    def relay(socket_route):
+        """Every socket goes through here; a connection marked dead passes nothing either way."""
+        server = socket_route.connect_to_server()
+        entry = {"dead": False}
+        connections.append(entry)
+        socket_route.on_message(lambda message: None if entry["dead"] else server.send(message))
+        server.on_message(lambda message: None if entry["dead"] else socket_route.send(message))
+
+    page.route_web_socket(re.compile(r"/ws"), relay)
+    page.goto("/app/signin")
+    sign_in(page, email, "patient-password")
+    expect(page.get_by_role("heading", name="My appointments")).to_be_visible()
+    page.goto(f"/app/waiting/{mine['id']}")
+    status = status_region(page)
+    expect(status).to_contain_text("1 ahead of you")
+    expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
+
+    connections[-1]["dead"] = True
+    response = site.run(harness.api.patch(f"/api/appointments/{first['id']}/status", {"status": "cancelled"},
+                                          token=first_token))
+    assert response.status == 200
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(status).to_contain_text("You are next", timeout=30_000)
+    assert len(connections) >= 2 and not connections[-1]["dead"]

@@ -31,7 +31,9 @@ class Live extends EventTarget {
     session.addEventListener('signedout', () => this.stop());
     window.addEventListener('online', () => this.reconnectNow());
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible') this.reconnectNow();
+      if (document.visibilityState !== 'visible') return;
+      if (this.isOpen()) this.checkAlive();  // woke up: a socket that looks open may be long dead
+      else this.reconnectNow();
     });
   }
 
@@ -151,11 +153,14 @@ class Live extends EventTarget {
 
   startPing() {
     this.stopPing();
-    this.pingTimer = setInterval(() => {
-      this.send({ type: 'ping' });
-      clearTimeout(this.pongTimer);
-      this.pongTimer = setTimeout(() => this.dropDeadSocket(), PONG_WITHIN_MS);
-    }, PING_EVERY_MS);
+    this.pingTimer = setInterval(() => this.checkAlive(), PING_EVERY_MS);
+  }
+
+  /** A ping that must be answered within PONG_WITHIN_MS, or the socket is given up for dead. */
+  checkAlive() {
+    this.send({ type: 'ping' });
+    clearTimeout(this.pongTimer);
+    this.pongTimer = setTimeout(() => this.dropDeadSocket(), PONG_WITHIN_MS);
   }
 
   stopPing() {
