@@ -140,7 +140,8 @@ TICK = st.tuples(st.just("tick"), st.integers(1, 12))
 WATCH = st.tuples(st.just("watch"), patient_index, pick, upper)  # a patient leaves or (re)joins a room
 WATCH_DOCTOR = st.tuples(st.just("watch_doctor"), st.integers(0, 2), doctor_index, upper)
 DEAF = st.tuples(st.just("deaf"), doctor_index,
-                 st.lists(st.sampled_from(["cancel", "call", "call", "confirm", "late"]), min_size=1, max_size=3),
+                 st.lists(st.sampled_from(["cancel", "call", "finish", "confirm", "late"]), min_size=1, max_size=3,
+                          unique=True),
                  pick)
 BURST = st.tuples(st.just("burst"), st.lists(st.one_of(BOOK, BOOK_EARLY, CANCEL, STATUS, NEXT, DOCTOR_STATUS),
                                              min_size=2, max_size=3))
@@ -151,7 +152,7 @@ KINDS = {"pause": st.tuples(st.just("pause")), "book": BOOK, "book_early": BOOK_
          "reload": st.tuples(st.just("reload")), "deaf": DEAF, "watch": WATCH, "watch_doctor": WATCH_DOCTOR,
          "burst": BURST}
 WEIGHTS = {"pause": 1, "book": 7, "book_early": 3, "cancel": 3, "status": 4, "next": 5, "doctor_status": 3,
-           "tick": 4, "reload": 1, "deaf": 2, "watch": 1, "watch_doctor": 1, "burst": 2}
+           "tick": 4, "reload": 1, "deaf": 3, "watch": 1, "watch_doctor": 1, "burst": 2}
 OPERATIONS = st.sampled_from([kind for kind, weight in WEIGHTS.items() for _ in range(weight)]).flatmap(
     KINDS.__getitem__)
 
@@ -855,12 +856,12 @@ async def apply(world: World, op: tuple, appointments: dict, doctors: dict, step
                     else:
                         await deaf_write(world, row.appointment, step, status="confirmed")
                     done.append(f"{write} {row.id}")
-            elif write == "call":
+            elif write in ("call", "finish"):  # another node's call-next, or its completion alone
                 if queue.current is not None:
                     await deaf_write(world, queue.current, step, ("consultingDoctor",), status="completed",
                                      completedAt=now_ms())
                     done.append(f"complete {queue.current['_id']}")
-                head = queue.head()
+                head = queue.head() if write == "call" else None
                 if head is not None:
                     world.deaf_writes += 1
                     await deaf_write(world, now_appointments[head], step, ("waitingKey",), status="in_consultation",
