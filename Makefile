@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench bench-eta clean install
+.PHONY: run test bench bench-eta clean install chromium screenshots
+
+# The browser tests drive Debian's chromium (never a browser Playwright downloads).
+export MEDPHARMA_CHROMIUM ?= /usr/bin/chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +28,24 @@ install: $(STAMP_RUN)
 run: $(STAMP_RUN)
 	$(BIN)/python -m server
 
-test: $(STAMP_TEST)
+# Installs chromium when it is missing and we are root with apt-get (CI, a fresh machine);
+# otherwise says how, and the browser tests fail with the same advice.
+chromium:
+	@if [ ! -x "$(MEDPHARMA_CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "The browser tests need chromium at $(MEDPHARMA_CHROMIUM): run 'apt-get install chromium' as root, or set MEDPHARMA_CHROMIUM to a chromium binary." >&2; \
+	  fi; \
+	fi
+
+test: $(STAMP_TEST) chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Refreshes the README's pictures of every page (phone and desktop width).
+screenshots: $(STAMP_TEST) chromium
+	MEDPHARMA_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_web_pages.py
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m bench

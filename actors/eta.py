@@ -133,11 +133,14 @@ def _mean_of_max(mean: float, variance: float, floor: float) -> float:
 
 
 def _estimate(position: int, now: datetime, booked: datetime, start: datetime) -> Estimate:
-    return Estimate(position, minutes_until(now, start), start, minutes_until(booked, start))
+    return Estimate(position, minutes_until(now, start), start, delay_minutes(booked, start))
 
 
 def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60.0
+def delay_minutes(booked: datetime, start: datetime) -> int:
+    """`delayMinutes`: whole minutes, rounded up, by which the start is after the booked time."""
+    return minutes_until(booked, start)
 
 
 def minutes_until(now: datetime, moment: datetime) -> int:

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
@@ -40,7 +41,8 @@ class Settings:
     mongo_db: str = "medpharma"
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
     jwt_secret_generated: bool = True
-    jwt_expires_seconds: int = 7 * 86400
+    jwt_expires_seconds: int = 15 * 60
+    refresh_expires_seconds: int = 30 * 86400
     client_origins: tuple[str, ...] = ()
     seed_admin_email: str | None = None
     seed_admin_password: str | None = field(default=None, repr=False)
@@ -51,6 +53,8 @@ class Settings:
     bcrypt_rounds: int = 12
     redis_url: str | None = None
     login_failures_per_minute: int = 10
+    clinic_timezone: str = "UTC"
+    soon_minutes: int = 10
     eta_learning: bool = True
 
     @property
@@ -176,6 +180,21 @@ def load_settings(environ: Mapping[str, str] | None = None,
     if (rate := _blank_to_none(env.get("LOGIN_FAILURES_PER_MINUTE"))) is not None:
         values["login_failures_per_minute"] = _int_in_range("LOGIN_FAILURES_PER_MINUTE", rate, 1, 100_000)
 
+    if (zone := _blank_to_none(env.get("CLINIC_TIMEZONE"))) is not None:
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError("CLINIC_TIMEZONE", f"is not an IANA time zone name such as Europe/Paris, got {zone!r}") from None
+        values["clinic_timezone"] = zone
+
+    if (refresh := _blank_to_none(env.get("REFRESH_EXPIRES_IN"))) is not None:
+        try:
+            values["refresh_expires_seconds"] = parse_duration(refresh)
+        except ValueError as exc:
+            raise ConfigError("REFRESH_EXPIRES_IN", f"{exc}, got {refresh!r}") from None
+
+    if (soon := _blank_to_none(env.get("SOON_MINUTES"))) is not None:
+        values["soon_minutes"] = _int_in_range("SOON_MINUTES", soon, 0, 240)
     if (learning := _blank_to_none(env.get("ETA_LEARNING"))) is not None:
         if learning.lower() not in ("on", "off"):
             raise ConfigError("ETA_LEARNING", f"must be on or off, got {learning!r}")

@@ -14,7 +14,7 @@ import signal
 import sys
 
 from config.settings import ConfigError, load_settings
-from server.errors import StoreUnavailable
+from core.errors import StoreUnavailable
 from server.logs import configure_logging
 
 log = logging.getLogger("medpharma.server")
@@ -84,7 +84,7 @@ async def run_seed_admin(settings) -> int:
         print("seed-admin: MONGO_URI is not set, so this would seed a throw-away in-memory store; "
               "set MONGO_URI, or set SEED_ADMIN_* when starting the server instead", file=sys.stderr)
         return 2
-    from server.seed import seed_admin
+    from domain.accounts import seed_admin
 
     services = build_services(settings)
     try:
@@ -119,7 +119,7 @@ async def run_eta_replay(settings, args) -> int:
 
     from server.replay import ReplayError, history_from_store, replay_lines
     from server.store import Store
-    from server.values import to_object_id
+    from core.values import to_object_id
 
     try:
         if args.from_store:

@@ -18,16 +18,19 @@ from tornado import httpserver, web
 from actors.hub import Hub
 from actors.registry import QueueRegistry, system_clock
 from config.settings import Settings
-from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, ws
+from core.days import ClinicCalendar
+from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, web as web_app, ws
 from handlers.base import LivenessHandler, NotFoundHandler
-from server import metrics
+from core import metrics
 from server.auth import PasswordHasher, TokenIssuer
 from server.bus import InProcessBus, RedisBus
 from server.logs import log_request
 from server.ratelimit import RateLimiter
-from server.seed import seed_admin
+from server.revocations import ACCOUNT_DISABLED_CLOSE_CODE, SESSION_ENDED_CLOSE_CODE, Revocations
+from domain.sessions import load_revocations
+from domain.accounts import seed_admin
 from server.store import Store
-from server.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.server")
 
@@ -47,8 +50,10 @@ class Services:
     tokens: TokenIssuer
     hub: Hub
     queues: QueueRegistry
+    calendar: ClinicCalendar
     bus: Any
     login_limiter: RateLimiter
+    revocations: Revocations
     sockets: set = field(default_factory=set)
     in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
 
@@ -68,11 +73,19 @@ ROUTES: list[tuple[str, type]] = [
     (r"/api/auth/login", auth_handlers.LoginHandler),
     (r"/api/auth/me", auth_handlers.MeHandler),
     (r"/api/auth/register/invite", auth_handlers.InviteRegisterHandler),
+    (r"/api/auth/refresh", auth_handlers.RefreshHandler),
+    (r"/api/auth/logout", auth_handlers.LogoutHandler),
+    (r"/api/auth/password", auth_handlers.PasswordHandler),
     (r"/api/admin/invites", admin.InvitesHandler),
+    (rf"/api/admin/invites/{ID}", admin.InviteHandler),
+    (r"/api/admin/users", admin.UsersHandler),
+    (rf"/api/admin/users/{ID}", admin.UserHandler),
+    (r"/api/admin/audit", admin.AuditHandler),
     (r"/api/doctors", doctors.DoctorsHandler),
     (rf"/api/doctors/{ID}", doctors.DoctorHandler),
     (rf"/api/doctors/{ID}/status", doctors.DoctorStatusHandler),
     (rf"/api/doctors/{ID}/queue/next", doctors.QueueNextHandler),
+    (rf"/api/doctors/{ID}/stats", doctors.DoctorStatsHandler),
     (r"/api/appointments", appointments.AppointmentsHandler),
     (r"/api/appointments/my", appointments.MyAppointmentsHandler),
     (rf"/api/appointments/doctor/{ID}", appointments.DoctorAppointmentsHandler),
@@ -80,6 +93,8 @@ ROUTES: list[tuple[str, type]] = [
     (rf"/api/appointments/{ID}/status", appointments.AppointmentStatusHandler),
     (rf"/api/queue/doctor/{ID}", queue.DoctorQueueHandler),
     (rf"/api/queue/appointment/{ID}/position", queue.AppointmentPositionHandler),
+    (r"/app", web_app.AppRedirectHandler),
+    (r"/app/(.*)", web_app.WebAppHandler),
 ]
 
 
@@ -109,13 +124,29 @@ def build_services(settings: Settings, *, store: Store | None = None,
                    idle_seconds: float = 300.0) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
     hub = Hub()
-    registry = QueueRegistry(store, hub, clock=clock, tick_seconds=tick_seconds, idle_seconds=idle_seconds,
+    calendar = ClinicCalendar.named(settings.clinic_timezone)
+    registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
+                             idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes,
                              learning=settings.eta_learning)
-    return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
-                    tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
-                    hub=hub, queues=registry,
-                    bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry),
-                    login_limiter=RateLimiter(settings.login_failures_per_minute))
+    revocations = Revocations(settings.jwt_expires_seconds)
+    services = Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
+                        tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
+                        hub=hub, queues=registry, calendar=calendar,
+                        bus=RedisBus(registry, revocations, settings.redis_url) if settings.redis_url
+                        else InProcessBus(registry, revocations),
+                        login_limiter=RateLimiter(settings.login_failures_per_minute), revocations=revocations)
+    revocations.on_session_revoked = lambda sid: close_sockets(
+        services, lambda v: v.session_id == sid, SESSION_ENDED_CLOSE_CODE, "session_ended")
+    revocations.on_account_disabled = lambda uid: close_sockets(
+        services, lambda v: v.user_id == uid, ACCOUNT_DISABLED_CLOSE_CODE, "account_disabled")
+    return services
+
+
+def close_sockets(services: Services, whose: Callable, code: int, reason: str) -> None:
+    """Ends the open sockets of an ended session or a disabled account on this node."""
+    for socket in list(services.sockets):
+        if socket.viewer is not None and whose(socket.viewer):
+            socket.end(code, reason.replace("_", " "), reason)
 
 
 class Server:
@@ -135,6 +166,7 @@ class Server:
             log.warning("JWT_SECRET is not set: using a random secret; tokens end with the process")
         self.services = build_services(settings, **self.service_options)
         await self.services.store.ensure_indexes()
+        await load_revocations(self.services)
         if settings.seed_admin_email:
             outcome = await seed_admin(self.services, settings.seed_admin_email, settings.seed_admin_password,
                                        settings.seed_admin_name)

@@ -19,8 +19,9 @@ import uuid
 
 from bson import json_util
 
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted
-from server.tasks import cancel_and_wait
+from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
+from core.tasks import cancel_and_wait
+from server.revocations import AccountDisabled, SessionsRevoked
 
 log = logging.getLogger("medpharma.bus")
 
@@ -29,8 +30,9 @@ RECONNECT_DELAY_SECONDS = (0.2, 0.5, 1, 2, 5)
 
 
 class InProcessBus:
-    def __init__(self, registry):
+    def __init__(self, registry, revocations):
         self.registry = registry
+        self.revocations = revocations
 
     async def start(self) -> None:
         pass
@@ -38,25 +40,41 @@ class InProcessBus:
     async def stop(self) -> None:
         pass
 
-    async def publish(self, change: AppointmentChanged | DoctorChanged | DoctorDeleted) -> None:
-        await self.registry.deliver(change)
+    async def publish(self, change) -> None:
+        await self.deliver(change)
+
+    async def deliver(self, message) -> None:
+        """A queue change to the doctor's actor; a revocation to this node's revocation list."""
+        if isinstance(message, (SessionsRevoked, AccountDisabled)):
+            self.revocations.apply(message)
+        else:
+            await self.registry.deliver(message)
 
 
 def encode_change(change, node_id: str) -> str:
     """Extended JSON (bson.json_util) keeps ObjectIds and datetimes exact across the wire."""
+    if isinstance(change, SessionsRevoked):
+        return json_util.dumps({"node": node_id, "kind": change.kind, "sessionIds": list(change.session_ids)})
+    if isinstance(change, AccountDisabled):
+        return json_util.dumps({"node": node_id, "kind": change.kind, "userId": change.user_id,
+                                "disabled": change.disabled})
     message = {"node": node_id, "kind": change.kind, "doctorId": change.doctor_id}
-    if isinstance(change, AppointmentChanged):
-        message["document"] = change.appointment
+    if isinstance(change, AppointmentsChanged):
+        message["documents"] = list(change.appointments)
     elif isinstance(change, DoctorChanged):
         message["document"] = change.doctor
     return json_util.dumps(message)
 
 
-def decode_change(raw: str | bytes) -> tuple[str, AppointmentChanged | DoctorChanged | DoctorDeleted]:
+def decode_change(raw: str | bytes) -> tuple[str, AppointmentsChanged | DoctorChanged | DoctorDeleted]:
     message = json_util.loads(raw, json_options=json_util.JSONOptions(tz_aware=True))
+    if message["kind"] == SessionsRevoked.kind:
+        return message["node"], SessionsRevoked(tuple(message["sessionIds"]))
+    if message["kind"] == AccountDisabled.kind:
+        return message["node"], AccountDisabled(message["userId"], bool(message["disabled"]))
     kind, doctor_id = message["kind"], message["doctorId"]
-    if kind == AppointmentChanged.kind:
-        return message["node"], AppointmentChanged(doctor_id, message["document"])
+    if kind == AppointmentsChanged.kind:
+        return message["node"], AppointmentsChanged(doctor_id, tuple(message["documents"]))
     if kind == DoctorChanged.kind:
         return message["node"], DoctorChanged(doctor_id, message["document"])
     if kind == DoctorDeleted.kind:
@@ -65,8 +83,8 @@ def decode_change(raw: str | bytes) -> tuple[str, AppointmentChanged | DoctorCha
 
 
 class RedisBus(InProcessBus):
-    def __init__(self, registry, redis_url: str, channel: str = CHANNEL):
-        super().__init__(registry)
+    def __init__(self, registry, revocations, redis_url: str, channel: str = CHANNEL):
+        super().__init__(registry, revocations)
         self.redis_url = redis_url
         self.channel = channel
         self.node_id = uuid.uuid4().hex
@@ -89,7 +107,7 @@ class RedisBus(InProcessBus):
             await self._client.aclose()
 
     async def publish(self, change) -> None:
-        await self.registry.deliver(change)
+        await self.deliver(change)
         try:
             await self._client.publish(self.channel, encode_change(change, self.node_id))
         except Exception as exc:  # the write is committed; other nodes reload when their bus returns
@@ -132,4 +150,4 @@ class RedisBus(InProcessBus):
             log.warning("ignoring a malformed bus message")
             return
         if node != self.node_id:
-            await self.registry.deliver(change)
+            await self.deliver(change)

@@ -14,7 +14,7 @@ import math
 import time
 from typing import Callable
 
-from server.errors import RateLimited
+from core.errors import RateLimited
 
 
 class RateLimiter:

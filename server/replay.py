@@ -3,9 +3,9 @@
 Anyone can measure the ETA's accuracy on their own days with it (see bench/eta for the measurement
 we publish). There is no second implementation here: the replay builds what the server builds (an
 embedded store, the hub, the queue registry, the in-process bus), with a clock it sets to each
-event's time; writes each event to the store as the write workflows do, announces it the same way
-(`server.consultations.announce`, which also records what it teaches), and answers each `observe`
-from the doctor's actor. What is learned therefore carries across the days of one replay exactly as
+event's time; writes each event to the store as the write workflows do, publishes it the same way
+(`domain.publish`, which also records what it teaches), and answers each `observe` from the
+doctor's actor. What is learned therefore carries across the days of one replay exactly as
 it would in the server. The replay never writes to a real database, not even with `--from-store`.
 
 Input, JSON Lines in time order (times ISO 8601 with a zone; ids 24-hex):
@@ -28,15 +28,17 @@ from typing import Iterable, Iterator, TextIO
 from bson import ObjectId
 from marshmallow import ValidationError, fields, validate
 
-from actors.messages import DoctorChanged
 from schemas.base import StrictSchema
-from schemas.doctors import DEFAULT_AVG_CONSULT_MINUTES, DoctorStatusSchema, status_changes
+from core.doctors import DEFAULT_AVG_CONSULT_MINUTES
+from schemas.doctors import DoctorStatusSchema
 from schemas.fields import ObjectIdField, UtcDateTime
-from server.consultations import announce, status_update
-from server.errors import ApiError
+from core.errors import ApiError
+from core.statuses import check_transition
+from core.values import format_utc
+from domain import publish
+from domain.appointments import status_update
+from domain.doctors import status_changes
 from server.store import DuplicateKeyError, Store
-from server.transitions import check_transition
-from server.values import format_utc
 
 REPLAY_STATUSES = ("confirmed", "in_consultation", "completed", "no_show", "cancelled")
 # --from-store: how often the queue is observed while someone waits whose booking is near (within
@@ -142,7 +144,7 @@ class Replay:
                 "avgConsultMinutes": DEFAULT_AVG_CONSULT_MINUTES,
                 "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None, "createdAt": self.now, "version": 0})
         doctor = await self.store.update_doctor(doctor_id, changes)
-        await self.services.bus.publish(DoctorChanged(str(doctor_id), doctor))
+        await publish.doctor_changed(self.services, doctor)
 
     async def _booked(self, event: dict) -> None:
         doctor_id, appointment_id = event["doctorId"], event["appointmentId"]
@@ -155,7 +157,7 @@ class Replay:
             await self.store.insert_appointment(document)
         except DuplicateKeyError:
             raise ReplayError(f"appointment {appointment_id} is already booked") from None
-        await announce(self.services, document)
+        await publish.appointments_changed(self.services, str(doctor_id), document)
 
     async def _status(self, event: dict) -> None:
         appointment = await self.store.find_appointment(event["appointmentId"])
@@ -166,12 +168,12 @@ class Replay:
             check_transition(appointment["status"], target, "admin")
             updated = await self.store.update_appointment_if(
                 appointment["_id"], appointment["status"], appointment.get("version", 0),
-                status_update(appointment, target, "https://replay.invalid/{room}", now=self.now))
+                status_update(appointment, target, self.services.settings, now=self.now))
         except ApiError as exc:
             raise ReplayError(exc.message) from None
         except DuplicateKeyError:
             raise ReplayError("the doctor already has a patient in consultation; complete it first") from None
-        await announce(self.services, updated)
+        await publish.appointments_changed(self.services, str(updated["doctor"]), updated)
 
     async def _observe(self, doctor_id: ObjectId) -> list[dict]:
         if await self.store.find_doctor(doctor_id) is None:

@@ -54,6 +54,11 @@ class LoopThread:
         self.loop.close()
 
 
+def future(minutes: float) -> datetime:
+    """A whole-second UTC time `minutes` from now: a booking time for tests."""
+    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
+
+
 class FakeClock:
     """Real time plus an offset the test controls; the actors' idea of "now"."""
 

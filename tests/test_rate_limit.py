@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.errors import RateLimited
+from core.errors import RateLimited
 from server.ratelimit import RateLimiter
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harness
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from bson import ObjectId
 
-from actors.messages import AppointmentChanged, DoctorDeleted
+from actors.messages import AppointmentsChanged, DoctorDeleted
 from server.bus import decode_change, encode_change
 from server.store import Store
 from tests.conftest import TEST_MONGO_URI, start_harness, stop_harness
@@ -23,10 +23,10 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def test_changes_survive_the_wire_exactly():
     document = {"_id": ObjectId(), "doctor": ObjectId(), "patient": ObjectId(), "status": "pending",
                 "date": datetime(2026, 11, 24, 9, 30, 0, 123000, tzinfo=timezone.utc), "version": 3}
-    node, change = decode_change(encode_change(AppointmentChanged(str(document["doctor"]), document), "n1"))
+    node, change = decode_change(encode_change(AppointmentsChanged(str(document["doctor"]), (document,)), "n1"))
     assert node == "n1"
-    assert isinstance(change, AppointmentChanged)
-    assert change.appointment == document
+    assert isinstance(change, AppointmentsChanged)
+    assert change.appointments == (document,)
     assert change.doctor_id == str(document["doctor"])
     node, deleted = decode_change(encode_change(DoctorDeleted("abc"), "n2"))
     assert (node, deleted) == ("n2", DoctorDeleted("abc"))

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from server.values import format_utc, truncate_ms
+from core.values import format_utc, truncate_ms
 
 FIRST_DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
 OBSERVE_EVERY = timedelta(minutes=5)

@@ -15,11 +15,12 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
-EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "doctor:status", "error", "pong")
-SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired")
+EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "turn:soon", "doctor:status", "error", "pong", "auth:ok")
+SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired",
+                       "session_ended", "account_disabled")
 AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
                         "invite_used", "invite_expired", "forbidden")
-ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick")
+ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick", "presence_changed")
 
 http_requests_total = Counter(
     "medpharma_http_requests_total",
@@ -71,12 +72,6 @@ push_lag_seconds = Histogram(
     registry=REGISTRY,
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 
-eta_error_minutes = Histogram(
-    "medpharma_eta_error_minutes",
-    "When a consultation starts: |real start - the expectedStartAt last published for it at least "
-    "30 minutes before|, in minutes (the server scoring its own ETA).", registry=REGISTRY,
-    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240))
-
 store_operation_duration_seconds = Histogram(
     "medpharma_store_operation_duration_seconds",
     "Latency of store (MongoDB) operations, by named operation.", ["operation"], registry=REGISTRY,
@@ -96,6 +91,12 @@ event_loop_lag_observed_seconds = Histogram(
     "medpharma_event_loop_lag_observed_seconds",
     "Distribution of event-loop probe delays.", registry=REGISTRY,
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+eta_error_minutes = Histogram(
+    "medpharma_eta_error_minutes",
+    "How far a consultation's real start was from the expectedStartAt last pushed for it at least 30 "
+    "minutes before: the ETA keeping score of itself.", registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240))
 
 auth_failures_total = Counter(
     "medpharma_auth_failures_total",

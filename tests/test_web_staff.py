@@ -1,0 +1,206 @@
+"""Browser tests of the staff side: the doctor's console, and the admin's invite that becomes a
+doctor who signs in."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.web_browser import DESKTOP, PHONE, Browsers, Site, launch_browser, no_horizontal_scroll, sign_in
+
+
+@pytest.fixture(scope="module")
+def site():
+    site = Site()
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browsers(browser, site):
+    opened = Browsers(browser, site)
+    yield opened
+    opened.close()
+
+
+def book_for(site, doctor, name, minutes_ahead, reason=""):
+    token, _ = site.run(site.harness.register(name=name))
+    return token, site.run(site.harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=minutes_ahead),
+                                             patientName=name, reason=reason))
+
+
+def queue_entry(page, name):
+    return page.locator("ol.queue > li").filter(has_text=name)
+
+
+def test_doctor_console_runs_the_day_live(site, browsers):
+    harness = site.harness
+    doctor = site.run(harness.create_doctor(name=f"Dr. Console {uuid.uuid4().hex[:4]}"))
+    site.run(harness.doctor_account(doctor))
+    anna_token, anna = book_for(site, doctor, "Anna Early", 5, "Check-up")
+    _, ben = book_for(site, doctor, "Ben Second", 15, "Follow-up")
+
+    page, watch = browsers.page(DESKTOP)
+    watch.expect_status(400)  # a server without expectCurrent refuses it once (see console.js)
+    page.goto("/app/console")
+    sign_in(page, doctor["email"], "doctor-password")
+    expect(page.get_by_role("heading", name="Console")).to_be_visible()
+    expect(queue_entry(page, "Anna Early")).to_contain_text("Reason: Check-up")
+    expect(page.get_by_role("heading", name="Waiting (2)")).to_be_visible()
+
+    # Confirm: the badge changes.
+    page.get_by_role("button", name="Confirm Anna Early").click()
+    expect(queue_entry(page, "Anna Early")).to_contain_text("Waiting (confirmed)")
+
+    # A booking made elsewhere shows up by itself.
+    book_for(site, doctor, "Cleo Third", 30)
+    expect(page.get_by_role("heading", name="Waiting (3)")).to_be_visible()
+
+    # The patient cancels from their phone: gone from the console without a reload.
+    site.run(harness.api.patch(f"/api/appointments/{anna['id']}/status", {"status": "cancelled"}, token=anna_token))
+    expect(page.get_by_role("heading", name="Waiting (2)")).to_be_visible()
+    expect(queue_entry(page, "Anna Early")).to_have_count(0)
+
+    # Call next: Ben goes into consultation; complete; then no-show for Cleo.
+    page.get_by_role("button", name="Call next").click()
+    now = page.get_by_role("region", name="In consultation")
+    expect(now).to_contain_text("Ben Second")
+    expect(now.get_by_role("link", name="Join call")).to_be_visible()
+    page.get_by_role("button", name="Complete Ben Second").click()
+    expect(now).to_contain_text("Nobody is in consultation.")
+    stored = site.run(harness.api.get(f"/api/appointments/{ben['id']}", token=site.run(harness.admin_token())))
+    assert stored.body["status"] == "completed"
+    page.get_by_role("button", name="No-show Cleo Third").click()
+    expect(page.get_by_role("heading", name="Waiting (0)")).to_be_visible()
+
+    # Running late: saved, and the doctor profile says so.
+    page.get_by_label("I am running late").check()
+    page.get_by_label("Minutes late").fill("20")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved: patients now see that you are running late.")).to_be_visible()
+    profile = site.run(harness.api.get(f"/api/doctors/{doctor['id']}"))
+    assert profile.body["isRunningLate"] is True and profile.body["lateByMinutes"] == 20
+
+
+def test_running_late_reaches_the_waiting_room_live(site, browsers):
+    harness = site.harness
+    doctor = site.run(harness.create_doctor(name=f"Dr. Late {uuid.uuid4().hex[:4]}"))
+    site.run(harness.doctor_account(doctor))
+    email = f"late-{uuid.uuid4().hex[:8]}@example.org"
+    token, _ = site.run(harness.register(name="Lena Waiting", email=email, password="patient-password"))
+    appointment = site.run(harness.book(token, doctor["id"]))
+
+    patient, _ = browsers.page(PHONE)
+    patient.goto(f"/app/waiting/{appointment['id']}")
+    sign_in(patient, email, "patient-password")
+    status = patient.get_by_role("status").filter(has=patient.locator(".headline"))
+    expect(status).to_contain_text("You are next")
+
+    console, _ = browsers.page(DESKTOP)
+    console.goto("/app/console")
+    sign_in(console, doctor["email"], "doctor-password")
+    console.get_by_label("I am running late").check()
+    console.get_by_label("Minutes late").fill("25")
+    console.get_by_role("button", name="Save").click()
+    expect(status).to_contain_text("The doctor is running 25 minutes late.")
+
+    console.get_by_label("I am running late").uncheck()
+    console.get_by_role("button", name="Save").click()
+    expect(status).not_to_contain_text("running 25 minutes late")
+
+
+# Until the server has GET /api/admin/users, /api/admin/audit and GET /api/admin/invites, the admin
+# page asks for them and shows the error in their sections (404 / 405).
+def test_admin_invites_a_doctor_who_then_signs_in_to_the_console(site, browsers):
+    admin, admin_watch = browsers.page(DESKTOP)
+    admin.goto("/app/admin")
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(admin.get_by_role("heading", name="Admin", exact=True)).to_be_visible()
+
+    doctors = admin.get_by_role("region", name="Doctors")
+    doctors.get_by_text("Add a doctor").click()
+    name = f"Dr. Invited {uuid.uuid4().hex[:4]}"
+    email = f"invited-{uuid.uuid4().hex[:8]}@example.org"
+    doctors.get_by_label("Name").fill(name)
+    doctors.get_by_label("Specialization").fill("Cardiology")
+    doctors.get_by_label("Email").fill(email)
+    doctors.get_by_label("Phone").fill("+1 555 0111")
+    doctors.get_by_role("button", name="Add doctor").click()
+    expect(doctors.get_by_role("heading", name=name)).to_be_visible()
+
+    invites = admin.get_by_role("region", name="Invitations")
+    invites.get_by_label("Email").fill(email)
+    invites.get_by_label("Role").select_option("doctor")
+    invites.get_by_label("Doctor profile (for a doctor)").select_option(label=name)
+    invites.get_by_role("button", name="Create invitation").click()
+    link = invites.get_by_label("Invitation link")
+    expect(link).to_have_value(re.compile(r"/app/invite\?token="))
+    invite_url = link.input_value()
+    assert invite_url.startswith(site.base + "/app/invite?token=")
+
+    # The invited doctor opens the link on their phone.
+    doctor_page, _ = browsers.page(PHONE)
+    doctor_page.goto(invite_url)
+    expect(doctor_page.get_by_role("heading", name="Accept your invitation")).to_be_visible()
+    doctor_page.get_by_label("Name").fill(name)
+    doctor_page.get_by_label("Password").fill("doctor-secret-1")
+    doctor_page.get_by_role("button", name="Create account").click()
+    expect(doctor_page).to_have_url(re.compile(r"/app/console$"))
+    expect(doctor_page.get_by_text(f"{name}, Cardiology: today's queue")).to_be_visible()
+    assert no_horizontal_scroll(doctor_page)
+
+    # Signed out and in again with the new password: the console again.
+    doctor_page.get_by_role("button", name="Sign out").click()
+    expect(doctor_page.get_by_role("heading", name="Sign in")).to_be_visible()
+    sign_in(doctor_page, email, "doctor-secret-1")
+    expect(doctor_page).to_have_url(re.compile(r"/app/console$"))
+
+    # The same link again: the invite is spent, and the page says so.
+    used, used_watch = browsers.page(PHONE)
+    used_watch.expect_status(400)
+    used.goto(invite_url)
+    used.get_by_label("Name").fill("Someone Else")
+    used.get_by_label("Password").fill("another-password")
+    used.get_by_role("button", name="Create account").click()
+    expect(used.get_by_role("alert")).to_contain_text("already been used")
+
+
+def test_deleting_a_doctor_with_waiting_patients_explains_the_409(site, browsers):
+    harness = site.harness
+    name = f"Dr. Busy {uuid.uuid4().hex[:4]}"
+    doctor = site.run(harness.create_doctor(name=name))
+    book_for(site, doctor, "Wendy Waiting", 10)
+
+    admin, watch = browsers.page(PHONE)
+    watch.expect_status(409)
+    admin.goto("/app/admin")
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    doctors = admin.get_by_role("region", name="Doctors")
+    doctors.get_by_role("button", name=f"Delete {name}").click()
+    doctors.get_by_role("button", name="Yes, delete").click()
+    item = doctors.locator("li").filter(has=admin.get_by_role("heading", name=name))
+    expect(item.get_by_role("alert")).to_contain_text("cannot be deleted yet")
+    assert no_horizontal_scroll(admin)
+    assert site.run(harness.api.get(f"/api/doctors/{doctor['id']}")).status == 200
+
+
+def test_a_patient_opening_the_console_is_told_it_is_not_for_them(site, browsers):
+    email = f"curious-{uuid.uuid4().hex[:8]}@example.org"
+    site.run(site.harness.register(name="Curious Patient", email=email, password="patient-password"))
+    page, _ = browsers.page(PHONE)
+    page.goto("/app/console")
+    sign_in(page, email, "patient-password")
+    expect(page.get_by_role("heading", name="Not available to your account")).to_be_visible()

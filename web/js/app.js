@@ -1,0 +1,133 @@
+// The app shell: which page an address shows, who may see it, and the navigation bar.
+//
+// A page that needs an account shows the sign-in form in place when nobody is signed in, at the
+// same address, so that signing in continues to the page that was asked for.
+
+import { h, replace } from './dom.js';
+import { live } from './live.js';
+import { navigate, onNavigate } from './router.js';
+import { homeFor, session } from './session.js';
+import { invitePage, registerPage, signInPage } from './views/auth.js';
+import { appointmentsPage, bookPage } from './views/patient.js';
+import { waitingPage } from './views/waiting.js';
+import { consolePage } from './views/console.js';
+import { adminPage } from './views/admin.js';
+
+const ROUTES = [
+  { pattern: /^\/app\/?$/, page: homePage },
+  { pattern: /^\/app\/signin$/, page: signInPage, open: true },
+  { pattern: /^\/app\/register$/, page: registerPage, open: true },
+  { pattern: /^\/app\/invite$/, page: invitePage, open: true },
+  { pattern: /^\/app\/book$/, page: bookPage, roles: ['patient'] },
+  { pattern: /^\/app\/appointments$/, page: appointmentsPage, roles: ['patient'] },
+  { pattern: /^\/app\/waiting\/([^/]+)$/, page: waitingPage, roles: ['patient', 'doctor', 'admin'] },
+  { pattern: /^\/app\/console$/, page: consolePage, roles: ['doctor', 'admin'] },
+  { pattern: /^\/app\/admin$/, page: adminPage, roles: ['admin'] },
+];
+
+const ROLE_NAMES = { patient: 'patients', doctor: 'doctors', admin: 'administrators' };
+
+const main = document.getElementById('main');
+let cleanup = null;
+let renderCount = 0;
+
+async function render() {
+  renderCount += 1;
+  const thisRender = renderCount;
+  if (cleanup) {
+    try { cleanup(); } catch { /* a page that failed to clean up must not block the next one */ }
+    cleanup = null;
+  }
+  live.stop();
+  drawNav();
+  const path = location.pathname;
+  const route = ROUTES.find((candidate) => candidate.pattern.test(path));
+  const context = {
+    params: route ? path.match(route.pattern).slice(1).map(decodeURIComponent) : [],
+    query: new URLSearchParams(location.search),
+    stillShown: () => thisRender === renderCount,
+  };
+  let page = route ? route.page : notFoundPage;
+  if (route && !route.open && route.page !== homePage && !session.signedIn) {
+    page = signInPage;
+    context.returnTo = path + location.search;
+  } else if (route?.roles && !route.roles.includes(session.user.role)) {
+    page = wrongRolePage(route.roles);
+  }
+  main.replaceChildren();
+  main.removeAttribute('aria-busy');
+  try {
+    cleanup = (await page(main, context)) || null;
+  } catch (error) {
+    if (thisRender !== renderCount) return;
+    replace(main, h('h1', { tabindex: '-1' }, 'This page could not be shown'),
+      h('p', { role: 'alert' }, error?.message || 'Something went wrong.'));
+  }
+  if (thisRender !== renderCount) return;
+  const heading = main.querySelector('h1');
+  document.title = heading ? `${heading.textContent} · MedPharma Queue` : 'MedPharma Queue';
+  if (document.activeElement === document.body || !main.contains(document.activeElement)) {
+    if (heading) {
+      heading.setAttribute('tabindex', '-1');
+      heading.focus({ preventScroll: true });
+    }
+  }
+}
+
+function homePage() {
+  navigate(session.signedIn ? homeFor(session.user) : '/app/signin', { replace: true });
+}
+
+function notFoundPage(root) {
+  replace(root, h('h1', {}, 'Page not found'),
+    h('p', {}, 'There is no page at this address. ', h('a', { href: '/app/' }, 'Go to the start page'), '.'));
+}
+
+function wrongRolePage(roles) {
+  return (root) => {
+    replace(root, h('h1', {}, 'Not available to your account'),
+      h('p', {}, `This page is for ${roles.map((role) => ROLE_NAMES[role]).join(' and ')}; `,
+        `you are signed in as ${session.user.name} (${session.user.role}). `,
+        h('a', { href: homeFor(session.user) }, 'Go to your start page'), '.'));
+  };
+}
+
+function drawNav() {
+  const nav = document.getElementById('nav');
+  const link = (href, text) => h('a', { href, 'aria-current': location.pathname === href ? 'page' : null }, text);
+  if (!session.signedIn) {
+    replace(nav, h('ul', {}, h('li', {}, link('/app/signin', 'Sign in')), h('li', {}, link('/app/register', 'Register'))));
+    return;
+  }
+  const role = session.user.role;
+  const items = [];
+  if (role === 'patient') items.push(link('/app/appointments', 'My appointments'), link('/app/book', 'Book'));
+  if (role === 'doctor') items.push(link('/app/console', 'Console'));
+  if (role === 'admin') items.push(link('/app/admin', 'Admin'), link('/app/console', 'Console'));
+  items.push(h('button', { type: 'button', class: 'link-button', onclick: signOut }, 'Sign out'));
+  replace(nav, h('ul', {}, items.map((item) => h('li', {}, item))));
+}
+
+async function signOut() {
+  // Forget the session here first, so the socket the server is about to close (4001) is not taken
+  // for an expired token and refreshed; then end it on the server. Only a sign-in that came with a
+  // refresh token opened a server session to end.
+  const { token, refreshToken } = session;
+  session.signOut('signout');
+  if (refreshToken) {
+    try {
+      await fetch('/api/auth/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    } catch {
+      // Signing out never depends on the server: the local session is already forgotten.
+    }
+  }
+  navigate('/app/signin');
+}
+
+// Signed out by expiry or from another tab: redraw, so the page asks to sign in and comes back.
+session.addEventListener('signedout', () => {
+  if (session.lastSignOutReason !== 'signout') render();
+});
+
+onNavigate(render);
+render();

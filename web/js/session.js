@@ -1,0 +1,184 @@
+// Who is signed in, and keeping their access token fresh.
+//
+// The sign-in answer is kept in localStorage so a reload or a deep link opened later finds it.
+// With a refresh token (servers with sessions), a new access token is fetched a little before the
+// old one expires and on waking from sleep; the live socket is told through the 'token' event and
+// sends it as an `auth` frame, so it stays open. Without one, the token simply runs out and the
+// next request or socket close asks the person to sign in again, returning to the same page.
+
+const STORAGE_KEY = 'medpharma.session';
+const REFRESH_LEAD_MS = 60_000;      // refresh this long before expiry …
+const REFRESH_LEAD_FRACTION = 0.2;   // … or a fifth of the lifetime for short-lived tokens
+const RETRY_AFTER_NETWORK_ERROR_MS = 5_000;
+
+function decodeClaims(token) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), '=')));
+  } catch {
+    return {};
+  }
+}
+
+class Session extends EventTarget {
+  constructor() {
+    super();
+    this.token = null;
+    this.refreshToken = null;
+    this.user = null;
+    this.refreshTimer = null;
+    this.refreshing = null;
+    this.load();
+    // Another tab signed in, out, or rotated the refresh token: follow it rather than reuse a spent one.
+    window.addEventListener('storage', (event) => {
+      if (event.key !== STORAGE_KEY) return;
+      const wasSignedIn = this.signedIn;
+      this.load();
+      this.dispatchEvent(new Event(this.signedIn ? 'token' : 'signedout'));
+      if (wasSignedIn !== this.signedIn) this.dispatchEvent(new Event('change'));
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.ensureFresh();
+    });
+  }
+
+  get signedIn() {
+    return Boolean(this.token && this.user);
+  }
+
+  load() {
+    let stored = null;
+    try {
+      stored = JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
+    } catch {
+      stored = null;
+    }
+    this.token = stored?.token || null;
+    this.refreshToken = stored?.refreshToken || null;
+    this.user = stored?.user || null;
+    this.scheduleRefresh();
+  }
+
+  persist() {
+    if (this.token) {
+      localStorage.setItem(STORAGE_KEY,
+        JSON.stringify({ token: this.token, refreshToken: this.refreshToken, user: this.user }));
+    } else {
+      localStorage.removeItem(STORAGE_KEY);
+    }
+  }
+
+  /** Takes a sign-in answer `{token, refreshToken?, user}`. */
+  signIn(answer) {
+    this.token = answer.token;
+    this.refreshToken = answer.refreshToken || null;
+    this.user = answer.user;
+    this.persist();
+    this.scheduleRefresh();
+    this.dispatchEvent(new Event('change'));
+  }
+
+  updateUser(user) {
+    this.user = user;
+    this.persist();
+  }
+
+  /** Forgets everything locally. `reason` is 'expired', 'disabled' or 'signout'. */
+  signOut(reason = 'signout') {
+    clearTimeout(this.refreshTimer);
+    const wasSignedIn = this.signedIn;
+    this.token = null;
+    this.refreshToken = null;
+    this.user = null;
+    this.persist();
+    this.lastSignOutReason = reason;
+    if (wasSignedIn) {
+      this.dispatchEvent(new Event('signedout'));
+      this.dispatchEvent(new Event('change'));
+    }
+  }
+
+  /** Milliseconds since the epoch when the access token stops working (null if unknown). */
+  expiresAt() {
+    const claims = decodeClaims(this.token || '');
+    return claims.exp ? claims.exp * 1000 : null;
+  }
+
+  lifetimeMs() {
+    const claims = decodeClaims(this.token || '');
+    return claims.exp && claims.iat ? (claims.exp - claims.iat) * 1000 : null;
+  }
+
+  scheduleRefresh() {
+    clearTimeout(this.refreshTimer);
+    const expiresAt = this.expiresAt();
+    if (!this.refreshToken || !expiresAt) return;
+    const lifetime = this.lifetimeMs() || REFRESH_LEAD_MS * 5;
+    const lead = Math.min(REFRESH_LEAD_MS, lifetime * REFRESH_LEAD_FRACTION);
+    const delay = Math.max(0, expiresAt - lead - Date.now());
+    // Timers sleep with the phone; visibilitychange calls ensureFresh() on waking as well.
+    this.refreshTimer = setTimeout(() => this.refresh(), Math.min(delay, 2 ** 31 - 1));
+  }
+
+  /** True when the token is gone or about to go (within 5 s). */
+  nearExpiry() {
+    const expiresAt = this.expiresAt();
+    return Boolean(expiresAt) && expiresAt - Date.now() < 5_000;
+  }
+
+  /** Refreshes first if the token is about to expire and can be refreshed. */
+  async ensureFresh() {
+    if (this.signedIn && this.refreshToken && this.nearExpiry()) await this.refresh();
+  }
+
+  /** One refresh at a time; resolves true when a new access token is in hand. */
+  refresh() {
+    if (!this.refreshToken) return Promise.resolve(false);
+    if (!this.refreshing) {
+      this.refreshing = this.doRefresh().finally(() => { this.refreshing = null; });
+    }
+    return this.refreshing;
+  }
+
+  async doRefresh() {
+    const spent = this.refreshToken;
+    let response;
+    try {
+      response = await fetch('/api/auth/refresh', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refreshToken: spent }),
+      });
+    } catch {
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => this.refresh(), RETRY_AFTER_NETWORK_ERROR_MS);
+      return false;
+    }
+    if (this.refreshToken !== spent) return this.signedIn; // another tab already rotated it
+    if (!response.ok) {
+      if (response.status === 401 || response.status === 403) this.signOut('expired');
+      else {
+        clearTimeout(this.refreshTimer);
+        this.refreshTimer = setTimeout(() => this.refresh(), RETRY_AFTER_NETWORK_ERROR_MS);
+      }
+      return false;
+    }
+    const answer = await response.json();
+    this.token = answer.token;
+    this.refreshToken = answer.refreshToken || null;
+    this.persist();
+    this.scheduleRefresh();
+    this.dispatchEvent(new Event('token'));
+    return true;
+  }
+}
+
+export const session = new Session();
+
+/** Where each role starts. */
+export function homeFor(user) {
+  if (!user) return '/app/signin';
+  if (user.role === 'doctor') return '/app/console';
+  if (user.role === 'admin') return '/app/admin';
+  return '/app/appointments';
+}

@@ -1,0 +1,152 @@
+// A patient's pages: book with a doctor, and the list of their appointments (cancel, or open the
+// waiting room).
+
+import { h, replace, uid } from '../dom.js';
+import { api, sentence } from '../api.js';
+import { clock, localParts, STATUS_LABELS, stillAway, WAITING } from '../format.js';
+import { field, form, valueOf } from '../forms.js';
+import { navigate } from '../router.js';
+import { session } from '../session.js';
+
+function doctorLine(doctor) {
+  const notes = [];
+  if (doctor.isRunningLate && doctor.lateByMinutes) notes.push(`running ${doctor.lateByMinutes} min late`);
+  if (stillAway(doctor.awayUntil)) notes.push(`away until ${clock(doctor.awayUntil)}`);
+  return notes.length ? ` (${notes.join(', ')})` : '';
+}
+
+export async function bookPage(root, context) {
+  replace(root, h('h1', {}, 'Book an appointment'), h('p', { class: 'muted' }, 'Loading doctors…'));
+  let doctors;
+  try {
+    doctors = await api('GET', '/api/doctors');
+  } catch (error) {
+    replace(root, h('h1', {}, 'Book an appointment'), h('p', { role: 'alert' }, sentence(error)));
+    return;
+  }
+  if (!context.stillShown()) return;
+  if (doctors.length === 0) {
+    replace(root, h('h1', {}, 'Book an appointment'),
+      h('p', {}, 'No doctors are taking appointments yet. Please come back later.'));
+    return;
+  }
+  const wanted = context.query.get('doctor');
+  const legendId = uid('doctor-legend');
+  const doctorChoice = h('fieldset', { class: 'choices', 'aria-describedby': `${legendId}-error` },
+    h('legend', { id: legendId }, 'Doctor'),
+    doctors.map((doctor, index) => {
+      const id = uid('doctor');
+      return h('div', { class: 'choice' },
+        h('input', { type: 'radio', id, name: 'doctor', value: doctor.id, required: true,
+          checked: wanted ? doctor.id === wanted : index === 0 }),
+        h('label', { for: id }, h('strong', {}, doctor.name), ` — ${doctor.specialization}${doctorLine(doctor)}`));
+    }),
+    h('p', { class: 'field-error', id: `${legendId}-error` }));
+  // The first slot at least 10 minutes ahead, on a 5-minute boundary.
+  const start = new Date(Date.now() + 10 * 60_000);
+  start.setMinutes(Math.ceil(start.getMinutes() / 5) * 5, 0, 0);
+  const parts = localParts(start);
+  const idempotencyKey = crypto.randomUUID();
+  const user = session.user;
+  const booking = form({
+    label: 'Book an appointment',
+    submit: 'Book appointment',
+    children: [
+      doctorChoice,
+      h('div', { class: 'row' },
+        field({ label: 'Date', name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
+        field({ label: 'Time', name: 'time', type: 'time', value: parts.time, step: 300 })),
+      h('p', { class: 'hint' }, `Times are in your time zone (${Intl.DateTimeFormat().resolvedOptions().timeZone}).`),
+      field({ label: 'Your name', name: 'patientName', value: user.name, autocomplete: 'name' }),
+      field({ label: 'Email for this appointment', name: 'patientEmail', type: 'email', value: user.email, autocomplete: 'email' }),
+      field({ label: 'Phone', name: 'patientPhone', type: 'tel', autocomplete: 'tel' }),
+      field({ label: 'Reason for the visit (optional)', name: 'reason', type: 'textarea', required: false, rows: 3, maxlength: 500 }),
+    ],
+    async onSubmit(element) {
+      const when = new Date(`${valueOf(element, 'day')}T${valueOf(element, 'time')}`);
+      const body = {
+        patientName: valueOf(element, 'patientName'),
+        patientEmail: valueOf(element, 'patientEmail'),
+        patientPhone: valueOf(element, 'patientPhone'),
+        doctor: element.querySelector('[name=doctor]:checked')?.value,
+        date: Number.isNaN(when.getTime()) ? '' : when.toISOString(),
+      };
+      const reason = valueOf(element, 'reason');
+      if (reason) body.reason = reason;
+      try {
+        const appointment = await api('POST', '/api/appointments', body, { headers: { 'Idempotency-Key': idempotencyKey } });
+        navigate(`/app/waiting/${appointment.id}`);
+      } catch (error) {
+        // The API names the field `date`; on this form it is the date and time pair.
+        if (error.details?.date) {
+          const { date, ...rest } = error.details;
+          error.details = { ...rest, day: date };
+        }
+        throw error;
+      }
+    },
+  });
+  replace(root, h('h1', {}, 'Book an appointment'), h('div', { class: 'card' }, booking));
+}
+
+export async function appointmentsPage(root, context) {
+  const heading = h('h1', {}, 'My appointments');
+  replace(root, heading, h('p', { class: 'muted' }, 'Loading…'));
+  let appointments;
+  let doctors;
+  try {
+    [appointments, doctors] = await Promise.all([api('GET', '/api/appointments/my'), api('GET', '/api/doctors')]);
+  } catch (error) {
+    replace(root, heading, h('p', { role: 'alert' }, sentence(error)));
+    return;
+  }
+  if (!context.stillShown()) return;
+  const doctorNames = new Map(doctors.map((doctor) => [doctor.id, doctor.name]));
+  const list = h('ul', { class: 'cards' });
+  const draw = () => {
+    replace(list, appointments.map((appointment) => appointmentCard(appointment, doctorNames, draw)));
+  };
+  draw();
+  replace(root, heading,
+    h('p', {}, h('a', { href: '/app/book', class: 'button primary' }, 'Book an appointment')),
+    appointments.length ? list : h('p', {}, 'You have no appointments yet.'));
+}
+
+function appointmentCard(appointment, doctorNames, redraw) {
+  const doctorName = doctorNames.get(appointment.doctor) || 'a doctor who is no longer listed';
+  const waiting = WAITING.has(appointment.status);
+  const message = h('p', { class: 'form-error', role: 'alert' });
+  const actions = h('div', { class: 'actions' });
+  const showActions = () => {
+    replace(actions,
+      waiting || appointment.status === 'in_consultation'
+        ? h('a', { href: `/app/waiting/${appointment.id}`, class: 'button primary' },
+          appointment.status === 'in_consultation' ? 'Open waiting room — it is your turn' : 'Open waiting room')
+        : null,
+      waiting ? h('button', { type: 'button', onclick: askToCancel }, 'Cancel appointment') : null);
+  };
+  const askToCancel = () => {
+    replace(actions,
+      h('p', {}, `Cancel your appointment with ${doctorName} on ${clock(appointment.date)}?`),
+      h('button', { type: 'button', class: 'danger', onclick: cancel }, 'Yes, cancel it'),
+      h('button', { type: 'button', onclick: showActions }, 'Keep it'));
+    actions.querySelector('button').focus();
+  };
+  const cancel = async () => {
+    message.textContent = '';
+    try {
+      const updated = await api('PATCH', `/api/appointments/${appointment.id}/status`, { status: 'cancelled' });
+      Object.assign(appointment, updated);
+      redraw();
+    } catch (error) {
+      message.textContent = sentence(error);
+      showActions();
+    }
+  };
+  showActions();
+  return h('li', { class: 'card' },
+    h('h2', {}, `${doctorName}, ${clock(appointment.date)}`),
+    h('p', {}, h('span', { class: `badge ${appointment.status}` }, STATUS_LABELS[appointment.status] || appointment.status)),
+    appointment.reason ? h('p', { class: 'muted' }, `Reason: ${appointment.reason}`) : null,
+    message, actions);
+}
