@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from tornado import websocket
 
 from actors.hub import Outgoing, appointment_room, doctor_room
-from handlers.base import answer_api_error, bearer_token, write_json_error
+from handlers.base import allowed_methods, bearer_token, is_expected_error, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
 from handlers.queue import doctor_snapshot, locate_appointment
 from server import metrics
@@ -82,11 +82,13 @@ class QueueSocket(websocket.WebSocketHandler):
         return True  # already decided in prepare(), with a JSON 403
 
     def write_error(self, status_code: int, **kwargs) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
-    def _handle_request_exception(self, e: BaseException) -> None:
-        if not answer_api_error(self, e):
-            super()._handle_request_exception(e)
+    def log_exception(self, typ, value, tb) -> None:
+        if not is_expected_error(value):
+            super().log_exception(typ, value, tb)
 
     # -- the open socket -----------------------------------------------------------------------------
     def open(self) -> None:

@@ -15,11 +15,18 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "doctor:status", "error", "pong")
 SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired")
 AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
                         "invite_used", "invite_expired", "forbidden")
 ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick")
+
+def method_label(method: str | None) -> str:
+    """A client may send any token as an HTTP method; a label (or a log field) takes only the
+    standard ones, so what clients invent can never grow a series or a dashboard."""
+    return method if method in HTTP_METHODS else "OTHER"
+
 
 http_requests_total = Counter(
     "medpharma_http_requests_total",

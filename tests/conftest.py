@@ -101,6 +101,7 @@ class Api:
             payload = raw.encode() if isinstance(raw, str) else raw
         elif body is not None:
             payload = json.dumps(body).encode()
+        if payload:  # else Tornado's client labels any POST body as a form, which the API refuses (415)
             all_headers.setdefault("Content-Type", "application/json")
         if payload is None and method in ("POST", "PUT", "PATCH"):
             payload = b""
