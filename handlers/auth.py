@@ -34,14 +34,15 @@ class RegisterHandler(APIHandler):
     async def post(self) -> None:
         body = load_body(register_schema, self.json_body())
         services = self.services
-        if await services.store.user_email_taken(body["email"]):
-            raise Conflict(EMAIL_TAKEN, code="email_taken")
-        password_hash = await services.hasher.hash(body["password"])
-        try:
-            user = await services.store.insert_user(
-                new_user(body["name"], body["email"], password_hash, "patient"))
-        except DuplicateKeyError:
-            raise Conflict(EMAIL_TAKEN, code="email_taken") from None
+        with services.registration_limits.attempt(self.request.remote_ip):
+            if await services.store.user_email_taken(body["email"]):
+                raise Conflict(EMAIL_TAKEN, code="email_taken")
+            password_hash = await services.hasher.hash(body["password"], client=self.request.remote_ip)
+            try:
+                user = await services.store.insert_user(
+                    new_user(body["name"], body["email"], password_hash, "patient"))
+            except DuplicateKeyError:
+                raise Conflict(EMAIL_TAKEN, code="email_taken") from None
         self.send_json({"token": services.tokens.issue(user), "user": public_user(user)}, 201)
 
 
@@ -50,12 +51,13 @@ class LoginHandler(APIHandler):
         body = load_body(login_schema, self.json_body())
         services = self.services
         email = body["email"].strip().lower()
-        attempts_key = f"{self.request.remote_ip}|{email}"
-        services.login_limiter.ensure_allowed(attempts_key)
-        user = await services.store.find_user_by_email(email)
-        matched = await services.hasher.verify(body["password"], user["passwordHash"] if user else None)
+        with services.login_limits.attempt(email, self.request.remote_ip) as attempt:
+            user = await services.store.find_user_by_email(email)
+            matched = await services.hasher.verify(body["password"], user["passwordHash"] if user else None,
+                                                   client=self.request.remote_ip)
+            if matched:
+                attempt.forgive()  # only failures count
         if not matched:
-            services.login_limiter.record(attempts_key)
             metrics.auth_failures_total.labels("bad_credentials").inc()
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
         self.send_json({"token": services.tokens.issue(user), "user": public_user(user)})
@@ -84,7 +86,7 @@ class InviteRegisterHandler(APIHandler):
         self._check_usable(invite)
         if await store.user_email_taken(invite["email"]):
             raise Conflict(EMAIL_TAKEN, code="email_taken")
-        password_hash = await services.hasher.hash(body["password"])
+        password_hash = await services.hasher.hash(body["password"], client=self.request.remote_ip)
         claimed = await store.claim_invite(token_hash, utcnow())
         if claimed is None:
             self._check_usable(await store.find_invite_by_hash(token_hash))

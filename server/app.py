@@ -24,7 +24,7 @@ from server import metrics
 from server.auth import PasswordHasher, TokenIssuer
 from server.bus import InProcessBus, RedisBus
 from server.logs import log_request
-from server.ratelimit import RateLimiter
+from server.ratelimit import LoginLimits, RegistrationLimits
 from server.seed import seed_admin
 from server.store import Store
 from server.tasks import cancel_and_wait
@@ -48,7 +48,8 @@ class Services:
     hub: Hub
     queues: QueueRegistry
     bus: Any
-    login_limiter: RateLimiter
+    login_limits: LoginLimits
+    registration_limits: RegistrationLimits
     sockets: set = field(default_factory=set)
     in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
 
@@ -114,7 +115,9 @@ def build_services(settings: Settings, *, store: Store | None = None,
                     tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                     hub=hub, queues=registry,
                     bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry),
-                    login_limiter=RateLimiter(settings.login_failures_per_minute))
+                    login_limits=LoginLimits(settings.login_failures_per_minute,
+                                             settings.login_failures_per_address_per_minute),
+                    registration_limits=RegistrationLimits(settings.registrations_per_hour))
 
 
 class Server:

@@ -68,7 +68,7 @@ def log_request(handler) -> None:
     request = handler.request
     status = handler.get_status()
     principal = getattr(handler, "_principal", None) or getattr(handler, "viewer", None)
-    level = logging.INFO if status < 500 else logging.ERROR
+    level = logging.INFO if status < 500 else logging.WARNING if status == 503 else logging.ERROR
     access_log.log(level, "request", extra={
         "requestId": getattr(handler, "request_id", None) or request_id_for(request),
         "method": method_label(request.method),
