@@ -22,7 +22,7 @@ from handlers.queue import doctor_snapshot, locate_appointment
 from server import metrics
 from server.auth import TokenError
 from server.logs import request_id_for
-from server.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized
+from server.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized
 from server.values import to_object_id
 
 log = logging.getLogger("medpharma.ws")
@@ -31,6 +31,7 @@ MAX_SUBSCRIPTIONS = 32
 MAX_FRAME_BYTES = 4096
 TOKEN_EXPIRED_CLOSE_CODE = 4001  # application range (4000-4999): "authenticate again"
 FRAME_KEYS = {"type", "doctorId", "appointmentId"}
+SOCKETS_FULL_RETRY_AFTER_SECONDS = 10
 
 
 class FrameError(Exception):
@@ -49,6 +50,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self.drop_reason: str | None = None
         self.request_id = ""
         self._expiry: asyncio.TimerHandle | None = None
+        self._holds_user_slot = False
 
     @property
     def services(self):
@@ -71,6 +73,34 @@ class QueueSocket(websocket.WebSocketHandler):
         except TokenError as exc:
             metrics.auth_failures_total.labels(exc.reason).inc()
             raise Unauthorized("The access token is invalid or expired.", code=exc.reason) from None
+        self._take_user_slot()
+
+    def _take_user_slot(self) -> None:
+        """One user holds at most WS_MAX_PER_USER sockets on this node. The slot is taken before the
+        upgrade (so concurrent upgrades cannot all slip in) and given back when the socket ends or
+        the upgrade does not happen."""
+        per_user = self.services.sockets_per_user
+        if per_user[self.viewer.user_id] >= self.services.settings.ws_max_per_user:
+            metrics.requests_refused_total.labels("ws_per_user").inc()
+            raise RateLimited("Too many open live connections for this account; close one first.",
+                              code="too_many_sockets",
+                              headers={"Retry-After": str(SOCKETS_FULL_RETRY_AFTER_SECONDS)})
+        per_user[self.viewer.user_id] += 1
+        self._holds_user_slot = True
+
+    def _give_back_user_slot(self) -> None:
+        if self._holds_user_slot:
+            self._holds_user_slot = False
+            per_user = self.services.sockets_per_user
+            per_user[self.viewer.user_id] -= 1
+            if per_user[self.viewer.user_id] <= 0:
+                del per_user[self.viewer.user_id]
+
+    def on_finish(self) -> None:
+        """Tornado finishes the upgrade's HTTP exchange with a 101 too; any other status means no
+        socket was opened, so the slot goes back now (an open socket gives it back in on_close)."""
+        if self.get_status() != 101:
+            self._give_back_user_slot()
 
     def _origin_allowed(self, origin: str) -> bool:
         origin = origin.rstrip("/").lower()
@@ -123,6 +153,7 @@ class QueueSocket(websocket.WebSocketHandler):
             self._send_event("error", {"code": exc.code, "message": exc.message})
 
     def on_close(self) -> None:
+        self._give_back_user_slot()
         if self._expiry is not None:
             self._expiry.cancel()
         hub = self.services.hub

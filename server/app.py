@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -51,6 +52,7 @@ class Services:
     login_limits: LoginLimits
     registration_limits: RegistrationLimits
     sockets: set = field(default_factory=set)
+    sockets_per_user: Counter = field(default_factory=Counter)  # user id → sockets held (WS_MAX_PER_USER)
     in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
 
     def refresh_gauges(self) -> None:
