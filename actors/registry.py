@@ -117,7 +117,13 @@ class QueueRegistry:
 
     async def reload_all(self) -> None:
         """Every live queue forgets its state and reloads it from the store."""
-        live = [(doctor_id, actor) for doctor_id, actor in self.actors.items() if not actor.stopped]
+        await self.reload(list(self.actors))
+
+    async def reload(self, doctor_ids) -> None:
+        """These doctors' live queues (if any) reload from the store: a node that may have missed
+        their changes catches up; a queue not in memory has nothing to catch up on."""
+        live = [(doctor_id, actor) for doctor_id in doctor_ids
+                if (actor := self.actors.get(doctor_id)) is not None and not actor.stopped]
         results = await asyncio.gather(*(actor.ask(Reload()) for _, actor in live), return_exceptions=True)
         for (doctor_id, _), result in zip(live, results):
             if isinstance(result, DoctorNotFound):

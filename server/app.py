@@ -116,7 +116,9 @@ def build_services(settings: Settings, *, store: Store | None = None,
     return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                     tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                     hub=hub, queues=registry,
-                    bus=RedisBus(registry, settings.redis_url) if settings.redis_url else InProcessBus(registry),
+                    bus=(RedisBus(registry, settings.redis_url, jwt_secret=settings.jwt_secret,
+                                  mongo_db=settings.mongo_db)
+                         if settings.redis_url else InProcessBus(registry)),
                     login_limits=LoginLimits(settings.login_failures_per_minute,
                                              settings.login_failures_per_address_per_minute),
                     registration_limits=RegistrationLimits(settings.registrations_per_hour))
