@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from tornado import httpserver, web
+from tornado import web
 
 from actors.hub import Hub
 from actors.registry import QueueRegistry, system_clock
@@ -24,6 +24,7 @@ from handlers.base import LivenessHandler, NotFoundHandler
 from server import metrics
 from server.auth import PasswordHasher, TokenIssuer
 from server.bus import InProcessBus, RedisBus
+from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS, EdgeHTTPServer
 from server.logs import log_request
 from server.ratelimit import LoginLimits, RegistrationLimits
 from server.seed import seed_admin
@@ -125,11 +126,14 @@ def build_services(settings: Settings, *, store: Store | None = None,
 
 
 class Server:
-    def __init__(self, settings: Settings, **service_options):
+    def __init__(self, settings: Settings, *, header_timeout: float = HEADER_TIMEOUT_SECONDS,
+                 idle_timeout: float = IDLE_TIMEOUT_SECONDS, **service_options):
         self.settings = settings
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
         self.service_options = service_options
         self.services: Services | None = None
-        self.http: httpserver.HTTPServer | None = None
+        self.http: EdgeHTTPServer | None = None
         self.port: int | None = None
         self._probe: asyncio.Task | None = None
 
@@ -153,7 +157,8 @@ class Server:
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
         app = make_app(self.services)
         # The API refuses bodies over 64 KiB itself (413); this is only the hard stop.
-        self.http = httpserver.HTTPServer(app, max_body_size=1024 * 1024, xheaders=False)
+        self.http = EdgeHTTPServer(app, max_body_size=1024 * 1024, xheaders=False,
+                                   header_timeout=self.header_timeout, idle_timeout=self.idle_timeout)
         sockets = self.http_sockets()
         self.http.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
