@@ -27,6 +27,7 @@ from server.bus import InProcessBus, RedisBus
 from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS, EdgeHTTPServer
 from server.logs import log_request
 from server.ratelimit import LoginLimits, RegistrationLimits
+from server.errors import StartupError
 from server.seed import seed_admin
 from server.store import Store
 from server.tasks import cancel_and_wait
@@ -138,28 +139,38 @@ class Server:
         self._probe: asyncio.Task | None = None
 
     async def start(self) -> "Server":
+        """Connects what the server needs first, so a start that cannot succeed fails before any
+        other line is logged: `OSError` (the port), `StartupError` (the store, Redis)."""
         settings = self.settings
+        sockets = self.http_sockets()  # the port first: taken → OSError before anything else happens
+        self.services = build_services(settings, **self.service_options)
+        try:
+            await self.services.store.ensure_reachable()
+            await self.services.store.ensure_indexes()
+            try:
+                await self.services.bus.start()
+            except Exception as exc:
+                raise StartupError(f"REDIS_URL: cannot reach Redis ({type(exc).__name__}: {exc})") from None
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            await self.services.bus.stop()
+            await self.services.store.close()
+            raise
         if settings.embedded_store:
             log.warning("MONGO_URI is not set: using the embedded in-memory store; all data ends with the process")
         if settings.jwt_secret_generated:
             log.warning("JWT_SECRET is not set: using a random secret; tokens end with the process")
-        self.services = build_services(settings, **self.service_options)
-        await self.services.store.ensure_indexes()
         if settings.seed_admin_email:
             outcome = await seed_admin(self.services, settings.seed_admin_email, settings.seed_admin_password,
                                        settings.seed_admin_name)
             log.info("seed admin %s", outcome, extra={"email": settings.seed_admin_email})
-        try:
-            await self.services.bus.start()
-        except Exception as exc:
-            raise ValueError(f"REDIS_URL: cannot reach Redis ({type(exc).__name__})") from None
         self.services.queues.start()
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
         app = make_app(self.services)
         # The API refuses bodies over 64 KiB itself (413); this is only the hard stop.
         self.http = EdgeHTTPServer(app, max_body_size=1024 * 1024, xheaders=False,
                                    header_timeout=self.header_timeout, idle_timeout=self.idle_timeout)
-        sockets = self.http_sockets()
         self.http.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         log.info("listening", extra={"host": settings.host, "port": self.port})

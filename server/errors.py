@@ -91,3 +91,8 @@ class StoreUnavailable(ApiError):
     status = 503
     code = "store_unavailable"
     message = "The data store is unavailable; try again shortly."
+
+
+class StartupError(Exception):
+    """The server cannot start (Redis unreachable, say); the message is the one line the CLI prints,
+    naming the setting to check."""

@@ -28,7 +28,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from server import metrics
-from server.errors import StoreUnavailable
+from server.errors import StartupError, StoreUnavailable
 from server.values import as_utc, to_object_id, truncate_ms, utcnow  # noqa: F401  (re-exported)
 
 log = logging.getLogger("medpharma.store")
@@ -36,6 +36,7 @@ log = logging.getLogger("medpharma.store")
 WAITING_STATUSES = ("pending", "confirmed")
 ACTIVE_STATUSES = ("pending", "confirmed", "in_consultation")
 PING_TIMEOUT_SECONDS = 2.0
+STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
 
 __all__ = ["Store", "DuplicateKeyError", "utcnow", "to_object_id", "WAITING_STATUSES", "ACTIVE_STATUSES"]
 
@@ -96,6 +97,14 @@ class Store:
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
+
+    async def ensure_reachable(self) -> None:
+        """At start: the store answers, or one `StartupError` line says it does not (the runtime path,
+        `_run`, would log a warning first; a start that fails should print one line only)."""
+        try:
+            await asyncio.wait_for(self.db.command("ping"), STARTUP_PING_TIMEOUT_SECONDS)
+        except (PyMongoError, asyncio.TimeoutError, OSError) as exc:
+            raise StartupError(f"MONGO_URI: the data store is unreachable ({type(exc).__name__})") from None
 
     # -- the wrapper every call goes through -----------------------------------------------------
     async def _run(self, operation: str, awaitable: Awaitable):
