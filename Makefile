@@ -30,6 +30,7 @@ test: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.limits
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -34,7 +34,7 @@ class RegisterHandler(APIHandler):
     async def post(self) -> None:
         body = load_body(register_schema, self.json_body())
         services = self.services
-        with services.registration_limits.attempt(self.request.remote_ip):
+        async with services.registration_limits.attempt(self.request.remote_ip):
             if await services.store.user_email_taken(body["email"]):
                 raise Conflict(EMAIL_TAKEN, code="email_taken")
             password_hash = await services.hasher.hash(body["password"], client=self.request.remote_ip)
@@ -51,7 +51,7 @@ class LoginHandler(APIHandler):
         body = load_body(login_schema, self.json_body())
         services = self.services
         email = body["email"].strip().lower()
-        with services.login_limits.attempt(email, self.request.remote_ip) as attempt:
+        async with services.login_limits.attempt(email, self.request.remote_ip) as attempt:
             user = await services.store.find_user_by_email(email)
             matched = await services.hasher.verify(body["password"], user["passwordHash"] if user else None,
                                                    client=self.request.remote_ip)

@@ -2,10 +2,11 @@
 
 A bcrypt hash at cost 12 takes about a quarter of a second of CPU; run on the event loop it would
 freeze every WebSocket for that long, so both hashing and checking go to a small thread pool. That
-pool is bounded (`HashingPool`): its wait queue holds at most `MAX_HASHING_WAITING` jobs, and one
-client address at most `MAX_HASHING_PER_CLIENT` at a time; past either, the request answers `503`
-(code `busy`, `Retry-After`) at once instead of queueing behind work it can never catch up with, so a
-flood of logins costs its sender, not the honest sign-in that arrives next.
+pool is bounded (`HashingPool`): its wait queue holds at most `MAX_HASHING_WAITING` jobs; past that
+a request answers `503` (code `busy`, `Retry-After`) at once instead of queueing behind work it can
+never catch up with. One client address holds at most `MAX_HASHING_PER_CLIENT` hashings at a time;
+past that it is answered `429` after the limits' usual pause. So a flood of logins costs its sender,
+not the honest sign-in that arrives next.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import bcrypt
 import jwt
 
 from server import metrics
-from server.errors import Busy
+from server.errors import Busy, RateLimited
+from server.ratelimit import REFUSAL_PAUSE_SECONDS
 
 ALGORITHM = "HS256"
 ROLES = ("patient", "doctor", "admin")
@@ -61,8 +63,8 @@ class TokenError(Exception):
 
 
 class HashingPool:
-    """At most `workers` hashings run and at most `max_waiting` wait, at most `per_client` of them
-    (running or waiting) from one address. A freed worker goes to the waiting clients in turn, not
+    """At most `workers` hashings run; at most `max_waiting` wait (then `503 busy`); at most
+    `per_client` of them, running or waiting, come from one address (then `429`). A freed worker goes to the waiting clients in turn, not
     first come first served, so an honest sign-in waits behind one hashing per busy client rather
     than behind a sprayer's whole backlog."""
 
@@ -70,6 +72,7 @@ class HashingPool:
                  per_client: int = MAX_HASHING_PER_CLIENT):
         self.max_waiting = max_waiting
         self.per_client = per_client
+        self.refusal_pause = REFUSAL_PAUSE_SECONDS
         self._free = workers
         self._turns: OrderedDict[str, deque[asyncio.Future]] = OrderedDict()  # client → its waiters, in turn order
         self._by_client: Counter[str] = Counter()
@@ -80,10 +83,15 @@ class HashingPool:
 
     async def run(self, client: str | None, function: Callable[..., Any], *args: Any) -> Any:
         key = client or ""  # the server's own hashings (the seed admin) share one turn
-        if self.waiting >= self.max_waiting or (client is not None and self._by_client[key] >= self.per_client):
+        if self.waiting >= self.max_waiting:
             metrics.requests_refused_total.labels("hashing_busy").inc()
             raise Busy("The server is busy checking passwords; try again in a moment.",
                        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+        if client is not None and self._by_client[key] >= self.per_client:
+            metrics.requests_refused_total.labels("hashing_per_client").inc()
+            await asyncio.sleep(self.refusal_pause)
+            raise RateLimited("Too many sign-ins in progress from your address; try again in a moment.",
+                              headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
         self._by_client[key] += 1
         try:
             await self._worker(key)

@@ -20,7 +20,8 @@ EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "doctor:status", "erro
 SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired")
 AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
                         "invite_used", "invite_expired", "forbidden")
-REFUSAL_LIMITS = ("login_email", "login_address", "registration_address", "hashing_busy", "ws_per_user")
+REFUSAL_LIMITS = ("login_email", "login_address", "registration_address", "hashing_busy", "hashing_per_client",
+                  "ws_per_user")
 BUS_REJECT_REASONS = ("unsigned", "bad_signature", "malformed")
 ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick")
 

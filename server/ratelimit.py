@@ -6,6 +6,10 @@ failure is counted — and gives it back when the attempt turns out not to count
 succeeded, a registration that failed, a request the server could not serve). Past the limit the
 answer is `429` with `Retry-After`: the seconds until the oldest counted event leaves the window.
 
+A refusal is answered after `REFUSAL_PAUSE_SECONDS`: a client that keeps retrying in a tight loop
+then sends one request a second per connection instead of thousands, and its refusals cost the
+server a timer instead of its event loop (honest clients are never refused, so never paused).
+
 `LoginLimits` keeps two such windows, per email and per client address, so guessing one account's
 password from many addresses and spraying many accounts from one address are both held back, while a
 successful sign-in never counts. `RegistrationLimits` counts registrations per address per hour.
@@ -13,14 +17,17 @@ successful sign-in never counts. `RegistrationLimits` counts registrations per a
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable
 
 from server import metrics
 from server.errors import RateLimited
+
+REFUSAL_PAUSE_SECONDS = 1.0
 
 
 class WindowLimit:
@@ -81,7 +88,7 @@ class WindowLimit:
 
 
 class Attempt:
-    """One reserved attempt; `forgive()` un-counts it. An exception out of the `with` block (the server
+    """One reserved attempt; `forgive()` un-counts it. An exception out of the `async with` block (the server
     was busy, the store was down, the body was invalid) un-counts it too: it was not the client's
     attempt that failed."""
 
@@ -94,10 +101,14 @@ class Attempt:
         self._reservations = []
 
 
-@contextmanager
-def _reserve(*limits: tuple[WindowLimit, str, str]) -> Iterator[Attempt]:
-    for limit, key, message in limits:
-        limit.check(key, message)
+@asynccontextmanager
+async def _reserve(pause: float, *limits: tuple[WindowLimit, str, str]) -> AsyncIterator[Attempt]:
+    try:
+        for limit, key, message in limits:
+            limit.check(key, message)
+    except RateLimited:
+        await asyncio.sleep(pause)
+        raise
     attempt = Attempt([(limit, key, limit.take(key)) for limit, key, _ in limits])
     try:
         yield attempt
@@ -111,12 +122,13 @@ class LoginLimits:
                  clock: Callable[[], float] = time.monotonic):
         self.by_email = WindowLimit(per_email_per_minute, 60, name="login_email", clock=clock)
         self.by_address = WindowLimit(per_address_per_minute, 60, name="login_address", clock=clock)
+        self.pause = REFUSAL_PAUSE_SECONDS
 
     def attempt(self, email: str, address: str | None):
-        """`with limits.attempt(email, ip) as attempt:` check the password; `attempt.forgive()` if it
+        """`async with limits.attempt(email, ip) as attempt:` check the password; `attempt.forgive()` if it
         was right. Refused (429) before any hashing when either window is used up — even for the
         right password, so a guesser cannot tell."""
-        return _reserve((self.by_email, email, "Too many failed sign-ins for this account; try again later."),
+        return _reserve(self.pause, (self.by_email, email, "Too many failed sign-ins for this account; try again later."),
                         (self.by_address, address or "", "Too many failed sign-ins from your address; "
                                                          "try again later."))
 
@@ -124,8 +136,9 @@ class LoginLimits:
 class RegistrationLimits:
     def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic):
         self.by_address = WindowLimit(per_hour, 3600, name="registration_address", clock=clock)
+        self.pause = REFUSAL_PAUSE_SECONDS
 
     def attempt(self, address: str | None):
-        """`with limits.attempt(ip):` register; only a registration that went through counts."""
-        return _reserve((self.by_address, address or "", "Too many registrations from your address; "
+        """`async with limits.attempt(ip):` register; only a registration that went through counts."""
+        return _reserve(self.pause, (self.by_address, address or "", "Too many registrations from your address; "
                                                          "try again later."))

@@ -73,19 +73,32 @@ def test_given_back_events_do_not_count():
     assert limit._events == {}
 
 
-def test_an_attempt_that_raises_is_not_counted_but_a_plain_failure_is():
+async def test_an_attempt_that_raises_is_not_counted_but_a_plain_failure_is():
     clock = ManualClock()
     limits = LoginLimits(per_email_per_minute=1, per_address_per_minute=100, clock=clock)
+    limits.pause = 0
     with pytest.raises(Busy):
-        with limits.attempt("a@x.org", "1.1.1.1"):
+        async with limits.attempt("a@x.org", "1.1.1.1"):
             raise Busy()
-    with limits.attempt("a@x.org", "1.1.1.1") as attempt:
+    async with limits.attempt("a@x.org", "1.1.1.1") as attempt:
         attempt.forgive()  # a success
-    with limits.attempt("a@x.org", "1.1.1.1"):
+    async with limits.attempt("a@x.org", "1.1.1.1"):
         pass  # a failed password
     with pytest.raises(RateLimited):
-        with limits.attempt("a@x.org", "1.1.1.1"):
+        async with limits.attempt("a@x.org", "1.1.1.1"):
             pass
+
+
+async def test_a_refusal_is_answered_after_a_pause_so_a_tight_retry_loop_slows_down():
+    limits = LoginLimits(per_email_per_minute=1, per_address_per_minute=100)
+    limits.pause = 0.2
+    async with limits.attempt("a@x.org", "1.1.1.1"):
+        pass
+    attempt = asyncio.ensure_future(limits.attempt("a@x.org", "1.1.1.1").__aenter__())
+    await asyncio.sleep(0.05)
+    assert not attempt.done()  # still paused
+    with pytest.raises(RateLimited):
+        await attempt
 
 
 # -- failed logins --------------------------------------------------------------------------------
@@ -220,7 +233,8 @@ async def test_one_address_holds_only_its_share_of_the_pool(harness):
     try:
         await blocked.add(MAX_HASHING_PER_CLIENT, client="127.0.0.1")
         mine = await harness.api.post("/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-        assert mine.status == 503 and mine.body["code"] == "busy"
+        assert mine.status == 429 and mine.body["code"] == "rate_limited"
+        assert mine.headers["Retry-After"] == "1"
         other = asyncio.ensure_future(post_from(harness, OTHER_ADDRESS, "/api/auth/login",
                                                 {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
         await asyncio.sleep(0.2)
