@@ -11,11 +11,14 @@ file descriptors pauses accepting instead of spinning.
   and the server is no use to anyone. Ours stops watching the listening socket for a short,
   growing while (new connections wait in the kernel's backlog), keeps serving the connections it
   has, says so in the log at most once a minute, and resumes by itself once descriptors are free.
+- **Malformed requests.** For a request it cannot parse, Tornado writes a bare `400 Bad Request`
+  and closes; our streams turn that into the API's JSON error with `Connection: close`.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import socket
 import time
@@ -36,6 +39,19 @@ ACCEPT_BATCH = 128  # connections accepted per readiness event (Tornado's own ba
 ACCEPT_PAUSE_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)  # growing while descriptors stay short
 OUT_OF_DESCRIPTORS_LOG_SECONDS = 60.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_TORNADO_BARE_400 = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+_MALFORMED_BODY = json.dumps({"message": "The request could not be parsed as HTTP.",
+                              "code": "malformed_request"}).encode()
+_MALFORMED_ANSWER = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
+                     b"Content-Length: " + str(len(_MALFORMED_BODY)).encode() + b"\r\nConnection: close\r\n\r\n"
+                     + _MALFORMED_BODY)
+
+
+class EdgeIOStream(IOStream):
+    def write(self, data, *args, **kwargs):
+        if data == _TORNADO_BARE_400:  # only ever written for a request Tornado could not parse
+            data = _MALFORMED_ANSWER
+        return super().write(data, *args, **kwargs)
 
 
 class EdgeHTTPServer(HTTPServer):
@@ -100,7 +116,7 @@ class EdgeHTTPServer(HTTPServer):
             self._serve(connection, address)
 
     def _serve(self, connection: socket.socket, address) -> None:
-        stream = IOStream(connection, max_buffer_size=self.max_buffer_size, read_chunk_size=self.read_chunk_size)
+        stream = EdgeIOStream(connection, max_buffer_size=self.max_buffer_size, read_chunk_size=self.read_chunk_size)
         self.handle_stream(stream, address)
 
     def _pause(self, sock: socket.socket, exc: OSError) -> None:

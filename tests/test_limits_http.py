@@ -4,6 +4,7 @@ request ids, and `415` for bodies that say they are not JSON."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 
@@ -55,6 +56,8 @@ def header(head: str, name: str) -> str | None:
     ("refused upgrade", b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"),
     ("client asks to close", b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    ("malformed request", b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n"),
+    ("malformed header line", b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"),
 ])
 async def test_the_server_says_connection_close_exactly_when_it_closes(harness, name, request_bytes):
     head, closed = await raw_exchange(harness.port, request_bytes)
@@ -171,3 +174,15 @@ async def test_invented_methods_and_paths_do_not_grow_the_metrics(harness):
     assert 'method="OTHER",route="unmatched"' in after
     assert not re.search(r'method="X[0-9A-F]{11}', after)
     assert "/made-up/" not in after
+
+
+async def test_a_request_tornado_cannot_parse_gets_the_json_error_shape(harness):
+    reader, writer = await asyncio.open_connection("127.0.0.1", harness.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 5)  # to the end: the server closes
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert header(head.decode(), "Connection") == "close"
+    assert header(head.decode(), "Content-Type").startswith("application/json")
+    assert json.loads(body) == {"message": "The request could not be parsed as HTTP.", "code": "malformed_request"}
