@@ -30,6 +30,8 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
                  415: "unsupported_media_type", 429: "rate_limited", 503: "store_unavailable"}
 JSON_MEDIA_TYPE = "application/json"
+
+
 def allowed_methods(handler_class: type) -> list[str]:
     """The methods a handler class implements, for a 405's `Allow` header."""
     return [m for m in metrics.HTTP_METHODS
