@@ -46,6 +46,7 @@ CHANNEL_PREFIX = "medpharma"
 RECONNECT_DELAY_SECONDS = (0.2, 0.5, 1, 2, 5)
 PUBLISH_RETRY_DELAYS_SECONDS = (0.1, 0.3, 1.0, 3.0)  # then give up and repair
 RESYNC_RETRY_DELAYS_SECONDS = (0.5, 1, 2, 5)
+STOP_FLUSH_SECONDS = 1.0
 MAX_OUTGOING = 10_000  # past this the oldest changes are not published, only resynced
 SIGNATURE_VERSION = b"v1"
 RESYNC = "resync"
@@ -176,6 +177,10 @@ class RedisBus(InProcessBus):
 
     async def stop(self) -> None:
         await cancel_and_wait(self._listener)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_FLUSH_SECONDS
+        while self._publisher is not None and not self._outgoing.empty() and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # the last changes before a stop still reach the other nodes
         await cancel_and_wait(self._publisher)
         for task in list(self._deliveries):
             await cancel_and_wait(task)
