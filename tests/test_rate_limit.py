@@ -273,3 +273,40 @@ async def test_honest_sign_ins_stay_quick_during_a_login_spray():
         assert ratio < 10, (ratio, idle, during)
     finally:
         await stop_harness(harness)
+
+
+async def test_waiting_clients_take_turns_for_a_free_worker():
+    pool = HashingPool(workers=1, max_waiting=32, per_client=8)
+    gate = threading.Event()
+    order: list[str] = []
+
+    def job(name: str) -> None:
+        gate.wait(10)
+        order.append(name)
+
+    tasks = [asyncio.ensure_future(pool.run("sprayer", job, f"s{i}")) for i in range(4)]
+    await asyncio.sleep(0.05)
+    tasks.append(asyncio.ensure_future(pool.run("honest", job, "h")))
+    await asyncio.sleep(0.05)
+    assert pool.waiting == 4
+    gate.set()
+    await asyncio.gather(*tasks)
+    assert order == ["s0", "s1", "h", "s2", "s3"]  # not behind the sprayer's whole backlog
+    assert pool.waiting == 0
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_and_the_worker_moves_on():
+    pool = HashingPool(workers=1, max_waiting=32, per_client=8)
+    gate = threading.Event()
+    running = asyncio.ensure_future(pool.run("a", gate.wait, 10))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.ensure_future(pool.run("b", lambda: "b"))
+    after = asyncio.ensure_future(pool.run("c", lambda: "c"))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    await asyncio.sleep(0.01)
+    assert pool.waiting == 1
+    gate.set()
+    assert await running is True
+    assert await after == "c"
+    assert pool.waiting == 0 and pool._free == 1
