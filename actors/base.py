@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from server import metrics
+from core import metrics
 
 log = logging.getLogger("medpharma.actors")
 

@@ -5,6 +5,12 @@ it is told of. After each message it builds a new `QueueSnapshot`, compares ever
 `queue:update` with what was last published for it, and publishes only what moved — to **every**
 appointment the change moved, not just the edited one (the original design's stale-queue bug).
 
+What was last published (per appointment, the doctor's status, the doctor room's state, which
+consultations were announced with `turn:now`) is remembered apart from the queue itself and survives
+a reload or a crash-restart: the queue is rebuilt from the store and the difference against that
+memory is pushed — whatever changed while the actor was deaf reaches its watchers, and nothing they
+already have is sent again.
+
 Stale or repeated messages (a bus may deliver late or twice) are recognised by the appointment's
 `version`, which the store bumps on every write.
 """
@@ -20,11 +26,15 @@ from typing import Callable
 
 from actors.base import Actor
 from actors.hub import Hub, Outgoing, appointment_room, doctor_room
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, Reload
-from actors.snapshot import WAITING, DoctorSettings, QueueEntry, QueueSnapshot, finished_update
-from server import metrics
-from server.errors import StoreUnavailable
-from server.values import to_object_id
+from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, Reload
+from actors.presence import Presence
+from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
+from core import metrics
+from core.access import is_staff_of
+from core.days import ClinicCalendar
+from core.errors import StoreUnavailable
+from core.statuses import IN_CONSULTATION, WAITING
+from core.values import to_object_id
 
 log = logging.getLogger("medpharma.actors")
 
@@ -34,6 +44,8 @@ READ_FRESHNESS = timedelta(seconds=1)
 START_DRIFT = timedelta(minutes=1)
 # Versions of appointments that left the queue, kept to ignore late duplicates about them.
 GONE_MEMORY = 2048
+# The ETA keeps score of what it told this long before a consultation started (API.md).
+SCORE_HORIZON = timedelta(minutes=30)
 
 
 class DoctorNotFound(LookupError):
@@ -46,28 +58,36 @@ class DoctorActor(Actor):
     expected_errors = (DoctorNotFound, StoreUnavailable)
 
     def __init__(self, doctor_id: str, *, store, hub: Hub, clock: Callable[[], datetime],
-                 index: dict[str, str]):
+                 calendar: ClinicCalendar, index: dict[str, str], presence: Presence | None = None,
+                 soon_minutes: int = 10):
         super().__init__(f"doctor:{doctor_id}")
         self.doctor_id = doctor_id
         self.store = store
         self.hub = hub
         self.clock = clock
+        self.calendar = calendar
         self.index = index  # appointment id → doctor id, shared by all actors via the registry
-        self._reset()
+        self.presence = presence or Presence()
+        self.soon_minutes = soon_minutes
+        # What watchers were last told; kept across reloads (see the module docstring).
+        self._sent: dict[str, tuple] = {}
+        self._soon: set[str] = set()       # appointments told turn:soon and still soon
+        self._expectations: dict[str, list[tuple[datetime, datetime]]] = {}  # id → (told at, expectedStartAt)
+        self._sent_state: tuple | None = None
+        self._sent_status: dict | None = None
+        self._announced: set[str] = set()  # consultations whose turn:now went out
+        self._published = False            # False until the first publish: that one is the baseline
+        self._reset_queue()
 
-    def _reset(self) -> None:
+    def _reset_queue(self) -> None:
         for appointment_id in getattr(self, "_entries", {}):
             self.index.pop(appointment_id, None)
         self.loaded = False
-        self.deleted = False
-        self.settings = DoctorSettings(12, False, 0)
+        self.settings = DoctorSettings.defaults()
         self._entries: dict[str, QueueEntry] = {}
         self._waiting: list[QueueEntry] = []
         self._current: QueueEntry | None = None
         self._gone: OrderedDict[str, int] = OrderedDict()
-        self._sent: dict[str, tuple] = {}
-        self._sent_state: tuple | None = None
-        self._sent_settings: DoctorSettings | None = None
         self._doctor_version = -1
         self.snapshot: QueueSnapshot | None = None
 
@@ -92,34 +112,41 @@ class DoctorActor(Actor):
     async def receive(self, message, queued_at: float):
         if isinstance(message, DoctorDeleted):
             self._forget_all()
-            self.deleted = True
             return None
         if isinstance(message, Reload):
-            self._reset()
+            self._reset_queue()
         if not self.loaded:
             await self._load()
-        if isinstance(message, AppointmentChanged):
-            self._apply_appointment(message.appointment)
+        if isinstance(message, AppointmentsChanged):
+            for document in message.appointments:
+                self._apply_appointment(document)
         elif isinstance(message, DoctorChanged):
             self._apply_doctor(message.doctor)
         self._publish(queued_at)
         return self.snapshot
 
     async def on_restart(self) -> None:
-        self._reset()
+        self._reset_queue()
         await self._load()
         self._publish(time.perf_counter())
 
     async def _load(self) -> None:
+        """Reads the doctor and its active appointments; then settles appointments that were
+        published as in the queue but left it while this actor was not listening."""
         doctor_oid = to_object_id(self.doctor_id)
         doctor = await self.store.find_doctor(doctor_oid) if doctor_oid is not None else None
         if doctor is None:
             raise DoctorNotFound(self.doctor_id)
         documents = await self.store.active_appointments_of_doctor(doctor_oid)
         self._apply_doctor(doctor)
-        self._sent_settings = self.settings  # a fresh load is not a status change
         for document in documents:
-            self._apply_appointment(document, loading=True)
+            self._apply_appointment(document)
+        missed = [appointment_id for appointment_id in self._sent if appointment_id not in self._entries]
+        if missed:
+            for document in await self.store.find_appointments([to_object_id(i) for i in missed]):
+                self._apply_appointment(document)
+            for appointment_id in missed:  # gone from the store altogether: nothing left to tell
+                self._sent.pop(appointment_id, None)
         self.loaded = True
 
     def _apply_doctor(self, doctor: dict) -> None:
@@ -132,9 +159,8 @@ class DoctorActor(Actor):
         self.settings = DoctorSettings.from_document(doctor)
 
     # -- applying changes ------------------------------------------------------------------------
-    def _apply_appointment(self, document: dict, loading: bool = False) -> None:
-        """Moves one appointment in or out of the queue. While loading, nothing is announced: a
-        consultation that started before this actor existed is not a new `turn:now`."""
+    def _apply_appointment(self, document: dict) -> None:
+        """Moves one appointment in or out of the queue; one that left gets its final update."""
         entry = QueueEntry.from_document(document)
         if str(document.get("doctor")) != self.doctor_id:
             log.warning("appointment routed to the wrong doctor", extra={"appointmentId": entry.id})
@@ -149,22 +175,21 @@ class DoctorActor(Actor):
         if entry.status in WAITING:
             bisect.insort(self._waiting, entry, key=lambda e: e.order)
             self._track(entry)
-        elif entry.status == "in_consultation":
+        elif entry.status == IN_CONSULTATION:
             if self._current is not None and self._current.id != entry.id:
                 log.warning("two consultations reported; keeping the newest", extra={"doctor": self.doctor_id})
                 self._remove(self._current)
             self._current = entry
             self._track(entry)
-            if not loading and (known is None or known.status != "in_consultation"):
-                self.hub.publish(appointment_room(entry.id), Outgoing(
-                    "turn:now", {"appointmentId": entry.id, "joinUrl": document.get("joinUrl")}))
         else:
             self._remember_gone(entry)
-            if known is not None or entry.id in self._sent:
+            self._announced.discard(entry.id)
+            self._expectations.pop(entry.id, None)
+            if entry.id in self._sent:
+                self._sent.pop(entry.id)
                 self.hub.publish(appointment_room(entry.id),
                                  Outgoing("queue:update", finished_update(entry.id, entry.status)),
                                  key=f"queue:update:{entry.id}")
-            self._sent.pop(entry.id, None)
 
     def _track(self, entry: QueueEntry) -> None:
         self._entries[entry.id] = entry
@@ -195,35 +220,75 @@ class DoctorActor(Actor):
 
     # -- publishing --------------------------------------------------------------------------------
     def _compute(self, now: datetime) -> QueueSnapshot:
-        return QueueSnapshot.compute(self.doctor_id, self.settings, self._current, tuple(self._waiting), now)
+        present = frozenset(i for i in self._entries if self.presence.is_present(i))
+        return QueueSnapshot.compute(self.doctor_id, self.settings, self._current, tuple(self._waiting), now,
+                                     self.calendar, present)
 
     def _publish(self, queued_at: float) -> None:
-        snapshot = self.snapshot = self._compute(self.clock())
+        """Pushes what differs from what watchers were last told. The very first publish of a fresh
+        actor is a baseline: it records, and announces no `turn:now` or `doctor:status` (nobody
+        watched a queue that was not loaded; a subscriber is sent the current state when it joins)."""
+        now = self.clock()
+        snapshot = self.snapshot = self._compute(now)
         hub = self.hub
-        signatures = []
+        baseline = not self._published
+        self._published = True
         for appointment_id in snapshot.appointment_ids():
             update = snapshot.update_for(appointment_id)
-            signature = (update["status"], update["position"], update["etaMinutes"],
+            signature = (update["status"], update["position"], update["etaMinutes"], update["delayMinutes"],
                          update["isRunningLate"], update["lateByMinutes"])
             if self._moved(appointment_id, signature, update["expectedStartAt"]):
                 self._sent[appointment_id] = (signature, update["expectedStartAt"])
                 hub.publish(appointment_room(appointment_id), Outgoing("queue:update", update),
                             key=f"queue:update:{appointment_id}")
-            # What the appointment's room was last told, expectedStartAt included: the doctor's room
-            # hears of every move its appointments' rooms hear of.
-            signatures.append((appointment_id, self._sent[appointment_id]))
+                if update["status"] in WAITING:
+                    self._remember_expectation(appointment_id, now, update["expectedStartAt"])
 
-        if self._sent_settings != self.settings:
-            self._sent_settings = self.settings
-            hub.publish(doctor_room(self.doctor_id),
-                        Outgoing("doctor:status", self.settings.status_payload(self.doctor_id)))
+        soon = snapshot.soon(self.soon_minutes)
+        for appointment_id in soon.keys() - self._soon:
+            if not baseline:
+                hub.publish(appointment_room(appointment_id), Outgoing("turn:soon", soon[appointment_id]))
+        self._soon = set(soon)  # one that moved back beyond both forgets it was told: it may be told again
 
-        state_signature = (self.settings, self._current.id if self._current else None, tuple(signatures))
+        current = self._current
+        if current is not None and current.id not in self._announced:
+            self._announced.add(current.id)
+            if not baseline:
+                hub.publish(appointment_room(current.id), Outgoing(
+                    "turn:now", {"appointmentId": current.id, "joinUrl": current.join_url}))
+
+        status = self.settings.status_payload(self.doctor_id, now)
+        if status != self._sent_status:
+            if not baseline:
+                hub.publish(doctor_room(self.doctor_id), Outgoing("doctor:status", status))
+            self._sent_status = status
+
+        # The doctor room hears of every move its (today's) appointments' rooms hear of.
+        state_signature = (snapshot.today, tuple(sorted(status.items())), current.id if current else None,
+                           tuple((i, self._sent[i], i in snapshot.present) for i in snapshot.today_ids()))
         if state_signature != self._sent_state:
             self._sent_state = state_signature
             hub.publish(doctor_room(self.doctor_id), Outgoing("queue:state", render=_state_renderer(snapshot)),
                         key=f"queue:state:{self.doctor_id}")
         metrics.push_lag_seconds.observe(time.perf_counter() - queued_at)
+
+    # -- keeping score -------------------------------------------------------------------------------
+    def _remember_expectation(self, appointment_id: str, now: datetime, expected: str) -> None:
+        """Keeps what was told and when, as far back as SCORE_HORIZON needs: of the told values older
+        than the horizon only the newest can still be "the last one told 30 minutes before a start"."""
+        told = self._expectations.setdefault(appointment_id, [])
+        told.append((now, _parse(expected)))
+        while len(told) > 1 and told[1][0] <= now - SCORE_HORIZON:
+            told.pop(0)
+
+    def expectation_for(self, appointment_id: str, started_at: datetime) -> datetime | None:
+        """The expectedStartAt last pushed for this appointment at least SCORE_HORIZON before
+        `started_at`, or None if nothing was told that early (API.md's self-scoring rule)."""
+        chosen = None
+        for told_at, expected in self._expectations.get(appointment_id, ()):
+            if told_at <= started_at - SCORE_HORIZON:
+                chosen = expected
+        return chosen
 
     def _moved(self, appointment_id: str, signature: tuple, expected_start_at: str | None) -> bool:
         """Anything but expectedStartAt changed, or expectedStartAt drifted by a minute or more."""
@@ -238,15 +303,17 @@ class DoctorActor(Actor):
 def _drift(previous: str | None, current: str | None) -> timedelta:
     if previous is None or current is None:
         return START_DRIFT
-    parse = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
-    return abs(parse(current) - parse(previous))
+    return abs(_parse(current) - _parse(previous))
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _state_renderer(snapshot: QueueSnapshot):
     """`queue:state` for one viewer: the doctor and admins see names, everyone else does not."""
 
     def render(viewer) -> tuple[str | None, dict]:
-        staff = viewer.is_admin or viewer.is_doctor_of(snapshot.doctor_id)
-        return snapshot.state_variant(staff, viewer.user_id)
+        return snapshot.state_variant(is_staff_of(viewer, snapshot.doctor_id), viewer.user_id)
 
     return render

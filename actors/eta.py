@@ -18,6 +18,7 @@ class Estimate:
     position: int
     eta_minutes: int
     expected_start_at: datetime
+    delay_minutes: int = 0
 
 
 def doctor_free_at(now: datetime, avg_minutes: int, late_minutes: int,
@@ -31,16 +32,25 @@ def doctor_free_at(now: datetime, avg_minutes: int, late_minutes: int,
 
 
 def estimate_queue(booked_times: Sequence[datetime], *, now: datetime, avg_minutes: int,
-                   late_minutes: int, consultation_started_at: datetime | None) -> list[Estimate]:
-    """Estimates for waiting appointments given in queue order (their booked `date`s)."""
+                   late_minutes: int, consultation_started_at: datetime | None,
+                   away_until: datetime | None = None) -> list[Estimate]:
+    """Estimates for waiting appointments given in queue order (their booked `date`s). A break
+    (`away_until`, when in the future) means nobody starts before it."""
     avg = timedelta(minutes=avg_minutes)
     free_at = doctor_free_at(now, avg_minutes, late_minutes, consultation_started_at)
+    if away_until is not None and away_until > free_at:
+        free_at = away_until
     estimates = []
     for position, booked in enumerate(booked_times):
         start = max(free_at, booked)
-        estimates.append(Estimate(position, minutes_until(now, start), start))
+        estimates.append(Estimate(position, minutes_until(now, start), start, delay_minutes(booked, start)))
         free_at = start + avg
     return estimates
+
+
+def delay_minutes(booked: datetime, start: datetime) -> int:
+    """`delayMinutes`: whole minutes, rounded up, by which the start is after the booked time."""
+    return minutes_until(booked, start)
 
 
 def minutes_until(now: datetime, moment: datetime) -> int:

@@ -6,11 +6,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class AppointmentChanged:
-    """An appointment was written; `appointment` is the stored document after the write."""
+class AppointmentsChanged:
+    """Appointments of one doctor were written; each document is as stored after its write.
+
+    One workflow step that writes several appointments (a call-next completes one and calls the next)
+    is one message, so the queue takes it in at once and watchers see one change, never a half-done
+    state between the two writes."""
 
     doctor_id: str
-    appointment: dict
+    appointments: tuple[dict, ...]
     kind = "appointment_changed"
 
 
@@ -30,6 +34,15 @@ class DoctorDeleted:
 
 
 @dataclass(frozen=True)
+class PresenceChanged:
+    """A patient started or stopped watching one of this doctor's appointments: the staff view's
+    `present` flags move, nothing else does."""
+
+    doctor_id: str
+    kind = "presence_changed"
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: re-estimate and push ETAs that moved."""
 
@@ -45,6 +58,6 @@ class EnsureLoaded:
 
 @dataclass(frozen=True)
 class Reload:
-    """Forget everything and reload from the store (e.g. after missing bus messages)."""
+    """Re-read the queue from the store (e.g. after missing bus messages) and push what changed."""
 
     kind = "load"

@@ -21,10 +21,13 @@ from typing import Callable
 from actors.base import ActorStopped
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.hub import Hub
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, Reload, Tick
+from actors.messages import (AppointmentsChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, PresenceChanged,
+                             Reload, Tick)
+from actors.presence import Presence
 from actors.snapshot import QueueSnapshot
-from server import metrics
-from server.tasks import cancel_and_wait
+from core.days import UTC_CALENDAR, ClinicCalendar
+from core import metrics
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.actors")
 
@@ -35,8 +38,12 @@ def system_clock() -> datetime:
 
 class QueueRegistry:
     def __init__(self, store, hub: Hub, *, clock: Callable[[], datetime] = system_clock,
-                 tick_seconds: float = 10.0, idle_seconds: float = 300.0):
+                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0,
+                 soon_minutes: int = 10, presence: Presence | None = None):
         self.store = store
+        self.calendar = calendar
+        self.soon_minutes = soon_minutes
+        self.presence = presence or Presence()
         self.hub = hub
         self.clock = clock
         self.tick_seconds = tick_seconds
@@ -61,7 +68,8 @@ class QueueRegistry:
         actor = self.actors.get(doctor_id)
         if actor is None or actor.stopped:
             actor = DoctorActor(doctor_id, store=self.store, hub=self.hub, clock=self.clock,
-                                index=self.appointment_doctor)
+                                calendar=self.calendar, index=self.appointment_doctor, presence=self.presence,
+                                soon_minutes=self.soon_minutes)
             actor.start()
             self.actors[doctor_id] = actor
             metrics.actors_live.set(len(self.actors))
@@ -89,8 +97,20 @@ class QueueRegistry:
         """Which live queue holds this appointment, with no store round trip."""
         return self.appointment_doctor.get(appointment_id)
 
+    def expectation_for(self, doctor_id: str, appointment_id: str, started_at: datetime) -> datetime | None:
+        """What the live queue told this appointment's watchers at least 30 minutes before `started_at`."""
+        actor = self.live(doctor_id)
+        return actor.expectation_for(appointment_id, started_at) if actor is not None else None
+
+    def presence_changed(self, appointment_ids) -> None:
+        """The staff views of the queues holding these appointments re-render their `present` flags."""
+        for doctor_id in {self.appointment_doctor.get(a) for a in appointment_ids} - {None}:
+            actor = self.live(doctor_id)
+            if actor is not None and actor.loaded:
+                actor.tell(PresenceChanged(doctor_id))
+
     # -- the bus end ---------------------------------------------------------------------------
-    async def deliver(self, change: AppointmentChanged | DoctorChanged | DoctorDeleted) -> None:
+    async def deliver(self, change: AppointmentsChanged | DoctorChanged | DoctorDeleted) -> None:
         """Hands a committed change to the doctor's live actor and waits until its queue has it."""
         actor = self.live(change.doctor_id)
         if actor is None:
@@ -116,14 +136,13 @@ class QueueRegistry:
         self._update_gauges()
 
     async def reload_all(self) -> None:
-        """Every live queue forgets its state and reloads it from the store."""
+        """Every live queue re-reads the store and pushes whatever it missed."""
         await self.reload(list(self.actors))
 
     async def reload(self, doctor_ids) -> None:
-        """These doctors' live queues (if any) reload from the store: a node that may have missed
-        their changes catches up; a queue not in memory has nothing to catch up on."""
+        """These doctors' live queues re-read the store and push whatever they missed."""
         live = [(doctor_id, actor) for doctor_id in doctor_ids
-                if (actor := self.actors.get(doctor_id)) is not None and not actor.stopped]
+                if (actor := self.live(doctor_id)) is not None]
         results = await asyncio.gather(*(actor.ask(Reload()) for _, actor in live), return_exceptions=True)
         for (doctor_id, _), result in zip(live, results):
             if isinstance(result, DoctorNotFound):
@@ -150,6 +169,7 @@ class QueueRegistry:
                 await self._evict(doctor_id)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        self.presence_changed(self.presence.expire())
         self._update_gauges()
 
     async def _evict(self, doctor_id: str) -> None:

@@ -1,20 +1,28 @@
-"""An immutable picture of one doctor's queue at one instant, and the payloads drawn from it.
+"""An immutable picture of one doctor's queues at one instant, and the payloads drawn from it.
 
 The actor builds a new snapshot after every message; handlers read positions from it with no store
 round trip, and the WebSocket outboxes render the doctor room's `queue:state` from it per viewer.
 Payload shapes here are the ones API.md fixes for `queue:update`, `queue:state` and the REST reads.
+
+The waiting appointments are kept in one list in queue order (date, createdAt, id). Since that order
+sorts by date, each clinic day is a contiguous run of it: today's queue is the run up to the end of
+today (so earlier days' unresolved appointments sit at its head), and each later day is its own run,
+with positions counted from 0 and ETAs estimated by the same rule, without today's consultation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from actors.eta import Estimate, estimate_queue
-from server.values import format_utc
+from actors.eta import Estimate, delay_minutes, estimate_queue
+from core.days import ClinicCalendar
+from core.doctors import DEFAULT_AVG_CONSULT_MINUTES
+from core.statuses import WAITING
+from core.values import format_utc
 
-WAITING = ("pending", "confirmed")
+__all__ = ["WAITING", "QueueEntry", "DoctorSettings", "QueueSnapshot", "finished_update"]
 
 
 @dataclass(slots=True)
@@ -46,22 +54,35 @@ class QueueEntry:
 
 @dataclass(frozen=True)
 class DoctorSettings:
+    """The doctor's fields the ETA rule reads. `away_until` is the break as stored; `away_at(now)`
+    says whether it still holds (a break that has passed is no break, and is shown as none)."""
+
     avg_consult_minutes: int
     is_running_late: bool
     late_by_minutes: int
+    away_until: datetime | None = None
 
     @classmethod
     def from_document(cls, doc: dict) -> "DoctorSettings":
-        return cls(int(doc.get("avgConsultMinutes", 12)), bool(doc.get("isRunningLate", False)),
-                   int(doc.get("lateByMinutes", 0)))
+        return cls(int(doc.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES)),
+                   bool(doc.get("isRunningLate", False)), int(doc.get("lateByMinutes", 0)),
+                   doc.get("awayUntil"))
+
+    @classmethod
+    def defaults(cls) -> "DoctorSettings":
+        return cls(DEFAULT_AVG_CONSULT_MINUTES, False, 0, None)
 
     @property
     def effective_late_minutes(self) -> int:
         return self.late_by_minutes if self.is_running_late else 0
 
-    def status_payload(self, doctor_id: str) -> dict:
+    def away_at(self, now: datetime) -> datetime | None:
+        return self.away_until if self.away_until is not None and self.away_until > now else None
+
+    def status_payload(self, doctor_id: str, now: datetime) -> dict:
         return {"doctorId": doctor_id, "isRunningLate": self.is_running_late,
-                "lateByMinutes": self.late_by_minutes, "avgConsultMinutes": self.avg_consult_minutes}
+                "lateByMinutes": self.late_by_minutes, "avgConsultMinutes": self.avg_consult_minutes,
+                "awayUntil": format_utc(self.away_at(now))}
 
 
 def finished_update(appointment_id: str, status: str) -> dict:
@@ -70,7 +91,7 @@ def finished_update(appointment_id: str, status: str) -> dict:
     Nothing about it moves any more, so it carries none of the doctor's lateness: a later status
     change is not pushed to rooms of appointments that left, and a REST read must not disagree."""
     return {"appointmentId": appointment_id, "status": status, "position": -1, "etaMinutes": 0,
-            "expectedStartAt": None, "isRunningLate": False, "lateByMinutes": 0}
+            "expectedStartAt": None, "delayMinutes": 0, "isRunningLate": False, "lateByMinutes": 0}
 
 
 @dataclass
@@ -78,50 +99,74 @@ class QueueSnapshot:
     doctor_id: str
     settings: DoctorSettings
     in_consultation: QueueEntry | None
-    waiting: tuple[QueueEntry, ...]
-    estimates: tuple[Estimate, ...]
+    waiting: tuple[QueueEntry, ...]           # every waiting appointment, all days, in queue order
+    estimates: tuple[Estimate, ...]           # aligned with `waiting`; positions count within a day
     computed_at: datetime
-    _positions: dict[str, int] = field(default_factory=dict)
-    _staff_list: list | None = None
-    _public_list: list | None = None
+    today: date
+    days: dict[date, range]                   # clinic day → its slice of `waiting`
+    present: frozenset[str] = frozenset()     # appointments whose patient is watching right now
+    _index: dict[str, int] = field(default_factory=dict)
+    _staff_lists: dict = field(default_factory=dict)
+    _public_lists: dict = field(default_factory=dict)
     _patients: frozenset | None = None
 
     @classmethod
     def compute(cls, doctor_id: str, settings: DoctorSettings, in_consultation: QueueEntry | None,
-                waiting: tuple[QueueEntry, ...], now: datetime) -> "QueueSnapshot":
-        estimates = estimate_queue(
-            [entry.date for entry in waiting], now=now, avg_minutes=settings.avg_consult_minutes,
-            late_minutes=settings.effective_late_minutes,
-            consultation_started_at=in_consultation.started_at if in_consultation else None)
-        return cls(doctor_id, settings, in_consultation, waiting, tuple(estimates), now,
+                waiting: tuple[QueueEntry, ...], now: datetime, calendar: ClinicCalendar,
+                present: frozenset[str] = frozenset()) -> "QueueSnapshot":
+        today = calendar.day_of(now)
+        days: dict[date, range] = {}
+        start = 0
+        while start < len(waiting):  # runs of equal clinic day; earlier days join today's run
+            day = max(today, calendar.day_of(waiting[start].date))
+            end_of_day = calendar.end_of(day)
+            stop = start
+            while stop < len(waiting) and waiting[stop].date < end_of_day:
+                stop += 1
+            days[day] = range(start, stop)
+            start = stop
+        estimates: list[Estimate] = []
+        for day, span in days.items():
+            estimates.extend(estimate_queue(
+                [waiting[i].date for i in span], now=now, avg_minutes=settings.avg_consult_minutes,
+                late_minutes=settings.effective_late_minutes, away_until=settings.away_at(now),
+                consultation_started_at=in_consultation.started_at if in_consultation and day == today
+                else None))
+        return cls(doctor_id, settings, in_consultation, waiting, tuple(estimates), now, today, days, present,
                    {entry.id: i for i, entry in enumerate(waiting)})
 
     def contains(self, appointment_id: str) -> bool:
-        return appointment_id in self._positions or (
+        return appointment_id in self._index or (
             self.in_consultation is not None and self.in_consultation.id == appointment_id)
 
     def entry(self, appointment_id: str) -> QueueEntry | None:
-        if appointment_id in self._positions:
-            return self.waiting[self._positions[appointment_id]]
+        if appointment_id in self._index:
+            return self.waiting[self._index[appointment_id]]
         if self.in_consultation is not None and self.in_consultation.id == appointment_id:
             return self.in_consultation
         return None
+
+    @property
+    def away_until(self) -> datetime | None:
+        return self.settings.away_at(self.computed_at)
 
     # -- one appointment -------------------------------------------------------------------------
     def update_for(self, appointment_id: str) -> dict | None:
         """`queue:update` data for an appointment in this queue; None if it is not in it."""
         settings = self.settings
-        position = self._positions.get(appointment_id)
-        if position is not None:
-            entry, estimate = self.waiting[position], self.estimates[position]
-            return {"appointmentId": appointment_id, "status": entry.status, "position": position,
+        index = self._index.get(appointment_id)
+        if index is not None:
+            entry, estimate = self.waiting[index], self.estimates[index]
+            return {"appointmentId": appointment_id, "status": entry.status, "position": estimate.position,
                     "etaMinutes": estimate.eta_minutes,
                     "expectedStartAt": format_utc(estimate.expected_start_at),
+                    "delayMinutes": estimate.delay_minutes,
                     "isRunningLate": settings.is_running_late, "lateByMinutes": settings.late_by_minutes}
         current = self.in_consultation
         if current is not None and current.id == appointment_id:
             return {"appointmentId": appointment_id, "status": current.status, "position": -1,
                     "etaMinutes": 0, "expectedStartAt": format_utc(current.started_at),
+                    "delayMinutes": estimate_delay(current.date, current.started_at),
                     "isRunningLate": settings.is_running_late, "lateByMinutes": settings.late_by_minutes}
         return None
 
@@ -131,66 +176,102 @@ class QueueSnapshot:
             ids.append(self.in_consultation.id)
         return ids
 
-    # -- the whole queue, per viewer ---------------------------------------------------------------
-    def state_for(self, staff: bool, viewer_id: str | None) -> dict:
-        """`queue:state` / `GET /api/queue/doctor/{id}`: names for the doctor and admins only."""
-        return self.state_variant(staff, viewer_id)[1]
+    def today_ids(self) -> list[str]:
+        span = self.days.get(self.today, range(0))
+        return [self.waiting[i].id for i in span]
 
-    def state_variant(self, staff: bool, viewer_id: str | None) -> tuple[str | None, dict]:
+    def head_today(self) -> QueueEntry | None:
+        span = self.days.get(self.today)
+        return self.waiting[span.start] if span else None
+
+    # -- the whole queue of one day, per viewer ----------------------------------------------------
+    def state_for(self, staff: bool, viewer_id: str | None, day: date | None = None) -> dict:
+        """`queue:state` / `GET /api/queue/doctor/{id}`: names for the doctor and admins only."""
+        return self.state_variant(staff, viewer_id, day)[1]
+
+    def state_variant(self, staff: bool, viewer_id: str | None, day: date | None = None) -> tuple[str | None, dict]:
         """The state for a viewer, with a key shared by every viewer who sees exactly the same
         (None when it is personal: the viewer has an appointment in this queue)."""
+        day = self.today if day is None else day
         settings = self.settings
+        in_consultation = self.in_consultation if day == self.today else None
         if staff:
             variant = "staff"
-            listing, current = self._staff_entries(), self._staff_current()
+            listing, current = self._staff_entries(day), _staff_current(in_consultation)
         else:
-            listing, current = self._public_entries(viewer_id), self._public_current(viewer_id)
+            listing = self._public_entries(day, viewer_id)
+            current = _public_current(in_consultation, viewer_id)
             personal = viewer_id in self._patients or (
-                self.in_consultation is not None and self.in_consultation.patient == viewer_id)
+                in_consultation is not None and in_consultation.patient == viewer_id)
             variant = None if personal else "public"
-        return variant, {"doctorId": self.doctor_id, "isRunningLate": settings.is_running_late,
-                "lateByMinutes": settings.late_by_minutes, "avgConsultMinutes": settings.avg_consult_minutes,
-                "inConsultation": current, "list": listing}
+        return variant, {"doctorId": self.doctor_id, "date": day.isoformat(),
+                         "isRunningLate": settings.is_running_late, "lateByMinutes": settings.late_by_minutes,
+                         "avgConsultMinutes": settings.avg_consult_minutes,
+                         "awayUntil": format_utc(self.away_until),
+                         "inConsultation": current, "list": listing}
 
-    def _staff_entries(self) -> list:
-        if self._staff_list is None:
-            self._staff_list = [
+    def _span(self, day: date) -> range:
+        return self.days.get(day, range(0))
+
+    def _staff_entries(self, day: date) -> list:
+        if day not in self._staff_lists:
+            self._staff_lists[day] = [
                 {"appointmentId": e.id, "patient": e.patient, "patientName": e.patient_name,
                  "date": format_utc(e.date), "status": e.status, "reason": e.reason, "position": est.position,
-                 "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at)}
-                for e, est in zip(self.waiting, self.estimates)]
-        return self._staff_list
+                 "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at),
+                 "delayMinutes": est.delay_minutes, "present": e.id in self.present}
+                for e, est in ((self.waiting[i], self.estimates[i]) for i in self._span(day))]
+        return self._staff_lists[day]
 
-    def _public_entries(self, viewer_id: str | None) -> list:
-        if self._public_list is None:
-            self._public_list = [
+    def soon(self, soon_minutes: int) -> dict[str, dict]:
+        """`turn:soon` data of today's appointments that are next or due within `soon_minutes`."""
+        found = {}
+        for i in self._span(self.today):
+            estimate = self.estimates[i]
+            if estimate.position == 0 or estimate.eta_minutes <= soon_minutes:
+                entry_id = self.waiting[i].id
+                found[entry_id] = {"appointmentId": entry_id, "position": estimate.position,
+                                   "etaMinutes": estimate.eta_minutes,
+                                   "expectedStartAt": format_utc(estimate.expected_start_at)}
+        return found
+
+    def _public_entries(self, day: date, viewer_id: str | None) -> list:
+        if day not in self._public_lists:
+            self._public_lists[day] = [
                 {"position": est.position, "date": format_utc(e.date), "status": e.status,
                  "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at),
-                 "mine": False}
-                for e, est in zip(self.waiting, self.estimates)]
+                 "delayMinutes": est.delay_minutes, "mine": False}
+                for e, est in ((self.waiting[i], self.estimates[i]) for i in self._span(day))]
+        if self._patients is None:
             self._patients = frozenset(e.patient for e in self.waiting)
+        shared = self._public_lists[day]
         if viewer_id is None or viewer_id not in self._patients:
-            return self._public_list  # shared by every viewer with nothing of their own here
-        listing = list(self._public_list)
-        for i, entry in enumerate(self.waiting):
+            return shared  # shared by every viewer with nothing of their own here
+        listing = list(shared)
+        for offset, i in enumerate(self._span(day)):
+            entry = self.waiting[i]
             if entry.patient == viewer_id:
-                listing[i] = {**listing[i], "mine": True, "appointmentId": entry.id}
+                listing[offset] = {**listing[offset], "mine": True, "appointmentId": entry.id}
         return listing
 
-    def _staff_current(self) -> dict | None:
-        e = self.in_consultation
-        if e is None:
-            return None
-        return {"appointmentId": e.id, "patient": e.patient, "patientName": e.patient_name,
-                "date": format_utc(e.date), "status": e.status, "reason": e.reason,
-                "startedAt": format_utc(e.started_at)}
 
-    def _public_current(self, viewer_id: str | None) -> dict | None:
-        e = self.in_consultation
-        if e is None:
-            return None
-        current: dict[str, Any] = {"date": format_utc(e.date), "status": e.status,
-                                   "startedAt": format_utc(e.started_at), "mine": e.patient == viewer_id}
-        if current["mine"]:
-            current["appointmentId"] = e.id
-        return current
+def estimate_delay(booked: datetime, start: datetime | None) -> int:
+    return delay_minutes(booked, start) if start is not None else 0
+
+
+def _staff_current(e: QueueEntry | None) -> dict | None:
+    if e is None:
+        return None
+    return {"appointmentId": e.id, "patient": e.patient, "patientName": e.patient_name,
+            "date": format_utc(e.date), "status": e.status, "reason": e.reason,
+            "startedAt": format_utc(e.started_at)}
+
+
+def _public_current(e: QueueEntry | None, viewer_id: str | None) -> dict | None:
+    if e is None:
+        return None
+    current: dict[str, Any] = {"date": format_utc(e.date), "status": e.status,
+                               "startedAt": format_utc(e.started_at), "mine": e.patient == viewer_id}
+    if current["mine"]:
+        current["appointmentId"] = e.id
+    return current

@@ -44,7 +44,7 @@ class Settings:
     mongo_db: str = "medpharma"
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
     jwt_secret_generated: bool = True
-    jwt_expires_seconds: int = 7 * 86400
+    jwt_expires_seconds: int = 15 * 60
     refresh_expires_seconds: int = 30 * 86400
     client_origins: tuple[str, ...] = ()
     seed_admin_email: str | None = None
@@ -193,7 +193,7 @@ VARIABLES: tuple[Variable, ...] = (
              integer(1, 100_000)),
     Variable("REGISTRATIONS_PER_HOUR", "registrations_per_hour", integer(1, 100_000)),
     Variable("WS_MAX_PER_USER", "ws_max_per_user", integer(1, 10_000)),
-    Variable("SOON_MINUTES", "soon_minutes", integer(0, 1440)),
+    Variable("SOON_MINUTES", "soon_minutes", integer(0, 240)),
     Variable("ETA_LEARNING", "eta_learning", switch),
     Variable("CLINIC_TIMEZONE", "clinic_timezone", timezone_name),
 )

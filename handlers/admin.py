@@ -1,61 +1,62 @@
-"""Admin-only onboarding: invites for doctors and other admins."""
+"""Admin-only: invites for doctors and other admins, accounts, and the audit log."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from server.auth import hash_invite_token, new_invite_token
-from server.errors import ApiError, Conflict
-from server.store import DuplicateKeyError, to_object_id, utcnow
+from domain import accounts, audit, users
 from handlers.base import APIHandler
-from schemas.auth import InviteCreateSchema, InviteCreatedSchema
+from schemas.auth import (AuditQuerySchema, InviteCreatedSchema, InviteCreateSchema, InviteListQuerySchema,
+                          UserListQuerySchema, UserPatchSchema, audit_entry_schema, listed_invite, public_user)
 from schemas.base import load_body
 
 invite_create_schema = InviteCreateSchema()
 invite_created_schema = InviteCreatedSchema()
+invite_list_query_schema = InviteListQuerySchema()
+user_list_query_schema = UserListQuerySchema()
+user_patch_schema = UserPatchSchema()
+audit_query_schema = AuditQuerySchema()
 
 
 class InvitesHandler(APIHandler):
     async def post(self) -> None:
         principal = self.require_user("admin")
         body = load_body(invite_create_schema, self.json_body())
-        store = self.services.store
-        doctor_id = None
-        if body["role"] == "doctor":
-            doctor_id = await self._linked_doctor(body)
-        elif body["doctorId"] is not None:
-            raise ApiError(details={"doctorId": ["Only a doctor invite is linked to a doctor profile."]},
-                           code="validation_error")
-        if await store.user_email_taken(body["email"]):
-            raise Conflict("An account with this email already exists.", code="email_taken")
-
-        now = utcnow()
-        active_key = f"{body['role']}:{body['email']}"
-        await store.release_expired_invites(active_key, now)
-        token = new_invite_token()
-        invite = {"email": body["email"], "role": body["role"], "tokenHash": hash_invite_token(token),
-                  "activeKey": active_key, "expiresAt": now + timedelta(hours=body["expiresInHours"]),
-                  "usedAt": None, "createdBy": to_object_id(principal.user_id), "createdAt": now}
-        if doctor_id is not None:
-            invite["doctorId"] = doctor_id
-        try:
-            invite = await store.insert_invite(invite)
-        except DuplicateKeyError:
-            raise Conflict("An active invite for this email and role already exists.",
-                           code="invite_exists") from None
+        invite, token = await accounts.create_invite(self.services, principal, body)
         self.send_json(invite_created_schema.dump({**invite, "token": token}), 201)
 
-    async def _linked_doctor(self, body: dict):
-        store = self.services.store
-        if body["doctorId"] is not None:
-            doctor = await store.find_doctor(body["doctorId"])
-            if doctor is None:
-                raise ApiError(details={"doctorId": ["No doctor profile has this id."]},
-                               code="validation_error")
-            return doctor["_id"]
-        doctor = await store.find_doctor_by_email(body["email"])
-        if doctor is None:
-            raise ApiError("A doctor invite needs a doctorId or a doctor profile with the same email.",
-                           code="validation_error",
-                           details={"doctorId": ["Give doctorId, or create the doctor profile first."]})
-        return doctor["_id"]
+    async def get(self) -> None:
+        self.require_user("admin")
+        params = load_body(invite_list_query_schema, self.query_arguments())
+        items, total = await accounts.page_invites(self.services, params)
+        self.send_page([listed_invite(i) for i in items], total, params)
+
+
+class InviteHandler(APIHandler):
+    async def delete(self, invite_id: str) -> None:
+        admin = self.require_user("admin")
+        await accounts.revoke_invite(self.services, admin, self.path_id(invite_id, "Invite"))
+        self.set_status(204)
+        self.finish()
+
+
+class UsersHandler(APIHandler):
+    async def get(self) -> None:
+        self.require_user("admin")
+        params = load_body(user_list_query_schema, self.query_arguments())
+        items, total = await users.page(self.services, params)
+        self.send_page([public_user(u) for u in items], total, params)
+
+
+class UserHandler(APIHandler):
+    async def patch(self, user_id: str) -> None:
+        admin = self.require_user("admin")
+        user_id = self.path_id(user_id, "User")
+        body = load_body(user_patch_schema, self.json_body())
+        self.send_json(public_user(await users.set_disabled(self.services, admin, user_id, body["disabled"])))
+
+
+class AuditHandler(APIHandler):
+    async def get(self) -> None:
+        self.require_user("admin")
+        params = load_body(audit_query_schema, self.query_arguments())
+        items, total = await audit.page(self.services, params)
+        self.send_page([audit_entry_schema.dump(e) for e in items], total, params)

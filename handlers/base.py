@@ -16,12 +16,14 @@ from typing import Any
 
 from tornado import web
 
-from server import metrics
-from server.auth import Principal, TokenError
-from server.errors import (ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
-                           ValidationFailed)
+from core import metrics
+from core.access import Principal
+from server.auth import TokenError
+from core.errors import (ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+                         ValidationFailed)
 from server.logs import request_id_for
-from server.store import to_object_id
+from core.values import canonical_id
+from domain import audit
 
 log = logging.getLogger("medpharma.http")
 
@@ -87,6 +89,7 @@ class APIHandler(web.RequestHandler):
     def prepare(self) -> None:
         self.request_id = request_id_for(self.request)
         self.set_header("X-Request-Id", self.request_id)
+        audit.request_info.set(audit.RequestInfo(self.request_id, self.request.remote_ip))
         self.services.in_flight.add(self)
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -103,6 +106,9 @@ class APIHandler(web.RequestHandler):
             self._body_parts.clear()
             return
         self._body_parts.append(chunk)
+
+    def has_body(self) -> bool:
+        return self._too_large or bool(b"".join(self._body_parts).strip())
 
     def json_body(self) -> Any:
         """The parsed body; `400` for empty or invalid JSON, `413` past 64 KiB, `415` for a body that
@@ -132,12 +138,17 @@ class APIHandler(web.RequestHandler):
             if token is None:
                 return None
             try:
-                self._principal = self.services.tokens.decode(token)
+                principal = self.services.tokens.decode(token)
             except TokenError as exc:
                 metrics.auth_failures_total.labels(exc.reason).inc()
                 message = "Your session has expired; sign in again." if exc.reason == "expired_token" \
                     else "The access token is invalid."
                 raise Unauthorized(message, code=exc.reason) from None
+            refused = self.services.revocations.is_refused(principal.user_id, principal.session_id)
+            if refused is not None:
+                metrics.auth_failures_total.labels("bad_token").inc()
+                raise Unauthorized("This session has ended; sign in again.", code=refused)
+            self._principal = principal
         return self._principal
 
     def require_user(self, *roles: str) -> Principal:
@@ -151,13 +162,30 @@ class APIHandler(web.RequestHandler):
         return principal
 
     @staticmethod
-    def path_id(value: str, what: str = "Resource"):
-        oid = to_object_id(value)
-        if oid is None:
+    def path_id(value: str, what: str = "Resource") -> str:
+        """The canonical (lower-case) id in a path; anything that is no id → 404."""
+        canonical = canonical_id(value)
+        if canonical is None:
             raise NotFound(f"{what} not found.")
-        return oid
+        return canonical
+
+    def query_arguments(self) -> dict:
+        """Each query parameter once, as text; 400 for a repeated one. Digit strings of plausible size
+        become ints, so the schema that validates them can refuse `²` or 5000 digits cleanly."""
+        query = {}
+        for name, values in self.request.query_arguments.items():
+            if len(values) != 1:
+                raise ValidationFailed(details={name: ["Give this parameter once."]})
+            text = values[0].decode("utf-8", "replace")
+            numeric = text.isascii() and text.isdigit() and len(text) <= 20
+            query[name] = int(text) if numeric else text
+        return query
 
     # -- answers -------------------------------------------------------------------------------
+    def send_page(self, items: list, total: int, params: dict) -> None:
+        """A listing's one shape: `{items, total, limit, offset}`."""
+        self.send_json({"items": items, "total": total, "limit": params["limit"], "offset": params["offset"]})
+
     def send_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")

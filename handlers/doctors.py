@@ -1,124 +1,76 @@
-"""Doctor profiles (public reads, admin writes), the doctor's status, and calling the next patient."""
+"""Doctor profiles, the doctor's status and calling the next patient over HTTP: parse, call, render."""
 
 from __future__ import annotations
 
-import logging
-
-from actors.messages import DoctorChanged, DoctorDeleted
+from domain import appointments, doctors, stats
+from domain.appointments import NOT_GIVEN
 from handlers.base import APIHandler
+from schemas.appointments import DayQuerySchema, present
 from schemas.base import load_body
-from schemas.doctors import (DEFAULT_AVG_CONSULT_MINUTES, DoctorCreateSchema, DoctorStatusSchema,
-                             doctor_schema)
-from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from server.store import DuplicateKeyError, utcnow
-from server import consultations
-from schemas.appointments import present
-
-log = logging.getLogger("medpharma.doctors")
+from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorStatusSchema, present_doctor
+from core.values import utcnow
 
 doctor_create_schema = DoctorCreateSchema()
 doctor_status_schema = DoctorStatusSchema()
-
-EMAIL_TAKEN = "A doctor with this email already exists."
-HAS_PATIENTS = "This doctor still has waiting or in-consultation appointments."
-
-
-class DoctorHandlerMixin:
-    async def load_doctor(self: APIHandler, doctor_id: str) -> dict:
-        doctor = await self.services.store.find_doctor(self.path_id(doctor_id, "Doctor"))
-        if doctor is None:
-            raise NotFound("Doctor not found.")
-        return doctor
-
-    def require_staff_of(self: APIHandler, doctor_id: str):
-        """Admin, or the doctor whose profile this is; anyone else gets 403."""
-        principal = self.require_user()
-        if principal.is_admin or principal.is_doctor_of(doctor_id):
-            return principal
-        raise Forbidden("Only this doctor or an admin may do this.")
+call_next_schema = CallNextSchema()
+day_query_schema = DayQuerySchema()
 
 
-class DoctorsHandler(APIHandler):
+class DoctorRenderer:
+    def render_doctor(self: APIHandler, doctor: dict, status: int = 200) -> None:
+        self.send_json(present_doctor(doctor, self.principal, utcnow()), status)
+
+
+class DoctorsHandler(DoctorRenderer, APIHandler):
     async def get(self) -> None:
-        doctors = await self.services.store.list_doctors()
-        self.send_json(doctor_schema.dump(doctors, many=True))
+        now, viewer = utcnow(), self.principal
+        self.send_json([present_doctor(d, viewer, now) for d in await doctors.list_doctors(self.services)])
 
     async def post(self) -> None:
-        self.require_user("admin")
+        admin = self.require_user("admin")
         body = load_body(doctor_create_schema, self.json_body())
-        now = utcnow()
-        document = {"name": body["name"], "specialization": body["specialization"], "email": body["email"],
-                    "phone": body["phone"], "availability": body.get("availability", []),
-                    "avgConsultMinutes": body.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES),
-                    "isRunningLate": False, "lateByMinutes": 0, "createdAt": now, "updatedAt": now, "version": 0}
-        try:
-            doctor = await self.services.store.insert_doctor(document)
-        except DuplicateKeyError:
-            raise Conflict(EMAIL_TAKEN, code="email_taken") from None
-        self.send_json(doctor_schema.dump(doctor), 201)
+        self.render_doctor(await doctors.create_doctor(self.services, admin, body), 201)
 
 
-class DoctorHandler(DoctorHandlerMixin, APIHandler):
+class DoctorHandler(DoctorRenderer, APIHandler):
     async def get(self, doctor_id: str) -> None:
-        self.send_json(doctor_schema.dump(await self.load_doctor(doctor_id)))
+        self.render_doctor(await doctors.get_doctor(self.services, self.path_id(doctor_id, "Doctor")))
 
     async def put(self, doctor_id: str) -> None:
-        self.require_user("admin")
-        oid = self.path_id(doctor_id, "Doctor")
+        admin = self.require_user("admin")
+        doctor_id = self.path_id(doctor_id, "Doctor")
         changes = load_body(doctor_create_schema, self.json_body(), partial=True)
-        changes["updatedAt"] = utcnow()
-        try:
-            doctor = await self.services.store.update_doctor(oid, changes)
-        except DuplicateKeyError:
-            raise Conflict(EMAIL_TAKEN, code="email_taken") from None
-        if doctor is None:
-            raise NotFound("Doctor not found.")
-        await self.services.bus.publish(DoctorChanged(doctor_id, doctor))
-        self.send_json(doctor_schema.dump(doctor))
+        self.render_doctor(await doctors.update_doctor(self.services, admin, doctor_id, changes))
 
     async def delete(self, doctor_id: str) -> None:
-        self.require_user("admin")
-        oid = self.path_id(doctor_id, "Doctor")
-        store = self.services.store
-        doctor = await store.find_doctor(oid)
-        if doctor is None:
-            raise NotFound("Doctor not found.")
-        if await store.doctor_has_active_appointments(oid):
-            raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
-        if not await store.delete_doctor(oid):
-            raise NotFound("Doctor not found.")
-        if await store.doctor_has_active_appointments(oid):
-            # A booking landed between the check and the delete (there are no transactions to
-            # stop it): put the profile back, same id, rather than leave a patient with no doctor.
-            await store.insert_doctor(doctor)
-            raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
-        await self.services.bus.publish(DoctorDeleted(doctor_id))
+        admin = self.require_user("admin")
+        doctor_id = self.path_id(doctor_id, "Doctor")
+        await doctors.delete_doctor(self.services, admin, doctor_id)
         self.send_json({"message": "Doctor deleted.", "id": doctor_id})
 
 
-class DoctorStatusHandler(DoctorHandlerMixin, APIHandler):
+class DoctorStatusHandler(DoctorRenderer, APIHandler):
     async def patch(self, doctor_id: str) -> None:
-        self.require_staff_of(doctor_id)
-        oid = self.path_id(doctor_id, "Doctor")
+        principal = self.require_user()
+        doctor_id = self.path_id(doctor_id, "Doctor")
         body = load_body(doctor_status_schema, self.json_body())
-        if body.get("isRunningLate") is False and "lateByMinutes" not in body:
-            body["lateByMinutes"] = 0
-        body["updatedAt"] = utcnow()
-        doctor = await self.services.store.update_doctor(oid, body)
-        if doctor is None:
-            raise NotFound("Doctor not found.")
-        await self.services.bus.publish(DoctorChanged(doctor_id, doctor))
-        self.send_json(doctor_schema.dump(doctor))
+        self.render_doctor(await doctors.set_status(self.services, principal, doctor_id, body))
 
 
-class QueueNextHandler(DoctorHandlerMixin, APIHandler):
+class DoctorStatsHandler(APIHandler):
+    async def get(self, doctor_id: str) -> None:
+        principal = self.require_user()
+        doctor_id = self.path_id(doctor_id, "Doctor")
+        day = load_body(day_query_schema, self.query_arguments())["date"]
+        self.send_json(await stats.day_stats(self.services, principal, doctor_id, day))
+
+
+class QueueNextHandler(APIHandler):
     async def post(self, doctor_id: str) -> None:
-        self.require_staff_of(doctor_id)
-        oid = self.path_id(doctor_id, "Doctor")
-        if b"".join(self._body_parts).strip() and self.json_body() != {}:
-            raise ValidationFailed("This endpoint takes no body (or {}).", code="invalid_body")
-        await self.load_doctor(doctor_id)
-        completed, current = await consultations.call_next(self.services, oid)
-        viewer = self.principal
-        self.send_json({"completed": present(completed, viewer),
-                        "current": present(current, viewer)})
+        principal = self.require_user()
+        doctor_id = self.path_id(doctor_id, "Doctor")
+        body = load_body(call_next_schema, self.json_body()) if self.has_body() else {}
+        result = await appointments.call_next(self.services, principal, doctor_id,
+                                              body.get("expectCurrent", NOT_GIVEN))
+        self.send_json({"completed": present(result.completed, principal),
+                        "current": present(result.current, principal)})

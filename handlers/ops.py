@@ -7,8 +7,8 @@ import hmac
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from handlers.base import APIHandler, bearer_token
-from server import metrics
-from server.errors import StoreUnavailable, Unauthorized
+from core import metrics
+from core.errors import StoreUnavailable, Unauthorized
 
 
 class HealthHandler(APIHandler):

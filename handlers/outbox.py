@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from typing import Any, Callable
 
 from actors.hub import Outgoing
-from server import metrics
+from core import metrics
 
 log = logging.getLogger("medpharma.ws")
 

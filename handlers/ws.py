@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from tornado import websocket
@@ -18,19 +19,20 @@ from tornado import websocket
 from actors.hub import Outgoing, appointment_room, doctor_room
 from handlers.base import allowed_methods, bearer_token, is_expected_error, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
-from handlers.queue import doctor_snapshot, locate_appointment
-from server import metrics
+from core import metrics
 from server.auth import TokenError
+from server.revocations import SESSION_ENDED_CLOSE_CODE
 from server.logs import request_id_for
-from server.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized
-from server.values import to_object_id
+from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized
+from core.access import is_staff_of
+from core.values import canonical_id, format_utc
+from domain.queues import locate_appointment, snapshot_of
 
 log = logging.getLogger("medpharma.ws")
 
 MAX_SUBSCRIPTIONS = 32
 MAX_FRAME_BYTES = 4096
-TOKEN_EXPIRED_CLOSE_CODE = 4001  # application range (4000-4999): "authenticate again"
-FRAME_KEYS = {"type", "doctorId", "appointmentId"}
+FRAME_KEYS = {"type", "doctorId", "appointmentId", "token"}
 SOCKETS_FULL_RETRY_AFTER_SECONDS = 10
 
 
@@ -47,6 +49,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self.viewer = None
         self.outbox: Outbox | None = None
         self.rooms: set[str] = set()
+        self.here_for: set[str] = set()  # own appointments this socket makes "present"
         self.drop_reason: str | None = None
         self.request_id = ""
         self._expiry: asyncio.TimerHandle | None = None
@@ -68,12 +71,22 @@ class QueueSocket(websocket.WebSocketHandler):
         if not token:
             metrics.auth_failures_total.labels("missing_token").inc()
             raise Unauthorized("Send a token: Authorization: Bearer <token>, or ?token=<token>.")
+        self.viewer = self._principal_of(token)
+        if self.viewer is None:
+            raise Unauthorized("The access token is invalid, expired or its session has ended.", code="bad_token")
+        self._take_user_slot()
+
+    def _principal_of(self, token: str):
+        """The token's principal if it may still be used (valid, and its session not ended)."""
         try:
-            self.viewer = self.services.tokens.decode(token)
+            principal = self.services.tokens.decode(token)
         except TokenError as exc:
             metrics.auth_failures_total.labels(exc.reason).inc()
-            raise Unauthorized("The access token is invalid or expired.", code=exc.reason) from None
-        self._take_user_slot()
+            return None
+        if self.services.revocations.is_refused(principal.user_id, principal.session_id) is not None:
+            metrics.auth_failures_total.labels("bad_token").inc()
+            return None
+        return principal
 
     def _take_user_slot(self) -> None:
         """One user holds at most WS_MAX_PER_USER sockets on this node. The slot is taken before the
@@ -126,14 +139,36 @@ class QueueSocket(websocket.WebSocketHandler):
         self.outbox.start()
         self.services.sockets.add(self)
         metrics.ws_connections_open.inc()
+        self._expire_with_token()
+
+    def _expire_with_token(self) -> None:
+        """A socket lives no longer than its latest token (the one that opened it, or an `auth` frame's)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.viewer.expires_at is not None:
-            # A socket lives no longer than the token that opened it.
             delay = max(0.0, self.viewer.expires_at - time.time())
             self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
 
     def _token_expired(self) -> None:
-        self.drop_reason = "token_expired"
-        self.close(TOKEN_EXPIRED_CLOSE_CODE, "token expired; reconnect with a new one")
+        self.end(SESSION_ENDED_CLOSE_CODE, "token expired; reconnect with a new one", "token_expired")
+
+    def end(self, code: int, reason: str, drop_reason: str = "session_ended") -> None:
+        """The server ends the socket: an expired token, an ended session, a disabled account."""
+        if self.drop_reason is None:
+            self.drop_reason = drop_reason
+        self.close(code, reason)
+
+    def _reauthenticate(self, frame: dict) -> None:
+        """`{"type": "auth", "token"}`: a fresh token of the same user keeps the socket open."""
+        token = frame.get("token")
+        principal = self._principal_of(token) if isinstance(token, str) else None
+        if principal is None or principal.user_id != self.viewer.user_id or principal.role != self.viewer.role:
+            raise FrameError("bad_token", "That token is not a valid token of this socket's user.")
+        self.viewer = principal
+        self.outbox.viewer = principal
+        self._expire_with_token()
+        self._send_event("auth:ok", {"expiresAt": format_utc(datetime.fromtimestamp(principal.expires_at,
+                                                                                     timezone.utc))})
 
     async def on_message(self, message: str | bytes) -> None:
         try:
@@ -145,6 +180,8 @@ class QueueSocket(websocket.WebSocketHandler):
                 await self._subscribe(frame)
             elif kind == "queue:unsubscribe":
                 self._unsubscribe(frame)
+            elif kind == "auth":
+                self._reauthenticate(frame)
             else:
                 raise FrameError("unknown_type", f"Unknown frame type {kind!r}.")
         except FrameError as exc:
@@ -161,6 +198,8 @@ class QueueSocket(websocket.WebSocketHandler):
             if self.outbox is not None:
                 hub.leave(room, self.outbox)
         self.rooms.clear()
+        for appointment_id in list(self.here_for):
+            self._not_here(appointment_id)
         if self.outbox is not None:
             self.outbox.close()
         if self in self.services.sockets:
@@ -200,8 +239,11 @@ class QueueSocket(websocket.WebSocketHandler):
         if unknown:
             raise FrameError("bad_frame", f"Unknown fields: {', '.join(sorted(unknown))}.")
         for key in ("doctorId", "appointmentId"):
-            if key in frame and to_object_id(frame[key]) is None:
-                raise FrameError("bad_frame", f"{key} must be a 24-hex id.")
+            if key in frame:
+                canonical = canonical_id(frame[key])
+                if canonical is None:
+                    raise FrameError("bad_frame", f"{key} must be a 24-hex id.")
+                frame[key] = canonical  # the same id in either case is the same room
         return frame
 
     async def _subscribe(self, frame: dict) -> None:
@@ -219,16 +261,15 @@ class QueueSocket(websocket.WebSocketHandler):
 
     async def _subscribe_doctor(self, doctor_id: str) -> None:
         try:
-            snapshot = await doctor_snapshot(self.services, doctor_id)
+            snapshot = await snapshot_of(self.services, doctor_id)
         except NotFound:
             raise FrameError("not_found", "Doctor not found.") from None
         if not self._still_open():
             return
         self._join(doctor_room(doctor_id))
         viewer = self.viewer
-        staff = viewer.is_admin or viewer.is_doctor_of(doctor_id)
         self.outbox.offer(f"queue:state:{doctor_id}",
-                          Outgoing("queue:state", snapshot.state_for(staff, viewer.user_id)))
+                          Outgoing("queue:state", snapshot.state_for(is_staff_of(viewer, doctor_id), viewer.user_id)))
 
     async def _subscribe_appointment(self, appointment_id: str) -> None:
         try:
@@ -240,6 +281,10 @@ class QueueSocket(websocket.WebSocketHandler):
         if not self._still_open():
             return
         self._join(appointment_room(appointment_id))
+        if found.patient_id == self.viewer.user_id and appointment_id not in self.here_for:
+            self.here_for.add(appointment_id)
+            if self.services.queues.presence.join(appointment_id):
+                self.services.queues.presence_changed([appointment_id])
         self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", found.update))
         if found.update["status"] == "in_consultation" and found.entry is not None and found.entry.join_url:
             # Joining while already called (a reconnect, a second device): it is still your turn.
@@ -255,6 +300,13 @@ class QueueSocket(websocket.WebSocketHandler):
             if room in self.rooms:
                 self.rooms.discard(room)
                 self.services.hub.leave(room, self.outbox)
+        if frame.get("appointmentId") in self.here_for:
+            self._not_here(frame["appointmentId"])
+
+    def _not_here(self, appointment_id: str) -> None:
+        self.here_for.discard(appointment_id)
+        if self.services.queues.presence.leave(appointment_id):
+            self.services.queues.presence_changed([appointment_id])
 
     def _still_open(self) -> bool:
         """After an await: a socket that is closing joins no more rooms."""

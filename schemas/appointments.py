@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from schemas.base import StrictSchema
-from schemas.fields import CleanString, NormalisedEmail, ObjectIdField, StrictInteger, UtcDateTime
-
-STATUSES = ("pending", "confirmed", "in_consultation", "completed", "cancelled", "no_show")
+from core.access import relation
+from core.statuses import STATUSES
+from schemas.base import PageQuerySchema, StrictSchema
+from schemas.fields import CleanString, ClinicDate, NormalisedEmail, ObjectIdField, UtcDateTime
 
 
 class AppointmentCreateSchema(StrictSchema):
@@ -23,9 +23,7 @@ class AppointmentStatusSchema(StrictSchema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
 
-class AppointmentListQuerySchema(StrictSchema):
-    limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=200))
-    offset = StrictInteger(load_default=0, validate=validate.Range(min=0, max=1_000_000))
+class AppointmentListQuerySchema(PageQuerySchema):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
     doctor = ObjectIdField(load_default=None)
 
@@ -55,9 +53,17 @@ class QueuePositionSchema(StrictSchema):
     position = fields.Integer()
     etaMinutes = fields.Integer()
     expectedStartAt = fields.String(allow_none=True)
+    delayMinutes = fields.Integer()
     avgConsultMinutes = fields.Integer()
     isRunningLate = fields.Boolean()
     lateByMinutes = fields.Integer()
+    awayUntil = UtcDateTime(allow_none=True)
+
+
+class DayQuerySchema(StrictSchema):
+    """`?date=YYYY-MM-DD` on a doctor's queue or stats: another clinic day (default today)."""
+
+    date = ClinicDate(load_default=None)
 
 
 appointment_schema = AppointmentSchema()
@@ -65,10 +71,7 @@ OPTIONAL = ("startedAt", "completedAt", "joinUrl")
 
 
 def may_see_join_url(appointment: dict, viewer) -> bool:
-    if viewer is None:
-        return False
-    return (viewer.is_admin or viewer.is_doctor_of(str(appointment["doctor"]))
-            or viewer.user_id == str(appointment["patient"]))
+    return relation(viewer, str(appointment["doctor"]), str(appointment["patient"])) is not None
 
 
 def present(appointment: dict | None, viewer) -> dict | None:

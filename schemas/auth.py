@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from schemas.base import StrictSchema
-from schemas.fields import CleanString, NormalisedEmail, ObjectIdField, Password, StrictInteger, UtcDateTime
+from schemas.base import PageQuerySchema, StrictSchema
+from core.access import ROLES
+from core.audit import ACTIONS
+from schemas.fields import (CleanString, NormalisedEmail, ObjectIdField, Password, StrictBoolean, StrictInteger,
+                            UtcDateTime)
 
 NAME = validate.Length(min=1, max=100)
 
@@ -34,12 +37,67 @@ class InviteCreateSchema(StrictSchema):
     doctorId = ObjectIdField(load_default=None, allow_none=True)
 
 
+class RefreshSchema(StrictSchema):
+    refreshToken = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class PasswordChangeSchema(StrictSchema):
+    currentPassword = fields.String(required=True, validate=validate.Length(max=1024))
+    newPassword = Password(required=True)
+
+
+class UserPatchSchema(StrictSchema):
+    disabled = StrictBoolean(required=True)
+
+
+class UserListQuerySchema(PageQuerySchema):
+    role = fields.String(load_default=None, validate=validate.OneOf(ROLES))
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+
+
+class InviteListQuerySchema(PageQuerySchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(("active", "used", "expired", "revoked")))
+
+
+class AuditQuerySchema(PageQuerySchema):
+    action = fields.String(load_default=None, validate=validate.OneOf(ACTIONS))
+    actor = ObjectIdField(load_default=None)
+    target = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+
+
 class UserSchema(StrictSchema):
     id = ObjectIdField(attribute="_id")
     name = fields.String()
     email = fields.String()
     role = fields.String()
     doctorId = ObjectIdField()
+    disabled = fields.Boolean(dump_default=False)
+
+
+class InviteSchema(StrictSchema):
+    """An invite as an admin lists it: never its token (only the hash is stored anyway)."""
+
+    inviteId = ObjectIdField(attribute="_id")
+    email = fields.String()
+    role = fields.String()
+    doctorId = ObjectIdField()
+    status = fields.String()
+    createdAt = UtcDateTime()
+    expiresAt = UtcDateTime()
+    createdBy = ObjectIdField()
+    usedAt = UtcDateTime()
+
+
+class AuditEntrySchema(StrictSchema):
+    id = ObjectIdField(attribute="_id")
+    at = UtcDateTime()
+    actorId = ObjectIdField(allow_none=True)
+    actorRole = fields.String(allow_none=True)
+    action = fields.String()
+    target = fields.String(allow_none=True)
+    details = fields.Dict()
+    requestId = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
 
 
 class InviteCreatedSchema(StrictSchema):
@@ -49,10 +107,21 @@ class InviteCreatedSchema(StrictSchema):
 
 
 user_schema = UserSchema()
+invite_schema = InviteSchema()
+audit_entry_schema = AuditEntrySchema()
 
 
 def public_user(user: dict) -> dict:
     data = user_schema.dump(user)
+    data["disabled"] = bool(user.get("disabled", False))
     if data.get("doctorId") is None:
         data.pop("doctorId", None)
+    return data
+
+
+def listed_invite(invite: dict) -> dict:
+    data = invite_schema.dump(invite)
+    for optional in ("doctorId", "usedAt"):
+        if data.get(optional) is None:
+            data.pop(optional, None)
     return data

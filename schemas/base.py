@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, validate
 
-from server.errors import ValidationFailed
+from core.errors import ValidationFailed
+from schemas.fields import StrictInteger
 
 
 class StrictSchema(Schema):
@@ -12,6 +13,13 @@ class StrictSchema(Schema):
 
     class Meta:
         ordered = True
+
+
+class PageQuerySchema(StrictSchema):
+    """`limit` and `offset` of every listing."""
+
+    limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=200))
+    offset = StrictInteger(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
 def load_body(schema: Schema, data, *, partial: bool = False) -> dict:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from core.access import is_staff_of
 from schemas.base import StrictSchema
 from schemas.fields import CleanString, NormalisedEmail, ObjectIdField, StrictBoolean, StrictInteger, UtcDateTime
 
-DEFAULT_AVG_CONSULT_MINUTES = 12
+STAFF_CONTACTS = ("email", "phone")  # a public directory does not hand out staff contacts
 
 
 class DoctorCreateSchema(StrictSchema):
@@ -24,6 +25,13 @@ class DoctorStatusSchema(StrictSchema):
     isRunningLate = StrictBoolean()
     lateByMinutes = StrictInteger(validate=validate.Range(min=0, max=600))
     avgConsultMinutes = StrictInteger(validate=validate.Range(min=1, max=240))
+    awayUntil = UtcDateTime(allow_none=True)
+
+
+class CallNextSchema(StrictSchema):
+    """`expectCurrent`: the appointment the caller sees in consultation (null: nobody)."""
+
+    expectCurrent = ObjectIdField(allow_none=True)
 
 
 class DoctorSchema(StrictSchema):
@@ -36,8 +44,22 @@ class DoctorSchema(StrictSchema):
     avgConsultMinutes = fields.Integer()
     isRunningLate = fields.Boolean()
     lateByMinutes = fields.Integer()
+    awayUntil = UtcDateTime(allow_none=True)
     createdAt = UtcDateTime()
     updatedAt = UtcDateTime()
 
 
 doctor_schema = DoctorSchema()
+
+
+def present_doctor(doctor: dict, viewer, now) -> dict:
+    """The API shape for this viewer: `email` and `phone` only for admins and that doctor; a break
+    that has passed shows as none."""
+    data = doctor_schema.dump(doctor)
+    if not is_staff_of(viewer, data["id"]):
+        for key in STAFF_CONTACTS:
+            data.pop(key, None)
+    away = doctor.get("awayUntil")
+    if away is None or away <= now:
+        data["awayUntil"] = None
+    return data

@@ -11,7 +11,7 @@ from datetime import timezone
 
 from marshmallow import ValidationError, fields
 
-from server.values import format_utc, to_object_id, truncate_ms
+from core.values import format_utc, to_object_id, truncate_ms
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -33,6 +33,17 @@ class UtcDateTime(fields.AwareDateTime):
             return truncate_ms(parsed.astimezone(timezone.utc))
         except OverflowError:  # 0001-01-01T00:00+01:00, 9999-12-31T23:59-01:00: no UTC time exists
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+
+
+class ClinicDate(fields.Date):
+    """A calendar day, `YYYY-MM-DD` and nothing else (a clinic day has no time or zone)."""
+
+    default_error_messages = {"invalid": "Give a day as YYYY-MM-DD."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or len(value) != 10:
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class StrictInteger(fields.Integer):
@@ -101,5 +112,5 @@ class Password(fields.String):
         return text
 
 
-__all__ = ["UtcDateTime", "StrictInteger", "StrictBoolean", "CleanString", "NormalisedEmail",
+__all__ = ["UtcDateTime", "ClinicDate", "StrictInteger", "StrictBoolean", "CleanString", "NormalisedEmail",
            "ObjectIdField", "Password", "format_utc"]

@@ -15,7 +15,7 @@ import signal
 import sys
 
 from config.settings import ConfigError, load_settings
-from server.errors import StartupError, StoreUnavailable
+from core.errors import StartupError, StoreUnavailable
 from server.logs import configure_logging
 
 log = logging.getLogger("medpharma.server")
@@ -72,7 +72,7 @@ async def run_seed_admin(settings) -> int:
         print("seed-admin: MONGO_URI is not set, so this would seed a throw-away in-memory store; "
               "set MONGO_URI, or set SEED_ADMIN_* when starting the server instead", file=sys.stderr)
         return 2
-    from server.seed import seed_admin
+    from domain.accounts import seed_admin
 
     services = build_services(settings)
     try:

@@ -19,18 +19,21 @@ from tornado import web
 from actors.hub import Hub
 from actors.registry import QueueRegistry, system_clock
 from config.settings import Settings
+from core.days import ClinicCalendar
 from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, ws
 from handlers.base import LivenessHandler, NotFoundHandler
-from server import metrics
+from core import metrics
 from server.auth import PasswordHasher, TokenIssuer
 from server.bus import InProcessBus, RedisBus
 from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS, EdgeHTTPServer
 from server.logs import log_request
 from server.ratelimit import LoginLimits, RegistrationLimits
-from server.errors import StartupError
-from server.seed import seed_admin
+from server.revocations import ACCOUNT_DISABLED_CLOSE_CODE, SESSION_ENDED_CLOSE_CODE, Revocations
+from core.errors import StartupError
+from domain.sessions import load_revocations
+from domain.accounts import seed_admin
 from server.store import Store
-from server.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.server")
 
@@ -50,9 +53,11 @@ class Services:
     tokens: TokenIssuer
     hub: Hub
     queues: QueueRegistry
+    calendar: ClinicCalendar
     bus: Any
     login_limits: LoginLimits
     registration_limits: RegistrationLimits
+    revocations: Revocations
     sockets: set = field(default_factory=set)
     sockets_per_user: Counter = field(default_factory=Counter)  # user id → sockets held (WS_MAX_PER_USER)
     in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
@@ -73,11 +78,19 @@ ROUTES: list[tuple[str, type]] = [
     (r"/api/auth/login", auth_handlers.LoginHandler),
     (r"/api/auth/me", auth_handlers.MeHandler),
     (r"/api/auth/register/invite", auth_handlers.InviteRegisterHandler),
+    (r"/api/auth/refresh", auth_handlers.RefreshHandler),
+    (r"/api/auth/logout", auth_handlers.LogoutHandler),
+    (r"/api/auth/password", auth_handlers.PasswordHandler),
     (r"/api/admin/invites", admin.InvitesHandler),
+    (rf"/api/admin/invites/{ID}", admin.InviteHandler),
+    (r"/api/admin/users", admin.UsersHandler),
+    (rf"/api/admin/users/{ID}", admin.UserHandler),
+    (r"/api/admin/audit", admin.AuditHandler),
     (r"/api/doctors", doctors.DoctorsHandler),
     (rf"/api/doctors/{ID}", doctors.DoctorHandler),
     (rf"/api/doctors/{ID}/status", doctors.DoctorStatusHandler),
     (rf"/api/doctors/{ID}/queue/next", doctors.QueueNextHandler),
+    (rf"/api/doctors/{ID}/stats", doctors.DoctorStatsHandler),
     (r"/api/appointments", appointments.AppointmentsHandler),
     (r"/api/appointments/my", appointments.MyAppointmentsHandler),
     (rf"/api/appointments/doctor/{ID}", appointments.DoctorAppointmentsHandler),
@@ -114,16 +127,32 @@ def build_services(settings: Settings, *, store: Store | None = None,
                    idle_seconds: float = 300.0) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
     hub = Hub()
-    registry = QueueRegistry(store, hub, clock=clock, tick_seconds=tick_seconds, idle_seconds=idle_seconds)
-    return Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
-                    tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
-                    hub=hub, queues=registry,
-                    bus=(RedisBus(registry, settings.redis_url, jwt_secret=settings.jwt_secret,
-                                  mongo_db=settings.mongo_db)
-                         if settings.redis_url else InProcessBus(registry)),
-                    login_limits=LoginLimits(settings.login_failures_per_minute,
-                                             settings.login_failures_per_address_per_minute),
-                    registration_limits=RegistrationLimits(settings.registrations_per_hour))
+    calendar = ClinicCalendar.named(settings.clinic_timezone)
+    registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
+                             idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes)
+    revocations = Revocations(settings.jwt_expires_seconds)
+    services = Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
+                        tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
+                        hub=hub, queues=registry, calendar=calendar,
+                        bus=(RedisBus(registry, revocations, settings.redis_url, jwt_secret=settings.jwt_secret,
+                                      mongo_db=settings.mongo_db)
+                             if settings.redis_url else InProcessBus(registry, revocations)),
+                        login_limits=LoginLimits(settings.login_failures_per_minute,
+                                                 settings.login_failures_per_address_per_minute),
+                        registration_limits=RegistrationLimits(settings.registrations_per_hour),
+                        revocations=revocations)
+    revocations.on_session_revoked = lambda sid: close_sockets(
+        services, lambda v: v.session_id == sid, SESSION_ENDED_CLOSE_CODE, "session_ended")
+    revocations.on_account_disabled = lambda uid: close_sockets(
+        services, lambda v: v.user_id == uid, ACCOUNT_DISABLED_CLOSE_CODE, "account_disabled")
+    return services
+
+
+def close_sockets(services: Services, whose: Callable, code: int, reason: str) -> None:
+    """Ends the open sockets of an ended session or a disabled account on this node."""
+    for socket in list(services.sockets):
+        if socket.viewer is not None and whose(socket.viewer):
+            socket.end(code, reason.replace("_", " "), reason)
 
 
 class Server:
@@ -147,6 +176,7 @@ class Server:
         try:
             await self.services.store.ensure_reachable()
             await self.services.store.ensure_indexes()
+            await load_revocations(self.services)
             try:
                 await self.services.bus.start()
             except Exception as exc:

@@ -17,18 +17,18 @@ import secrets
 import time
 from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import bcrypt
 import jwt
 
-from server import metrics
-from server.errors import Busy, RateLimited
+from core import metrics
+from core.access import ROLES, Principal
+from core.errors import Busy, RateLimited
+from core.values import canonical_id
 from server.ratelimit import REFUSAL_PAUSE_SECONDS
 
 ALGORITHM = "HS256"
-ROLES = ("patient", "doctor", "admin")
 MAX_PASSWORD_BYTES = 72  # bcrypt's limit; longer passwords are refused at registration
 
 # bcrypt releases the GIL, so two threads use both cores; more would only queue inside the pool.
@@ -37,23 +37,6 @@ MAX_HASHING_WAITING = 32
 MAX_HASHING_PER_CLIENT = 8  # running or waiting; a clinic's desks behind one address still fit
 BUSY_RETRY_AFTER_SECONDS = 1
 _password_pool = ThreadPoolExecutor(max_workers=HASHING_WORKERS, thread_name_prefix="bcrypt")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling, as the token says. Roles never change, so the token is enough to authorize."""
-
-    user_id: str
-    role: str
-    doctor_id: str | None = None
-    expires_at: float | None = None  # the token's `exp`, so a long-lived socket can end with it
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    def is_doctor_of(self, doctor_id: str) -> bool:
-        return self.role == "doctor" and self.doctor_id is not None and self.doctor_id == str(doctor_id)
 
 
 class TokenError(Exception):
@@ -171,9 +154,10 @@ class TokenIssuer:
         self._secret = secret
         self.expires_seconds = expires_seconds
 
-    def issue(self, user: dict) -> str:
+    def issue(self, user: dict, session_id: str) -> str:
         now = int(time.time())
-        claims = {"sub": str(user["_id"]), "role": user["role"], "iat": now, "exp": now + self.expires_seconds}
+        claims = {"sub": str(user["_id"]), "role": user["role"], "sid": session_id, "iat": now,
+                  "exp": now + self.expires_seconds}
         if user.get("doctorId") is not None:
             claims["doctorId"] = str(user["doctorId"])
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
@@ -186,12 +170,16 @@ class TokenIssuer:
             raise TokenError("expired_token") from None
         except jwt.PyJWTError:
             raise TokenError("bad_token") from None
-        role, subject = claims.get("role"), claims.get("sub")
-        if role not in ROLES or not isinstance(subject, str):
+        role, subject = claims.get("role"), canonical_id(claims.get("sub"))
+        if role not in ROLES or subject is None:
             raise TokenError("bad_token")
-        doctor_id = claims.get("doctorId")
-        return Principal(subject, role, doctor_id if isinstance(doctor_id, str) else None,
-                         float(claims["exp"]))
+        return Principal(subject, role, canonical_id(claims.get("doctorId")), float(claims["exp"]),
+                         canonical_id(claims.get("sid")))
+
+
+def new_refresh_token() -> str:
+    """256 random bits, URL-safe; only its SHA-256 is stored."""
+    return secrets.token_urlsafe(32)
 
 
 def new_invite_token() -> str:
@@ -199,7 +187,8 @@ def new_invite_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def hash_invite_token(token: str) -> str:
+def hash_secret(token: str) -> str:
+    """What the store keeps of an invite or refresh token: its SHA-256, enough to find it again."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -1,7 +1,8 @@
 """The event bus between handlers and actors.
 
 `publish(change)` returns once this process's actor for the doctor has taken the change in, so a
-read right after a write sees it (read-your-writes). In one process that is all there is.
+read right after a write sees it (read-your-writes); a revocation (a session ended, an account
+disabled) is applied to this node's revocation list. In one process that is all there is.
 
 With `REDIS_URL` set, the change is also published on a Redis channel, and every other node's
 registry hands it to its own actor for that doctor, so a patient watching through node A sees a
@@ -18,7 +19,8 @@ MongoDB, the source of truth:
 - **Publishing never holds up the answer.** The local actor is awaited; the Redis publish goes to a
   background publisher that retries with backoff, in order. If it gives up, the node reloads the
   queues concerned and, once Redis answers again, publishes a signed `resync` naming those doctors,
-  so every other node reloads them too.
+  so every other node reloads them too. A revocation that could not be published is sent again
+  then, as it is: a queue can be reloaded from the store, a node's revocation list only at start.
 - **Reconnects.** A listener that lost its connection reloads every live queue when it is back (it
   may have missed anything in between), then sends any resync still owed.
 - **No head-of-line blocking.** The listener hands each message to its actor without waiting for
@@ -36,9 +38,10 @@ import uuid
 
 from bson import json_util
 
-from actors.messages import AppointmentChanged, DoctorChanged, DoctorDeleted
-from server import metrics
-from server.tasks import cancel_and_wait
+from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
+from core import metrics
+from core.tasks import cancel_and_wait
+from server.revocations import AccountDisabled, SessionsRevoked
 
 log = logging.getLogger("medpharma.bus")
 
@@ -53,8 +56,9 @@ RESYNC = "resync"
 
 
 class InProcessBus:
-    def __init__(self, registry):
+    def __init__(self, registry, revocations):
         self.registry = registry
+        self.revocations = revocations
 
     async def start(self) -> None:
         pass
@@ -62,8 +66,15 @@ class InProcessBus:
     async def stop(self) -> None:
         pass
 
-    async def publish(self, change: AppointmentChanged | DoctorChanged | DoctorDeleted) -> None:
-        await self.registry.deliver(change)
+    async def publish(self, change) -> None:
+        await self.deliver(change)
+
+    async def deliver(self, message) -> None:
+        """A queue change to the doctor's actor; a revocation to this node's revocation list."""
+        if isinstance(message, (SessionsRevoked, AccountDisabled)):
+            self.revocations.apply(message)
+        else:
+            await self.registry.deliver(message)
 
 
 def channel_name(mongo_db: str) -> str:
@@ -102,9 +113,14 @@ def verify(raw: str | bytes, key: bytes) -> bytes:
 
 def encode_change(change, node_id: str) -> str:
     """Extended JSON (bson.json_util) keeps ObjectIds and datetimes exact across the wire."""
+    if isinstance(change, SessionsRevoked):
+        return json_util.dumps({"node": node_id, "kind": change.kind, "sessionIds": list(change.session_ids)})
+    if isinstance(change, AccountDisabled):
+        return json_util.dumps({"node": node_id, "kind": change.kind, "userId": change.user_id,
+                                "disabled": change.disabled})
     message = {"node": node_id, "kind": change.kind, "doctorId": change.doctor_id}
-    if isinstance(change, AppointmentChanged):
-        message["document"] = change.appointment
+    if isinstance(change, AppointmentsChanged):
+        message["documents"] = list(change.appointments)
     elif isinstance(change, DoctorChanged):
         message["document"] = change.doctor
     return json_util.dumps(message)
@@ -114,11 +130,15 @@ def encode_resync(doctor_ids, node_id: str) -> str:
     return json_util.dumps({"node": node_id, "kind": RESYNC, "doctorIds": sorted(doctor_ids)})
 
 
-def decode_change(raw: str | bytes) -> tuple[str, AppointmentChanged | DoctorChanged | DoctorDeleted]:
+def decode_change(raw: str | bytes) -> tuple[str, AppointmentsChanged | DoctorChanged | DoctorDeleted]:
     message = json_util.loads(raw, json_options=json_util.JSONOptions(tz_aware=True))
+    if message["kind"] == SessionsRevoked.kind:
+        return message["node"], SessionsRevoked(tuple(message["sessionIds"]))
+    if message["kind"] == AccountDisabled.kind:
+        return message["node"], AccountDisabled(message["userId"], bool(message["disabled"]))
     kind, doctor_id = message["kind"], message["doctorId"]
-    if kind == AppointmentChanged.kind:
-        return message["node"], AppointmentChanged(doctor_id, message["document"])
+    if kind == AppointmentsChanged.kind:
+        return message["node"], AppointmentsChanged(doctor_id, tuple(message["documents"]))
     if kind == DoctorChanged.kind:
         return message["node"], DoctorChanged(doctor_id, message["document"])
     if kind == DoctorDeleted.kind:
@@ -137,18 +157,29 @@ def decode_message(body: bytes) -> tuple[str, object]:
             if not isinstance(doctor_ids, list) or not all(isinstance(d, str) for d in doctor_ids):
                 raise ValueError("doctorIds must be a list of strings")
             return message["node"], frozenset(doctor_ids)
-        if not isinstance(message.get("doctorId"), str):
-            raise ValueError("doctorId must be a string")
-        if "document" in message and not isinstance(message["document"], dict):
-            raise ValueError("document must be an object")
+        if message.get("kind") == SessionsRevoked.kind:
+            if not isinstance(message.get("sessionIds"), list) or \
+                    not all(isinstance(s, str) for s in message["sessionIds"]):
+                raise ValueError("sessionIds must be a list of strings")
+        elif message.get("kind") == AccountDisabled.kind:
+            if not isinstance(message.get("userId"), str) or not isinstance(message.get("disabled"), bool):
+                raise ValueError("userId must be a string and disabled a boolean")
+        else:
+            if not isinstance(message.get("doctorId"), str):
+                raise ValueError("doctorId must be a string")
+            if "document" in message and not isinstance(message["document"], dict):
+                raise ValueError("document must be an object")
+            if "documents" in message and (not isinstance(message["documents"], list) or
+                                           not all(isinstance(d, dict) for d in message["documents"])):
+                raise ValueError("documents must be a list of objects")
         return decode_change(body)
     except Exception:
         raise BadMessage("malformed") from None
 
 
 class RedisBus(InProcessBus):
-    def __init__(self, registry, redis_url: str, *, jwt_secret: str, mongo_db: str):
-        super().__init__(registry)
+    def __init__(self, registry, revocations, redis_url: str, *, jwt_secret: str, mongo_db: str):
+        super().__init__(registry, revocations)
         self.redis_url = redis_url
         self.channel = channel_name(mongo_db)
         self._key = signing_key(jwt_secret, mongo_db)
@@ -157,6 +188,7 @@ class RedisBus(InProcessBus):
         self.resync_retry_delays = RESYNC_RETRY_DELAYS_SECONDS
         self.received = 0  # messages from other nodes accepted (for tests and debugging)
         self.owed_resync: set[str] = set()  # doctors whose changes other nodes may have missed
+        self.owed_revocations: list = []  # revocations other nodes have not heard of yet
         self._client = None
         self._listener: asyncio.Task | None = None
         self._publisher: asyncio.Task | None = None
@@ -189,11 +221,17 @@ class RedisBus(InProcessBus):
 
     # -- sending -----------------------------------------------------------------------------------
     async def publish(self, change) -> None:
-        await self.registry.deliver(change)
+        await self.deliver(change)
         if self._outgoing.qsize() >= MAX_OUTGOING:
-            self.owed_resync.add(change.doctor_id)  # Redis has been away long; a resync will cover it
+            self._owe(change)  # Redis has been away long; the repair will cover it
             return
         self._outgoing.put_nowait(change)
+
+    def _owe(self, change) -> None:
+        if isinstance(change, (SessionsRevoked, AccountDisabled)):
+            self.owed_revocations.append(change)
+        else:
+            self.owed_resync.add(change.doctor_id)
 
     async def _publish_forever(self) -> None:
         while True:
@@ -201,13 +239,14 @@ class RedisBus(InProcessBus):
             message = sign(encode_change(change, self.node_id), self._key)
             if await self._send(message, self.publish_retry_delays):
                 continue
-            missed = {change.doctor_id}
+            failed = [change]
             while not self._outgoing.empty():  # Redis is away: everything queued shares the fate
-                missed.add(self._outgoing.get_nowait().doctor_id)
+                failed.append(self._outgoing.get_nowait())
             metrics.bus_publish_failures_total.inc()
-            log.warning("could not publish changes to Redis; repairing", extra={"doctors": len(missed)})
-            self.owed_resync |= missed
-            await self.registry.reload(missed)
+            log.warning("could not publish changes to Redis; repairing", extra={"changes": len(failed)})
+            for message in failed:
+                self._owe(message)
+            await self.registry.reload(set(self.owed_resync))
             await self._send_owed_resync()
 
     async def _send(self, message: bytes, retry_delays) -> bool:
@@ -226,9 +265,15 @@ class RedisBus(InProcessBus):
         return False
 
     async def _send_owed_resync(self) -> None:
-        """Tells every other node to reload the doctors it may have missed changes of; keeps trying
-        (with backoff) until Redis takes it."""
+        """Sends the revocations other nodes missed, then tells them to reload the doctors they may
+        have missed changes of; keeps trying (with backoff) until Redis takes it all."""
         attempt = 0
+        while self.owed_revocations:
+            if await self._send(sign(encode_change(self.owed_revocations[0], self.node_id), self._key), ()):
+                self.owed_revocations.pop(0)
+                continue
+            await asyncio.sleep(self.resync_retry_delays[min(attempt, len(self.resync_retry_delays) - 1)])
+            attempt += 1
         while self.owed_resync:
             doctors = set(self.owed_resync)
             if await self._send(sign(encode_resync(doctors, self.node_id), self._key), ()):
@@ -251,7 +296,7 @@ class RedisBus(InProcessBus):
                 if not first:
                     log.info("Redis bus reconnected; reloading queues")
                     await self.registry.reload_all()
-                    if self.owed_resync:
+                    if self.owed_resync or self.owed_revocations:
                         self._spawn(self._send_owed_resync())
                 first, attempt = False, 0
                 async for message in pubsub.listen():
@@ -287,7 +332,7 @@ class RedisBus(InProcessBus):
         else:
             # Not awaited: deliveries to one doctor enter its mailbox in the order they are spawned,
             # while a slow queue keeps no other doctor waiting.
-            self._spawn(self.registry.deliver(content))
+            self._spawn(self.deliver(content))
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -29,7 +29,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
-from server import metrics
+from core import metrics
 
 log = logging.getLogger("medpharma.server")
 

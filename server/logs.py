@@ -14,7 +14,7 @@ import sys
 import uuid
 from datetime import datetime, timezone
 
-from server.metrics import method_label
+from core.metrics import method_label
 
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),

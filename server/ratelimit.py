@@ -24,8 +24,8 @@ from collections import deque
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
-from server import metrics
-from server.errors import RateLimited
+from core import metrics
+from core.errors import RateLimited
 
 REFUSAL_PAUSE_SECONDS = 1.0
 

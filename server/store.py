@@ -21,24 +21,26 @@ import logging
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any, Awaitable, Iterable
+from typing import Any, Awaitable
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from server import metrics
-from server.errors import StartupError, StoreUnavailable
-from server.values import as_utc, to_object_id, truncate_ms, utcnow  # noqa: F401  (re-exported)
+from core import metrics
+from core.errors import StartupError, StoreUnavailable
+from core.statuses import ACTIVE, IN_CONSULTATION, WAITING
+from core.values import as_utc, utcnow
 
 log = logging.getLogger("medpharma.store")
 
-WAITING_STATUSES = ("pending", "confirmed")
-ACTIVE_STATUSES = ("pending", "confirmed", "in_consultation")
 PING_TIMEOUT_SECONDS = 2.0
 STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
+SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
+IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (API.md)
+QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # API.md's queue order
 
-__all__ = ["Store", "DuplicateKeyError", "utcnow", "to_object_id", "WAITING_STATUSES", "ACTIVE_STATUSES"]
+__all__ = ["Store", "DuplicateKeyError"]
 
 
 def _normalise(document: dict | None) -> dict | None:
@@ -61,6 +63,9 @@ class Store:
         self.doctors = self.db["doctors"]
         self.invites = self.db["invites"]
         self.appointments = self.db["appointments"]
+        self.idempotency = self.db["idempotencyKeys"]
+        self.audit = self.db["audit"]
+        self.sessions = self.db["sessions"]
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -94,6 +99,18 @@ class Store:
                                              name="one_waiting_per_patient_doctor")
         await self.appointments.create_index([("consultingDoctor", ASCENDING)], unique=True, sparse=True,
                                              name="one_consultation_per_doctor")
+        await self.sessions.create_index([("refreshHash", ASCENDING)], unique=True, name="refresh_hash_unique")
+        await self.sessions.create_index([("spentHashes", ASCENDING)], name="spent_hashes")
+        await self.sessions.create_index([("userId", ASCENDING), ("revokedAt", ASCENDING)], name="by_user")
+        await self.sessions.create_index([("revokedAt", ASCENDING)], name="by_revocation")
+        await self.audit.create_index([("at", DESCENDING), ("_id", DESCENDING)], name="newest_first")
+        await self.audit.create_index([("action", ASCENDING), ("at", DESCENDING)], name="by_action")
+        await self.users.create_index([("role", ASCENDING), ("createdAt", DESCENDING)], name="by_role")
+        await self.invites.create_index([("createdAt", DESCENDING)], name="newest_first")
+        await self.idempotency.create_index([("userId", ASCENDING), ("key", ASCENDING)], unique=True,
+                                            name="one_answer_per_user_key")
+        await self.idempotency.create_index([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_SECONDS,
+                                            name="keys_expire")
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
@@ -137,6 +154,31 @@ class Store:
     async def find_user(self, user_id: ObjectId) -> dict | None:
         return _normalise(await self._run("find_user", self.users.find_one({"_id": user_id})))
 
+    async def set_password(self, user_id: ObjectId, password_hash: str) -> None:
+        await self._run("update_user", self.users.update_one(
+            {"_id": user_id}, {"$set": {"passwordHash": password_hash, "updatedAt": utcnow()}}))
+
+    async def set_user_disabled(self, user_id: ObjectId, disabled: bool) -> dict | None:
+        return _normalise(await self._run("update_user", self.users.find_one_and_update(
+            {"_id": user_id}, {"$set": {"disabled": disabled, "updatedAt": utcnow()}},
+            return_document=ReturnDocument.AFTER)))
+
+    async def disable_doctor_accounts(self, doctor_id: ObjectId) -> list[dict]:
+        """Disables every account linked to a doctor profile; returns those that were enabled."""
+        linked = await self._find_list("find_user", self.users.find({"doctorId": doctor_id, "disabled": {"$ne": True}}))
+        if linked:
+            await self._run("update_user", self.users.update_many(
+                {"_id": {"$in": [u["_id"] for u in linked]}}, {"$set": {"disabled": True, "updatedAt": utcnow()}}))
+        return linked
+
+    async def disabled_user_ids(self) -> list[ObjectId]:
+        found = await self._find_list("find_user", self.users.find({"disabled": True}, {"_id": 1}))
+        return [u["_id"] for u in found]
+
+    async def page_users(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+        return await self._page("users", self.users, query, [("createdAt", DESCENDING), ("_id", DESCENDING)],
+                                limit, offset)
+
     async def user_email_taken(self, email: str) -> bool:
         return await self._run("find_user", self.users.count_documents({"email": email}, limit=1)) > 0
 
@@ -161,6 +203,31 @@ class Store:
         return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
             {"_id": doctor_id}, {"$set": changes, "$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)))
 
+    async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime,
+                              quiet_since: datetime | None) -> bool:
+        """Marks a call-next for this doctor as begun at `now`. With `quiet_since`, only if no
+        call-next began after it: of two call-nexts within the double-submit window, one wins.
+        `lastCallNext` is bookkeeping, not a profile change, so `version` is left alone."""
+        query: dict = {"_id": doctor_id}
+        if quiet_since is not None:
+            query["$or"] = [{"lastCallNext": None}, {"lastCallNext.at": {"$lte": quiet_since}}]
+        result = await self._run("claim_call_next", self.doctors.update_one(
+            query, {"$set": {"lastCallNext": {"at": now, "token": token, "done": False}}}))
+        return result.matched_count == 1
+
+    async def finish_call_next(self, doctor_id: ObjectId, token: str, completed: ObjectId | None,
+                               current: ObjectId | None) -> None:
+        """Records what the claimed call-next did, so a double submit can answer the same."""
+        await self._run("claim_call_next", self.doctors.update_one(
+            {"_id": doctor_id, "lastCallNext.token": token},
+            {"$set": {"lastCallNext.done": True, "lastCallNext.completed": completed,
+                      "lastCallNext.current": current}}))
+
+    async def abandon_call_next(self, doctor_id: ObjectId, token: str) -> None:
+        """A claimed call-next that failed leaves no window behind: the next one runs for real."""
+        await self._run("claim_call_next", self.doctors.update_one(
+            {"_id": doctor_id, "lastCallNext.token": token}, {"$set": {"lastCallNext": None}}))
+
     async def delete_doctor(self, doctor_id: ObjectId) -> bool:
         result = await self._run("delete_doctor", self.doctors.delete_one({"_id": doctor_id}))
         return result.deleted_count == 1
@@ -181,7 +248,7 @@ class Store:
     async def claim_invite(self, token_hash: str, now: datetime) -> dict | None:
         """Marks a usable invite used in one conditional update: of N concurrent claims, one wins."""
         return _normalise(await self._run("claim_invite", self.invites.find_one_and_update(
-            {"tokenHash": token_hash, "usedAt": None, "expiresAt": {"$gt": now}},
+            {"tokenHash": token_hash, "usedAt": None, "revokedAt": None, "expiresAt": {"$gt": now}},
             {"$set": {"usedAt": now}, "$unset": {"activeKey": ""}},
             return_document=ReturnDocument.AFTER)))
 
@@ -192,6 +259,19 @@ class Store:
         await self._run("release_invite", self.invites.update_one(
             {"_id": invite["_id"], "usedAt": invite["usedAt"]},
             {"$set": {"usedAt": None}}))
+
+    async def revoke_invite(self, invite_id: ObjectId, now: datetime) -> dict | None:
+        """Revokes an invite nobody has used (one conditional update); None if it was used meanwhile."""
+        return _normalise(await self._run("update_invite", self.invites.find_one_and_update(
+            {"_id": invite_id, "usedAt": None}, {"$set": {"revokedAt": now}, "$unset": {"activeKey": ""}},
+            return_document=ReturnDocument.AFTER)))
+
+    async def find_invite(self, invite_id: ObjectId) -> dict | None:
+        return _normalise(await self._run("find_invite", self.invites.find_one({"_id": invite_id})))
+
+    async def page_invites(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+        return await self._page("invites", self.invites, query, [("createdAt", DESCENDING), ("_id", DESCENDING)],
+                                limit, offset)
 
     async def mark_invite_used_by(self, invite_id: ObjectId, user_id: ObjectId) -> None:
         await self._run("claim_invite", self.invites.update_one({"_id": invite_id},
@@ -215,6 +295,9 @@ class Store:
             {"_id": appointment_id, "status": expected_status, "version": expected_version},
             update, return_document=ReturnDocument.AFTER)))
 
+    async def find_appointments(self, appointment_ids: list[ObjectId]) -> list[dict]:
+        return await self._find_list("find_appointment", self.appointments.find({"_id": {"$in": appointment_ids}}))
+
     async def appointments_of_patient(self, patient_id: ObjectId) -> list[dict]:
         return await self._find_list("list_appointments", self.appointments.find(
             {"patient": patient_id}).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]))
@@ -222,34 +305,112 @@ class Store:
     async def active_appointments_of_doctor(self, doctor_id: ObjectId) -> list[dict]:
         """Waiting and in-consultation appointments: what a doctor's actor loads."""
         return await self._find_list("load_queue", self.appointments.find(
-            {"doctor": doctor_id, "status": {"$in": list(ACTIVE_STATUSES)}}))
+            {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}))
 
-    async def queue_heads(self, doctor_id: ObjectId, count: int) -> list[dict]:
-        return await self._find_list("queue_head", self._waiting_cursor(doctor_id).limit(count))
+    async def queue_head(self, doctor_id: ObjectId, before: datetime) -> dict | None:
+        """The first waiting appointment dated before `before` (the end of today): today's head."""
+        heads = await self._find_list("queue_head", self.appointments.find(
+            {"doctor": doctor_id, "status": {"$in": sorted(WAITING)}, "date": {"$lt": before}}
+        ).sort(QUEUE_ORDER).limit(1))
+        return heads[0] if heads else None
 
     async def waiting_of_doctor(self, doctor_id: ObjectId) -> list[dict]:
         return await self._find_list("list_appointments", self._waiting_cursor(doctor_id))
 
     def _waiting_cursor(self, doctor_id: ObjectId):
         """Waiting appointments in queue order: (date, createdAt, id), as API.md defines it."""
-        return self.appointments.find({"doctor": doctor_id, "status": {"$in": list(WAITING_STATUSES)}}).sort(
-            [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)])
+        return self.appointments.find({"doctor": doctor_id, "status": {"$in": sorted(WAITING)}}).sort(QUEUE_ORDER)
 
     async def consultation_of_doctor(self, doctor_id: ObjectId) -> dict | None:
         return _normalise(await self._run("find_appointment", self.appointments.find_one(
-            {"doctor": doctor_id, "status": "in_consultation"})))
+            {"doctor": doctor_id, "status": IN_CONSULTATION})))
 
     async def doctor_has_active_appointments(self, doctor_id: ObjectId) -> bool:
         count = await self._run("count_appointments", self.appointments.count_documents(
-            {"doctor": doctor_id, "status": {"$in": list(ACTIVE_STATUSES)}}, limit=1))
+            {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}, limit=1))
         return count > 0
 
+    async def appointments_between(self, doctor_id: ObjectId, start: datetime, end: datetime) -> list[dict]:
+        """Every appointment of the doctor dated in [start, end): one clinic day, whatever its status."""
+        return await self._find_list("list_appointments", self.appointments.find(
+            {"doctor": doctor_id, "date": {"$gte": start, "$lt": end}}))
+
+    # -- idempotency keys ----------------------------------------------------------------------------
+    async def claim_idempotency_key(self, record: dict, expired_before: datetime) -> dict | None:
+        """Inserts the claim for (user, key); None if it is new, else the record already there. A record
+        older than the key's lifetime is replaced (the TTL index removes them only once a minute)."""
+        for _ in range(2):
+            try:
+                await self._run("claim_idempotency", self.idempotency.insert_one(dict(record)))
+                return None
+            except DuplicateKeyError:
+                existing = _normalise(await self._run("claim_idempotency", self.idempotency.find_one(
+                    {"userId": record["userId"], "key": record["key"]})))
+                if existing is None:
+                    continue
+                if existing["createdAt"] > expired_before:
+                    return existing
+                await self._run("claim_idempotency", self.idempotency.delete_one(
+                    {"_id": existing["_id"], "createdAt": existing["createdAt"]}))
+        raise DuplicateKeyError("idempotency key keeps being claimed")
+
+    async def find_idempotency_key(self, user_id: str, key: str) -> dict | None:
+        return _normalise(await self._run("claim_idempotency", self.idempotency.find_one(
+            {"userId": user_id, "key": key})))
+
+    async def answer_idempotency_key(self, user_id: str, key: str, status: int, body: dict) -> None:
+        await self._run("claim_idempotency", self.idempotency.update_one(
+            {"userId": user_id, "key": key}, {"$set": {"status": status, "body": body}}))
+
+    async def release_idempotency_key(self, user_id: str, key: str) -> None:
+        await self._run("claim_idempotency", self.idempotency.delete_one(
+            {"userId": user_id, "key": key, "status": None}))
+
     async def page_appointments(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
-        total = await self._run("count_appointments", self.appointments.count_documents(query))
-        cursor = self.appointments.find(query).sort([("date", DESCENDING), ("_id", DESCENDING)])
-        items = await self._find_list("list_appointments", cursor.skip(offset).limit(limit))
+        return await self._page("appointments", self.appointments, query, [("date", DESCENDING), ("_id", DESCENDING)],
+                                limit, offset)
+
+    # -- sessions ------------------------------------------------------------------------------------------
+    async def insert_session(self, document: dict) -> None:
+        await self._run("insert_session", self.sessions.insert_one(document))
+
+    async def rotate_session(self, spent_hash: str, new_hash: str, now: datetime) -> dict | None:
+        """Spends a live session's refresh token and puts a new one in its place, in one conditional
+        update: of two uses of the same token, one rotates and the other finds it spent."""
+        return _normalise(await self._run("rotate_session", self.sessions.find_one_and_update(
+            {"refreshHash": spent_hash, "revokedAt": None, "expiresAt": {"$gt": now}},
+            {"$set": {"refreshHash": new_hash, "lastUsedAt": now},
+             "$push": {"spentHashes": {"$each": [spent_hash], "$slice": -SPENT_TOKENS_KEPT}}},
+            return_document=ReturnDocument.AFTER)))
+
+    async def session_with_spent(self, spent_hash: str) -> dict | None:
+        return _normalise(await self._run("find_session", self.sessions.find_one({"spentHashes": spent_hash})))
+
+    async def revoke_sessions(self, query: dict, now: datetime, reason: str) -> list[str]:
+        """Ends the live sessions matching `query`; returns their ids."""
+        live = await self._find_list("find_session", self.sessions.find({**query, "revokedAt": None}, {"_id": 1}))
+        ids = [d["_id"] for d in live]
+        if ids:
+            await self._run("revoke_session", self.sessions.update_many(
+                {"_id": {"$in": ids}, "revokedAt": None}, {"$set": {"revokedAt": now, "revokedReason": reason}}))
+        return [str(i) for i in ids]
+
+    async def revoked_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        found = await self._find_list("find_session", self.sessions.find({"revokedAt": {"$gt": since}},
+                                                                         {"_id": 1, "revokedAt": 1}))
+        return [(str(d["_id"]), d["revokedAt"]) for d in found]
+
+    # -- the audit log (append-only: nothing here updates or deletes an entry) --------------------------
+    async def insert_audit(self, entry: dict) -> None:
+        await self._run("insert_audit", self.audit.insert_one(entry))
+
+    async def page_audit(self, query: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+        return await self._page("audit", self.audit, query, [("at", DESCENDING), ("_id", DESCENDING)], limit, offset)
+
+    async def _page(self, name: str, collection, query: dict, order: list, limit: int,
+                    offset: int) -> tuple[list[dict], int]:
+        """One page of a listing, newest first, and how many there are in all."""
+        total = await self._run(f"count_{name}", collection.count_documents(query))
+        items = await self._find_list(f"list_{name}", collection.find(query).sort(order).skip(offset).limit(limit))
         return items, total
 
-
-def object_ids(values: Iterable[Any]) -> list[ObjectId]:
-    return [oid for oid in (to_object_id(v) for v in values) if oid is not None]

@@ -10,9 +10,9 @@ from bson import ObjectId
 
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.hub import Hub, appointment_room, doctor_room
-from actors.messages import AppointmentChanged, DoctorChanged, Reload
+from actors.messages import AppointmentsChanged, DoctorChanged, Reload
 from actors.registry import QueueRegistry
-from server.auth import Principal
+from core.access import Principal
 from server.store import Store
 
 T0 = datetime(2030, 5, 6, 9, 0, 0, tzinfo=timezone.utc)
@@ -104,7 +104,7 @@ async def test_concurrent_changes_end_in_queue_order(world):
         docs.append(await world.stored(world.appointment(doctor_id, date, created)))
     shuffled = docs[:]
     random.Random(7).shuffle(shuffled)
-    await asyncio.gather(*(world.registry.deliver(AppointmentChanged(doctor_id, d)) for d in shuffled))
+    await asyncio.gather(*(world.registry.deliver(AppointmentsChanged(doctor_id, (d,))) for d in shuffled))
 
     snapshot = await world.registry.snapshot(doctor_id)
     expected = [str(d["_id"]) for d in sorted(docs, key=order_key)]
@@ -121,8 +121,8 @@ async def test_told_and_asked_at_once_are_handled_one_at_a_time(world):
     docs = [await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=i))) for i in range(10)]
     actor = world.registry._actor(doctor_id)
     for d in reversed(docs):
-        actor.tell(AppointmentChanged(doctor_id, d))
-    snapshot = await actor.ask(AppointmentChanged(doctor_id, docs[0]))
+        actor.tell(AppointmentsChanged(doctor_id, (d,)))
+    snapshot = await actor.ask(AppointmentsChanged(doctor_id, (docs[0],)))
     assert [e.id for e in snapshot.waiting] == [str(d["_id"]) for d in docs]
     assert [est.eta_minutes for est in snapshot.estimates] == [10 * i for i in range(10)]
 
@@ -136,21 +136,21 @@ async def test_stale_versions_are_ignored(world):
     world.hub.join(appointment_room(str(second["_id"])), recorder)
 
     confirmed = await world.write(first, status="confirmed")          # version 1
-    await world.registry.deliver(AppointmentChanged(doctor_id, confirmed))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (confirmed,)))
     # The original booking (version 0) arrives late: it must not undo the confirmation.
-    await world.registry.deliver(AppointmentChanged(doctor_id, first))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (first,)))
     snapshot = await world.registry.snapshot(doctor_id)
     assert [(e.id, e.status, e.version) for e in snapshot.waiting] == [
         (str(first["_id"]), "confirmed", 1), (str(second["_id"]), "pending", 0)]
 
     cancelled = await world.write(confirmed, status="cancelled")       # version 2
-    await world.registry.deliver(AppointmentChanged(doctor_id, cancelled))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (cancelled,)))
     assert recorder.updates()[-1]["position"] == 0
     published = len(recorder.latest)
     # Late duplicates of older versions of a cancelled appointment do not bring it back.
-    await world.registry.deliver(AppointmentChanged(doctor_id, confirmed))
-    await world.registry.deliver(AppointmentChanged(doctor_id, first))
-    await world.registry.deliver(AppointmentChanged(doctor_id, cancelled))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (confirmed,)))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (first,)))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (cancelled,)))
     snapshot = await world.registry.snapshot(doctor_id)
     assert [e.id for e in snapshot.waiting] == [str(second["_id"])]
     assert not snapshot.contains(str(first["_id"]))
@@ -178,7 +178,7 @@ async def test_crash_restarts_and_reloads_from_the_store(world, monkeypatch):
 
     monkeypatch.setattr(DoctorActor, "_apply_appointment", explode_once)
     with pytest.raises(RuntimeError):
-        await actor.ask(AppointmentChanged(doctor_id, newcomer))
+        await actor.ask(AppointmentsChanged(doctor_id, (newcomer,)))
     monkeypatch.setattr(DoctorActor, "_apply_appointment", original)
 
     # The actor restarted in place and rebuilt its queue from the store, newcomer included.
@@ -194,7 +194,7 @@ async def test_crash_restarts_and_reloads_from_the_store(world, monkeypatch):
     assert [e["appointmentId"] for e in state["list"]] == [str(newcomer["_id"]), str(kept["_id"])]
     # And it goes on handling messages.
     later = await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=9)))
-    await world.registry.deliver(AppointmentChanged(doctor_id, later))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (later,)))
     assert [e.id for e in world.registry.live(doctor_id).snapshot.waiting] == [
         str(newcomer["_id"]), str(kept["_id"]), str(later["_id"])]
 
@@ -213,7 +213,7 @@ async def test_crash_during_delivery_still_answers_after_reload(world, monkeypat
         return original(self, document, **options)
 
     monkeypatch.setattr(DoctorActor, "_apply_appointment", explode_once)
-    await world.registry.deliver(AppointmentChanged(doctor_id, doc))  # does not raise
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (doc,)))  # does not raise
     snapshot = await world.registry.snapshot(doctor_id)
     assert [e.id for e in snapshot.waiting] == [str(doc["_id"])]
 
@@ -272,7 +272,7 @@ async def test_change_for_an_evicted_doctor_is_read_on_next_load():
         await w.registry.tick()
         assert doctor_id not in w.registry.actors
         doc = await w.stored(w.appointment(doctor_id, T0 + timedelta(minutes=5)))
-        await w.registry.deliver(AppointmentChanged(doctor_id, doc))  # no live actor: dropped
+        await w.registry.deliver(AppointmentsChanged(doctor_id, (doc,)))  # no live actor: dropped
         assert doctor_id not in w.registry.actors
         snapshot = await w.registry.snapshot(doctor_id)
         assert [e.id for e in snapshot.waiting] == [str(doc["_id"])]
@@ -319,11 +319,12 @@ async def test_a_cancellation_pushes_to_every_appointment_it_moves(world):
     world.hub.join(doctor_room(doctor_id), doctor_watcher)
 
     cancelled = await world.write(docs[0], status="cancelled")
-    await world.registry.deliver(AppointmentChanged(doctor_id, cancelled))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (cancelled,)))
 
     gone = recorders[str(docs[0]["_id"])].updates()
     assert gone == [{"appointmentId": str(docs[0]["_id"]), "status": "cancelled", "position": -1,
-                     "etaMinutes": 0, "expectedStartAt": None, "isRunningLate": False, "lateByMinutes": 0}]
+                     "etaMinutes": 0, "expectedStartAt": None, "delayMinutes": 0, "isRunningLate": False,
+                     "lateByMinutes": 0}]
     for position, d in enumerate(docs[1:]):
         updates = recorders[str(d["_id"])].updates()
         assert [(u["appointmentId"], u["position"], u["etaMinutes"]) for u in updates] == [
@@ -333,7 +334,7 @@ async def test_a_cancellation_pushes_to_every_appointment_it_moves(world):
     assert len(states) == 1
     rendered = states[0].payload_for(doctor_watcher.viewer)["data"]
     assert [entry["position"] for entry in rendered["list"]] == [0, 1, 2]
-    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "mine"}
+    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
                for entry in rendered["list"])
 
 
@@ -347,7 +348,8 @@ async def test_doctor_change_pushes_status_and_moved_etas(world):
     doctor = await world.store.update_doctor(ObjectId(doctor_id), {"isRunningLate": True, "lateByMinutes": 20})
     await world.registry.deliver(DoctorChanged(doctor_id, doctor))
     assert [m.data for m in status_room.events] == [
-        {"doctorId": doctor_id, "isRunningLate": True, "lateByMinutes": 20, "avgConsultMinutes": 10}]
+        {"doctorId": doctor_id, "isRunningLate": True, "lateByMinutes": 20, "avgConsultMinutes": 10,
+         "awayUntil": None}]
     assert [(u["etaMinutes"], u["isRunningLate"], u["lateByMinutes"]) for u in room.updates()] == [(20, True, 20)]
     # The same settings again: nothing to push.
     await world.registry.deliver(DoctorChanged(doctor_id, doctor))
@@ -371,7 +373,7 @@ async def test_reloading_a_queue_with_a_running_consultation_announces_no_new_tu
     world.hub.join(appointment_room(str(nxt["_id"])), watcher)
     await world.store.update_appointment_if(running["_id"], "in_consultation", 0, {"$set": {"status": "completed"}})
     started = await world.write(nxt, status="in_consultation", startedAt=T0, joinUrl="https://call/y")
-    await world.registry.deliver(AppointmentChanged(doctor_id, started))
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (started,)))
     assert [(m.event, m.data["joinUrl"]) for m in watcher.events] == [("turn:now", "https://call/y")]
 
 
@@ -385,3 +387,116 @@ async def test_a_late_older_doctor_change_does_not_undo_a_newer_one(world):
     await world.registry.deliver(DoctorChanged(doctor_id, newer))
     await world.registry.deliver(DoctorChanged(doctor_id, older))
     assert (await world.registry.snapshot(doctor_id)).settings.late_by_minutes == 20
+
+
+# -- reloads push exactly what was missed -----------------------------------------------------------------
+async def test_a_reload_pushes_what_changed_while_the_queue_was_deaf(world):
+    """Changes written to the store but never delivered (a lost bus message): a reload must end in the
+    same pushes as if nothing had been missed — the cancelled one's final update, the next one's move,
+    the new consultation's turn:now (once), the doctor's new status — and repeat nothing else."""
+    doctor_id = await world.doctor()
+    first, second, third = [await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=i)))
+                            for i in range(3)]
+    await world.registry.snapshot(doctor_id)
+    rooms = {str(d["_id"]): Recorder() for d in (first, second, third)}
+    for appointment_id, recorder in rooms.items():
+        world.hub.join(appointment_room(appointment_id), recorder)
+    doctor_watcher = Recorder()
+    world.hub.join(doctor_room(doctor_id), doctor_watcher)
+
+    await world.write(first, status="cancelled")                       # none of these is delivered
+    await world.write(second, status="in_consultation", startedAt=T0, joinUrl="https://call/2")
+    await world.store.update_doctor(ObjectId(doctor_id), {"isRunningLate": True, "lateByMinutes": 5})
+    assert all(r.latest == [] and r.events == [] for r in rooms.values())
+
+    await world.registry.reload([doctor_id])
+    first_id, second_id, third_id = (str(d["_id"]) for d in (first, second, third))
+    assert [(u["status"], u["position"]) for u in rooms[first_id].updates()] == [("cancelled", -1)]
+    assert [m.event for m in rooms[second_id].events] == ["turn:now"]
+    assert rooms[second_id].events[0].data == {"appointmentId": second_id, "joinUrl": "https://call/2"}
+    assert [(u["status"], u["position"]) for u in rooms[second_id].updates()] == [("in_consultation", -1)]
+    assert [(u["position"], u["isRunningLate"]) for u in rooms[third_id].updates()] == [(0, True)]
+    assert [m.event for m in rooms[third_id].events] == ["turn:soon"]  # it is next now
+    assert [m.event for m in doctor_watcher.events] == ["doctor:status"]
+    assert doctor_watcher.events[0].data["lateByMinutes"] == 5
+    assert len(doctor_watcher.states()) == 1
+
+    # A second reload finds nothing new: nothing is sent twice.
+    await world.registry.reload([doctor_id])
+    assert [len(r.updates()) for r in rooms.values()] == [1, 1, 1]
+    assert [len(r.events) for r in rooms.values()] == [0, 1, 1]
+    assert len(doctor_watcher.events) == 1 and len(doctor_watcher.states()) == 1
+
+
+async def test_a_crash_restart_keeps_what_was_published(world):
+    """A crashed actor rebuilds from the store; what its watchers were told survives the crash, so a
+    consultation that started meanwhile still gets its one turn:now and nothing is repeated."""
+    doctor_id = await world.doctor()
+    waiting = await world.stored(world.appointment(doctor_id, T0))
+    await world.registry.snapshot(doctor_id)
+    room = Recorder()
+    world.hub.join(appointment_room(str(waiting["_id"])), room)
+    actor = world.registry.live(doctor_id)
+    await world.write(waiting, status="in_consultation", startedAt=T0, joinUrl="https://call/c")
+    await actor.on_restart()
+    assert [m.event for m in room.events] == ["turn:now"]
+    await actor.on_restart()
+    assert [m.event for m in room.events] == ["turn:now"]
+
+
+async def test_one_message_for_a_call_next_is_one_doctor_room_change(world):
+    """The completion and the call arrive as one message: the doctor's room hears one queue:state."""
+    doctor_id = await world.doctor()
+    running = await world.stored(world.appointment(doctor_id, T0, status="in_consultation", startedAt=T0))
+    head = await world.stored(world.appointment(doctor_id, T0 + timedelta(minutes=1)))
+    await world.registry.snapshot(doctor_id)
+    doctor_watcher = Recorder()
+    world.hub.join(doctor_room(doctor_id), doctor_watcher)
+    completed = await world.write(running, status="completed")
+    called = await world.write(head, status="in_consultation", startedAt=T0)
+    await world.registry.deliver(AppointmentsChanged(doctor_id, (completed, called)))
+    assert len(doctor_watcher.states()) == 1
+    state = doctor_watcher.states()[0].payload_for(doctor_watcher.viewer)["data"]
+    assert state["inConsultation"]["appointmentId"] == str(head["_id"]) and state["list"] == []
+
+
+async def test_queues_are_per_clinic_day_and_roll_over_at_the_clinic_midnight(world):
+    """In a zone east of UTC, 23:30 UTC is already tomorrow: a booking then waits in tomorrow's queue,
+    at position 0 there, and joins today's queue when the clinic's midnight passes."""
+    from core.days import ClinicCalendar
+    world.registry.calendar = ClinicCalendar.named("Asia/Tokyo")    # UTC+9: local midnight = 15:00 UTC
+    world.clock.now = datetime(2030, 5, 6, 14, 0, tzinfo=timezone.utc)  # 23:00 in Tokyo
+    doctor_id = await world.doctor()
+    today = await world.stored(world.appointment(doctor_id, datetime(2030, 5, 6, 14, 30, tzinfo=timezone.utc)))
+    tomorrow = await world.stored(world.appointment(doctor_id, datetime(2030, 5, 6, 15, 10, tzinfo=timezone.utc)))
+    snapshot = await world.registry.snapshot(doctor_id)
+    assert snapshot.today.isoformat() == "2030-05-06"
+    assert [snapshot.update_for(str(d["_id"]))["position"] for d in (today, tomorrow)] == [0, 0]
+    assert [e["appointmentId"] for e in snapshot.state_for(True, None)["list"]] == [str(today["_id"])]
+    later = snapshot.state_for(True, None, snapshot.days and list(snapshot.days)[-1])
+    assert later["date"] == "2030-05-07" and [e["appointmentId"] for e in later["list"]] == [str(tomorrow["_id"])]
+
+    room = Recorder()
+    world.hub.join(appointment_room(str(tomorrow["_id"])), room)
+    world.clock.now = datetime(2030, 5, 6, 15, 1, tzinfo=timezone.utc)  # 00:01 in Tokyo: a new day
+    await world.registry.tick()
+    rolled = world.registry.live(doctor_id).snapshot
+    assert rolled.today.isoformat() == "2030-05-07"
+    assert [e["appointmentId"] for e in rolled.state_for(True, None)["list"]] == [str(today["_id"]), str(tomorrow["_id"])]
+    assert room.updates()[-1]["position"] == 1  # behind yesterday's unresolved one, pushed by the tick
+
+
+async def test_a_break_moves_every_eta_and_ends_by_itself(world):
+    doctor_id = await world.doctor(awayUntil=T0 + timedelta(minutes=20))
+    booked = await world.stored(world.appointment(doctor_id, T0))
+    snapshot = await world.registry.snapshot(doctor_id)
+    update = snapshot.update_for(str(booked["_id"]))
+    assert (update["etaMinutes"], update["delayMinutes"]) == (20, 20)
+    assert snapshot.state_for(True, None)["awayUntil"] == "2030-05-06T09:20:00Z"
+    watcher, room = Recorder(), Recorder()
+    world.hub.join(doctor_room(doctor_id), watcher)
+    world.hub.join(appointment_room(str(booked["_id"])), room)
+    world.clock.now = T0 + timedelta(minutes=21)
+    await world.registry.tick()
+    assert [m.data["awayUntil"] for m in watcher.events if m.event == "doctor:status"] == [None]
+    assert room.updates()[-1]["etaMinutes"] == 0

@@ -1,18 +1,16 @@
 """Appointments over REST: booking, reading, listing and every status change, with their permissions."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 
 from schemas.appointments import present
-from server.auth import Principal
+from core.access import Principal
+
+from tests.conftest import future
 
 APPOINTMENT_KEYS = {"id", "patient", "patientName", "patientEmail", "patientPhone", "doctor", "date", "reason",
                     "status", "createdAt", "updatedAt"}
-
-
-def future(minutes: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
 
 
 def iso(moment: datetime) -> str:

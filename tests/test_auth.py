@@ -11,12 +11,13 @@ import time
 import uuid
 
 import jwt
+from bson import ObjectId
 import pytest
 
 from server.auth import TokenIssuer
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
 
-USER_KEYS = {"id", "name", "email", "role"}
+USER_KEYS = {"id", "name", "email", "role", "disabled"}
 FORBIDDEN_KEYS = {"password", "passwordHash", "_id"}
 
 
@@ -46,10 +47,10 @@ async def test_register_returns_token_and_public_user(harness):
     response = await harness.api.post("/api/auth/register",
                                       {"name": "Pat", "email": email, "password": "patient-password"})
     assert response.status == 201, response.body
-    assert set(response.body) == {"token", "user"}
+    assert set(response.body) == {"token", "refreshToken", "user"}
     user = response.body["user"]
     assert_public_user(user)
-    assert user == {"id": user["id"], "name": "Pat", "email": email, "role": "patient"}
+    assert user == {"id": user["id"], "name": "Pat", "email": email, "role": "patient", "disabled": False}
     assert "passwordHash" not in response.text and "$2b$" not in response.text
     me = await harness.api.get("/api/auth/me", token=response.body["token"])
     assert me.status == 200 and me.body == {"user": user}
@@ -172,7 +173,7 @@ async def test_login_returns_token_and_user(harness):
     _, user = await harness.register(email=email, password="patient-password")
     response = await harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"})
     assert response.status == 200, response.body
-    assert set(response.body) == {"token", "user"}
+    assert set(response.body) == {"token", "refreshToken", "user"}
     assert response.body["user"] == user
     assert_public_user(response.body["user"])
     claims = jwt.decode(response.body["token"], JWT_SECRET, algorithms=["HS256"])
@@ -274,7 +275,7 @@ async def test_token_with_another_hmac_algorithm_is_401(harness):
 
 async def test_expired_token_is_401(harness):
     _, user = await harness.register()
-    expired = TokenIssuer(JWT_SECRET, -60).issue({"_id": user["id"], "role": "patient"})
+    expired = TokenIssuer(JWT_SECRET, -60).issue({"_id": user["id"], "role": "patient"}, str(ObjectId()))
     response = await harness.api.get("/api/auth/me", token=expired)
     assert response.status == 401
     assert response.body["code"] == "expired_token"
@@ -288,7 +289,7 @@ async def test_expired_token_is_401(harness):
 async def test_valid_token_issued_by_the_test_secret_is_accepted(harness):
     """The control for the negative cases above: the same construction with good claims works."""
     _, user = await harness.register()
-    token = TokenIssuer(JWT_SECRET, 600).issue({"_id": user["id"], "role": "patient"})
+    token = TokenIssuer(JWT_SECRET, 600).issue({"_id": user["id"], "role": "patient"}, str(ObjectId()))
     response = await harness.api.get("/api/auth/me", token=token)
     assert response.status == 200 and response.body["user"] == user
 

@@ -29,7 +29,7 @@ def test_defaults():
     assert settings.mongo_uri is None and settings.embedded_store is True
     assert settings.mongo_db == "medpharma"
     assert settings.jwt_secret_generated is True and len(settings.jwt_secret) >= 32
-    assert settings.jwt_expires_seconds == 7 * 86400
+    assert settings.jwt_expires_seconds == 15 * 60
     assert settings.client_origins == ()
     assert settings.seed_admin_email is None and settings.seed_admin_password is None
     assert settings.join_url_template == DEFAULT_JOIN_URL_TEMPLATE == "https://meet.jit.si/medpharma-{room}"
@@ -57,7 +57,7 @@ def test_explicit_environ_ignores_the_process_environment(monkeypatch):
 def test_blank_values_count_as_unset():
     settings = load(PORT="", HOST="  ", LOG_LEVEL="", BCRYPT_ROUNDS=" ", JWT_EXPIRES_IN="", CLIENT_ORIGIN="")
     assert (settings.port, settings.host, settings.log_level, settings.bcrypt_rounds) == (5000, "127.0.0.1", "INFO", 12)
-    assert settings.jwt_expires_seconds == 7 * 86400 and settings.client_origins == ()
+    assert settings.jwt_expires_seconds == 15 * 60 and settings.client_origins == ()
 
 
 # -- PORT / HOST -------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ async def test_a_booking_landing_during_a_delete_keeps_the_doctor(harness, monke
     monkeypatch.setattr(store, "delete_doctor", booking_slips_in_then_delete)
     response = await harness.api.delete(f"/api/doctors/{doctor['id']}", token=admin)
     assert response.status == 409 and response.body["code"] == "doctor_has_appointments"
-    still_there = await harness.api.get(f"/api/doctors/{doctor['id']}")
+    still_there = await harness.api.get(f"/api/doctors/{doctor['id']}", token=admin)
     assert still_there.status == 200 and still_there.body == doctor
 
 

@@ -12,7 +12,13 @@ from bson import ObjectId
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 DOCTOR_KEYS = {"id", "name", "specialization", "email", "phone", "availability", "avgConsultMinutes",
-               "isRunningLate", "lateByMinutes", "createdAt", "updatedAt"}
+               "isRunningLate", "lateByMinutes", "awayUntil", "createdAt", "updatedAt"}
+CONTACTS = {"email", "phone"}
+PUBLIC_DOCTOR_KEYS = DOCTOR_KEYS - CONTACTS
+
+
+def public_view(doctor: dict) -> dict:
+    return {k: v for k, v in doctor.items() if k not in CONTACTS}
 MALFORMED_IDS = ["abc", "z" * 24, "0" * 23, "0" * 25, "null", "-1", "%20", "%E2%82%AC", "0123456789abcdef0123456g"]
 
 
@@ -30,8 +36,8 @@ def parse_z(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def assert_doctor_shape(doctor: dict) -> None:
-    assert set(doctor) == DOCTOR_KEYS, doctor
+def assert_doctor_shape(doctor: dict, keys: set = DOCTOR_KEYS) -> None:
+    assert set(doctor) == keys, doctor
     assert HEX24.match(doctor["id"])
     parse_z(doctor["createdAt"])
     parse_z(doctor["updatedAt"])
@@ -49,22 +55,44 @@ async def test_list_is_public_and_an_array(harness):
     assert isinstance(response.body, list) and len(response.body) == 2
     assert {d["id"] for d in response.body} == {first["id"], second["id"]}
     for doctor in response.body:
-        assert_doctor_shape(doctor)
+        assert_doctor_shape(doctor, PUBLIC_DOCTOR_KEYS)
     assert "_id" not in response.text
+    as_admin = await harness.api.get("/api/doctors", token=admin)
+    for doctor in as_admin.body:
+        assert_doctor_shape(doctor)
 
 
 async def test_get_one_is_public(harness):
     doctor = await harness.create_doctor()
     response = await harness.api.get(f"/api/doctors/{doctor['id']}")
     assert response.status == 200
-    assert response.body == doctor
+    assert response.body == public_view(doctor)
 
 
 async def test_reads_work_with_any_role(harness):
     doctor = await harness.create_doctor()
     patient, _ = await harness.register()
     assert (await harness.api.get("/api/doctors", token=patient)).status == 200
-    assert (await harness.api.get(f"/api/doctors/{doctor['id']}", token=patient)).body == doctor
+    assert (await harness.api.get(f"/api/doctors/{doctor['id']}", token=patient)).body == public_view(doctor)
+
+
+async def test_staff_contacts_only_for_admins_and_that_doctor(harness):
+    """A public directory does not hand out staff email and phone: not anonymously, not to a
+    patient, not to another doctor; that doctor and admins see them, upper-case id or not."""
+    admin = await harness.admin_token()
+    doctor = await harness.create_doctor(admin)
+    other = await harness.create_doctor(admin)
+    own_token, _ = await harness.doctor_account(doctor, admin)
+    other_token, _ = await harness.doctor_account(other, admin)
+    patient, _ = await harness.register()
+    for path in (f"/api/doctors/{doctor['id']}", f"/api/doctors/{doctor['id'].upper()}"):
+        for token in (None, patient, other_token):
+            seen = (await harness.api.get(path, token=token)).body
+            assert CONTACTS.isdisjoint(seen) and seen["id"] == doctor["id"]
+        for token in (own_token, admin):
+            assert (await harness.api.get(path, token=token)).body == doctor
+    listing = {d["id"]: d for d in (await harness.api.get("/api/doctors", token=own_token)).body}
+    assert listing[doctor["id"]] == doctor and CONTACTS.isdisjoint(listing[other["id"]])
 
 
 async def test_unknown_id_is_404(harness):
@@ -189,7 +217,7 @@ async def test_put_partial_update(harness):
     unchanged = {k for k in DOCTOR_KEYS if k not in ("specialization", "avgConsultMinutes", "updatedAt")}
     assert {k: updated[k] for k in unchanged} == {k: doctor[k] for k in unchanged}
     assert parse_z(updated["updatedAt"]) >= parse_z(doctor["updatedAt"])
-    again = await harness.api.get(f"/api/doctors/{doctor['id']}")
+    again = await harness.api.get(f"/api/doctors/{doctor['id']}", token=admin)
     assert again.body == updated
 
 
@@ -202,7 +230,7 @@ async def test_put_normalises_email_and_refuses_a_taken_one(harness):
     assert moved.status == 200 and moved.body["email"] == new_email
     clash = await harness.api.put(f"/api/doctors/{second['id']}", {"email": first["email"].upper()}, token=admin)
     assert clash.status == 409 and clash.body["code"] == "email_taken"
-    assert (await harness.api.get(f"/api/doctors/{second['id']}")).body["email"] == new_email
+    assert (await harness.api.get(f"/api/doctors/{second['id']}", token=admin)).body["email"] == new_email
 
 
 async def test_put_unknown_field_is_400(harness):
@@ -212,7 +240,7 @@ async def test_put_unknown_field_is_400(harness):
         response = await harness.api.put(f"/api/doctors/{doctor['id']}", body, token=admin)
         assert response.status == 400, body
         assert response.body["code"] == "validation_error"
-    assert (await harness.api.get(f"/api/doctors/{doctor['id']}")).body == doctor
+    assert (await harness.api.get(f"/api/doctors/{doctor['id']}", token=admin)).body == doctor
 
 
 @pytest.mark.parametrize("value", ["10", 0, 241, True, -5, 9.5, None])

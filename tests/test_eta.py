@@ -6,6 +6,7 @@ import pytest
 
 from actors.eta import Estimate, doctor_free_at, estimate_queue, minutes_until
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
+from core.days import UTC_CALENDAR
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc)
 
@@ -55,7 +56,8 @@ CASES = [
 def test_estimate_queue_table(name, booked, avg, late, started, expected):
     estimates = estimate_queue(booked, now=NOW, avg_minutes=avg, late_minutes=late,
                                consultation_started_at=started)
-    assert estimates == [Estimate(position, eta, start) for position, (eta, start) in enumerate(expected)]
+    assert estimates == [Estimate(position, eta, start, minutes_until(booked_at, start))
+                         for position, ((eta, start), booked_at) in enumerate(zip(expected, booked))]
 
 
 @pytest.mark.parametrize("started,late,expected", [
@@ -95,12 +97,13 @@ def _entry(i: int, date: datetime) -> QueueEntry:
 ])
 def test_snapshot_uses_lateness_only_when_flagged(running_late, late_by, etas):
     waiting = tuple(_entry(i, at(-1)) for i in range(3))
-    snapshot = QueueSnapshot.compute("d" * 24, DoctorSettings(12, running_late, late_by), None, waiting, NOW)
+    snapshot = QueueSnapshot.compute("d" * 24, DoctorSettings(12, running_late, late_by), None, waiting, NOW, UTC_CALENDAR)
     assert [e.eta_minutes for e in snapshot.estimates] == etas
     update = snapshot.update_for(waiting[2].id)
     assert update == {"appointmentId": waiting[2].id, "status": "pending", "position": 2,
                       "etaMinutes": etas[2],
                       "expectedStartAt": (NOW + timedelta(minutes=etas[2])).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "delayMinutes": etas[2] + 1,  # booked a minute ago
                       "isRunningLate": running_late, "lateByMinutes": late_by}
 
 
@@ -108,9 +111,10 @@ def test_snapshot_with_consultation_in_progress():
     current = QueueEntry(id="c" * 24, patient="e" * 24, patient_name="Now", date=at(-30), created_at=at(-90),
                          status="in_consultation", reason="", started_at=at(-4), version=1)
     waiting = (_entry(1, at(-1)), _entry(2, at(100)))
-    snapshot = QueueSnapshot.compute("d" * 24, DoctorSettings(10, False, 0), current, waiting, NOW)
+    snapshot = QueueSnapshot.compute("d" * 24, DoctorSettings(10, False, 0), current, waiting, NOW, UTC_CALENDAR)
     assert [(e.eta_minutes, e.expected_start_at) for e in snapshot.estimates] == [(6, at(6)), (100, at(100))]
     assert snapshot.update_for(current.id) == {
         "appointmentId": current.id, "status": "in_consultation", "position": -1, "etaMinutes": 0,
-        "expectedStartAt": "2026-11-23T09:56:00Z", "isRunningLate": False, "lateByMinutes": 0}
+        "expectedStartAt": "2026-11-23T09:56:00Z", "delayMinutes": 26, "isRunningLate": False,
+        "lateByMinutes": 0}
     assert snapshot.update_for("f" * 24) is None

@@ -164,6 +164,11 @@ FIELDS = {
     (r"/api/auth/register/invite", "POST"): {
         "token": either(st.text("abcdef0123456789-_", min_size=1, max_size=64), STRINGS),
         "name": either(GOOD_NAMES, STRINGS), "password": either(GOOD_PASSWORDS, PASSWORDS)},
+    (r"/api/auth/refresh", "POST"): {"refreshToken": either(st.text("abcdef0123456789-_", min_size=1, max_size=64),
+                                                             STRINGS)},
+    (r"/api/auth/password", "POST"): {"currentPassword": either(GOOD_PASSWORDS, PASSWORDS),
+                                      "newPassword": either(GOOD_PASSWORDS, PASSWORDS)},
+    (rf"/api/admin/users/{ID}", "PATCH"): {"disabled": either(st.booleans(), SCALARS)},
     (r"/api/admin/invites", "POST"): {
         "email": either(GOOD_EMAILS, EMAILS),
         "role": either(st.sampled_from(["doctor", "admin"]), st.sampled_from(["patient", "Admin", "", "root"])),
@@ -174,7 +179,9 @@ FIELDS = {
     (rf"/api/doctors/{ID}/status", "PATCH"): {
         "isRunningLate": either(st.booleans(), SCALARS),
         "lateByMinutes": either(st.integers(0, 600), MINUTES),
-        "avgConsultMinutes": either(st.integers(1, 240), MINUTES)},
+        "avgConsultMinutes": either(st.integers(1, 240), MINUTES),
+        "awayUntil": either(st.one_of(st.none(), GOOD_DATES), DATES)},
+    (rf"/api/doctors/{ID}/queue/next", "POST"): {"expectCurrent": either(st.one_of(st.none(), GOOD_IDS), IDS)},
     (r"/api/appointments", "POST"): {
         "patientName": either(GOOD_NAMES, STRINGS), "patientEmail": either(GOOD_EMAILS, EMAILS),
         "patientPhone": either(st.just("+1 555 0199"), STRINGS), "doctor": either(GOOD_IDS, IDS),
@@ -193,11 +200,19 @@ ENDPOINTS = {
     r"/api/auth/login": (["POST"], "PUT"),
     r"/api/auth/me": (["GET"], "POST"),
     r"/api/auth/register/invite": (["POST"], "GET"),
-    r"/api/admin/invites": (["POST"], "GET"),
+    r"/api/auth/refresh": (["POST"], "GET"),
+    r"/api/auth/logout": (["POST"], "DELETE"),
+    r"/api/auth/password": (["POST"], "PUT"),
+    r"/api/admin/invites": (["POST", "GET"], "PUT"),
+    rf"/api/admin/invites/{ID}": (["DELETE"], "POST"),
+    r"/api/admin/users": (["GET"], "POST"),
+    rf"/api/admin/users/{ID}": (["PATCH"], "DELETE"),
+    r"/api/admin/audit": (["GET"], "POST"),
     r"/api/doctors": (["GET", "POST"], "DELETE"),
     rf"/api/doctors/{ID}": (["GET", "PUT", "DELETE"], "POST"),
     rf"/api/doctors/{ID}/status": (["PATCH"], "GET"),
     rf"/api/doctors/{ID}/queue/next": (["POST"], "GET"),
+    rf"/api/doctors/{ID}/stats": (["GET"], "PUT"),
     r"/api/appointments": (["POST", "GET"], "DELETE"),
     r"/api/appointments/my": (["GET"], "POST"),
     rf"/api/appointments/doctor/{ID}": (["GET"], "PATCH"),
@@ -212,6 +227,8 @@ CASES = [(pattern, method, method not in defined)
 BODY_ROLES = {
     (r"/api/auth/register", "POST"): ROLES, (r"/api/auth/login", "POST"): ROLES,
     (r"/api/auth/register/invite", "POST"): ROLES, (r"/api/admin/invites", "POST"): ("admin",),
+    (r"/api/auth/refresh", "POST"): ROLES, (r"/api/auth/password", "POST"): ROLES,
+    (rf"/api/admin/users/{ID}", "PATCH"): ("admin",),
     (r"/api/doctors", "POST"): ("admin",), (rf"/api/doctors/{ID}", "PUT"): ("admin",),
     (rf"/api/doctors/{ID}/status", "PATCH"): ("admin", "doctor"),
     (rf"/api/doctors/{ID}/queue/next", "POST"): ("admin", "doctor"),
@@ -274,7 +291,8 @@ def bodies(draw, pattern: str, method: str):
     return None, None
 
 
-QUERY_KEYS = st.one_of(st.sampled_from(["limit", "offset", "status", "doctor"]),
+QUERY_KEYS = st.one_of(st.sampled_from(["limit", "offset", "status", "doctor", "date", "role", "q", "action",
+                                        "actor", "target"]),
                        st.sampled_from(["token", "page", "", "limit[]"]), STRINGS)
 # Numbers as a query string spells them, and things str.isdigit() takes for one ("²", "١٢").
 NUMERIC_TEXT = st.one_of(st.integers(-10 ** 6, 10 ** 6).map(str), st.integers(0, 10 ** 40).map(str),
@@ -390,6 +408,16 @@ async def build_world(harness) -> tuple[dict, dict]:
     return tokens, refs
 
 
+async def sign_in_again(harness, role: str) -> str:
+    if role == "admin":
+        return await harness.admin_token()
+    email = (await harness.services.store.users.find_one({"role": role}))["email"]
+    password = "doctor-password" if role == "doctor" else "patient-password"
+    response = await harness.api.post("/api/auth/login", {"email": email, "password": password})
+    assert response.status == 200, response.body
+    return response.body["token"]
+
+
 async def close_client(harness) -> None:
     harness.api.http.close()
 
@@ -415,6 +443,9 @@ def build_url(case: dict, refs: dict) -> str:
 def check_response(response, case: dict, url: str) -> None:
     where = f"{case['method']} {url[:300]} -> {response.status} {response.text[:500]!r}"
     assert response.status < 500, where
+    if response.status == 204:  # No Content: logout, password change, invite revoked
+        assert response.text == "", where
+        return
     assert response.headers.get("Content-Type", "").startswith("application/json"), where
     assert response.body is not None, where
     if response.status >= 400:
@@ -451,14 +482,17 @@ def test_no_input_breaks_the_server(role):
     try:
         harness = runner.run(start_harness())
         tokens, refs = runner.run(build_world(harness))
-        token = tokens[role]
+        current = {"token": tokens[role]}
         assert not recorder.records, recorder.describe()
 
         def send(case):
             recorder.records.clear()
             url = build_url(case, refs)
             body = resolve(case["body"], refs)
+            token = current["token"]
             response = runner.run(harness.api.request(case["method"], url, body, token=token, raw=case["raw"]))
+            if token is not None and runner.run(harness.api.get("/api/auth/me", token=token)).status == 401:
+                current["token"] = runner.run(sign_in_again(harness, role))  # the case logged this session out
             check_response(response, case, url)
             alive = runner.run(harness.api.get("/"))
             assert alive.status == 200, (url, alive.status, alive.text)

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 from actors.doctor import _state_renderer
 from actors.hub import Hub, Outgoing
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
-from server.auth import Principal
+from core.days import UTC_CALENDAR
+from core.access import Principal
 
 
 class Recorder:
@@ -45,7 +46,7 @@ def _snapshot():
         QueueEntry(id=f"a{i}", patient=f"p{i}", patient_name=f"Name {i}", date=now + timedelta(minutes=i),
                    created_at=now, status="pending", reason="", started_at=None, version=0)
         for i in range(3))
-    return QueueSnapshot.compute("d1", DoctorSettings(10, False, 0), None, entries, now)
+    return QueueSnapshot.compute("d1", DoctorSettings(10, False, 0), None, entries, now, UTC_CALENDAR)
 
 
 def test_queue_state_frames_are_shared_per_variant_and_personal_ones_are_not():
@@ -54,7 +55,7 @@ def test_queue_state_frames_are_shared_per_variant_and_personal_ones_are_not():
     frames = {message.frame_for(viewer) for viewer in strangers}
     assert len(frames) == 1
     public = json.loads(frames.pop())["data"]["list"]
-    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "mine"}
+    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
                for entry in public)
 
     mine = json.loads(message.frame_for(Principal("p1", "patient")))["data"]["list"]

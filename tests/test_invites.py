@@ -65,7 +65,7 @@ async def test_forbidden_is_decided_before_the_body_is_validated(harness):
     assert response.status == 403
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
 async def test_other_methods_on_invites_are_405(harness, method):
     admin = await harness.admin_token()
     response = await harness.api.request(method, "/api/admin/invites", token=admin,
@@ -199,7 +199,7 @@ async def test_doctor_invite_linked_by_doctor_id(harness):
     registered = await redeem(harness, response.body["token"], name="Dr. Linked")
     assert registered.status == 201
     assert registered.body["user"] == {"id": registered.body["user"]["id"], "name": "Dr. Linked",
-                                       "email": email, "role": "doctor", "doctorId": doctor["id"]}
+                                       "email": email, "role": "doctor", "doctorId": doctor["id"], "disabled": False}
 
 
 async def test_doctor_invite_linked_by_profile_email(harness):
@@ -262,9 +262,9 @@ async def test_admin_invite_creates_an_admin_who_can_invite(harness):
     created = await invite(harness, admin, email=email, role="admin")
     registered = await redeem(harness, created.body["token"], name="Second Admin")
     assert registered.status == 201, registered.body
-    assert set(registered.body) == {"token", "user"}
+    assert set(registered.body) == {"token", "refreshToken", "user"}
     user = registered.body["user"]
-    assert user == {"id": user["id"], "name": "Second Admin", "email": email, "role": "admin"}
+    assert user == {"id": user["id"], "name": "Second Admin", "email": email, "role": "admin", "disabled": False}
     assert "passwordHash" not in registered.text
     new_admin = registered.body["token"]
     again = await invite(harness, new_admin, email=unique_email(), role="admin")

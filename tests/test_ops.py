@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 
 import server.store
-from server import metrics
+from core import metrics
 from server.logs import JsonFormatter
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harness
 
@@ -425,11 +425,11 @@ async def test_ping_is_answered_while_a_burst_of_logins_hashes():
         await stop_harness(h)
 
 
-# -- docs/operations.md names exactly what server/metrics.py declares --------------------------------
+# -- docs/operations.md names exactly what core/metrics.py declares ----------------------------------
 
 def test_operations_doc_covers_every_declared_metric_and_no_other():
     root = Path(__file__).resolve().parent.parent
-    declared = set(re.findall(r'"(medpharma_[a-z_]+)"', (root / "server" / "metrics.py").read_text()))
+    declared = set(re.findall(r'"(medpharma_[a-z_]+)"', (root / "core" / "metrics.py").read_text()))
     doc = (root / "docs" / "operations.md").read_text()
     assert declared
     for name in declared:

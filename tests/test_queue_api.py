@@ -5,16 +5,16 @@ from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 
+from tests.conftest import future
+
 DOCTOR_VIEW_KEYS = {"appointmentId", "patient", "patientName", "date", "status", "reason", "position",
-                    "etaMinutes", "expectedStartAt"}
-PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "mine"}
-POSITION_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "avgConsultMinutes",
-                 "isRunningLate", "lateByMinutes"}
-QUEUE_KEYS = {"doctorId", "isRunningLate", "lateByMinutes", "avgConsultMinutes", "inConsultation", "list"}
-
-
-def future(minutes: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
+                    "etaMinutes", "expectedStartAt", "delayMinutes", "present"}
+PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
+POSITION_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "delayMinutes",
+                 "avgConsultMinutes", "isRunningLate", "lateByMinutes", "awayUntil"}
+QUEUE_KEYS = {"doctorId", "date", "isRunningLate", "lateByMinutes", "avgConsultMinutes", "awayUntil",
+              "inConsultation", "list"}
+DELAYS = [0, 10, 15, 0]  # of four_bookings: start minus booked time
 
 
 def iso(moment: datetime) -> str:
@@ -134,7 +134,7 @@ async def test_next_completes_the_current_and_calls_the_head(harness):
     called = await harness.api.get(position_path(booked[0]), token=patients[0][0])
     assert (called.body["status"], called.body["position"], called.body["etaMinutes"]) == ("in_consultation", -1, 0)
 
-    second = await harness.api.post(path, token=admin)
+    second = await harness.api.post(path, {"expectCurrent": booked[0]["id"]}, token=admin)
     assert second.status == 200
     assert second.body["completed"]["id"] == booked[0]["id"]
     assert second.body["completed"]["status"] == "completed" and "completedAt" in second.body["completed"]
@@ -162,7 +162,8 @@ async def test_delete_doctor_with_waiting_patients(harness):
     assert called.body["current"]["id"] == a2["id"]
     in_consultation = await harness.api.delete(path, token=admin)
     assert in_consultation.status == 409
-    finished = await harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=doctor_token)
+    finished = await harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", {"expectCurrent": a2["id"]},
+                                      token=doctor_token)
     assert finished.body["completed"]["id"] == a2["id"] and finished.body["current"] is None
     deleted = await harness.api.delete(path, token=admin)
     assert deleted.status == 200
@@ -186,7 +187,7 @@ async def test_queue_for_the_doctor_and_admins(harness):
         assert body["list"] == [
             {"appointmentId": b["id"], "patient": user["id"], "patientName": "Pat Patient",
              "date": b["date"], "status": "pending", "reason": f"r{i}", "position": i,
-             "etaMinutes": eta, "expectedStartAt": iso(start)}
+             "etaMinutes": eta, "expectedStartAt": iso(start), "delayMinutes": DELAYS[i], "present": False}
             for i, (b, (_, user), eta, start) in enumerate(zip(booked, patients, [30, 40, 50, 120], starts))]
         assert all(set(e) == DOCTOR_VIEW_KEYS for e in body["list"])
 
@@ -200,7 +201,7 @@ async def test_queue_for_another_patient_has_no_identities(harness):
     listing = response.body["list"]
     starts = [base, base + timedelta(minutes=10), base + timedelta(minutes=20), base + timedelta(minutes=90)]
     expected = [{"position": i, "date": b["date"], "status": "pending", "etaMinutes": eta,
-                 "expectedStartAt": iso(start), "mine": i == 2}
+                 "expectedStartAt": iso(start), "delayMinutes": DELAYS[i], "mine": i == 2}
                 for i, (b, eta, start) in enumerate(zip(booked, [30, 40, 50, 120], starts))]
     expected[2]["appointmentId"] = booked[2]["id"]
     assert listing == expected
@@ -245,7 +246,8 @@ async def test_position_exact_figures_and_permissions(harness):
     for i, ((token, _), appointment) in enumerate(zip(patients, booked)):
         expected = {"appointmentId": appointment["id"], "status": "pending", "position": i,
                     "etaMinutes": [30, 40, 50, 120][i], "expectedStartAt": iso(starts[i]),
-                    "avgConsultMinutes": 10, "isRunningLate": False, "lateByMinutes": 0}
+                    "delayMinutes": DELAYS[i], "avgConsultMinutes": 10, "isRunningLate": False,
+                    "lateByMinutes": 0, "awayUntil": None}
         for viewer in (token, doctor_token, admin):
             response = await harness.api.get(position_path(appointment), token=viewer)
             assert response.status == 200 and response.body == expected
@@ -269,8 +271,9 @@ async def test_position_of_appointments_not_waiting(harness):
             response = await harness.api.get(position_path(booked[i]), token=viewer)
             assert response.status == 200
             assert response.body == {"appointmentId": booked[i]["id"], "status": status, "position": -1,
-                                     "etaMinutes": 0, "expectedStartAt": None, "avgConsultMinutes": 10,
-                                     "isRunningLate": False, "lateByMinutes": 0}
+                                     "etaMinutes": 0, "expectedStartAt": None, "delayMinutes": 0,
+                                     "avgConsultMinutes": 10, "isRunningLate": False, "lateByMinutes": 0,
+                                     "awayUntil": None}
         assert (await harness.api.get(position_path(booked[i]), token=patients[0][0])).status == 403
     # Also when the doctor's queue is not loaded in memory (evicted): the answer is the same.
     await harness.services.queues._evict(doctor["id"])

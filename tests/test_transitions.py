@@ -1,6 +1,6 @@
 """The whole transition matrix: every from-status × to-status × caller, against API.md's table.
 
-The expectation is written out here from API.md, independently of `server.transitions.TRANSITIONS`:
+The expectation is written out here from API.md, independently of `core.statuses.TRANSITIONS`:
 
 | from                                | to              | who                           |
 | pending                             | confirmed       | doctor, admin                 |
@@ -17,9 +17,15 @@ import itertools
 
 import pytest
 
-from server.auth import Principal
-from server.errors import Conflict, Forbidden
-from server.transitions import check_transition, relation
+from core.access import Principal
+from core.access import relation as access_relation
+from core.errors import Conflict, Forbidden
+from core.statuses import check_transition
+
+
+def relation(principal, appointment):
+    return access_relation(principal, str(appointment["doctor"]), str(appointment["patient"]))
+
 
 STATUSES = ["pending", "confirmed", "in_consultation", "completed", "cancelled", "no_show"]
 CALLERS = ["owner", "doctor", "admin", None]

@@ -3,22 +3,18 @@
 import asyncio
 import json
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from bson import ObjectId
 from tornado.httpclient import HTTPClientError
 
-from tests.conftest import start_harness, stop_harness
+from tests.conftest import future, start_harness, stop_harness
 from handlers.ws import MAX_SUBSCRIPTIONS
 
 UPDATE_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "isRunningLate",
                "lateByMinutes"}
-PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "mine"}
-
-
-def future(minutes: float) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(minutes=minutes)).replace(microsecond=0)
+PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
 
 
 def iso(moment: datetime) -> str:
@@ -208,33 +204,34 @@ async def test_subscribe_answers_at_once_with_exact_payloads(harness):
     update = await ws.recv()
     assert update == {"event": "queue:update", "data": {
         "appointmentId": a1["id"], "status": "pending", "position": 1, "etaMinutes": 40,
-        "expectedStartAt": iso(starts[1]), "isRunningLate": False, "lateByMinutes": 0}}
+        "expectedStartAt": iso(starts[1]), "delayMinutes": 10, "isRunningLate": False, "lateByMinutes": 0}}
 
     staff = await subscribed(harness, doctor_token, doctorId=doctor["id"])
     state = await staff.recv()
+    rest = await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=doctor_token)
+    rest_day = rest.body["date"]
     assert state == {"event": "queue:state", "data": {
-        "doctorId": doctor["id"], "isRunningLate": False, "lateByMinutes": 0, "avgConsultMinutes": 10,
-        "inConsultation": None,
+        "doctorId": doctor["id"], "date": rest_day, "isRunningLate": False, "lateByMinutes": 0,
+        "avgConsultMinutes": 10, "awayUntil": None, "inConsultation": None,
         "list": [{"appointmentId": a["id"], "patient": u["id"], "patientName": "Pat Patient", "date": a["date"],
                   "status": "pending", "reason": "Checkup", "position": i, "etaMinutes": eta,
-                  "expectedStartAt": iso(start)}
-                 for i, ((_, u, a), eta, start) in enumerate(zip(booked, (30, 40, 50), starts))]}}
-    rest = await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=doctor_token)
+                  "expectedStartAt": iso(start), "delayMinutes": delay, "present": i == 1}
+                 for i, ((_, u, a), eta, start, delay) in enumerate(zip(booked, (30, 40, 50), starts, (0, 10, 15)))]}}
     assert rest.body == state["data"]
 
     # Both rooms in one frame: the update and the (redacted) state.
     both = await subscribed(harness, t2, doctorId=doctor["id"], appointmentId=a2["id"])
     frames = {f["event"]: f["data"] for f in [await both.recv(), await both.recv()]}
     assert frames["queue:update"] == {"appointmentId": a2["id"], "status": "pending", "position": 2,
-                                      "etaMinutes": 50, "expectedStartAt": iso(starts[2]),
+                                      "etaMinutes": 50, "expectedStartAt": iso(starts[2]), "delayMinutes": 15,
                                       "isRunningLate": False, "lateByMinutes": 0}
     assert frames["queue:state"]["list"] == [
         {"position": 0, "date": a0["date"], "status": "pending", "etaMinutes": 30,
-         "expectedStartAt": iso(starts[0]), "mine": False},
+         "expectedStartAt": iso(starts[0]), "delayMinutes": 0, "mine": False},
         {"position": 1, "date": a1["date"], "status": "pending", "etaMinutes": 40,
-         "expectedStartAt": iso(starts[1]), "mine": False},
+         "expectedStartAt": iso(starts[1]), "delayMinutes": 10, "mine": False},
         {"position": 2, "date": a2["date"], "status": "pending", "etaMinutes": 50,
-         "expectedStartAt": iso(starts[2]), "mine": True, "appointmentId": a2["id"]}]
+         "expectedStartAt": iso(starts[2]), "delayMinutes": 15, "mine": True, "appointmentId": a2["id"]}]
     for client in (ws, staff, both):
         client.close()
 
@@ -246,7 +243,7 @@ async def test_subscribe_to_a_finished_appointment(harness):
     ws = await subscribed(harness, token, appointmentId=appointment["id"])
     assert await ws.recv() == {"event": "queue:update", "data": {
         "appointmentId": appointment["id"], "status": "cancelled", "position": -1, "etaMinutes": 0,
-        "expectedStartAt": None, "isRunningLate": False, "lateByMinutes": 0}}
+        "expectedStartAt": None, "delayMinutes": 0, "isRunningLate": False, "lateByMinutes": 0}}
     ws.close()
 
 
@@ -269,7 +266,8 @@ async def test_a_patient_never_sees_other_patients_identities(harness):
         for state in states[name]:
             if mine_id == "staff":
                 assert all(set(e) == {"appointmentId", "patient", "patientName", "date", "status", "reason",
-                                      "position", "etaMinutes", "expectedStartAt"} for e in state["list"])
+                                      "position", "etaMinutes", "expectedStartAt", "delayMinutes", "present"}
+                           for e in state["list"])
                 continue
             for entry in state["list"]:
                 assert "patient" not in entry and "patientName" not in entry and "reason" not in entry
@@ -326,14 +324,14 @@ async def test_cancellation_pushes_to_all_three_behind(harness):
     assert cancel.status == 200
     final = await sockets[0].expect("queue:update")
     assert final["data"] == {"appointmentId": booked[0][2]["id"], "status": "cancelled", "position": -1,
-                             "etaMinutes": 0, "expectedStartAt": None, "isRunningLate": False,
-                             "lateByMinutes": 0}
+                             "etaMinutes": 0, "expectedStartAt": None, "delayMinutes": 0,
+                             "isRunningLate": False, "lateByMinutes": 0}
     for index in (1, 2, 3):
         update = await sockets[index].expect("queue:update")
         assert update["data"] == {"appointmentId": booked[index][2]["id"], "status": "pending",
                                   "position": index - 1, "etaMinutes": 30 + 10 * (index - 1),
                                   "expectedStartAt": iso(base + timedelta(minutes=30 + 10 * (index - 1))),
-                                  "isRunningLate": False, "lateByMinutes": 0}
+                                  "delayMinutes": 10 * (index - 1), "isRunningLate": False, "lateByMinutes": 0}
     for ws in sockets:
         ws.close()
 
@@ -354,7 +352,8 @@ async def test_doctor_status_and_updated_etas(harness):
     assert patch.status == 200
     status = await staff.expect("doctor:status")
     assert status == {"event": "doctor:status", "data": {"doctorId": doctor["id"], "isRunningLate": True,
-                                                         "lateByMinutes": 45, "avgConsultMinutes": 10}}
+                                                         "lateByMinutes": 45, "avgConsultMinutes": 10,
+                                                         "awayUntil": None}}
     state = await staff.expect("queue:state")
     assert (state["data"]["isRunningLate"], state["data"]["lateByMinutes"]) == (True, 45)
     assert [e["etaMinutes"] for e in state["data"]["list"]] == [45, 60]

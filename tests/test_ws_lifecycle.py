@@ -2,7 +2,9 @@
 
 import asyncio
 
-from server import metrics
+from bson import ObjectId
+
+from core import metrics
 from server.auth import TokenIssuer
 from tests.conftest import JWT_SECRET
 
@@ -14,7 +16,7 @@ def dropped(reason: str) -> float:
 async def test_socket_is_closed_with_4001_when_its_token_expires(harness):
     _, user = await harness.register()
     short_lived = TokenIssuer(JWT_SECRET, expires_seconds=1).issue(
-        {"_id": user["id"], "role": "patient"})
+        {"_id": user["id"], "role": "patient"}, str(ObjectId()))
     before = dropped("token_expired")
     ws = await harness.ws(short_lived)
     await ws.send({"type": "ping"})

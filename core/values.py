@@ -5,6 +5,7 @@ Kept apart from the store so that schemas and actors can use them without knowin
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,10 +40,21 @@ def format_utc(value: datetime | None) -> str | None:
     return text + "Z"
 
 
-def to_object_id(value: Any) -> ObjectId | None:
-    """A 24-hex id string → ObjectId; anything else → None (the caller answers 404)."""
+_HEX_ID = re.compile(r"[0-9a-fA-F]{24}")
+
+
+def canonical_id(value: Any) -> str | None:
+    """The one spelling of an id that travels inward: 24 lower-case hex digits. Hex in either case
+    names the same ObjectId, so `6563A1…` and `6563a1…` must meet in the same queue and room.
+    Anything else (wrong length, other characters, non-strings) → None: the edge answers 404/400."""
     if isinstance(value, ObjectId):
-        return value
-    if isinstance(value, str) and len(value) == 24 and ObjectId.is_valid(value):
-        return ObjectId(value)
+        return str(value)
+    if isinstance(value, str) and _HEX_ID.fullmatch(value):
+        return value.lower()
     return None
+
+
+def to_object_id(value: Any) -> ObjectId | None:
+    """A canonical (or any-case) 24-hex id → ObjectId, for the store; anything else → None."""
+    canonical = canonical_id(value)
+    return ObjectId(canonical) if canonical is not None else None

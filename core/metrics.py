@@ -16,14 +16,15 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "doctor:status", "error", "pong")
-SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired")
+EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "turn:soon", "doctor:status", "error", "pong", "auth:ok")
+SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired",
+                       "session_ended", "account_disabled")
 AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
                         "invite_used", "invite_expired", "forbidden")
 REFUSAL_LIMITS = ("login_email", "login_address", "registration_address", "hashing_busy", "hashing_per_client",
                   "ws_per_user")
 BUS_REJECT_REASONS = ("unsigned", "bad_signature", "malformed")
-ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick")
+ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick", "presence_changed")
 
 def method_label(method: str | None) -> str:
     """A client may send any token as an HTTP method; a label (or a log field) takes only the
@@ -100,6 +101,12 @@ event_loop_lag_observed_seconds = Histogram(
     "medpharma_event_loop_lag_observed_seconds",
     "Distribution of event-loop probe delays.", registry=REGISTRY,
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+eta_error_minutes = Histogram(
+    "medpharma_eta_error_minutes",
+    "How far a consultation's real start was from the expectedStartAt last pushed for it at least 30 "
+    "minutes before: the ETA keeping score of itself.", registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240))
 
 auth_failures_total = Counter(
     "medpharma_auth_failures_total",

@@ -1,0 +1,51 @@
+"""Appointment statuses and who may move an appointment from which to which: API.md's table, as data.
+
+The one home of the status vocabulary: the store's queries, the actors' queues, the schemas and the
+workflows all read `WAITING`, `ACTIVE` and `TRANSITIONS` from here. Pure, so the whole matrix
+(every from × to × relation) is testable on its own. The order of checks is part of the contract: a
+caller whose relation may never set the target status gets `403`; a caller who may, asking for a move
+the table does not have, gets `409 invalid_transition`.
+"""
+
+from __future__ import annotations
+
+from core.access import ADMIN, DOCTOR, OWNER, STAFF
+from core.errors import Conflict, Forbidden
+
+PENDING, CONFIRMED, IN_CONSULTATION = "pending", "confirmed", "in_consultation"
+COMPLETED, CANCELLED, NO_SHOW = "completed", "cancelled", "no_show"
+STATUSES = (PENDING, CONFIRMED, IN_CONSULTATION, COMPLETED, CANCELLED, NO_SHOW)
+WAITING = frozenset({PENDING, CONFIRMED})  # in a queue, not yet called
+ACTIVE = WAITING | {IN_CONSULTATION}        # what a doctor's live queue holds
+FINISHED = frozenset(STATUSES) - ACTIVE
+
+EVERYONE_RELATED = frozenset({OWNER, DOCTOR, ADMIN})
+
+# (from, to) → relations allowed; "owner" is the patient who booked, "doctor" the appointment's doctor.
+TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
+    (PENDING, CONFIRMED): STAFF,
+    (PENDING, CANCELLED): EVERYONE_RELATED,
+    (CONFIRMED, CANCELLED): EVERYONE_RELATED,
+    (PENDING, IN_CONSULTATION): STAFF,
+    (CONFIRMED, IN_CONSULTATION): STAFF,
+    (PENDING, COMPLETED): STAFF,
+    (CONFIRMED, COMPLETED): STAFF,
+    (IN_CONSULTATION, COMPLETED): STAFF,
+    (PENDING, NO_SHOW): STAFF,
+    (CONFIRMED, NO_SHOW): STAFF,
+}
+ROLES_BY_TARGET: dict[str, frozenset[str]] = {}
+for (_from, _to), _roles in TRANSITIONS.items():
+    ROLES_BY_TARGET[_to] = ROLES_BY_TARGET.get(_to, frozenset()) | _roles
+
+
+def check_transition(current: str, target: str, caller: str | None) -> None:
+    """Raises the API's answer for a move `caller` (a relation from `core.access`) may not make."""
+    if caller is None:
+        raise Forbidden("This is not your appointment.")
+    allowed_for_target = ROLES_BY_TARGET.get(target)
+    if allowed_for_target is not None and caller not in allowed_for_target:
+        raise Forbidden("You may not set this status on this appointment.")
+    if caller not in TRANSITIONS.get((current, target), frozenset()):
+        raise Conflict(f"An appointment cannot go from {current} to {target}.", code="invalid_transition",
+                       details={"from": current, "to": target})

@@ -1,0 +1,255 @@
+"""Booking, reading and changing appointments; calling the next patient.
+
+Each write names the status and `version` it read; if someone changed the appointment in between,
+the write matches nothing and we re-read and decide again, so two concurrent changes can never both
+apply to the same starting state. The sparse unique indexes on `waitingKey` and `consultingDoctor`
+(see `server.store`) keep "one waiting booking per patient and doctor" and "one consultation per
+doctor" true under any interleaving, with no transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from core import metrics
+from core.access import STAFF, Principal, relation
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.statuses import CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_transition
+from core.values import to_object_id, utcnow
+from domain import audit, publish
+from server.auth import new_room_token
+from server.store import DuplicateKeyError
+
+ATTEMPTS = 5
+BOOKING_HORIZON = timedelta(days=366)  # also keeps date arithmetic in the ETA far from datetime.max
+DOUBLE_SUBMIT_WINDOW = timedelta(seconds=5)
+DOUBLE_SUBMIT_WAIT_SECONDS = 5.0
+DOCTOR_BUSY = "This doctor already has a patient in consultation; complete it first."
+QUEUE_CHANGED = "The queue changed since you looked at it; check who is in consultation and try again."
+
+
+# -- reads ------------------------------------------------------------------------------------------
+async def visible_appointment(services, principal: Principal, appointment_id: str) -> dict:
+    """The appointment if the caller is its patient, its doctor or an admin; else 404 / 403."""
+    appointment = await services.store.find_appointment(to_object_id(appointment_id))
+    if appointment is None:
+        raise NotFound("Appointment not found.")
+    if relation_to(principal, appointment) is None:
+        raise Forbidden("This is not your appointment.")
+    return appointment
+
+
+def relation_to(principal: Principal | None, appointment: dict) -> str | None:
+    return relation(principal, str(appointment["doctor"]), str(appointment["patient"]))
+
+
+async def appointments_of_patient(services, principal: Principal) -> list[dict]:
+    return await services.store.appointments_of_patient(to_object_id(principal.user_id))
+
+
+async def waiting_of_doctor(services, principal: Principal, doctor_id: str) -> list[dict]:
+    if relation(principal, doctor_id) not in STAFF:
+        raise Forbidden("Only this doctor or an admin may list its appointments.")
+    oid = to_object_id(doctor_id)
+    if await services.store.find_doctor(oid) is None:
+        raise NotFound("Doctor not found.")
+    return await services.store.waiting_of_doctor(oid)
+
+
+async def page(services, params: dict) -> tuple[list[dict], int]:
+    query = {key: params[key] for key in ("status", "doctor") if params.get(key) is not None}
+    return await services.store.page_appointments(query, params["limit"], params["offset"])
+
+
+# -- booking -----------------------------------------------------------------------------------------
+async def book(services, principal: Principal, body: dict) -> dict:
+    """A patient's booking: in the future, with an existing doctor, one waiting per doctor."""
+    now = utcnow()
+    if body["date"] <= now:
+        raise ValidationFailed(details={"date": ["Must be in the future."]})
+    if body["date"] > now + BOOKING_HORIZON:
+        raise ValidationFailed(details={"date": ["Must be within a year from now."]})
+    store = services.store
+    doctor = await store.find_doctor(body["doctor"])
+    if doctor is None:
+        raise NotFound("Doctor not found.", code="doctor_not_found")
+    patient = to_object_id(principal.user_id)
+    document = {**body, "patient": patient, "status": PENDING, "createdAt": now, "updatedAt": now,
+                "version": 0, "waitingKey": f"{patient}:{doctor['_id']}"}
+    try:
+        appointment = await store.insert_appointment(document)
+    except DuplicateKeyError:
+        raise Conflict("You already have a waiting appointment with this doctor.", code="already_booked") from None
+    if await store.find_doctor(doctor["_id"]) is None:
+        # The doctor was deleted while we booked: withdraw the booking instead of orphaning it.
+        await store.update_appointment_if(appointment["_id"], PENDING, 0,
+                                          status_update(appointment, CANCELLED, services.settings))
+        raise NotFound("Doctor not found.", code="doctor_not_found")
+    await publish.appointments_changed(services, str(doctor["_id"]), appointment)
+    return appointment
+
+
+# -- status changes ------------------------------------------------------------------------------------
+def status_update(current: dict, target: str, settings) -> dict:
+    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest."""
+    now = utcnow()
+    update: dict = {"$set": {"status": target, "updatedAt": now}, "$unset": {}}
+    if target not in WAITING:
+        update["$unset"]["waitingKey"] = ""
+    if target == IN_CONSULTATION:
+        update["$set"]["startedAt"] = now
+        update["$set"]["consultingDoctor"] = current["doctor"]
+        update["$set"]["joinUrl"] = settings.join_url_template.replace("{room}", new_room_token())
+    else:
+        update["$unset"]["consultingDoctor"] = ""
+    if target == COMPLETED:
+        update["$set"]["completedAt"] = now
+    if not update["$unset"]:
+        del update["$unset"]
+    return update
+
+
+def update_to(services, appointment: dict, target: str) -> dict:
+    """`status_update`, and when a consultation starts, the ETA's score: how far the start is from
+    what the live queue told this appointment at least 30 minutes before (API.md's self-scoring)."""
+    update = status_update(appointment, target, services.settings)
+    if target == IN_CONSULTATION:
+        started = update["$set"]["startedAt"]
+        expected = services.queues.expectation_for(str(appointment["doctor"]), str(appointment["_id"]), started)
+        if expected is not None:
+            update["$set"]["etaErrorMinutes"] = round(abs((started - expected).total_seconds()) / 60, 2)
+    return update
+
+
+def scored(started: dict | None) -> None:
+    """Feeds a consultation that just started into the ETA's error histogram, if it was scored."""
+    if started is not None and started.get("etaErrorMinutes") is not None:
+        metrics.eta_error_minutes.observe(started["etaErrorMinutes"])
+
+
+async def change_status(services, principal: Principal, appointment_id: str, target: str) -> dict:
+    """Checks the table for the caller, then writes; re-reads and re-checks if it lost a race."""
+    store = services.store
+    appointment = await visible_appointment(services, principal, appointment_id)
+    for _ in range(ATTEMPTS):
+        check_transition(appointment["status"], target, relation_to(principal, appointment))
+        try:
+            updated = await store.update_appointment_if(
+                appointment["_id"], appointment["status"], appointment.get("version", 0),
+                update_to(services, appointment, target))
+        except DuplicateKeyError:
+            raise Conflict(DOCTOR_BUSY, code="doctor_busy") from None
+        if updated is not None:
+            if target == IN_CONSULTATION:
+                scored(updated)
+            await publish.appointments_changed(services, str(updated["doctor"]), updated)
+            if relation_to(principal, updated) in STAFF:
+                await audit.record(services, principal, "appointment.status_changed", appointment_id,
+                                   **{"from": appointment["status"], "to": target})
+            return updated
+        fresh = await store.find_appointment(appointment["_id"])
+        if fresh is None:
+            raise Conflict("The appointment no longer exists.", code="gone")
+        appointment = fresh
+    raise Conflict("The appointment keeps changing; try again.", code="concurrent_update")
+
+
+# -- call next -----------------------------------------------------------------------------------------
+NOT_GIVEN = object()
+
+
+@dataclass(frozen=True)
+class CallNextResult:
+    completed: dict | None
+    current: dict | None
+
+
+async def call_next(services, principal: Principal, doctor_id: str, expect_current=NOT_GIVEN) -> CallNextResult:
+    """Completes the consultation in progress (if any) and calls the head of today's queue, as one
+    change. `expect_current` (an id, or None for "nobody") is what the caller saw in consultation: if
+    it is not so any more, nothing changes (`409 queue_changed`). Without it, a second call-next
+    within DOUBLE_SUBMIT_WINDOW of the previous one is a double submit and answers that one's result."""
+    if relation(principal, doctor_id) not in STAFF:
+        raise Forbidden("Only this doctor or an admin may do this.")
+    store = services.store
+    oid = to_object_id(doctor_id)
+    now = services.queues.clock()  # the queues' clock: "today" and the double-submit window agree with it
+    token = secrets.token_hex(8)
+    quiet_since = now - DOUBLE_SUBMIT_WINDOW if expect_current is NOT_GIVEN else None
+    if not await store.claim_call_next(oid, token, now, quiet_since):
+        if await store.find_doctor(oid) is None:
+            raise NotFound("Doctor not found.")
+        return await _answer_of_previous_call(services, oid)
+    try:
+        result = await _complete_and_call(services, oid, expect_current)
+    except BaseException:
+        await store.abandon_call_next(oid, token)
+        raise
+    await store.finish_call_next(oid, token, result.completed and result.completed["_id"],
+                                 result.current and result.current["_id"])
+    await audit.record(services, principal, "queue.call_next", doctor_id,
+                       completed=str(result.completed["_id"]) if result.completed else None,
+                       called=str(result.current["_id"]) if result.current else None)
+    return result
+
+
+async def _complete_and_call(services, oid, expect_current) -> CallNextResult:
+    store = services.store
+    settings = services.settings
+    running = await store.consultation_of_doctor(oid)
+    if expect_current is not NOT_GIVEN and (running["_id"] if running else None) != expect_current:
+        raise Conflict(QUEUE_CHANGED, code="queue_changed")
+    completed = None
+    if running is not None:
+        completed = await store.update_appointment_if(running["_id"], IN_CONSULTATION, running.get("version", 0),
+                                                      status_update(running, COMPLETED, settings))
+        if completed is None:
+            raise Conflict(QUEUE_CHANGED, code="queue_changed")
+    try:
+        current = await _call_head(services, oid)
+    except Exception:  # the completion is committed whatever happened to the call: announce it
+        await publish.appointments_changed(services, str(oid), completed)
+        raise
+    await publish.appointments_changed(services, str(oid), completed, current)
+    return CallNextResult(completed, current)
+
+
+async def _call_head(services, oid) -> dict | None:
+    """Moves the head of today's queue into consultation; None when today's queue is empty."""
+    store = services.store
+    end_of_today = services.calendar.end_of(services.calendar.day_of(services.queues.clock()))
+    for _ in range(ATTEMPTS):
+        head = await store.queue_head(oid, end_of_today)
+        if head is None:
+            return None
+        try:
+            current = await store.update_appointment_if(head["_id"], head["status"], head.get("version", 0),
+                                                        update_to(services, head, IN_CONSULTATION))
+        except DuplicateKeyError:
+            raise Conflict(DOCTOR_BUSY, code="doctor_busy") from None
+        if current is not None:
+            scored(current)
+            return current
+        # A confirm or a cancel got there first: read the head again, never skip it.
+    raise Conflict("The queue keeps changing; try again.", code="concurrent_update")
+
+
+async def _answer_of_previous_call(services, oid) -> CallNextResult:
+    """A double submit: waits (briefly) for the call-next in flight and answers what it did."""
+    store = services.store
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DOUBLE_SUBMIT_WAIT_SECONDS
+    while True:
+        doctor = await store.find_doctor(oid)
+        previous = (doctor or {}).get("lastCallNext") or {}
+        if previous.get("done"):
+            ids = [i for i in (previous.get("completed"), previous.get("current")) if i is not None]
+            found = {a["_id"]: a for a in await store.find_appointments(ids)} if ids else {}
+            return CallNextResult(found.get(previous.get("completed")), found.get(previous.get("current")))
+        if not previous or loop.time() >= deadline:
+            raise Conflict("Another call-next for this doctor is in progress; try again.", code="concurrent_update")
+        await asyncio.sleep(0.05)
+

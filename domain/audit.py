@@ -1,0 +1,50 @@
+"""The audit log: who did what, to what, from where — append-only.
+
+Workflows call `record()` after a change commits. The request it belongs to (its id and the client's
+address) is carried in a context variable the HTTP edge sets, so workflows need not pass it along.
+Entries never hold a password, a token or an invite token: callers pass only names of fields and
+ids, and `record` refuses details whose keys name a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from core.access import Principal
+from core.audit import ACTIONS, SECRET_WORDS
+from core.values import to_object_id, utcnow
+
+log = logging.getLogger("medpharma.audit")
+
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    request_id: str | None = None
+    ip: str | None = None
+
+
+request_info: ContextVar[RequestInfo] = ContextVar("request_info", default=RequestInfo())
+
+
+async def record(services, actor: Principal | None, action: str, target: str | None, **details) -> None:
+    assert action in ACTIONS, action
+    assert not any(word in key.lower() for key in details for word in SECRET_WORDS), details
+    info = request_info.get()
+    await services.store.insert_audit({
+        "at": utcnow(), "actorId": to_object_id(actor.user_id) if actor else None,
+        "actorRole": actor.role if actor else None, "action": action, "target": target,
+        "details": details, "requestId": info.request_id, "ip": info.ip})
+
+
+async def page(services, params: dict) -> tuple[list[dict], int]:
+    query = {}
+    if params.get("action"):
+        query["action"] = params["action"]
+    if params.get("actor") is not None:
+        query["actorId"] = params["actor"]
+    if params.get("target"):
+        query["target"] = params["target"]
+    return await services.store.page_audit(query, params["limit"], params["offset"])

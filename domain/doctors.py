@@ -1,0 +1,102 @@
+"""Doctor profiles (public reads, admin writes) and the doctor's status.
+
+Deleting a doctor while a booking lands (there are no transactions) is closed by re-checking after
+each write: the delete puts the profile back and answers 409, or the booking withdraws itself.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from core.access import STAFF, Principal, relation
+from core.doctors import DEFAULT_AVG_CONSULT_MINUTES, MAX_AWAY_HOURS
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.values import to_object_id, utcnow
+from domain import audit, publish, sessions
+from server.store import DuplicateKeyError
+
+EMAIL_TAKEN = "A doctor with this email already exists."
+HAS_PATIENTS = "This doctor still has waiting or in-consultation appointments."
+
+
+async def list_doctors(services) -> list[dict]:
+    return await services.store.list_doctors()
+
+
+async def get_doctor(services, doctor_id: str) -> dict:
+    doctor = await services.store.find_doctor(to_object_id(doctor_id))
+    if doctor is None:
+        raise NotFound("Doctor not found.")
+    return doctor
+
+
+async def create_doctor(services, admin: Principal, body: dict) -> dict:
+    now = utcnow()
+    document = {"name": body["name"], "specialization": body["specialization"], "email": body["email"],
+                "phone": body["phone"], "availability": body.get("availability", []),
+                "avgConsultMinutes": body.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES),
+                "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None,
+                "createdAt": now, "updatedAt": now, "version": 0}
+    try:
+        doctor = await services.store.insert_doctor(document)
+    except DuplicateKeyError:
+        raise Conflict(EMAIL_TAKEN, code="email_taken") from None
+    await audit.record(services, admin, "doctor.created", str(doctor["_id"]), name=doctor["name"])
+    return doctor
+
+
+async def update_doctor(services, admin: Principal, doctor_id: str, changes: dict) -> dict:
+    doctor = await _write_doctor(services, doctor_id, changes)
+    await audit.record(services, admin, "doctor.updated", doctor_id, fields=sorted(changes))
+    return doctor
+
+
+async def _write_doctor(services, doctor_id: str, changes: dict) -> dict:
+    changes["updatedAt"] = utcnow()
+    try:
+        doctor = await services.store.update_doctor(to_object_id(doctor_id), changes)
+    except DuplicateKeyError:
+        raise Conflict(EMAIL_TAKEN, code="email_taken") from None
+    if doctor is None:
+        raise NotFound("Doctor not found.")
+    await publish.doctor_changed(services, doctor)
+    return doctor
+
+
+async def delete_doctor(services, admin: Principal, doctor_id: str) -> None:
+    """Deleting a profile also disables the doctor accounts linked to it: nobody acts for it any more."""
+    store = services.store
+    oid = to_object_id(doctor_id)
+    doctor = await store.find_doctor(oid)
+    if doctor is None:
+        raise NotFound("Doctor not found.")
+    if await store.doctor_has_active_appointments(oid):
+        raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
+    if not await store.delete_doctor(oid):
+        raise NotFound("Doctor not found.")
+    if await store.doctor_has_active_appointments(oid):
+        # A booking landed between the check and the delete: put the profile back, same id, rather
+        # than leave a patient with no doctor.
+        await store.insert_doctor(doctor)
+        raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
+    await publish.doctor_deleted(services, doctor_id)
+    for account in await store.disable_doctor_accounts(oid):
+        await sessions.user_disabled(services, str(account["_id"]), True)
+    await audit.record(services, admin, "doctor.deleted", doctor_id, name=doctor["name"])
+
+
+async def set_status(services, principal: Principal, doctor_id: str, body: dict) -> dict:
+    """Lateness, the consultation length, a break. `isRunningLate: false` without `lateByMinutes`
+    resets the lateness to 0; a break may be announced at most MAX_AWAY_HOURS ahead."""
+    if relation(principal, doctor_id) not in STAFF:
+        raise Forbidden("Only this doctor or an admin may do this.")
+    now = utcnow()
+    if body.get("isRunningLate") is False and "lateByMinutes" not in body:
+        body["lateByMinutes"] = 0
+    away_until = body.get("awayUntil")
+    if away_until is not None and away_until > now + timedelta(hours=MAX_AWAY_HOURS):
+        raise ValidationFailed(details={"awayUntil": [f"Must be at most {MAX_AWAY_HOURS} hours ahead."]})
+    doctor = await _write_doctor(services, doctor_id, body)
+    await audit.record(services, principal, "doctor.status_changed", doctor_id,
+                       fields=sorted(k for k in body if k != "updatedAt"))
+    return doctor

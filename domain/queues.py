@@ -1,0 +1,81 @@
+"""Queue reads: a doctor's queue for one clinic day, and one appointment's place in it.
+
+Both come from the doctor's actor: once its queue is loaded, a read costs no store round trip.
+Only an appointment no live queue holds (finished, or its doctor's queue not loaded yet) is looked up.
+The WebSocket's subscribe answers come from here too, so REST and socket always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from actors.doctor import DoctorNotFound
+from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
+from core.access import Principal, is_staff_of, relation
+from core.errors import Forbidden, NotFound
+from core.values import to_object_id
+
+
+async def snapshot_of(services, doctor_id: str) -> QueueSnapshot:
+    try:
+        return await services.queues.snapshot(doctor_id)
+    except DoctorNotFound:
+        raise NotFound("Doctor not found.") from None
+
+
+async def doctor_queue(services, viewer: Principal, doctor_id: str, day: date | None = None) -> dict:
+    """`queue:state` of a clinic day (today by default): names for that doctor and admins only."""
+    snapshot = await snapshot_of(services, doctor_id)
+    return snapshot.state_for(is_staff_of(viewer, doctor_id), viewer.user_id, day)
+
+
+@dataclass(frozen=True)
+class AppointmentInQueue:
+    """Where an appointment stands: its `queue:update` data, the doctor's settings, the queue's
+    snapshot, and its queue entry while it is in a live queue (None once it has left)."""
+
+    update: dict
+    settings: DoctorSettings
+    snapshot: QueueSnapshot | None
+    entry: QueueEntry | None
+    patient_id: str
+
+    def position_answer(self) -> dict:
+        """`GET /api/queue/appointment/{id}/position`."""
+        away = self.snapshot.away_until if self.snapshot is not None else None
+        return {**self.update, "avgConsultMinutes": self.settings.avg_consult_minutes, "awayUntil": away}
+
+
+async def locate_appointment(services, viewer: Principal, appointment_id: str) -> AppointmentInQueue:
+    """The appointment's place for a viewer allowed to see it (its patient, its doctor, an admin).
+
+    A live queue answers with no store round trip; only an appointment no live queue holds is read
+    from the store (and its doctor's queue loaded, so the next read is free). `NotFound`/`Forbidden`
+    otherwise.
+    """
+    doctor_id = services.queues.doctor_of(appointment_id)
+    if doctor_id is not None:
+        snapshot = await snapshot_of(services, doctor_id)
+        entry = snapshot.entry(appointment_id)
+        if entry is not None:
+            if relation(viewer, doctor_id, entry.patient) is None:
+                raise Forbidden("This is not your appointment.")
+            return AppointmentInQueue(snapshot.update_for(appointment_id), snapshot.settings, snapshot, entry,
+                                      entry.patient)
+    appointment = await services.store.find_appointment(to_object_id(appointment_id))
+    if appointment is None:
+        raise NotFound("Appointment not found.")
+    if relation(viewer, str(appointment["doctor"]), str(appointment["patient"])) is None:
+        raise Forbidden("This is not your appointment.")
+    try:
+        snapshot = await services.queues.snapshot(str(appointment["doctor"]))
+    except DoctorNotFound:
+        snapshot = None
+    settings = snapshot.settings if snapshot is not None else DoctorSettings.defaults()
+    entry = snapshot.entry(appointment_id) if snapshot is not None else None
+    patient_id = str(appointment["patient"])
+    if entry is not None:
+        return AppointmentInQueue(snapshot.update_for(appointment_id), settings, snapshot, entry, patient_id)
+    return AppointmentInQueue(finished_update(appointment_id, appointment["status"]), settings, snapshot, None,
+                              patient_id)

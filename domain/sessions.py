@@ -1,0 +1,97 @@
+"""Sessions: every sign-in opens one; it can end (logout, password change, a disabled account, a
+stolen refresh token) and its access tokens stop working at once, on every node.
+
+A session is a document in the store holding the hash of its current refresh token. Refreshing spends
+that token and issues the next (rotation); a spent token presented again means a copy was stolen, so
+the whole session ends (reuse detection, as OAuth 2.1 recommends). Ends are published on the bus: each
+node keeps the ended sessions and disabled accounts in memory (`server.revocations`), so checking a
+token never costs a store round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bson import ObjectId
+
+from core import metrics
+from core.access import Principal
+from core.errors import Unauthorized
+from core.values import to_object_id, utcnow
+from server.auth import hash_secret, new_refresh_token
+from server.revocations import AccountDisabled, SessionsRevoked
+
+REFRESH_REFUSED = "The refresh token is not valid; sign in again."
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str
+    refresh_token: str
+    user: dict
+
+
+async def open_session(services, user: dict) -> SignedIn:
+    now = utcnow()
+    session_id = ObjectId()
+    refresh_token = new_refresh_token()
+    await services.store.insert_session({
+        "_id": session_id, "userId": user["_id"], "createdAt": now, "lastUsedAt": now,
+        "expiresAt": now + timedelta(seconds=services.settings.refresh_expires_seconds),
+        "refreshHash": hash_secret(refresh_token), "spentHashes": [], "revokedAt": None})
+    return SignedIn(services.tokens.issue(user, str(session_id)), refresh_token, user)
+
+
+async def refresh(services, refresh_token: str) -> SignedIn:
+    """The next access token and refresh token; the one presented is spent."""
+    store = services.store
+    now = utcnow()
+    spent = hash_secret(refresh_token)
+    replacement = new_refresh_token()
+    session = await store.rotate_session(spent, hash_secret(replacement), now)
+    if session is None:
+        stolen = await store.session_with_spent(spent)
+        if stolen is not None and stolen.get("revokedAt") is None:
+            await end_sessions(services, {"_id": stolen["_id"]}, "refresh_token_reused")
+        metrics.auth_failures_total.labels("bad_token").inc()
+        raise Unauthorized(REFRESH_REFUSED, code="invalid_refresh_token")
+    user = await store.find_user(session["userId"])
+    if user is None or user.get("disabled"):
+        await end_sessions(services, {"_id": session["_id"]}, "account_disabled")
+        raise Unauthorized(REFRESH_REFUSED, code="invalid_refresh_token")
+    return SignedIn(services.tokens.issue(user, str(session["_id"])), replacement, user)
+
+
+async def logout(services, principal: Principal) -> None:
+    if principal.session_id is not None:
+        await end_sessions(services, {"_id": to_object_id(principal.session_id)}, "logout")
+
+
+async def end_other_sessions(services, principal: Principal) -> None:
+    query: dict = {"userId": to_object_id(principal.user_id)}
+    if principal.session_id is not None:
+        query["_id"] = {"$ne": to_object_id(principal.session_id)}
+    await end_sessions(services, query, "password_changed")
+
+
+async def user_disabled(services, user_id: str, disabled: bool) -> None:
+    """A disabled account's sessions all end and its sockets close with 4003, on every node."""
+    await services.bus.publish(AccountDisabled(user_id, disabled))  # first: its sockets close with 4003
+    if disabled:
+        await end_sessions(services, {"userId": to_object_id(user_id)}, "account_disabled")
+
+
+async def end_sessions(services, query: dict, reason: str) -> list[str]:
+    session_ids = await services.store.revoke_sessions(query, utcnow(), reason)
+    if session_ids:
+        await services.bus.publish(SessionsRevoked(tuple(session_ids)))
+    return session_ids
+
+
+async def load_revocations(services) -> None:
+    """At start: what every node must already refuse."""
+    lifetime = services.settings.jwt_expires_seconds
+    revoked = await services.store.revoked_since(utcnow() - timedelta(seconds=lifetime))
+    disabled = await services.store.disabled_user_ids()
+    services.revocations.load([(sid, at.timestamp()) for sid, at in revoked], [str(u) for u in disabled])

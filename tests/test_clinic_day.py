@@ -1,0 +1,169 @@
+"""A clinic's day over HTTP: breaks, the day in numbers (with the ETA's own score), bookings safe to
+retry with an Idempotency-Key."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bson import ObjectId
+
+from core import metrics
+from tests.conftest import future
+
+
+async def clinic(harness, avg: int = 10):
+    admin = await harness.admin_token()
+    doctor = await harness.create_doctor(admin, avgConsultMinutes=avg)
+    doctor_token, _ = await harness.doctor_account(doctor, admin)
+    return admin, doctor, doctor_token
+
+
+def booking(doctor_id: str, minutes: float = 30, **fields) -> dict:
+    return {"patientName": "Pat", "patientEmail": "pat@example.org", "patientPhone": "+1 555 0100",
+            "doctor": doctor_id, "date": future(minutes).strftime("%Y-%m-%dT%H:%M:%SZ"), **fields}
+
+
+# -- breaks -------------------------------------------------------------------------------------------------
+async def test_a_break_moves_waiting_etas_and_is_shown_everywhere(harness):
+    admin, doctor, doctor_token = await clinic(harness)
+    patient, _ = await harness.register()
+    booked = await harness.book(patient, doctor["id"], future(5))
+    watcher = await harness.ws(patient)
+    await watcher.send({"type": "queue:subscribe", "appointmentId": booked["id"], "doctorId": doctor["id"]})
+    await watcher.expect("queue:update")
+    back = future(45)
+    answer = await harness.api.patch(f"/api/doctors/{doctor['id']}/status",
+                                     {"awayUntil": back.strftime("%Y-%m-%dT%H:%M:%SZ")}, token=doctor_token)
+    assert answer.status == 200 and answer.body["awayUntil"] == back.strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = await watcher.expect("doctor:status")
+    assert status["data"]["awayUntil"] == answer.body["awayUntil"]
+    update = await watcher.expect("queue:update", predicate=lambda d: d["etaMinutes"] >= 44)
+    assert update["data"]["delayMinutes"] >= 39
+    position = await harness.api.get(f"/api/queue/appointment/{booked['id']}/position", token=patient)
+    assert position.body["awayUntil"] == answer.body["awayUntil"] and position.body["etaMinutes"] >= 44
+    queue = await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=patient)
+    assert queue.body["awayUntil"] == answer.body["awayUntil"]
+    assert (await harness.api.get(f"/api/doctors/{doctor['id']}")).body["awayUntil"] == answer.body["awayUntil"]
+
+    ended = await harness.api.patch(f"/api/doctors/{doctor['id']}/status", {"awayUntil": None}, token=doctor_token)
+    assert ended.status == 200 and ended.body["awayUntil"] is None
+    assert (await watcher.expect("doctor:status"))["data"]["awayUntil"] is None
+    watcher.close()
+
+
+async def test_a_break_is_at_most_twelve_hours_ahead_and_only_for_staff(harness):
+    admin, doctor, doctor_token = await clinic(harness)
+    patient, _ = await harness.register()
+    path = f"/api/doctors/{doctor['id']}/status"
+    too_far = await harness.api.patch(path, {"awayUntil": future(12 * 60 + 5).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                                      token=doctor_token)
+    assert too_far.status == 400 and "awayUntil" in too_far.body["details"]
+    for bad in ("soon", "2026-11-30T10:00:00", 5):
+        assert (await harness.api.patch(path, {"awayUntil": bad}, token=doctor_token)).status == 400, bad
+    assert (await harness.api.patch(path, {"awayUntil": None}, token=patient)).status == 403
+
+
+# -- the day in numbers ---------------------------------------------------------------------------------------
+async def test_the_day_in_numbers(harness):
+    admin, doctor, doctor_token = await clinic(harness)
+    patients = [await harness.register() for _ in range(5)]
+    booked = [await harness.book(token, doctor["id"], future(2 + i)) for i, (token, _) in enumerate(patients)]
+    await harness.book(patients[0][0], (await harness.create_doctor(admin))["id"], future(3))  # another doctor
+    await harness.api.patch(f"/api/appointments/{booked[4]['id']}/status", {"status": "cancelled"},
+                            token=patients[4][0])
+    await harness.api.patch(f"/api/appointments/{booked[3]['id']}/status", {"status": "no_show"}, token=doctor_token)
+    path = f"/api/doctors/{doctor['id']}/queue/next"
+    await harness.api.post(path, token=doctor_token)
+    await harness.api.post(path, {"expectCurrent": booked[0]["id"]}, token=doctor_token)
+    stats = await harness.api.get(f"/api/doctors/{doctor['id']}/stats", token=doctor_token)
+    assert stats.status == 200
+    body = stats.body
+    assert set(body) == {"date", "booked", "completed", "noShows", "cancelled", "waiting", "meanWaitMinutes",
+                         "meanConsultMinutes", "etaMaeMinutes", "etaScored"}
+    assert (body["booked"], body["completed"], body["noShows"], body["cancelled"], body["waiting"]) == (5, 1, 1, 1, 1)
+    assert body["meanWaitMinutes"] == 0.0            # both started before their booked time
+    assert body["meanConsultMinutes"] is not None and body["meanConsultMinutes"] < 1
+    assert (body["etaMaeMinutes"], body["etaScored"]) == (None, 0)  # nothing was told 30 minutes ahead
+    assert body["date"] == (await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=admin)).body["date"]
+    assert (await harness.api.get(f"/api/doctors/{doctor['id']}/stats", token=admin)).body == body
+    other_day = await harness.api.get(f"/api/doctors/{doctor['id']}/stats?date=2030-01-01", token=admin)
+    assert other_day.body["booked"] == 0 and other_day.body["meanWaitMinutes"] is None
+    # Who may ask.
+    other = await harness.create_doctor(admin)
+    other_token, _ = await harness.doctor_account(other, admin)
+    for token in (patients[0][0], other_token):
+        assert (await harness.api.get(f"/api/doctors/{doctor['id']}/stats", token=token)).status == 403
+    assert (await harness.api.get(f"/api/doctors/{doctor['id']}/stats")).status == 401
+    assert (await harness.api.get(f"/api/doctors/{ObjectId()}/stats", token=admin)).status == 404
+    assert (await harness.api.get(f"/api/doctors/{doctor['id']}/stats?date=tomorrow", token=admin)).status == 400
+
+
+async def test_the_eta_keeps_score_when_it_told_thirty_minutes_ahead(harness):
+    """A patient told an expectedStartAt 40 minutes ahead is called 40 minutes later (the clock moved
+    on): the start is compared with what was told, into the histogram and the day's statistics."""
+    admin, doctor, doctor_token = await clinic(harness)
+    patient, _ = await harness.register()
+    booked = await harness.book(patient, doctor["id"], future(40))
+    watcher = await harness.ws(patient)
+    await watcher.send({"type": "queue:subscribe", "appointmentId": booked["id"]})
+    told = (await watcher.expect("queue:update"))["data"]["expectedStartAt"]
+    actor = harness.services.queues.live(doctor["id"])
+    # Rewind what the actor remembers by 35 minutes: as if it had told this 35 minutes before now.
+    actor._expectations[booked["id"]] = [(at - timedelta(minutes=35), expected)
+                                         for at, expected in actor._expectations[booked["id"]]]
+    before = metrics.eta_error_minutes._sum.get()
+    called = await harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=doctor_token)
+    assert called.body["current"]["id"] == booked["id"]
+    stats = (await harness.api.get(f"/api/doctors/{doctor['id']}/stats", token=doctor_token)).body
+    assert stats["etaScored"] == 1 and 39 <= stats["etaMaeMinutes"] <= 41  # told ~40 minutes later than it came
+    assert 39 <= metrics.eta_error_minutes._sum.get() - before <= 41
+    assert told
+    watcher.close()
+
+
+# -- bookings safe to retry -------------------------------------------------------------------------------------
+async def test_a_retried_booking_answers_the_first_answer(harness):
+    admin, doctor, _ = await clinic(harness)
+    patient, _ = await harness.register()
+    body = booking(doctor["id"])
+    headers = {"Idempotency-Key": "retry-1"}
+    first = await harness.api.post("/api/appointments", body, token=patient, headers=headers)
+    again = await harness.api.post("/api/appointments", body, token=patient, headers=headers)
+    assert first.status == again.status == 201 and first.body == again.body
+    mine = await harness.api.get("/api/appointments/my", token=patient)
+    assert [a["id"] for a in mine.body] == [first.body["id"]]
+    changed = await harness.api.post("/api/appointments", {**body, "reason": "other"}, token=patient, headers=headers)
+    assert changed.status == 409 and changed.body["code"] == "idempotency_mismatch"
+    # Without a key a second booking is a second booking: refused as the same patient waiting twice.
+    plain = await harness.api.post("/api/appointments", body, token=patient)
+    assert plain.status == 409 and plain.body["code"] == "already_booked"
+    # A key of another user is another key.
+    someone, _ = await harness.register()
+    theirs = await harness.api.post("/api/appointments", body, token=someone, headers=headers)
+    assert theirs.status == 201 and theirs.body["id"] != first.body["id"]
+
+
+async def test_two_identical_keyed_bookings_racing_book_once(harness):
+    admin, doctor, _ = await clinic(harness)
+    patient, _ = await harness.register()
+    body = booking(doctor["id"])
+    answers = await asyncio.gather(*(harness.api.post("/api/appointments", body, token=patient,
+                                                      headers={"Idempotency-Key": "race"}) for _ in range(4)))
+    assert [a.status for a in answers] == [201] * 4
+    assert len({a.body["id"] for a in answers}) == 1
+    assert len((await harness.api.get("/api/appointments/my", token=patient)).body) == 1
+
+
+async def test_an_error_answer_is_answered_again_and_bad_keys_are_refused(harness):
+    admin, doctor, _ = await clinic(harness)
+    patient, _ = await harness.register()
+    headers = {"Idempotency-Key": "bad-one"}
+    past = booking(doctor["id"], minutes=-5)
+    first = await harness.api.post("/api/appointments", past, token=patient, headers=headers)
+    again = await harness.api.post("/api/appointments", past, token=patient, headers=headers)
+    assert first.status == again.status == 400 and first.body == again.body
+    for key in ("", "x" * 65, "caf\u00e9"):
+        refused = await harness.api.post("/api/appointments", booking(doctor["id"]), token=patient,
+                                         headers={"Idempotency-Key": key})
+        assert refused.status == 400 and "Idempotency-Key" in refused.body["details"], key
