@@ -80,8 +80,9 @@ def make_settings(**overrides) -> Settings:
                   mongo_db=f"medpharma_test_{uuid.uuid4().hex[:12]}", jwt_secret=JWT_SECRET,
                   jwt_secret_generated=False, bcrypt_rounds=4, seed_admin_email=ADMIN_EMAIL,
                   seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin",
-                  # The suite registers many users from 127.0.0.1; the limit's own tests set it back.
-                  registrations_per_hour=100_000)
+                  # The suite registers many users and fails many logins from 127.0.0.1; the limits'
+                  # own tests (tests/test_rate_limit.py) set the defaults back.
+                  registrations_per_hour=100_000, login_failures_per_address_per_minute=100_000)
     values.update(overrides)
     return Settings(**values)
 

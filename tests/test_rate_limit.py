@@ -22,6 +22,7 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harn
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OTHER_ADDRESS = "127.0.0.2"  # Linux routes all of 127/8 to loopback: a second client address for free
+DEFAULT_LIMITS = {"registrations_per_hour": 20, "login_failures_per_address_per_minute": 50}  # the harness raises them
 
 
 class ManualClock:
@@ -105,7 +106,7 @@ async def test_a_refusal_is_answered_after_a_pause_so_a_tight_retry_loop_slows_d
 @pytest.fixture
 async def default_limits():
     """A server with the limits' default settings (the shared harness raises the registration one)."""
-    harness = await start_harness(settings={"registrations_per_hour": 20})
+    harness = await start_harness(settings=DEFAULT_LIMITS)
     try:
         yield harness
     finally:
@@ -249,7 +250,7 @@ async def test_honest_sign_ins_stay_quick_during_a_login_spray():
     """Failed logins for made-up emails sprayed from one address (by another process, so its own work
     is not on the server's loop); honest sign-ins from another address take at most a few times what
     they take on an idle server — a ratio, not a time, as the machine is shared."""
-    harness = await start_harness(settings={"bcrypt_rounds": 10})
+    harness = await start_harness(settings={**DEFAULT_LIMITS, "bcrypt_rounds": 10})
     try:
         honest = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
 
