@@ -84,7 +84,10 @@ def make_settings(**overrides) -> Settings:
     values = dict(port=0, host="127.0.0.1", mongo_uri=TEST_MONGO_URI,
                   mongo_db=f"medpharma_test_{uuid.uuid4().hex[:12]}", jwt_secret=JWT_SECRET,
                   jwt_secret_generated=False, bcrypt_rounds=4, seed_admin_email=ADMIN_EMAIL,
-                  seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin")
+                  seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin",
+                  # The suite registers many users and fails many logins from 127.0.0.1; the limits'
+                  # own tests (tests/test_rate_limit.py) set the defaults back.
+                  registrations_per_hour=100_000, login_failures_per_address_per_minute=100_000)
     values.update(overrides)
     return Settings(**values)
 
@@ -106,6 +109,7 @@ class Api:
             payload = raw.encode() if isinstance(raw, str) else raw
         elif body is not None:
             payload = json.dumps(body).encode()
+        if payload:  # else Tornado's client labels any POST body as a form, which the API refuses (415)
             all_headers.setdefault("Content-Type", "application/json")
         if payload is None and method in ("POST", "PUT", "PATCH"):
             payload = b""
