@@ -26,6 +26,7 @@ from server.logs import request_id_for
 from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized
 from core.access import is_staff_of
 from core.values import canonical_id, format_utc
+from domain import presence
 from domain.queues import locate_appointment, snapshot_of
 
 log = logging.getLogger("medpharma.ws")
@@ -283,8 +284,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self._join(appointment_room(appointment_id))
         if found.patient_id == self.viewer.user_id and appointment_id not in self.here_for:
             self.here_for.add(appointment_id)
-            if self.services.queues.presence.join(appointment_id):
-                self.services.queues.presence_changed([appointment_id])
+            presence.arrived(self.services, appointment_id)
         self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", found.update))
         if found.update["status"] == "in_consultation" and found.entry is not None and found.entry.join_url:
             # Joining while already called (a reconnect, a second device): it is still your turn.
@@ -305,8 +305,7 @@ class QueueSocket(websocket.WebSocketHandler):
 
     def _not_here(self, appointment_id: str) -> None:
         self.here_for.discard(appointment_id)
-        if self.services.queues.presence.leave(appointment_id):
-            self.services.queues.presence_changed([appointment_id])
+        presence.left(self.services, appointment_id)
 
     def _still_open(self) -> bool:
         """After an await: a socket that is closing joins no more rooms."""

@@ -24,7 +24,7 @@ from handlers import admin, appointments, auth as auth_handlers, doctors, ops, q
 from handlers.base import LivenessHandler, NotFoundHandler
 from core import metrics
 from server.auth import PasswordHasher, TokenIssuer
-from server.bus import InProcessBus, RedisBus
+from server.bus import PRESENCE_REPORT_SECONDS, InProcessBus, RedisBus
 from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS, EdgeHTTPServer
 from server.logs import log_request
 from server.ratelimit import LoginLimits, RegistrationLimits
@@ -126,7 +126,7 @@ def make_app(services: Services) -> web.Application:
 
 def build_services(settings: Settings, *, store: Store | None = None,
                    clock: Callable = system_clock, tick_seconds: float = 10.0,
-                   idle_seconds: float = 300.0) -> Services:
+                   idle_seconds: float = 300.0, presence_report_seconds: float = PRESENCE_REPORT_SECONDS) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
     hub = Hub()
     calendar = ClinicCalendar.named(settings.clinic_timezone)
@@ -137,12 +137,13 @@ def build_services(settings: Settings, *, store: Store | None = None,
                         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                         hub=hub, queues=registry, calendar=calendar,
                         bus=(RedisBus(registry, revocations, settings.redis_url, jwt_secret=settings.jwt_secret,
-                                      mongo_db=settings.mongo_db)
+                                      mongo_db=settings.mongo_db, presence_report_seconds=presence_report_seconds)
                              if settings.redis_url else InProcessBus(registry, revocations)),
                         login_limits=LoginLimits(settings.login_failures_per_minute,
                                                  settings.login_failures_per_address_per_minute),
                         registration_limits=RegistrationLimits(settings.registrations_per_hour),
                         revocations=revocations)
+    services.bus.on_reconnect = lambda: load_revocations(services)  # revocations it may have missed
     revocations.on_session_revoked = lambda sid: close_sockets(
         services, lambda v: v.session_id == sid, SESSION_ENDED_CLOSE_CODE, "session_ended")
     revocations.on_account_disabled = lambda uid: close_sockets(

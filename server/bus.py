@@ -35,6 +35,8 @@ import hashlib
 import hmac
 import logging
 import uuid
+from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from bson import json_util
 
@@ -52,7 +54,19 @@ RESYNC_RETRY_DELAYS_SECONDS = (0.5, 1, 2, 5)
 STOP_FLUSH_SECONDS = 1.0
 MAX_OUTGOING = 10_000  # past this the oldest changes are not published, only resynced
 SIGNATURE_VERSION = b"v1"
+PRESENCE_REPORT_SECONDS = 5.0     # a node tells the others who is here at least this often
+PRESENCE_LIFETIME_PERIODS = 3     # and what it told holds for this many periods
+PRESENCE_COALESCE_SECONDS = 0.1   # arrivals and departures this close share one report
 RESYNC = "resync"
+
+
+@dataclass(frozen=True)
+class PresenceReport:
+    """One node's appointments whose patient is here (subscribed to their own appointment)."""
+
+    appointment_ids: tuple[str, ...]
+    lifetime: float
+    kind = "presence"
 
 
 class InProcessBus:
@@ -75,6 +89,11 @@ class InProcessBus:
             self.revocations.apply(message)
         else:
             await self.registry.deliver(message)
+
+    def local_presence_changed(self) -> None:
+        """A patient arrived or left on this node; one process has no one else to tell."""
+
+    on_reconnect: Callable[[], Awaitable[None]] | None = None  # what else to re-read after being deaf
 
 
 def channel_name(mongo_db: str) -> str:
@@ -113,6 +132,9 @@ def verify(raw: str | bytes, key: bytes) -> bytes:
 
 def encode_change(change, node_id: str) -> str:
     """Extended JSON (bson.json_util) keeps ObjectIds and datetimes exact across the wire."""
+    if isinstance(change, PresenceReport):
+        return json_util.dumps({"node": node_id, "kind": change.kind, "appointmentIds": list(change.appointment_ids),
+                                "lifetime": change.lifetime})
     if isinstance(change, SessionsRevoked):
         return json_util.dumps({"node": node_id, "kind": change.kind, "sessionIds": list(change.session_ids)})
     if isinstance(change, AccountDisabled):
@@ -132,6 +154,8 @@ def encode_resync(doctor_ids, node_id: str) -> str:
 
 def decode_change(raw: str | bytes) -> tuple[str, AppointmentsChanged | DoctorChanged | DoctorDeleted]:
     message = json_util.loads(raw, json_options=json_util.JSONOptions(tz_aware=True))
+    if message["kind"] == PresenceReport.kind:
+        return message["node"], PresenceReport(tuple(message["appointmentIds"]), float(message["lifetime"]))
     if message["kind"] == SessionsRevoked.kind:
         return message["node"], SessionsRevoked(tuple(message["sessionIds"]))
     if message["kind"] == AccountDisabled.kind:
@@ -157,7 +181,12 @@ def decode_message(body: bytes) -> tuple[str, object]:
             if not isinstance(doctor_ids, list) or not all(isinstance(d, str) for d in doctor_ids):
                 raise ValueError("doctorIds must be a list of strings")
             return message["node"], frozenset(doctor_ids)
-        if message.get("kind") == SessionsRevoked.kind:
+        if message.get("kind") == PresenceReport.kind:
+            ids, lifetime = message.get("appointmentIds"), message.get("lifetime")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or \
+                    isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not 0 < lifetime <= 3600:
+                raise ValueError("appointmentIds must be a list of strings and lifetime a number of seconds")
+        elif message.get("kind") == SessionsRevoked.kind:
             if not isinstance(message.get("sessionIds"), list) or \
                     not all(isinstance(s, str) for s in message["sessionIds"]):
                 raise ValueError("sessionIds must be a list of strings")
@@ -178,8 +207,12 @@ def decode_message(body: bytes) -> tuple[str, object]:
 
 
 class RedisBus(InProcessBus):
-    def __init__(self, registry, revocations, redis_url: str, *, jwt_secret: str, mongo_db: str):
+    def __init__(self, registry, revocations, redis_url: str, *, jwt_secret: str, mongo_db: str,
+                 presence_report_seconds: float = PRESENCE_REPORT_SECONDS):
         super().__init__(registry, revocations)
+        self.presence_report_seconds = presence_report_seconds
+        self._presence_changed = asyncio.Event()
+        self._presence_reporter: asyncio.Task | None = None
         self.redis_url = redis_url
         self.channel = channel_name(mongo_db)
         self._key = signing_key(jwt_secret, mongo_db)
@@ -205,9 +238,11 @@ class RedisBus(InProcessBus):
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen(), name="redis-bus")
         self._publisher = loop.create_task(self._publish_forever(), name="redis-bus-publisher")
+        self._presence_reporter = loop.create_task(self._report_presence_forever(), name="redis-bus-presence")
         await asyncio.wait_for(self.subscribed.wait(), 5)
 
     async def stop(self) -> None:
+        await cancel_and_wait(self._presence_reporter)
         await cancel_and_wait(self._listener)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_FLUSH_SECONDS
@@ -284,6 +319,26 @@ class RedisBus(InProcessBus):
             attempt += 1
             await asyncio.sleep(delay)
 
+    # -- presence ----------------------------------------------------------------------------------
+    def local_presence_changed(self) -> None:
+        self._presence_changed.set()
+
+    async def _report_presence_forever(self) -> None:
+        """Tells the other nodes which appointments have their patient here: soon after a change
+        (changes within PRESENCE_COALESCE_SECONDS share one report) and every report period anyway,
+        each report valid for PRESENCE_LIFETIME_PERIODS periods. A node that dies stops reporting,
+        and its patients stop counting as present when that lifetime runs out."""
+        while True:
+            try:
+                await asyncio.wait_for(self._presence_changed.wait(), self.presence_report_seconds)
+                await asyncio.sleep(PRESENCE_COALESCE_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            self._presence_changed.clear()
+            report = PresenceReport(tuple(sorted(self.registry.presence.local_ids())),
+                                    self.presence_report_seconds * PRESENCE_LIFETIME_PERIODS)
+            await self._send(sign(encode_change(report, self.node_id), self._key), ())
+
     # -- receiving ---------------------------------------------------------------------------------
     async def _listen(self) -> None:
         attempt = 0
@@ -296,6 +351,9 @@ class RedisBus(InProcessBus):
                 if not first:
                     log.info("Redis bus reconnected; reloading queues")
                     await self.registry.reload_all()
+                    if self.on_reconnect is not None:
+                        self._spawn(self.on_reconnect())
+                    self.local_presence_changed()
                     if self.owed_resync or self.owed_revocations:
                         self._spawn(self._send_owed_resync())
                 first, attempt = False, 0
@@ -327,7 +385,10 @@ class RedisBus(InProcessBus):
         if node == self.node_id:
             return
         self.received += 1
-        if isinstance(content, frozenset):
+        if isinstance(content, PresenceReport):
+            changed = self.registry.presence.remote(node, frozenset(content.appointment_ids), content.lifetime)
+            self.registry.presence_changed(changed)
+        elif isinstance(content, frozenset):
             self._spawn(self.registry.reload(content))
         else:
             # Not awaited: deliveries to one doctor enter its mailbox in the order they are spawned,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.conftest import future
+import uuid
+
+import pytest
+
+from server.store import Store
+from tests.conftest import TEST_MONGO_URI, future, start_harness, stop_harness
 
 
 async def clinic(harness, avg: int = 15):
@@ -86,3 +91,52 @@ async def test_turn_soon_once_when_next_and_again_only_after_moving_back(harness
     again = await ws.expect("turn:soon")
     assert again["data"]["position"] == 0
     ws.close()
+
+
+# -- presence across nodes --------------------------------------------------------------------------------------
+@pytest.fixture
+async def two_nodes():
+    database = f"medpharma_presence_{uuid.uuid4().hex[:8]}"
+    store = Store.connect(TEST_MONGO_URI, database)
+    settings = {"redis_url": "redis://127.0.0.1:6379/0", "mongo_db": database}
+    options = dict(settings=settings, store=store, tick_seconds=0.2, presence_report_seconds=0.3)
+    first = await start_harness(**options)
+    second = await start_harness(**options)
+    try:
+        yield first, second
+    finally:
+        await stop_harness(first)
+        await stop_harness(second)
+
+
+def presences(state: dict) -> list[bool]:
+    return [e["present"] for e in state["list"]]
+
+
+async def test_presence_on_another_node_reaches_the_staff_view_and_dies_with_that_node(two_nodes):
+    node_a, node_b = two_nodes
+    admin = await node_a.admin_token()
+    doctor = await node_a.create_doctor(admin, avgConsultMinutes=10)
+    doctor_token, _ = await node_a.doctor_account(doctor, admin)
+    patient, _ = await node_a.register()
+    mine = await node_a.book(patient, doctor["id"], future(30))
+    staff = await node_a.ws(doctor_token)
+    await staff.send({"type": "queue:subscribe", "doctorId": doctor["id"]})
+    assert presences((await staff.expect("queue:state"))["data"]) == [False]
+
+    phone = await node_b.ws(patient)                       # the patient is on the other node
+    await phone.send({"type": "queue:subscribe", "appointmentId": mine["id"]})
+    await phone.expect("queue:update")
+    arrived = await staff.expect("queue:state", timeout=1.0, predicate=lambda d: presences(d) == [True])
+    assert arrived["data"]["list"][0]["appointmentId"] == mine["id"]
+    rest = await node_a.api.get(f"/api/queue/doctor/{doctor['id']}", token=doctor_token)
+    assert presences(rest.body) == [True]
+
+    # Node B dies without a word: it stops reporting; what it reported runs out.
+    bus_b = node_b.services.bus
+    bus_b._presence_reporter.cancel()
+    bus_b._listener.cancel()
+    gone = await staff.expect("queue:state", timeout=3.0, predicate=lambda d: presences(d) == [False])
+    assert gone["data"]["list"][0]["appointmentId"] == mine["id"]
+    staff.close()
+    phone.close()
