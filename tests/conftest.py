@@ -8,6 +8,7 @@ what a client would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -264,6 +265,31 @@ async def stop_harness(harness: Harness) -> None:
         client = Store.connect(TEST_MONGO_URI, services.settings.mongo_db)
         await client.client.drop_database(services.settings.mongo_db)
         await client.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"  # the Redis these machines (and CI) run
+
+
+@contextlib.asynccontextmanager
+async def nodes_sharing_one_store(count: int = 2, **options):
+    """Several servers on one store and the real Redis bus, as a deployment of several nodes."""
+    database = f"medpharma_nodes_{uuid.uuid4().hex[:8]}"
+    store = Store.connect(TEST_MONGO_URI, database)
+    nodes = []
+    try:
+        for _ in range(count):
+            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": database}, store=store,
+                                             **options))
+        yield nodes
+    finally:
+        for node in nodes:
+            await stop_harness(node)
+
+
+@pytest.fixture
+async def two_nodes():
+    async with nodes_sharing_one_store() as nodes:
+        yield nodes
 
 
 @pytest.fixture

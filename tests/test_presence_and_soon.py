@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from server.store import Store
-from tests.conftest import TEST_MONGO_URI, future, start_harness, stop_harness
+from tests.conftest import future, nodes_sharing_one_store
 
 
 async def clinic(harness, avg: int = 15):
@@ -95,26 +92,18 @@ async def test_turn_soon_once_when_next_and_again_only_after_moving_back(harness
 
 # -- presence across nodes --------------------------------------------------------------------------------------
 @pytest.fixture
-async def two_nodes():
-    database = f"medpharma_presence_{uuid.uuid4().hex[:8]}"
-    store = Store.connect(TEST_MONGO_URI, database)
-    settings = {"redis_url": "redis://127.0.0.1:6379/0", "mongo_db": database}
-    options = dict(settings=settings, store=store, tick_seconds=0.2, presence_report_seconds=0.3)
-    first = await start_harness(**options)
-    second = await start_harness(**options)
-    try:
-        yield first, second
-    finally:
-        await stop_harness(first)
-        await stop_harness(second)
+async def quick_nodes():
+    """Two nodes that report presence every 0.3 s and tick every 0.2 s, so expiry is quick to see."""
+    async with nodes_sharing_one_store(tick_seconds=0.2, presence_report_seconds=0.3) as nodes:
+        yield nodes
 
 
 def presences(state: dict) -> list[bool]:
     return [e["present"] for e in state["list"]]
 
 
-async def test_presence_on_another_node_reaches_the_staff_view_and_dies_with_that_node(two_nodes):
-    node_a, node_b = two_nodes
+async def test_presence_on_another_node_reaches_the_staff_view_and_dies_with_that_node(quick_nodes):
+    node_a, node_b = quick_nodes
     admin = await node_a.admin_token()
     doctor = await node_a.create_doctor(admin, avgConsultMinutes=10)
     doctor_token, _ = await node_a.doctor_account(doctor, admin)

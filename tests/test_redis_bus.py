@@ -20,9 +20,8 @@ from core import metrics
 from server.bus import (BadMessage, channel_name, decode_change, encode_change, sign, signing_key,
                         verify)
 from server.store import Store
-from tests.conftest import JWT_SECRET, TEST_MONGO_URI, start_harness, stop_harness
+from tests.conftest import REDIS_URL, JWT_SECRET, TEST_MONGO_URI, start_harness, stop_harness
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def test_changes_survive_the_wire_exactly():
@@ -35,20 +34,6 @@ def test_changes_survive_the_wire_exactly():
     assert change.doctor_id == str(document["doctor"])
     node, deleted = decode_change(encode_change(DoctorDeleted("abc"), "n2"))
     assert (node, deleted) == ("n2", DoctorDeleted("abc"))
-
-
-@pytest.fixture
-async def two_nodes():
-    channel_db = f"medpharma_bus_{uuid.uuid4().hex[:8]}"
-    store = Store.connect(TEST_MONGO_URI, channel_db)
-    settings = {"redis_url": REDIS_URL, "mongo_db": channel_db}
-    first = await start_harness(settings=settings, store=store)
-    second = await start_harness(settings=settings, store=store)
-    try:
-        yield first, second
-    finally:
-        await stop_harness(first)
-        await stop_harness(second)
 
 
 async def test_a_cancellation_on_one_node_moves_patients_watching_another(two_nodes):
