@@ -49,6 +49,7 @@ screenshots: $(STAMP_TEST) chromium
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.limits
 
 bench-eta: $(STAMP_TEST)
 	$(BIN)/python -m bench.eta

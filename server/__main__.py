@@ -1,7 +1,9 @@
 """`python -m server` serves; `python -m server seed-admin` creates the first admin and exits;
 `python -m server eta-replay FILE|-` runs the ETA over a recorded history (see `server.replay`).
 
-A bad setting stops start-up with one line naming the variable and exit status 2, no traceback.
+A bad setting stops start-up with one line naming the variable and exit status 2, no traceback; a
+start that fails for another reason (the store or Redis unreachable, the port taken) prints one line
+naming the setting to check and exits with status 1.
 SIGTERM and SIGINT stop the server gracefully (see `server.app.Server.stop`) and exit 0.
 """
 
@@ -14,7 +16,7 @@ import signal
 import sys
 
 from config.settings import ConfigError, load_settings
-from core.errors import StoreUnavailable
+from core.errors import StartupError, StoreUnavailable
 from server.logs import configure_logging
 
 log = logging.getLogger("medpharma.server")
@@ -49,14 +51,15 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_eta_replay(settings, args))
         return asyncio.run(serve(settings))
     except StoreUnavailable:
-        print("error: the data store is unreachable (check MONGO_URI)", file=sys.stderr)
-        return 1
-    except ValueError as exc:
+        print("error: MONGO_URI: the data store is unreachable", file=sys.stderr)
+    except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
     except OSError as exc:
-        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        print(f"error: PORT: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+    except Exception as exc:  # still one line, never a traceback, for whatever else stops a start
+        print(f"error: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
 
 
 async def serve(settings) -> int:
@@ -88,6 +91,7 @@ async def run_seed_admin(settings) -> int:
 
     services = build_services(settings)
     try:
+        await services.store.ensure_reachable()
         await services.store.ensure_indexes()
         outcome = await seed_admin(services, settings.seed_admin_email, settings.seed_admin_password,
                                    settings.seed_admin_name)

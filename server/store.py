@@ -28,13 +28,14 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core import metrics
-from core.errors import StoreUnavailable
+from core.errors import StartupError, StoreUnavailable
 from core.statuses import ACTIVE, IN_CONSULTATION, WAITING
 from core.values import as_utc, utcnow
 
 log = logging.getLogger("medpharma.store")
 
 PING_TIMEOUT_SECONDS = 2.0
+STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
 SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (API.md)
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # API.md's queue order
@@ -114,6 +115,14 @@ class Store:
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
+
+    async def ensure_reachable(self) -> None:
+        """At start: the store answers, or one `StartupError` line says it does not (the runtime path,
+        `_run`, would log a warning first; a start that fails should print one line only)."""
+        try:
+            await asyncio.wait_for(self.db.command("ping"), STARTUP_PING_TIMEOUT_SECONDS)
+        except (PyMongoError, asyncio.TimeoutError, OSError) as exc:
+            raise StartupError(f"MONGO_URI: the data store is unreachable ({type(exc).__name__})") from None
 
     # -- the wrapper every call goes through -----------------------------------------------------
     async def _run(self, operation: str, awaitable: Awaitable):

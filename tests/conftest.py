@@ -8,6 +8,7 @@ what a client would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -84,7 +85,10 @@ def make_settings(**overrides) -> Settings:
     values = dict(port=0, host="127.0.0.1", mongo_uri=TEST_MONGO_URI,
                   mongo_db=f"medpharma_test_{uuid.uuid4().hex[:12]}", jwt_secret=JWT_SECRET,
                   jwt_secret_generated=False, bcrypt_rounds=4, seed_admin_email=ADMIN_EMAIL,
-                  seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin")
+                  seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin",
+                  # The suite registers many users and fails many logins from 127.0.0.1; the limits'
+                  # own tests (tests/test_rate_limit.py) set the defaults back.
+                  registrations_per_hour=100_000, login_failures_per_address_per_minute=100_000)
     values.update(overrides)
     return Settings(**values)
 
@@ -106,6 +110,7 @@ class Api:
             payload = raw.encode() if isinstance(raw, str) else raw
         elif body is not None:
             payload = json.dumps(body).encode()
+        if payload:  # else Tornado's client labels any POST body as a form, which the API refuses (415)
             all_headers.setdefault("Content-Type", "application/json")
         if payload is None and method in ("POST", "PUT", "PATCH"):
             payload = b""
@@ -260,6 +265,31 @@ async def stop_harness(harness: Harness) -> None:
         client = Store.connect(TEST_MONGO_URI, services.settings.mongo_db)
         await client.client.drop_database(services.settings.mongo_db)
         await client.close()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"  # the Redis these machines (and CI) run
+
+
+@contextlib.asynccontextmanager
+async def nodes_sharing_one_store(count: int = 2, **options):
+    """Several servers on one store and the real Redis bus, as a deployment of several nodes."""
+    database = f"medpharma_nodes_{uuid.uuid4().hex[:8]}"
+    store = Store.connect(TEST_MONGO_URI, database)
+    nodes = []
+    try:
+        for _ in range(count):
+            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": database}, store=store,
+                                             **options))
+        yield nodes
+    finally:
+        for node in nodes:
+            await stop_harness(node)
+
+
+@pytest.fixture
+async def two_nodes():
+    async with nodes_sharing_one_store() as nodes:
+        yield nodes
 
 
 @pytest.fixture
