@@ -248,8 +248,6 @@ def test_running_late_reaches_the_waiting_room_live(site, browsers):
     expect(status).not_to_contain_text("running 25 minutes late")
 
 
-# Until the server has GET /api/admin/users, /api/admin/audit and GET /api/admin/invites, the admin
-# page asks for them and shows the error in their sections (404 / 405).
 def test_admin_invites_a_doctor_who_then_signs_in_to_the_console(site, browsers):
     admin, admin_watch = browsers.page(DESKTOP)
     admin.goto("/app/admin")
@@ -330,3 +328,72 @@ def test_a_patient_opening_the_console_is_told_it_is_not_for_them(site, browsers
     page.goto("/app/console")
     sign_in(page, email, "patient-password")
     expect(page.get_by_role("heading", name="Not available to your account")).to_be_visible()
+
+
+def test_admin_finds_disables_and_enables_a_user_and_the_audit_log_shows_it(site, browsers):
+    harness = site.harness
+    email = f"una-{uuid.uuid4().hex[:8]}@example.org"
+    site.run(harness.register(name="Una User", email=email, password="patient-password"))
+
+    admin, _ = browsers.page(DESKTOP)
+    admin.goto("/app/admin")
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    users = admin.get_by_role("region", name="Users")
+    audit = admin.get_by_role("region", name="Audit log")
+    expect(audit.locator("ol.audit > li").first).to_be_visible()
+
+    users.get_by_label("Name or email").fill(email)
+    users.get_by_role("button", name="Search").click()
+    found = users.locator("ul.cards > li")
+    expect(found).to_have_count(1)
+    expect(found).to_contain_text("Una User")
+    expect(found).to_contain_text(email)
+
+    # Disable: marked, refused at login, and the audit log lists it at the top without a reload.
+    users.get_by_role("button", name="Disable Una User").click()
+    expect(found).to_contain_text("Disabled")
+    login = site.run(harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"}))
+    assert login.status == 403 and login.body["code"] == "account_disabled"
+    expect(audit.locator("ol.audit > li").first).to_contain_text("User disabled by admin")
+
+    # Enable again: signs in.
+    users.get_by_role("button", name="Enable Una User").click()
+    expect(found).not_to_contain_text("Disabled")
+    login = site.run(harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"}))
+    assert login.status == 200
+    expect(audit.locator("ol.audit > li").first).to_contain_text("User enabled by admin")
+
+
+def test_admin_revokes_an_invitation_and_its_link_then_says_so(site, browsers):
+    admin, _ = browsers.page(DESKTOP)
+    admin.goto("/app/admin")
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    invites = admin.get_by_role("region", name="Invitations")
+    email = f"withdrawn-{uuid.uuid4().hex[:8]}@example.org"
+    invites.get_by_label("Email").fill(email)
+    invites.get_by_label("Role").select_option("admin")
+    invites.get_by_role("button", name="Create invitation").click()
+    link = invites.get_by_label("Invitation link")
+    expect(link).to_have_value(re.compile(r"/app/invite\?token="))
+    invite_url = link.input_value()
+
+    # Listed as active; revoked from the list; the audit log records it.
+    item = invites.locator("ul.cards > li").filter(has_text=email)
+    expect(item).to_contain_text("active")
+    item.get_by_role("button", name=f"Revoke the invitation for {email}").click()
+    expect(item).to_contain_text("revoked")
+    expect(item.get_by_role("button")).to_have_count(0)
+    audit = admin.get_by_role("region", name="Audit log")
+    expect(audit.locator("ol.audit > li").first).to_contain_text("Invitation revoked by admin")
+    invites.get_by_label("Show").select_option("active")
+    expect(invites.locator("ul.cards > li").filter(has_text=email)).to_have_count(0)
+
+    # The link, opened afterwards, says the invitation was withdrawn.
+    page, watch = browsers.page(PHONE)
+    watch.expect_status(400)
+    page.goto(invite_url)
+    page.get_by_label("Name").fill("Would Be Admin")
+    page.get_by_label("Password").fill("another-password")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("alert")).to_contain_text("This invitation was withdrawn. Ask an administrator for a new one.")
+    assert page.url.endswith(invite_url.split("/app/", 1)[1])
