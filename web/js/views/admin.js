@@ -1,5 +1,5 @@
 // The admin's page: doctors, invitations, users and the audit log. Each section loads on its own,
-// so one that fails (or that an older server does not offer) says why and leaves the rest working.
+// so one that fails says why and leaves the rest working.
 
 import { h, replace } from '../dom.js';
 import { api, sentence } from '../api.js';
@@ -40,9 +40,7 @@ function failure(list, error) {
     note = h('p', { class: 'load-error form-error', role: 'alert' });
     list.before(note);
   }
-  note.textContent = error?.status === 404 || error?.status === 405
-    ? 'This server does not offer this list yet; it needs a newer server version.'
-    : sentence(error);
+  note.textContent = sentence(error);
 }
 
 function loaded(list) {
