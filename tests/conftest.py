@@ -300,3 +300,34 @@ async def harness():
         yield h
     finally:
         await stop_harness(h)
+
+
+# -- the browser tests' server and browser (tests/test_web_*.py) ---------------------------------------------
+@pytest.fixture(scope="module")
+def site(request):
+    """A real server for one browser-test module; a module may set SITE_SETTINGS to change settings."""
+    from tests.web_browser import Site
+    settings = getattr(request.module, "SITE_SETTINGS", None)
+    site = Site(**({"settings": settings} if settings else {}))
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Debian chromium per browser-test module (contexts per test)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web_browser import launch_browser
+    with sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browsers(browser, site):
+    from tests.web_browser import Browsers
+    opened = Browsers(browser, site)
+    yield opened
+    opened.close()

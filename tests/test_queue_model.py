@@ -629,7 +629,7 @@ async def call_next(world: World, doctor: Doctor, who: str, mode: str, index: in
                 if response.body[key] is not None:
                     step.changed(response.body[key]["id"], response.body[key]["status"])
         return what
-    if mode == "stale":
+    if mode == "stale":  # refused: nothing changes, and the last successful call's window stays as it was
         answered(response, 409, "queue_changed", what, True)
         return what + ": refused, queue_changed"
     expect(response, 200, what=what)
@@ -932,6 +932,8 @@ async def check(world: World, marks: list[int], barriers: list[int], step: Step,
     queues = {doctor.id: expected_queue(doctors[doctor.id], appointments, now) for doctor in world.doctors}
     present = world.present()
     for tap_index, (tap, viewer) in enumerate(world.watchers):
+        for frame in tap.frames[marks[PATIENTS + tap_index]:barriers[PATIENTS + tap_index]]:
+            assert frame["event"] in ("queue:state", "doctor:status", "pong"), (context, tap.name, frame)
         for doctor_id in sorted(tap.doctors):
             queue = queues[doctor_id]
             response = await api.get(f"/api/queue/doctor/{spell(doctor_id, upper_reads)}", token=tap.token)
@@ -958,8 +960,10 @@ async def check(world: World, marks: list[int], barriers: list[int], step: Step,
                                                         status, queue.status)
             if tap_index == 0:
                 continue
-            # Later clinic days, each its own queue (for an admin and, redacted, a patient).
-            for day in sorted(set(queue.days()) | {queue.today + timedelta(days=1)}):
+            # Other clinic days, each its own queue (for an admin and, redacted, a patient): yesterday's
+            # is empty (what nobody resolved waits at the head of today's), later days' hold their bookings.
+            one_day = timedelta(days=1)
+            for day in sorted(set(queue.days()) | {queue.today - one_day, queue.today + one_day}):
                 if day == queue.today:
                     continue
                 later = await api.get(f"/api/queue/doctor/{doctor_id}?date={day.isoformat()}", token=tap.token)

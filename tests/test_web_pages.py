@@ -14,33 +14,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.web_browser import (DESKTOP, PHONE, Browsers, Site, axe_violations, launch_browser,
-                               no_horizontal_scroll, sign_in)
-
-
-@pytest.fixture(scope="module")
-def site():
-    site = Site()
-    yield site
-    site.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch_browser(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def browsers(browser, site):
-    opened = Browsers(browser, site)
-    yield opened
-    opened.close()
+from tests.web_browser import DESKTOP, PHONE, axe_violations, no_horizontal_scroll, sign_in
 
 
 @pytest.fixture(scope="module")
