@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core import metrics
 from core.access import STAFF, Principal, relation
@@ -93,9 +93,10 @@ async def book(services, principal: Principal, body: dict) -> dict:
 
 
 # -- status changes ------------------------------------------------------------------------------------
-def status_update(current: dict, target: str, settings) -> dict:
-    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest."""
-    now = utcnow()
+def status_update(current: dict, target: str, settings, now: datetime | None = None) -> dict:
+    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest.
+    `now` is `eta-replay`'s clock (server/replay.py); the live server uses the real one."""
+    now = now or utcnow()
     update: dict = {"$set": {"status": target, "updatedAt": now}, "$unset": {}}
     if target not in WAITING:
         update["$unset"]["waitingKey"] = ""

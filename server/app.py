@@ -131,7 +131,8 @@ def build_services(settings: Settings, *, store: Store | None = None,
     hub = Hub()
     calendar = ClinicCalendar.named(settings.clinic_timezone)
     registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
-                             idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes)
+                             idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes,
+                             learning=settings.eta_learning)
     revocations = Revocations(settings.jwt_expires_seconds)
     services = Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),

@@ -63,6 +63,7 @@ class Store:
         self.doctors = self.db["doctors"]
         self.invites = self.db["invites"]
         self.appointments = self.db["appointments"]
+        self.doctor_stats = self.db["doctor_stats"]
         self.idempotency = self.db["idempotencyKeys"]
         self.audit = self.db["audit"]
         self.sessions = self.db["sessions"]
@@ -330,6 +331,11 @@ class Store:
             {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}, limit=1))
         return count > 0
 
+    async def appointments_of_doctor_since(self, doctor_id: ObjectId, since: datetime) -> list[dict]:
+        """Every appointment of a doctor booked for `since` or later: the history `eta-replay` replays."""
+        return await self._find_list("list_appointments", self.appointments.find(
+            {"doctor": doctor_id, "date": {"$gte": since}}).sort([("createdAt", ASCENDING), ("_id", ASCENDING)]))
+
     async def appointments_between(self, doctor_id: ObjectId, start: datetime, end: datetime) -> list[dict]:
         """Every appointment of the doctor dated in [start, end): one clinic day, whatever its status."""
         return await self._find_list("list_appointments", self.appointments.find(
@@ -414,3 +420,19 @@ class Store:
         items = await self._find_list(f"list_{name}", collection.find(query).sort(order).skip(offset).limit(limit))
         return items, total
 
+    # -- what is learned about each doctor (see actors.learning) ------------------------------------
+    async def find_doctor_stats(self, doctor_id: ObjectId) -> dict | None:
+        return _normalise(await self._run("find_doctor_stats", self.doctor_stats.find_one({"_id": doctor_id})))
+
+    async def record_learning(self, doctor_id: ObjectId, condition: dict, update: dict) -> bool:
+        """Applies one learning event (`actors.learning.store_update` makes the condition and update)
+        to the doctor's statistics in one atomic write; False if it was already recorded (the same
+        change announced twice, or replayed): the condition then matches nothing and the upsert
+        collides with the existing `_id`."""
+        extra_filter = condition
+        try:
+            result = await self._run("record_learning", self.doctor_stats.update_one(
+                {"_id": doctor_id, **extra_filter}, update, upsert=True))
+        except DuplicateKeyError:
+            return False
+        return result.matched_count == 1 or result.upserted_id is not None
