@@ -204,30 +204,32 @@ class Store:
         return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
             {"_id": doctor_id}, {"$set": changes, "$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)))
 
-    async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime,
+    async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime, stale_before: datetime,
                               quiet_since: datetime | None) -> bool:
-        """Marks a call-next for this doctor as begun at `now`. With `quiet_since`, only if no
-        call-next began after it: of two call-nexts within the double-submit window, one wins.
-        `lastCallNext` is bookkeeping, not a profile change, so `version` is left alone."""
-        query: dict = {"_id": doctor_id}
+        """Marks a call-next for this doctor as in flight (`callNextClaim`), unless another one is (and
+        began after `stale_before`: a claim whose node died does not block for ever). With
+        `quiet_since`, also only if the last call-next that did something (`lastCallNext`) is older:
+        of two call-nexts within the double-submit window, one runs. This is bookkeeping, not a
+        profile change, so `version` is left alone."""
+        conditions: list[dict] = [{"$or": [{"callNextClaim": None}, {"callNextClaim.at": {"$lte": stale_before}}]}]
         if quiet_since is not None:
-            query["$or"] = [{"lastCallNext": None}, {"lastCallNext.at": {"$lte": quiet_since}}]
+            conditions.append({"$or": [{"lastCallNext": None}, {"lastCallNext.at": {"$lte": quiet_since}}]})
         result = await self._run("claim_call_next", self.doctors.update_one(
-            query, {"$set": {"lastCallNext": {"at": now, "token": token, "done": False}}}))
+            {"_id": doctor_id, "$and": conditions}, {"$set": {"callNextClaim": {"at": now, "token": token}}}))
         return result.matched_count == 1
 
-    async def finish_call_next(self, doctor_id: ObjectId, token: str, completed: ObjectId | None,
+    async def finish_call_next(self, doctor_id: ObjectId, token: str, began: datetime, completed: ObjectId | None,
                                current: ObjectId | None) -> None:
-        """Records what the claimed call-next did, so a double submit can answer the same."""
+        """Records what the claimed call-next did (a double submit answers the same) and ends the claim."""
         await self._run("claim_call_next", self.doctors.update_one(
-            {"_id": doctor_id, "lastCallNext.token": token},
-            {"$set": {"lastCallNext.done": True, "lastCallNext.completed": completed,
-                      "lastCallNext.current": current}}))
+            {"_id": doctor_id, "callNextClaim.token": token},
+            {"$set": {"lastCallNext": {"at": began, "token": token, "completed": completed, "current": current}},
+             "$unset": {"callNextClaim": ""}}))
 
     async def abandon_call_next(self, doctor_id: ObjectId, token: str) -> None:
-        """A claimed call-next that failed leaves no window behind: the next one runs for real."""
+        """A claimed call-next that failed ends its claim and leaves the last one that worked as it was."""
         await self._run("claim_call_next", self.doctors.update_one(
-            {"_id": doctor_id, "lastCallNext.token": token}, {"$set": {"lastCallNext": None}}))
+            {"_id": doctor_id, "callNextClaim.token": token}, {"$unset": {"callNextClaim": ""}}))
 
     async def delete_doctor(self, doctor_id: ObjectId) -> bool:
         result = await self._run("delete_doctor", self.doctors.delete_one({"_id": doctor_id}))
