@@ -220,6 +220,8 @@ ENDPOINTS = {
     rf"/api/appointments/{ID}/status": (["PATCH"], "PUT"),
     rf"/api/queue/doctor/{ID}": (["GET"], "POST"),
     rf"/api/queue/appointment/{ID}/position": (["GET"], "PUT"),
+    r"/api/openapi.json": (["GET"], "POST"),
+    r"/api/asyncapi.json": (["GET"], "DELETE"),
 }
 CASES = [(pattern, method, method not in defined)
          for pattern, (defined, extra) in ENDPOINTS.items() for method in [*defined, extra]]
@@ -466,8 +468,9 @@ def check_response(response, case: dict, url: str) -> None:
 
 def test_every_route_is_fuzzed():
     fuzzed = set(ENDPOINTS)
-    # The web app's files (/app) are not JSON endpoints: tests/test_web_static.py covers them.
-    routed = {pattern for pattern, _ in ROUTES} - {r"/ws", r"/metrics", r"/app", r"/app/(.*)"}
+    # The web app's files (/app) and the API reference page are not JSON endpoints: tests/test_web_static.py
+    # and tests/test_api_spec.py cover them.
+    routed = {pattern for pattern, _ in ROUTES} - {r"/ws", r"/metrics", r"/app", r"/app/(.*)", r"/api/docs"}
     assert fuzzed == routed
 
 
