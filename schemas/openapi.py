@@ -15,12 +15,13 @@ from marshmallow import Schema
 from schemas import fields as ours
 from schemas.operations import (ID_PATTERN, METRICS, OPERATIONS, PUBLIC, SIGNED_IN, AnyOf, Many, Operation,
                                 Raw)
-from schemas.responses import ErrorSchema
+from schemas.responses import ErrorSchema, ValidationErrorSchema
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
 TITLE = "MedPharma Queue"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+VALIDATION_ERROR_REF = {"$ref": "#/components/schemas/ValidationError"}
 JSON = "application/json"
 # Statuses that need no per-operation words.
 GENERIC = {400: "Invalid input: `details` maps each bad field to its messages.",
@@ -95,6 +96,7 @@ def build_openapi(server_url: str | None = None) -> dict:
                    servers=[{"url": server_url or "/"}])
     _register_fields(plugin)
     spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.schema("ValidationError", schema=ValidationErrorSchema)
     spec.components.security_scheme("bearerAuth", {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
         "description": "The access token from sign-in (HS256; claims sub, role, sid, iat, exp)."})
@@ -217,7 +219,7 @@ def _operation(operation: Operation) -> dict:
         ok["headers"] = {"Location": {"schema": {"type": "string"}}}
     result["responses"][str(ok_status)] = ok
     for status, words in _error_statuses(operation).items():
-        media = {"schema": ERROR_REF}
+        media = {"schema": VALIDATION_ERROR_REF if status == 400 else ERROR_REF}
         if status in operation.examples:
             media["example"] = operation.examples[status]
         answer = {"description": words, "content": {JSON: media}}

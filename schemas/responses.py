@@ -26,10 +26,17 @@ def _required(field_class, *args, **kwargs):
 
 
 class ErrorSchema(StrictSchema):
-    """Every error answer, HTTP or refused upgrade: a sentence for people, a code for programs."""
+    """Every error answer, HTTP or refused upgrade: a sentence for people, a code for programs, and
+    sometimes facts about the refusal (`invalid_transition` names `from` and `to`)."""
 
     message = _required(fields.String)
     code = _required(fields.String, validate=validate.Regexp(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"))
+    details = fields.Dict(keys=fields.String())
+
+
+class ValidationErrorSchema(ErrorSchema):
+    """A `400`: `details`, when present, maps each bad field to its messages (a form can show them)."""
+
     details = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 

@@ -1,0 +1,128 @@
+"""The server against its own OpenAPI description, with schemathesis, as each role and signed out.
+
+A real server runs on an event loop in a background thread with a small world in it (a doctor with
+an account, a patient with a waiting appointment, a spare user, an invite); the description is the
+one the server serves, with those real ids given to schemathesis as examples of the path ids, so
+answers past a 404 are reached and checked too. For every operation schemathesis generates requests
+(explicit examples, boundary and out-of-schema values, then random valid ones) and sends them with
+a fresh access token of the role. Every answer must be: not a 5xx, a documented status, of the
+documented content type, and valid against the documented schema.
+
+Bounded by MAX_EXAMPLES per operation and role; the run adds about a minute to `make test`.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings, strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                               status_code_conformance)
+
+from handlers.spec import openapi_document
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LoopThread, future, start_harness, stop_harness
+
+MAX_EXAMPLES = 15
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+PASSWORD = "contract-password"
+# `/ws` answers an upgrade, not a request (test_api_spec and the socket tests cover it); /app serves files.
+NOT_FUZZED: set = set()
+
+
+class World:
+    """The live server and the people in it."""
+
+    def __init__(self, loop: LoopThread, harness):
+        self.loop, self.harness = loop, harness
+        self.base = harness.base
+        self.credentials: dict[str, tuple[str, str]] = {"admin": (ADMIN_EMAIL, ADMIN_PASSWORD)}
+        self.ids: dict[str, str] = {}
+
+    def populate(self) -> None:
+        async def build():
+            h = self.harness
+            admin = await h.admin_token()
+            doctor = await h.create_doctor(admin)
+            invite = await h.api.post("/api/admin/invites", {"email": doctor["email"], "role": "doctor",
+                                                             "doctorId": doctor["id"]}, token=admin)
+            doctor_user = await h.api.post("/api/auth/register/invite", {"token": invite.body["token"],
+                                                                         "name": "Dr. Ada", "password": PASSWORD})
+            patient_email = f"patient-{uuid.uuid4().hex[:8]}@example.org"
+            patient_token, _ = await h.register(email=patient_email, password=PASSWORD)
+            appointment = await h.book(patient_token, doctor["id"], future(30))
+            await h.book(patient_token, (await h.create_doctor(admin))["id"], future(40))
+            _, spare = await h.register()
+            spare_invite = await h.api.post("/api/admin/invites", {"email": "spare@example.org", "role": "admin"},
+                                            token=admin)
+            self.credentials["doctor"] = (doctor["email"], PASSWORD)
+            self.credentials["patient"] = (patient_email, PASSWORD)
+            self.ids = {"doctorId": doctor["id"], "appointmentId": appointment["id"], "userId": spare["id"],
+                        "inviteId": spare_invite.body["inviteId"]}
+            assert doctor_user.status == 201
+        self.loop.run(build())
+
+    def token(self, role: str) -> str:
+        """A fresh sign-in each time: a case that logged out or changed nothing else cannot starve the next."""
+        email, password = self.credentials[role]
+        answer = requests.post(f"{self.base}/api/auth/login", json={"email": email, "password": password},
+                               timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["token"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    loop = LoopThread("contract-server")
+    harness = loop.run(start_harness())
+    world = World(loop, harness)
+    try:
+        world.populate()
+        yield world
+    finally:
+        loop.run(stop_harness(harness))
+        loop.close()
+
+
+def fuzzed_document() -> dict:
+    document = copy.deepcopy(openapi_document())
+    for path in NOT_FUZZED:
+        del document["paths"][path]
+    return document
+
+
+SCHEMA = schemathesis.openapi.from_dict(fuzzed_document())
+OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
+ROLES = (None, "patient", "doctor", "admin")
+bounded = settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+                   suppress_health_check=list(HealthCheck))
+
+
+def requests_for(operation) -> st.SearchStrategy:
+    """The description's own examples, valid requests, and requests that break the description."""
+    return st.one_of(*SCHEMA.get_strategies_from_examples(operation),
+                     operation.as_strategy(GenerationMode.POSITIVE),
+                     operation.as_strategy(GenerationMode.NEGATIVE))
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role or "signed-out")
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
+def test_every_answer_keeps_to_the_description(operation, role, world):
+    @given(case=requests_for(operation), real_ids=st.booleans())
+    @bounded
+    def run(case, real_ids):
+        if real_ids:  # reach past the 404: the same request about the world's real doctor, appointment…
+            for name in list(case.path_parameters or {}):
+                if name in world.ids:
+                    case.path_parameters[name] = world.ids[name]
+        headers = {"Authorization": f"Bearer {world.token(role)}"} if role else {}
+        if case.headers:
+            case.headers.pop("Authorization", None)
+        case.call_and_validate(base_url=world.base, headers=headers, checks=CHECKS, timeout=15)
+
+    run()
