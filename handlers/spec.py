@@ -9,8 +9,10 @@ within the web app's Content-Security-Policy unchanged.
 from __future__ import annotations
 
 import functools
+import html
 import json
 import os
+import re
 
 from tornado import template
 
@@ -55,7 +57,7 @@ def reference_page() -> bytes:
     loader = template.Loader(TEMPLATES, autoescape="xhtml_escape")
     return loader.load("api_docs.html").generate(
         openapi=openapi_document(), asyncapi=asyncapi_document(), type_of=type_of, constraints_of=constraints_of,
-        properties_of=properties_of, example_json=example_json, anchor=anchor)
+        properties_of=properties_of, example_json=example_json, anchor=anchor, prose=prose)
 
 
 class OpenApiHandler(APIHandler):
@@ -80,6 +82,20 @@ class ApiDocsHandler(APIHandler):
 
 
 # -- helpers the page template uses to read JSON Schema ---------------------------------------------
+def prose(text: str) -> str:
+    """The descriptions' little Markdown (`code` and **bold**) as escaped HTML."""
+    parts = re.split(r"(`[^`]+`|\*\*[^*]+\*\*)", text or "")
+    rendered = []
+    for part in parts:
+        if part.startswith("`") and part.endswith("`") and len(part) > 1:
+            rendered.append(f"<code>{html.escape(part[1:-1])}</code>")
+        elif part.startswith("**") and part.endswith("**") and len(part) > 3:
+            rendered.append(f"<strong>{html.escape(part[2:-2])}</strong>")
+        else:
+            rendered.append(html.escape(part))
+    return "".join(rendered)
+
+
 def anchor(kind: str, name: str) -> str:
     return f"{kind}-" + "".join(c if c.isalnum() else "-" for c in name)
 

@@ -156,3 +156,9 @@ async def test_the_documents_and_the_reference_are_served():
         assert stylesheet.status == 200 and stylesheet.headers["Content-Type"].startswith("text/css")
     finally:
         await stop_harness(harness)
+
+
+def test_the_reference_page_escapes_what_it_renders():
+    from handlers.spec import prose
+    assert prose("`<script>` and **<b>** and <img src=x>") == (
+        "<code>&lt;script&gt;</code> and <strong>&lt;b&gt;</strong> and &lt;img src=x&gt;")
