@@ -54,7 +54,9 @@ def _strict_field(self, field, **kwargs) -> dict:
     if isinstance(field, ours.UtcDateTime):
         return {"description": "ISO 8601 with a zone; answers are UTC with `Z`."}
     if isinstance(field, ours.Password):
-        return {"minLength": 8, "maxLength": 72, "description": "8 to 72 bytes of UTF-8 (bcrypt's limit)."}
+        # The rule counts UTF-8 bytes; JSON Schema counts characters (1 to 4 bytes each). These bounds
+        # are the tightest that hold for every valid password: 2 four-byte characters are 8 bytes.
+        return {"minLength": 2, "maxLength": 72, "description": "8 to 72 bytes of UTF-8 (bcrypt's limit)."}
     if isinstance(field, ours.ClinicDate):
         return {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
     return {}

@@ -134,3 +134,18 @@ def test_length_limits_hold_for_what_was_sent_not_what_is_left_after_trimming():
             DoctorCreateSchema().load({**body, field: padded})
         assert field in refused.value.messages
     assert DoctorCreateSchema().load({**body, "name": " " + "a" * 99})["name"] == "a" * 99
+
+
+def test_the_described_password_bounds_admit_every_password_the_server_accepts():
+    """The rule is 8 to 72 *bytes*; the description had said 8 *characters*, so a 7-character password
+    of 2-byte characters, which the server rightly accepts, broke it (found on POST /api/auth/register)."""
+    from schemas.auth import RegisterSchema
+
+    described = openapi_document()["components"]["schemas"]["Register"]["properties"]["password"]
+    base = {"name": "Pat", "email": "pat@example.org"}
+    for accepted in ("é" * 4, "\U0001f600" * 2, "a" * 8, "a" * 72, "é" * 36):
+        assert RegisterSchema().load({**base, "password": accepted})
+        assert described["minLength"] <= len(accepted) <= described["maxLength"]
+    for refused in ("a" * 7, "é" * 37, "a" * 73):
+        with pytest.raises(ValidationError):
+            RegisterSchema().load({**base, "password": refused})
