@@ -13,7 +13,7 @@ from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema
 
 from schemas import fields as ours
-from schemas.operations import (ID_PATTERN, METRICS, OPERATIONS, PUBLIC, SIGNED_IN, AnyOf, Many, Operation,
+from schemas.operations import (ID_PATTERN, METRICS, OPERATIONS, PUBLIC, AnyOf, Many, Operation,
                                 Raw)
 from schemas.responses import ErrorSchema, ValidationErrorSchema
 

@@ -252,6 +252,3 @@ class AuthFrameSchema(StrictSchema):
 
     type = _frame_type("auth")
     token = _required(fields.String)
-
-
-day_stats_schema = DayStatsSchema()

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import jsonschema
-import pytest
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_openapi
 from tornado import web
