@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench clean install chromium screenshots
+.PHONY: run test bench bench-eta clean install chromium screenshots
 
 # The browser tests drive Debian's chromium (never a browser Playwright downloads).
 export MEDPHARMA_CHROMIUM ?= /usr/bin/chromium
@@ -49,6 +49,10 @@ screenshots: $(STAMP_TEST) chromium
 
 bench: $(STAMP_TEST)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.limits
+
+bench-eta: $(STAMP_TEST)
+	$(BIN)/python -m bench.eta
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -26,6 +26,7 @@ from typing import Callable
 
 from actors.base import Actor
 from actors.hub import Hub, Outgoing, appointment_room, doctor_room
+from actors.learning import DoctorStats, apply_all, events_for
 from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, Reload
 from actors.presence import Presence
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
@@ -59,7 +60,7 @@ class DoctorActor(Actor):
 
     def __init__(self, doctor_id: str, *, store, hub: Hub, clock: Callable[[], datetime],
                  calendar: ClinicCalendar, index: dict[str, str], presence: Presence | None = None,
-                 soon_minutes: int = 10):
+                 soon_minutes: int = 10, learning: bool = True):
         super().__init__(f"doctor:{doctor_id}")
         self.doctor_id = doctor_id
         self.store = store
@@ -69,6 +70,7 @@ class DoctorActor(Actor):
         self.index = index  # appointment id → doctor id, shared by all actors via the registry
         self.presence = presence or Presence()
         self.soon_minutes = soon_minutes
+        self.learning = learning  # False (ETA_LEARNING=off): estimates follow the plain rule
         # What watchers were last told; kept across reloads (see the module docstring).
         self._sent: dict[str, tuple] = {}
         self._soon: set[str] = set()       # appointments told turn:soon and still soon
@@ -84,6 +86,7 @@ class DoctorActor(Actor):
             self.index.pop(appointment_id, None)
         self.loaded = False
         self.settings = DoctorSettings.defaults()
+        self.stats = DoctorStats()
         self._entries: dict[str, QueueEntry] = {}
         self._waiting: list[QueueEntry] = []
         self._current: QueueEntry | None = None
@@ -138,6 +141,7 @@ class DoctorActor(Actor):
         if doctor is None:
             raise DoctorNotFound(self.doctor_id)
         documents = await self.store.active_appointments_of_doctor(doctor_oid)
+        self.stats = DoctorStats.from_document(await self.store.find_doctor_stats(doctor_oid))
         self._apply_doctor(doctor)
         for document in documents:
             self._apply_appointment(document)
@@ -172,6 +176,9 @@ class DoctorActor(Actor):
             return
         if known is not None:
             self._remove(known)
+        # The write workflow stored the same lessons (domain.learning); each is keyed, so one
+        # already loaded with the statistics is not learned twice.
+        self.stats = apply_all(self.stats, events_for(self.stats, document))
         if entry.status in WAITING:
             bisect.insort(self._waiting, entry, key=lambda e: e.order)
             self._track(entry)
@@ -222,7 +229,7 @@ class DoctorActor(Actor):
     def _compute(self, now: datetime) -> QueueSnapshot:
         present = frozenset(i for i in self._entries if self.presence.is_present(i))
         return QueueSnapshot.compute(self.doctor_id, self.settings, self._current, tuple(self._waiting), now,
-                                     self.calendar, present)
+                                     self.calendar, present, stats=self.stats, learning=self.learning)
 
     def _publish(self, queued_at: float) -> None:
         """Pushes what differs from what watchers were last told. The very first publish of a fresh

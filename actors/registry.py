@@ -39,11 +39,12 @@ def system_clock() -> datetime:
 class QueueRegistry:
     def __init__(self, store, hub: Hub, *, clock: Callable[[], datetime] = system_clock,
                  calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0,
-                 soon_minutes: int = 10, presence: Presence | None = None):
+                 soon_minutes: int = 10, presence: Presence | None = None, learning: bool = True):
         self.store = store
         self.calendar = calendar
         self.soon_minutes = soon_minutes
         self.presence = presence or Presence()
+        self.learning = learning  # False (ETA_LEARNING=off): every queue follows the plain rule
         self.hub = hub
         self.clock = clock
         self.tick_seconds = tick_seconds
@@ -69,7 +70,7 @@ class QueueRegistry:
         if actor is None or actor.stopped:
             actor = DoctorActor(doctor_id, store=self.store, hub=self.hub, clock=self.clock,
                                 calendar=self.calendar, index=self.appointment_doctor, presence=self.presence,
-                                soon_minutes=self.soon_minutes)
+                                soon_minutes=self.soon_minutes, learning=self.learning)
             actor.start()
             self.actors[doctor_id] = actor
             metrics.actors_live.set(len(self.actors))

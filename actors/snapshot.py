@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from actors.eta import Estimate, delay_minutes, estimate_queue
+from actors.learning import DoctorStats
 from core.days import ClinicCalendar
 from core.doctors import DEFAULT_AVG_CONSULT_MINUTES
 from core.statuses import WAITING
@@ -113,7 +114,8 @@ class QueueSnapshot:
     @classmethod
     def compute(cls, doctor_id: str, settings: DoctorSettings, in_consultation: QueueEntry | None,
                 waiting: tuple[QueueEntry, ...], now: datetime, calendar: ClinicCalendar,
-                present: frozenset[str] = frozenset()) -> "QueueSnapshot":
+                present: frozenset[str] = frozenset(), *, stats: DoctorStats | None = None,
+                learning: bool = True) -> "QueueSnapshot":
         today = calendar.day_of(now)
         days: dict[date, range] = {}
         start = 0
@@ -131,7 +133,7 @@ class QueueSnapshot:
                 [waiting[i].date for i in span], now=now, avg_minutes=settings.avg_consult_minutes,
                 late_minutes=settings.effective_late_minutes, away_until=settings.away_at(now),
                 consultation_started_at=in_consultation.started_at if in_consultation and day == today
-                else None))
+                else None, stats=stats, learning=learning))
         return cls(doctor_id, settings, in_consultation, waiting, tuple(estimates), now, today, days, present,
                    {entry.id: i for i, entry in enumerate(waiting)})
 

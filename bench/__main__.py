@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.harness import (Client, ServerThread, a_while_from_now, bench_settings, bounded_gather)
 from core import metrics
+from server.auth import MAX_HASHING_PER_CLIENT
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,7 +127,8 @@ async def build_queue(client: Client, size: int) -> tuple[str, list[Patient]]:
     admin = await client.admin_token()
     doctor = await client.create_doctor(admin)
     when = a_while_from_now(30)  # one shared slot: the queue order is the booking order
-    tokens = await bounded_gather([client.register(i) for i in range(size)])
+    # At most MAX_HASHING_PER_CLIENT registrations in flight: one address may hash no more at once.
+    tokens = await bounded_gather([client.register(i) for i in range(size)], limit=MAX_HASHING_PER_CLIENT)
     patients = []
     for token in tokens:  # sequential, so that createdAt (and so the queue) follows this list
         patients.append(Patient(token, (await client.book(token, doctor["id"], when))["id"]))

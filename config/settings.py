@@ -1,19 +1,21 @@
 """Settings, read and validated once at start.
 
 Every value comes from the process environment or, failing that, from a `.env` file at the project
-root (parsed by python-dotenv). Anything wrong raises `ConfigError` naming the variable, so the CLI
-can stop with one clear line instead of a traceback half-way through serving requests.
+root (parsed by python-dotenv). Each variable is one row of `VARIABLES` — its name, the `Settings`
+field it fills and a small parser — so adding a variable is one line, and every parser's complaint
+becomes one `ConfigError` naming the variable: the CLI stops with one clear line instead of a
+traceback half-way through serving requests. The few rules that tie two variables together live in
+`_check_together`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -23,6 +25,7 @@ DEFAULT_JOIN_URL_TEMPLATE = "https://meet.jit.si/medpharma-{room}"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
 class ConfigError(ValueError):
@@ -53,39 +56,147 @@ class Settings:
     bcrypt_rounds: int = 12
     redis_url: str | None = None
     login_failures_per_minute: int = 10
-    clinic_timezone: str = "UTC"
+    login_failures_per_address_per_minute: int = 50
+    registrations_per_hour: int = 20
+    ws_max_per_user: int = 20
     soon_minutes: int = 10
+    eta_learning: bool = True
+    clinic_timezone: str = "UTC"
 
     @property
     def embedded_store(self) -> bool:
         return self.mongo_uri is None
 
 
+# -- parsers: text → value, or ValueError saying what is wrong (the variable's name is added) --------
 def parse_duration(text: str) -> int:
     """`7d`, `12h`, `15m`, `30s` or plain seconds → seconds (> 0)."""
     match = _DURATION.match(text.strip().lower())
     if not match:
-        raise ValueError("expected a duration such as 7d, 12h, 15m or a number of seconds")
+        raise ValueError(f"expected a duration such as 7d, 12h, 15m or a number of seconds, got {text.strip()!r}")
     seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if seconds <= 0:
-        raise ValueError("must be longer than zero")
+        raise ValueError(f"must be longer than zero, got {text.strip()!r}")
     return seconds
 
 
-def _int_in_range(variable: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ConfigError(variable, f"expected a whole number, got {text!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(variable, f"must be between {low} and {high}, got {value}")
+def integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+    return parse
+
+
+def text(value: str) -> str:
     return value
 
 
-def _blank_to_none(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    return value.strip()
+def url_with_scheme(*schemes: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+            raise ValueError(f"must start with {' or '.join(f'{s}://' for s in schemes)}")
+        return value
+    return parse
+
+
+def mongo_db_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", value):
+        raise ValueError("must be 1-63 letters, digits, '_' or '-'")
+    return value
+
+
+def jwt_secret(value: str) -> str:
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters long")
+    return value
+
+
+def origins(value: str) -> tuple[str, ...]:
+    parsed = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in parsed:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+    return parsed
+
+
+def email(value: str) -> str:
+    if "@" not in value:
+        raise ValueError("is not an email address")
+    return value.lower()
+
+
+def password(value: str) -> str:
+    if not 8 <= len(value.encode()) <= 72:
+        raise ValueError("must be 8 to 72 bytes long")
+    return value
+
+
+def join_url_template(value: str) -> str:
+    if "{room}" not in value or not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL containing {room}")
+    return value
+
+
+def log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value.upper()
+
+
+def switch(value: str) -> bool:
+    try:
+        return _SWITCH[value.lower()]
+    except KeyError:
+        raise ValueError(f"must be on or off, got {value!r}") from None
+
+
+def timezone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"is not an IANA time zone name such as Europe/Paris, got {value!r}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    field: str
+    parse: Callable[[str], Any]
+    keep_spaces: bool = False  # secrets are taken byte for byte; everything else is trimmed
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("PORT", "port", integer(0, 65535)),
+    Variable("HOST", "host", text),
+    Variable("MONGO_URI", "mongo_uri", url_with_scheme("mongodb", "mongodb+srv")),
+    Variable("MONGO_DB", "mongo_db", mongo_db_name),
+    Variable("JWT_SECRET", "jwt_secret", jwt_secret, keep_spaces=True),
+    Variable("JWT_EXPIRES_IN", "jwt_expires_seconds", parse_duration),
+    Variable("REFRESH_EXPIRES_IN", "refresh_expires_seconds", parse_duration),
+    Variable("CLIENT_ORIGIN", "client_origins", origins),
+    Variable("SEED_ADMIN_EMAIL", "seed_admin_email", email),
+    Variable("SEED_ADMIN_PASSWORD", "seed_admin_password", password, keep_spaces=True),
+    Variable("SEED_ADMIN_NAME", "seed_admin_name", text),
+    Variable("JOIN_URL_TEMPLATE", "join_url_template", join_url_template),
+    Variable("METRICS_TOKEN", "metrics_token", text),
+    Variable("LOG_LEVEL", "log_level", log_level),
+    Variable("BCRYPT_ROUNDS", "bcrypt_rounds", integer(4, 31)),
+    Variable("REDIS_URL", "redis_url", url_with_scheme("redis", "rediss", "unix")),
+    Variable("LOGIN_FAILURES_PER_MINUTE", "login_failures_per_minute", integer(1, 100_000)),
+    Variable("LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", "login_failures_per_address_per_minute",
+             integer(1, 100_000)),
+    Variable("REGISTRATIONS_PER_HOUR", "registrations_per_hour", integer(1, 100_000)),
+    Variable("WS_MAX_PER_USER", "ws_max_per_user", integer(1, 10_000)),
+    Variable("SOON_MINUTES", "soon_minutes", integer(0, 240)),
+    Variable("ETA_LEARNING", "eta_learning", switch),
+    Variable("CLINIC_TIMEZONE", "clinic_timezone", timezone_name),
+)
 
 
 def read_environment(environ: Mapping[str, str] | None = None,
@@ -101,102 +212,25 @@ def read_environment(environ: Mapping[str, str] | None = None,
 def load_settings(environ: Mapping[str, str] | None = None,
                   env_file: Path | None = PROJECT_ROOT / ".env") -> Settings:
     env = read_environment(environ, env_file)
-    values: dict = {}
-
-    if (port := _blank_to_none(env.get("PORT"))) is not None:
-        values["port"] = _int_in_range("PORT", port, 0, 65535)
-    if (host := _blank_to_none(env.get("HOST"))) is not None:
-        values["host"] = host
-
-    mongo_uri = _blank_to_none(env.get("MONGO_URI"))
-    if mongo_uri is not None:
-        if not mongo_uri.startswith(("mongodb://", "mongodb+srv://")):
-            raise ConfigError("MONGO_URI", "must start with mongodb:// or mongodb+srv://")
-        values["mongo_uri"] = mongo_uri
-    if (mongo_db := _blank_to_none(env.get("MONGO_DB"))) is not None:
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", mongo_db):
-            raise ConfigError("MONGO_DB", "must be 1-63 letters, digits, '_' or '-'")
-        values["mongo_db"] = mongo_db
-
-    secret = env.get("JWT_SECRET")
-    if secret is not None and secret != "":
-        if len(secret) < 32:
-            raise ConfigError("JWT_SECRET", "must be at least 32 characters long")
-        values["jwt_secret"] = secret
-        values["jwt_secret_generated"] = False
-    elif mongo_uri is not None:
-        raise ConfigError("JWT_SECRET", "is required (at least 32 characters) when MONGO_URI is set")
-
-    if (expires := _blank_to_none(env.get("JWT_EXPIRES_IN"))) is not None:
+    values: dict[str, Any] = {}
+    for variable in VARIABLES:
+        raw = env.get(variable.name)
+        if raw is None or not raw.strip():  # blank counts as unset
+            continue
         try:
-            values["jwt_expires_seconds"] = parse_duration(expires)
+            values[variable.field] = variable.parse(raw if variable.keep_spaces else raw.strip())
         except ValueError as exc:
-            raise ConfigError("JWT_EXPIRES_IN", f"{exc}, got {expires!r}") from None
-
-    if (origins := _blank_to_none(env.get("CLIENT_ORIGIN"))) is not None:
-        parsed = tuple(o.strip().rstrip("/") for o in origins.split(",") if o.strip())
-        for origin in parsed:
-            if not re.fullmatch(r"https?://[^/\s]+", origin):
-                raise ConfigError("CLIENT_ORIGIN", f"{origin!r} is not an origin like https://app.example.com")
-        values["client_origins"] = parsed
-
-    admin_email = _blank_to_none(env.get("SEED_ADMIN_EMAIL"))
-    admin_password = env.get("SEED_ADMIN_PASSWORD") or None
-    if (admin_email is None) != (admin_password is None):
-        missing = "SEED_ADMIN_PASSWORD" if admin_password is None else "SEED_ADMIN_EMAIL"
-        raise ConfigError(missing, "must be set together with the other SEED_ADMIN_* variable")
-    if admin_email is not None:
-        if "@" not in admin_email:
-            raise ConfigError("SEED_ADMIN_EMAIL", "is not an email address")
-        if not 8 <= len(admin_password.encode()) <= 72:
-            raise ConfigError("SEED_ADMIN_PASSWORD", "must be 8 to 72 bytes long")
-        values["seed_admin_email"] = admin_email.lower()
-        values["seed_admin_password"] = admin_password
-    if (admin_name := _blank_to_none(env.get("SEED_ADMIN_NAME"))) is not None:
-        values["seed_admin_name"] = admin_name
-
-    if (template := _blank_to_none(env.get("JOIN_URL_TEMPLATE"))) is not None:
-        if "{room}" not in template or not template.startswith(("https://", "http://")):
-            raise ConfigError("JOIN_URL_TEMPLATE", "must be an http(s) URL containing {room}")
-        values["join_url_template"] = template
-
-    if (metrics_token := _blank_to_none(env.get("METRICS_TOKEN"))) is not None:
-        values["metrics_token"] = metrics_token
-
-    if (level := _blank_to_none(env.get("LOG_LEVEL"))) is not None:
-        if level.upper() not in LOG_LEVELS:
-            raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        values["log_level"] = level.upper()
-
-    if (rounds := _blank_to_none(env.get("BCRYPT_ROUNDS"))) is not None:
-        values["bcrypt_rounds"] = _int_in_range("BCRYPT_ROUNDS", rounds, 4, 31)
-
-    if (redis_url := _blank_to_none(env.get("REDIS_URL"))) is not None:
-        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
-        values["redis_url"] = redis_url
-
-    if (rate := _blank_to_none(env.get("LOGIN_FAILURES_PER_MINUTE"))) is not None:
-        values["login_failures_per_minute"] = _int_in_range("LOGIN_FAILURES_PER_MINUTE", rate, 1, 100_000)
-
-    if (zone := _blank_to_none(env.get("CLINIC_TIMEZONE"))) is not None:
-        try:
-            ZoneInfo(zone)
-        except (ValueError, ZoneInfoNotFoundError):
-            raise ConfigError("CLINIC_TIMEZONE", f"is not an IANA time zone name such as Europe/Paris, got {zone!r}") from None
-        values["clinic_timezone"] = zone
-
-    if (refresh := _blank_to_none(env.get("REFRESH_EXPIRES_IN"))) is not None:
-        try:
-            values["refresh_expires_seconds"] = parse_duration(refresh)
-        except ValueError as exc:
-            raise ConfigError("REFRESH_EXPIRES_IN", f"{exc}, got {refresh!r}") from None
-
-    if (soon := _blank_to_none(env.get("SOON_MINUTES"))) is not None:
-        values["soon_minutes"] = _int_in_range("SOON_MINUTES", soon, 0, 240)
-
+            raise ConfigError(variable.name, str(exc)) from None
+    _check_together(values)
     return Settings(**values)
 
 
-def log_level_number(settings: Settings) -> int:
-    return getattr(logging, settings.log_level)
+def _check_together(values: dict[str, Any]) -> None:
+    """The rules that need two variables at once."""
+    if "jwt_secret" in values:
+        values["jwt_secret_generated"] = False
+    elif "mongo_uri" in values:
+        raise ConfigError("JWT_SECRET", "is required (at least 32 characters) when MONGO_URI is set")
+    if ("seed_admin_email" in values) != ("seed_admin_password" in values):
+        missing = "SEED_ADMIN_PASSWORD" if "seed_admin_password" not in values else "SEED_ADMIN_EMAIL"
+        raise ConfigError(missing, "must be set together with the other SEED_ADMIN_* variable")

@@ -3,12 +3,18 @@
 Code anywhere below the handlers raises these; `handlers.base.APIHandler.write_error` turns them into
 `{"message", "code", "details"?}` with the status they carry. Anything else that escapes a handler is
 a bug and becomes a bare 500 with no internals in the body.
+
+`ApiError` is a Tornado `HTTPError` (its `status_code` is the status it carries) so that Tornado's own
+public error path — `send_error(status_code)` → `write_error` — answers it; the handlers only keep
+these expected answers out of the error log (`log_exception`).
 """
 
 from __future__ import annotations
 
+from tornado.web import HTTPError
 
-class ApiError(Exception):
+
+class ApiError(HTTPError):
     status = 400
     code = "bad_request"
     message = "The request is invalid."
@@ -21,7 +27,10 @@ class ApiError(Exception):
         self.status = status or self.status
         self.details = details
         self.headers = headers or {}
-        super().__init__(self.message)
+        super().__init__(self.status)  # status_code for Tornado; no log message, the standard reason
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ValidationFailed(ApiError):
@@ -66,7 +75,24 @@ class RateLimited(ApiError):
     message = "Too many requests; try again later."
 
 
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "Send the request body as JSON (Content-Type: application/json)."
+
+
+class Busy(ApiError):
+    status = 503
+    code = "busy"
+    message = "The server is busy; try again in a moment."
+
+
 class StoreUnavailable(ApiError):
     status = 503
     code = "store_unavailable"
     message = "The data store is unavailable; try again shortly."
+
+
+class StartupError(Exception):
+    """The server cannot start (Redis unreachable, say); the message is the one line the CLI prints,
+    naming the setting to check."""

@@ -15,12 +15,22 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 EVENT_NAMES = ("queue:state", "queue:update", "turn:now", "turn:soon", "doctor:status", "error", "pong", "auth:ok")
 SOCKET_DROP_REASONS = ("client_closed", "connection_lost", "slow_reader", "shutdown", "token_expired",
                        "session_ended", "account_disabled")
 AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_credentials", "invite_invalid",
                         "invite_used", "invite_expired", "forbidden")
+REFUSAL_LIMITS = ("login_email", "login_address", "registration_address", "hashing_busy", "hashing_per_client",
+                  "ws_per_user")
+BUS_REJECT_REASONS = ("unsigned", "bad_signature", "malformed")
 ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick", "presence_changed")
+
+def method_label(method: str | None) -> str:
+    """A client may send any token as an HTTP method; a label (or a log field) takes only the
+    standard ones, so what clients invent can never grow a series or a dashboard."""
+    return method if method in HTTP_METHODS else "OTHER"
+
 
 http_requests_total = Counter(
     "medpharma_http_requests_total",
@@ -102,11 +112,39 @@ auth_failures_total = Counter(
     "medpharma_auth_failures_total",
     "Refused authentications and authorizations, by reason.", ["reason"], registry=REGISTRY)
 
+requests_refused_total = Counter(
+    "medpharma_requests_refused_total",
+    "Requests refused by a limit before doing the work they asked for, by limit.", ["limit"],
+    registry=REGISTRY)
+
+password_hashing_waiting = Gauge(
+    "medpharma_password_hashing_waiting",
+    "Password hashings waiting for a free worker (the pool refuses more past its bound).", registry=REGISTRY)
+
+bus_rejected_total = Counter(
+    "medpharma_bus_rejected_total",
+    "Bus messages dropped because they were unsigned, badly signed or malformed, by reason.", ["reason"],
+    registry=REGISTRY)
+
+bus_publish_failures_total = Counter(
+    "medpharma_bus_publish_failures_total",
+    "Publishes to the bus that failed every retry (this node then repairs the queues concerned).",
+    registry=REGISTRY)
+
+accept_paused_total = Counter(
+    "medpharma_accept_paused_total",
+    "Times the server paused accepting connections because it ran out of file descriptors.",
+    registry=REGISTRY)
+
 for _event in EVENT_NAMES:
     ws_messages_sent_total.labels(_event)
 for _reason in SOCKET_DROP_REASONS:
     ws_sockets_dropped_total.labels(_reason)
 for _reason in AUTH_FAILURE_REASONS:
     auth_failures_total.labels(_reason)
+for _limit in REFUSAL_LIMITS:
+    requests_refused_total.labels(_limit)
+for _reason in BUS_REJECT_REASONS:
+    bus_rejected_total.labels(_reason)
 for _message in ACTOR_MESSAGES:
     actor_message_duration_seconds.labels(_message)

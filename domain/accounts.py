@@ -34,29 +34,32 @@ def new_user(name: str, email: str, password_hash: str, role: str, doctor_id=Non
     return user
 
 
-async def register(services, body: dict) -> SignedIn:
-    """Public registration: always a patient."""
+async def register(services, body: dict, client_address: str | None = None) -> SignedIn:
+    """Public registration: always a patient; limited per client address (only registrations that
+    went through count)."""
     store = services.store
-    if await store.user_email_taken(body["email"]):
-        raise Conflict(EMAIL_TAKEN, code="email_taken")
-    password_hash = await services.hasher.hash(body["password"])
-    try:
-        user = await store.insert_user(new_user(body["name"], body["email"], password_hash, "patient"))
-    except DuplicateKeyError:
-        raise Conflict(EMAIL_TAKEN, code="email_taken") from None
+    async with services.registration_limits.attempt(client_address):
+        if await store.user_email_taken(body["email"]):
+            raise Conflict(EMAIL_TAKEN, code="email_taken")
+        password_hash = await services.hasher.hash(body["password"], client=client_address)
+        try:
+            user = await store.insert_user(new_user(body["name"], body["email"], password_hash, "patient"))
+        except DuplicateKeyError:
+            raise Conflict(EMAIL_TAKEN, code="email_taken") from None
     return await sessions.open_session(services, user)
 
 
 async def sign_in(services, email: str, password: str, client_address: str) -> SignedIn:
-    """Same answer for a wrong email and a wrong password; failures are rate limited per address and
-    email before any password is checked."""
+    """Same answer for a wrong email and a wrong password; failures are limited per email and per
+    client address before any password is checked (`server.ratelimit.LoginLimits`)."""
     email = email.strip().lower()
-    attempts_key = f"{client_address}|{email}"
-    services.login_limiter.ensure_allowed(attempts_key)
-    user = await services.store.find_user_by_email(email)
-    matched = await services.hasher.verify(password, user["passwordHash"] if user else None)
+    async with services.login_limits.attempt(email, client_address) as attempt:
+        user = await services.store.find_user_by_email(email)
+        matched = await services.hasher.verify(password, user["passwordHash"] if user else None,
+                                               client=client_address)
+        if matched:
+            attempt.forgive()  # only failures count
     if not matched:
-        services.login_limiter.record(attempts_key)
         metrics.auth_failures_total.labels("bad_credentials").inc()
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     if user.get("disabled"):
@@ -167,7 +170,7 @@ async def _linked_doctor(services, body: dict):
     return doctor["_id"]
 
 
-async def redeem_invite(services, body: dict) -> SignedIn:
+async def redeem_invite(services, body: dict, client_address: str | None = None) -> SignedIn:
     """Turns an invite into an account with the invite's role."""
     store = services.store
     token_hash = hash_secret(body["token"])
@@ -175,7 +178,7 @@ async def redeem_invite(services, body: dict) -> SignedIn:
     _check_usable(invite)
     if await store.user_email_taken(invite["email"]):
         raise Conflict(EMAIL_TAKEN, code="email_taken")
-    password_hash = await services.hasher.hash(body["password"])
+    password_hash = await services.hasher.hash(body["password"], client=client_address)
     claimed = await store.claim_invite(token_hash, utcnow())
     if claimed is None:
         _check_usable(await store.find_invite_by_hash(token_hash))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core import metrics
 from core.access import STAFF, Principal, relation
@@ -27,6 +27,8 @@ ATTEMPTS = 5
 BOOKING_HORIZON = timedelta(days=366)  # also keeps date arithmetic in the ETA far from datetime.max
 DOUBLE_SUBMIT_WINDOW = timedelta(seconds=5)
 DOUBLE_SUBMIT_WAIT_SECONDS = 5.0
+CLAIM_TIMEOUT = timedelta(seconds=30)  # a call-next in flight longer than this died with its node
+CALL_IN_PROGRESS = "Another call-next for this doctor is in progress; try again."
 DOCTOR_BUSY = "This doctor already has a patient in consultation; complete it first."
 QUEUE_CHANGED = "The queue changed since you looked at it; check who is in consultation and try again."
 
@@ -93,9 +95,10 @@ async def book(services, principal: Principal, body: dict) -> dict:
 
 
 # -- status changes ------------------------------------------------------------------------------------
-def status_update(current: dict, target: str, settings) -> dict:
-    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest."""
-    now = utcnow()
+def status_update(current: dict, target: str, settings, now: datetime | None = None) -> dict:
+    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest.
+    `now` is `eta-replay`'s clock (server/replay.py); the live server uses the real one."""
+    now = now or utcnow()
     update: dict = {"$set": {"status": target, "updatedAt": now}, "$unset": {}}
     if target not in WAITING:
         update["$unset"]["waitingKey"] = ""
@@ -178,17 +181,22 @@ async def call_next(services, principal: Principal, doctor_id: str, expect_curre
     oid = to_object_id(doctor_id)
     now = services.queues.clock()  # the queues' clock: "today" and the double-submit window agree with it
     token = secrets.token_hex(8)
-    quiet_since = now - DOUBLE_SUBMIT_WINDOW if expect_current is NOT_GIVEN else None
-    if not await store.claim_call_next(oid, token, now, quiet_since):
-        if await store.find_doctor(oid) is None:
-            raise NotFound("Doctor not found.")
-        return await _answer_of_previous_call(services, oid)
+    double_submit = expect_current is NOT_GIVEN
+    for _ in range(ATTEMPTS):
+        if await store.claim_call_next(oid, token, now, now - CLAIM_TIMEOUT,
+                                       now - DOUBLE_SUBMIT_WINDOW if double_submit else None):
+            break
+        previous = await _answer_of_previous_call(services, oid, now, double_submit)
+        if previous is not None:
+            return previous
+    else:
+        raise Conflict(CALL_IN_PROGRESS, code="concurrent_update")
     try:
         result = await _complete_and_call(services, oid, expect_current)
     except BaseException:
         await store.abandon_call_next(oid, token)
         raise
-    await store.finish_call_next(oid, token, result.completed and result.completed["_id"],
+    await store.finish_call_next(oid, token, now, result.completed and result.completed["_id"],
                                  result.current and result.current["_id"])
     await audit.record(services, principal, "queue.call_next", doctor_id,
                        completed=str(result.completed["_id"]) if result.completed else None,
@@ -237,19 +245,25 @@ async def _call_head(services, oid) -> dict | None:
     raise Conflict("The queue keeps changing; try again.", code="concurrent_update")
 
 
-async def _answer_of_previous_call(services, oid) -> CallNextResult:
-    """A double submit: waits (briefly) for the call-next in flight and answers what it did."""
+async def _answer_of_previous_call(services, oid, now, double_submit: bool) -> CallNextResult | None:
+    """Why a claim failed. While another call-next is in flight: a double submit waits for it (and is
+    then answered like one within the window), a call with `expectCurrent` is refused. After one
+    within the window: a double submit gets its answer. Otherwise None: claim again."""
     store = services.store
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DOUBLE_SUBMIT_WAIT_SECONDS
     while True:
         doctor = await store.find_doctor(oid)
-        previous = (doctor or {}).get("lastCallNext") or {}
-        if previous.get("done"):
-            ids = [i for i in (previous.get("completed"), previous.get("current")) if i is not None]
+        if doctor is None:
+            raise NotFound("Doctor not found.")
+        claim, last = doctor.get("callNextClaim"), doctor.get("lastCallNext")
+        if claim is not None and claim["at"] > now - CLAIM_TIMEOUT:
+            if not double_submit or loop.time() >= deadline:
+                raise Conflict(CALL_IN_PROGRESS, code="concurrent_update")
+            await asyncio.sleep(0.05)
+            continue
+        if double_submit and last is not None and last["at"] > now - DOUBLE_SUBMIT_WINDOW:
+            ids = [i for i in (last.get("completed"), last.get("current")) if i is not None]
             found = {a["_id"]: a for a in await store.find_appointments(ids)} if ids else {}
-            return CallNextResult(found.get(previous.get("completed")), found.get(previous.get("current")))
-        if not previous or loop.time() >= deadline:
-            raise Conflict("Another call-next for this doctor is in progress; try again.", code="concurrent_update")
-        await asyncio.sleep(0.05)
-
+            return CallNextResult(found.get(last.get("completed")), found.get(last.get("current")))
+        return None

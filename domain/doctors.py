@@ -85,14 +85,23 @@ async def delete_doctor(services, admin: Principal, doctor_id: str) -> None:
     await audit.record(services, admin, "doctor.deleted", doctor_id, name=doctor["name"])
 
 
+def status_changes(body: dict) -> dict:
+    """The fields a status change writes: `isRunningLate: false` without `lateByMinutes` also resets
+    the lateness to 0, so a doctor back on time is not left with a stale number. (`eta-replay` applies
+    its `doctor` events through this too.)"""
+    changes = dict(body)
+    if changes.get("isRunningLate") is False and "lateByMinutes" not in changes:
+        changes["lateByMinutes"] = 0
+    return changes
+
+
 async def set_status(services, principal: Principal, doctor_id: str, body: dict) -> dict:
     """Lateness, the consultation length, a break. `isRunningLate: false` without `lateByMinutes`
     resets the lateness to 0; a break may be announced at most MAX_AWAY_HOURS ahead."""
     if relation(principal, doctor_id) not in STAFF:
         raise Forbidden("Only this doctor or an admin may do this.")
     now = utcnow()
-    if body.get("isRunningLate") is False and "lateByMinutes" not in body:
-        body["lateByMinutes"] = 0
+    body = status_changes(body)
     away_until = body.get("awayUntil")
     if away_until is not None and away_until > now + timedelta(hours=MAX_AWAY_HOURS):
         raise ValidationFailed(details={"awayUntil": [f"Must be at most {MAX_AWAY_HOURS} hours ahead."]})

@@ -24,7 +24,7 @@ class SignInRenderer:
 class RegisterHandler(SignInRenderer, APIHandler):
     async def post(self) -> None:
         body = load_body(register_schema, self.json_body())
-        self.render_signed_in(await accounts.register(self.services, body), 201)
+        self.render_signed_in(await accounts.register(self.services, body, self.request.remote_ip), 201)
 
 
 class LoginHandler(SignInRenderer, APIHandler):
@@ -43,7 +43,7 @@ class MeHandler(APIHandler):
 class InviteRegisterHandler(SignInRenderer, APIHandler):
     async def post(self) -> None:
         body = load_body(invite_register_schema, self.json_body())
-        self.render_signed_in(await accounts.redeem_invite(self.services, body), 201)
+        self.render_signed_in(await accounts.redeem_invite(self.services, body, self.request.remote_ip), 201)
 
 
 class RefreshHandler(APIHandler):

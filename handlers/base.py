@@ -19,7 +19,8 @@ from tornado import web
 from core import metrics
 from core.access import Principal
 from server.auth import TokenError
-from core.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from core.errors import (ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+                         ValidationFailed)
 from server.logs import request_id_for
 from core.values import canonical_id
 from domain import audit
@@ -29,7 +30,14 @@ log = logging.getLogger("medpharma.http")
 MAX_BODY_BYTES = 64 * 1024
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-                 429: "rate_limited", 503: "store_unavailable"}
+                 415: "unsupported_media_type", 429: "rate_limited", 503: "store_unavailable"}
+JSON_MEDIA_TYPE = "application/json"
+
+
+def allowed_methods(handler_class: type) -> list[str]:
+    """The methods a handler class implements, for a 405's `Allow` header."""
+    return [m for m in metrics.HTTP_METHODS
+            if getattr(handler_class, m.lower(), None) is not getattr(web.RequestHandler, m.lower(), None)]
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -53,6 +61,9 @@ class APIHandler(web.RequestHandler):
         self._principal: Principal | None = None
         self._started = time.perf_counter()
         self.request_id = ""
+        # False until the request passed prepare(): an answer sent before then goes out before the
+        # request's body was read, and Tornado closes the connection after it.
+        self._prepared = False
 
     @property
     def services(self):
@@ -84,6 +95,7 @@ class APIHandler(web.RequestHandler):
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
             self._too_large = True
             raise PayloadTooLarge()
+        self._prepared = True
 
     def data_received(self, chunk: bytes) -> None:
         if self._too_large:
@@ -99,12 +111,16 @@ class APIHandler(web.RequestHandler):
         return self._too_large or bool(b"".join(self._body_parts).strip())
 
     def json_body(self) -> Any:
-        """The parsed body; `400` for empty or invalid JSON, `413` past 64 KiB."""
+        """The parsed body; `400` for empty or invalid JSON, `413` past 64 KiB, `415` for a body that
+        says it is something other than JSON (no Content-Type at all is read as JSON)."""
         if self._too_large:
             raise PayloadTooLarge()
         raw = b"".join(self._body_parts)
         if not raw.strip():
             raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
+        content_type = self.request.headers.get("Content-Type")
+        if content_type is not None and content_type.split(";")[0].strip().lower() != JSON_MEDIA_TYPE:
+            raise UnsupportedMediaType()
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
         except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting too deep
@@ -176,11 +192,16 @@ class APIHandler(web.RequestHandler):
         self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+        if not self._prepared:
+            self.set_header("Connection", "close")
+            self.request_id = self.request_id or request_id_for(self.request)  # refused before prepare()
         write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
-    def _handle_request_exception(self, e: BaseException) -> None:
-        if not answer_api_error(self, e):
-            super()._handle_request_exception(e)
+    def log_exception(self, typ, value, tb) -> None:
+        if not is_expected_error(value):
+            super().log_exception(typ, value, tb)
 
     def on_connection_close(self) -> None:
         self.services.in_flight.discard(self)
@@ -188,7 +209,7 @@ class APIHandler(web.RequestHandler):
     def on_finish(self) -> None:
         self.services.in_flight.discard(self)
         status = self.get_status()
-        method = self.request.method or "OTHER"
+        method = metrics.method_label(self.request.method)
         metrics.http_requests_total.labels(method, self.route, str(status)).inc()
         metrics.http_request_duration_seconds.labels(method, self.route).observe(
             time.perf_counter() - self._started)
@@ -238,21 +259,19 @@ def write_json_error(handler: web.RequestHandler, status_code: int, exc: BaseExc
     handler.finish(json.dumps(body))
 
 
-def answer_api_error(handler: web.RequestHandler, e: BaseException) -> bool:
-    """An ApiError is an expected answer, not a failure: send it without Tornado's traceback log."""
-    if not isinstance(e, ApiError):
-        return False
-    if not handler._finished:
-        handler.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
-    return True
+def is_expected_error(e: BaseException | None) -> bool:
+    """An ApiError is an answer the API promises, not a failure: it belongs in the access log only."""
+    return isinstance(e, ApiError)
 
 
 class NotFoundHandler(APIHandler):
-    """Every unknown path: the JSON 404, whatever the method."""
+    """Every unknown path: the JSON 404, whatever the method. Answered from the method rather than
+    from prepare(), so the request is read to its end and the connection can be kept alive."""
 
-    def prepare(self) -> None:
-        super().prepare()
+    def _not_found(self, *args) -> None:
         raise NotFound("No such endpoint.")
+
+    get = head = post = put = patch = delete = options = _not_found
 
 
 class LivenessHandler(APIHandler):

@@ -17,15 +17,16 @@ from urllib.parse import urlsplit
 from tornado import websocket
 
 from actors.hub import Outgoing, appointment_room, doctor_room
-from handlers.base import answer_api_error, bearer_token, write_json_error
+from handlers.base import allowed_methods, bearer_token, is_expected_error, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
 from core import metrics
 from server.auth import TokenError
 from server.revocations import SESSION_ENDED_CLOSE_CODE
 from server.logs import request_id_for
-from core.errors import Forbidden, NotFound, StoreUnavailable, Unauthorized, ValidationFailed
+from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized, ValidationFailed
 from core.access import is_staff_of
 from core.values import canonical_id, format_utc
+from domain import presence
 from domain.queues import locate_appointment, snapshot_of
 
 log = logging.getLogger("medpharma.ws")
@@ -33,6 +34,7 @@ log = logging.getLogger("medpharma.ws")
 MAX_SUBSCRIPTIONS = 32
 MAX_FRAME_BYTES = 4096
 FRAME_KEYS = {"type", "doctorId", "appointmentId", "token"}
+SOCKETS_FULL_RETRY_AFTER_SECONDS = 10
 
 
 class FrameError(Exception):
@@ -52,6 +54,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self.drop_reason: str | None = None
         self.request_id = ""
         self._expiry: asyncio.TimerHandle | None = None
+        self._holds_user_slot = False
 
     @property
     def services(self):
@@ -72,6 +75,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self.viewer = self._principal_of(token)
         if self.viewer is None:
             raise Unauthorized("The access token is invalid, expired or its session has ended.", code="bad_token")
+        self._take_user_slot()
 
     async def get(self, *args, **kwargs) -> None:
         """A plain GET (no upgrade) gets the API's JSON 400 rather than Tornado's text one."""
@@ -95,6 +99,33 @@ class QueueSocket(websocket.WebSocketHandler):
             return None
         return principal
 
+    def _take_user_slot(self) -> None:
+        """One user holds at most WS_MAX_PER_USER sockets on this node. The slot is taken before the
+        upgrade (so concurrent upgrades cannot all slip in) and given back when the socket ends or
+        the upgrade does not happen."""
+        per_user = self.services.sockets_per_user
+        if per_user[self.viewer.user_id] >= self.services.settings.ws_max_per_user:
+            metrics.requests_refused_total.labels("ws_per_user").inc()
+            raise RateLimited("Too many open live connections for this account; close one first.",
+                              code="too_many_sockets",
+                              headers={"Retry-After": str(SOCKETS_FULL_RETRY_AFTER_SECONDS)})
+        per_user[self.viewer.user_id] += 1
+        self._holds_user_slot = True
+
+    def _give_back_user_slot(self) -> None:
+        if self._holds_user_slot:
+            self._holds_user_slot = False
+            per_user = self.services.sockets_per_user
+            per_user[self.viewer.user_id] -= 1
+            if per_user[self.viewer.user_id] <= 0:
+                del per_user[self.viewer.user_id]
+
+    def on_finish(self) -> None:
+        """Tornado finishes the upgrade's HTTP exchange with a 101 too; any other status means no
+        socket was opened, so the slot goes back now (an open socket gives it back in on_close)."""
+        if self.get_status() != 101:
+            self._give_back_user_slot()
+
     def _origin_allowed(self, origin: str) -> bool:
         origin = origin.rstrip("/").lower()
         if origin in (o.lower() for o in self.services.settings.client_origins):
@@ -105,11 +136,13 @@ class QueueSocket(websocket.WebSocketHandler):
         return True  # already decided in prepare(), with a JSON 403
 
     def write_error(self, status_code: int, **kwargs) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
-    def _handle_request_exception(self, e: BaseException) -> None:
-        if not answer_api_error(self, e):
-            super()._handle_request_exception(e)
+    def log_exception(self, typ, value, tb) -> None:
+        if not is_expected_error(value):
+            super().log_exception(typ, value, tb)
 
     # -- the open socket -----------------------------------------------------------------------------
     def open(self) -> None:
@@ -168,6 +201,7 @@ class QueueSocket(websocket.WebSocketHandler):
             self._send_event("error", {"code": exc.code, "message": exc.message})
 
     def on_close(self) -> None:
+        self._give_back_user_slot()
         if self._expiry is not None:
             self._expiry.cancel()
         hub = self.services.hub
@@ -260,8 +294,7 @@ class QueueSocket(websocket.WebSocketHandler):
         self._join(appointment_room(appointment_id))
         if found.patient_id == self.viewer.user_id and appointment_id not in self.here_for:
             self.here_for.add(appointment_id)
-            if self.services.queues.presence.join(appointment_id):
-                self.services.queues.presence_changed([appointment_id])
+            presence.arrived(self.services, appointment_id)
         self.outbox.offer(f"queue:update:{appointment_id}", Outgoing("queue:update", found.update))
         if found.update["status"] == "in_consultation" and found.entry is not None and found.entry.join_url:
             # Joining while already called (a reconnect, a second device): it is still your turn.
@@ -282,8 +315,7 @@ class QueueSocket(websocket.WebSocketHandler):
 
     def _not_here(self, appointment_id: str) -> None:
         self.here_for.discard(appointment_id)
-        if self.services.queues.presence.leave(appointment_id):
-            self.services.queues.presence_changed([appointment_id])
+        presence.left(self.services, appointment_id)
 
     def _still_open(self) -> bool:
         """After an await: a socket that is closing joins no more rooms."""

@@ -1,6 +1,9 @@
-"""`python -m server` serves; `python -m server seed-admin` creates the first admin and exits.
+"""`python -m server` serves; `python -m server seed-admin` creates the first admin and exits;
+`python -m server eta-replay FILE|-` runs the ETA over a recorded history (see `server.replay`).
 
-A bad setting stops start-up with one line naming the variable and exit status 2, no traceback.
+A bad setting stops start-up with one line naming the variable and exit status 2, no traceback; a
+start that fails for another reason (the store or Redis unreachable, the port taken) prints one line
+naming the setting to check and exits with status 1.
 SIGTERM and SIGINT stop the server gracefully (see `server.app.Server.stop`) and exit 0.
 """
 
@@ -13,7 +16,7 @@ import signal
 import sys
 
 from config.settings import ConfigError, load_settings
-from core.errors import StoreUnavailable
+from core.errors import StartupError, StoreUnavailable
 from server.logs import configure_logging
 
 log = logging.getLogger("medpharma.server")
@@ -21,8 +24,20 @@ log = logging.getLogger("medpharma.server")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="MedPharma Queue server")
-    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "seed-admin"))
+    commands = parser.add_subparsers(dest="command", metavar="{serve,seed-admin,eta-replay}")
+    commands.add_parser("serve", help="serve HTTP and WebSocket (the default)")
+    commands.add_parser("seed-admin", help="create the first admin from SEED_ADMIN_* and exit")
+    replay = commands.add_parser(
+        "eta-replay", help="run the server's ETA over a recorded history (JSON Lines) and print its estimates")
+    replay.add_argument("file", nargs="?", help="JSON Lines file, or - for standard input")
+    replay.add_argument("--from-store", action="store_true", help="replay the store's own history (needs MONGO_URI)")
+    replay.add_argument("--doctor", help="with --from-store: the doctor's id")
+    replay.add_argument("--since", help="with --from-store: first clinic day, YYYY-MM-DD (UTC)")
     args = parser.parse_args(argv)
+    if args.command == "eta-replay":
+        problem = replay_usage_problem(args)
+        if problem:
+            replay.error(problem)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -32,16 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "seed-admin":
             return asyncio.run(run_seed_admin(settings))
+        if args.command == "eta-replay":
+            return asyncio.run(run_eta_replay(settings, args))
         return asyncio.run(serve(settings))
     except StoreUnavailable:
-        print("error: the data store is unreachable (check MONGO_URI)", file=sys.stderr)
-        return 1
-    except ValueError as exc:
+        print("error: MONGO_URI: the data store is unreachable", file=sys.stderr)
+    except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
     except OSError as exc:
-        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        print(f"error: PORT: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+    except Exception as exc:  # still one line, never a traceback, for whatever else stops a start
+        print(f"error: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
 
 
 async def serve(settings) -> int:
@@ -73,6 +91,7 @@ async def run_seed_admin(settings) -> int:
 
     services = build_services(settings)
     try:
+        await services.store.ensure_reachable()
         await services.store.ensure_indexes()
         outcome = await seed_admin(services, settings.seed_admin_email, settings.seed_admin_password,
                                    settings.seed_admin_name)
@@ -82,6 +101,60 @@ async def run_seed_admin(settings) -> int:
         print(f"seed-admin: created admin {settings.seed_admin_email}")
     else:
         print(f"seed-admin: admin {settings.seed_admin_email} already exists; nothing changed")
+    return 0
+
+
+def replay_usage_problem(args) -> str | None:
+    if args.from_store:
+        if args.file is not None:
+            return "give either FILE or --from-store, not both"
+        if not args.doctor or not args.since:
+            return "--from-store needs --doctor ID and --since YYYY-MM-DD"
+        return None
+    if args.file is None:
+        return "give a FILE (- for standard input), or --from-store --doctor ID --since DATE"
+    if args.doctor or args.since:
+        return "--doctor and --since go with --from-store"
+    return None
+
+
+async def run_eta_replay(settings, args) -> int:
+    from datetime import date, datetime, time, timezone
+
+    from server.replay import ReplayError, history_from_store, replay_lines
+    from server.store import Store
+    from core.values import to_object_id
+
+    try:
+        if args.from_store:
+            doctor_id = to_object_id(args.doctor.lower())
+            if doctor_id is None:
+                raise ReplayError(f"--doctor: {args.doctor!r} is not a 24-hex id")
+            try:
+                since = datetime.combine(date.fromisoformat(args.since), time(), tzinfo=timezone.utc)
+            except ValueError:
+                raise ReplayError(f"--since: {args.since!r} is not a date like 2026-11-23") from None
+            if settings.embedded_store:
+                raise ReplayError("--from-store reads MONGO_URI's database; MONGO_URI is not set")
+            store = Store.connect(settings.mongo_uri, settings.mongo_db)
+            try:
+                lines = await history_from_store(store, doctor_id, since)
+            finally:
+                await store.close()
+            await replay_lines(settings, lines, sys.stdout)
+        elif args.file == "-":
+            await replay_lines(settings, sys.stdin, sys.stdout)
+        else:
+            try:
+                source = open(args.file, encoding="utf-8")
+            except OSError as exc:
+                raise ReplayError(f"cannot read {args.file}: {exc.strerror}") from None
+            with source:
+                await replay_lines(settings, source, sys.stdout)
+    except ReplayError as exc:
+        sys.stdout.flush()
+        print(f"eta-replay: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

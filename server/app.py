@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from tornado import httpserver, web
+from tornado import web
 
 from actors.hub import Hub
 from actors.registry import QueueRegistry, system_clock
@@ -23,10 +24,12 @@ from handlers import admin, appointments, auth as auth_handlers, doctors, ops, q
 from handlers.base import LivenessHandler, NotFoundHandler
 from core import metrics
 from server.auth import PasswordHasher, TokenIssuer
-from server.bus import InProcessBus, RedisBus
+from server.bus import PRESENCE_REPORT_SECONDS, InProcessBus, RedisBus
+from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS, EdgeHTTPServer
 from server.logs import log_request
-from server.ratelimit import RateLimiter
+from server.ratelimit import LoginLimits, RegistrationLimits
 from server.revocations import ACCOUNT_DISABLED_CLOSE_CODE, SESSION_ENDED_CLOSE_CODE, Revocations
+from core.errors import StartupError
 from domain.sessions import load_revocations
 from domain.accounts import seed_admin
 from server.store import Store
@@ -52,9 +55,11 @@ class Services:
     queues: QueueRegistry
     calendar: ClinicCalendar
     bus: Any
-    login_limiter: RateLimiter
+    login_limits: LoginLimits
+    registration_limits: RegistrationLimits
     revocations: Revocations
     sockets: set = field(default_factory=set)
+    sockets_per_user: Counter = field(default_factory=Counter)  # user id → sockets held (WS_MAX_PER_USER)
     in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
 
     def refresh_gauges(self) -> None:
@@ -124,19 +129,25 @@ def make_app(services: Services) -> web.Application:
 
 def build_services(settings: Settings, *, store: Store | None = None,
                    clock: Callable = system_clock, tick_seconds: float = 10.0,
-                   idle_seconds: float = 300.0) -> Services:
+                   idle_seconds: float = 300.0, presence_report_seconds: float = PRESENCE_REPORT_SECONDS) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
     hub = Hub()
     calendar = ClinicCalendar.named(settings.clinic_timezone)
     registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
-                             idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes)
+                             idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes,
+                             learning=settings.eta_learning)
     revocations = Revocations(settings.jwt_expires_seconds)
     services = Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                         hub=hub, queues=registry, calendar=calendar,
-                        bus=RedisBus(registry, revocations, settings.redis_url) if settings.redis_url
-                        else InProcessBus(registry, revocations),
-                        login_limiter=RateLimiter(settings.login_failures_per_minute), revocations=revocations)
+                        bus=(RedisBus(registry, revocations, settings.redis_url, jwt_secret=settings.jwt_secret,
+                                      mongo_db=settings.mongo_db, presence_report_seconds=presence_report_seconds)
+                             if settings.redis_url else InProcessBus(registry, revocations)),
+                        login_limits=LoginLimits(settings.login_failures_per_minute,
+                                                 settings.login_failures_per_address_per_minute),
+                        registration_limits=RegistrationLimits(settings.registrations_per_hour),
+                        revocations=revocations)
+    services.bus.on_reconnect = lambda: load_revocations(services)  # revocations it may have missed
     revocations.on_session_revoked = lambda sid: close_sockets(
         services, lambda v: v.session_id == sid, SESSION_ENDED_CLOSE_CODE, "session_ended")
     revocations.on_account_disabled = lambda uid: close_sockets(
@@ -152,37 +163,51 @@ def close_sockets(services: Services, whose: Callable, code: int, reason: str) -
 
 
 class Server:
-    def __init__(self, settings: Settings, **service_options):
+    def __init__(self, settings: Settings, *, header_timeout: float = HEADER_TIMEOUT_SECONDS,
+                 idle_timeout: float = IDLE_TIMEOUT_SECONDS, **service_options):
         self.settings = settings
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
         self.service_options = service_options
         self.services: Services | None = None
-        self.http: httpserver.HTTPServer | None = None
+        self.http: EdgeHTTPServer | None = None
         self.port: int | None = None
         self._probe: asyncio.Task | None = None
 
     async def start(self) -> "Server":
+        """Connects what the server needs first, so a start that cannot succeed fails before any
+        other line is logged: `OSError` (the port), `StartupError` (the store, Redis)."""
         settings = self.settings
+        sockets = self.http_sockets()  # the port first: taken → OSError before anything else happens
+        self.services = build_services(settings, **self.service_options)
+        try:
+            await self.services.store.ensure_reachable()
+            await self.services.store.ensure_indexes()
+            await load_revocations(self.services)
+            try:
+                await self.services.bus.start()
+            except Exception as exc:
+                raise StartupError(f"REDIS_URL: cannot reach Redis ({type(exc).__name__}: {exc})") from None
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            await self.services.bus.stop()
+            await self.services.store.close()
+            raise
         if settings.embedded_store:
             log.warning("MONGO_URI is not set: using the embedded in-memory store; all data ends with the process")
         if settings.jwt_secret_generated:
             log.warning("JWT_SECRET is not set: using a random secret; tokens end with the process")
-        self.services = build_services(settings, **self.service_options)
-        await self.services.store.ensure_indexes()
-        await load_revocations(self.services)
         if settings.seed_admin_email:
             outcome = await seed_admin(self.services, settings.seed_admin_email, settings.seed_admin_password,
                                        settings.seed_admin_name)
             log.info("seed admin %s", outcome, extra={"email": settings.seed_admin_email})
-        try:
-            await self.services.bus.start()
-        except Exception as exc:
-            raise ValueError(f"REDIS_URL: cannot reach Redis ({type(exc).__name__})") from None
         self.services.queues.start()
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
         app = make_app(self.services)
         # The API refuses bodies over 64 KiB itself (413); this is only the hard stop.
-        self.http = httpserver.HTTPServer(app, max_body_size=1024 * 1024, xheaders=False)
-        sockets = self.http_sockets()
+        self.http = EdgeHTTPServer(app, max_body_size=1024 * 1024, xheaders=False,
+                                   header_timeout=self.header_timeout, idle_timeout=self.idle_timeout)
         self.http.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         log.info("listening", extra={"host": settings.host, "port": self.port})

@@ -1,7 +1,12 @@
 """Passwords (bcrypt, off the event loop) and access tokens (JWT HS256, algorithm pinned).
 
 A bcrypt hash at cost 12 takes about a quarter of a second of CPU; run on the event loop it would
-freeze every WebSocket for that long, so both hashing and checking go to a small thread pool.
+freeze every WebSocket for that long, so both hashing and checking go to a small thread pool. That
+pool is bounded (`HashingPool`): its wait queue holds at most `MAX_HASHING_WAITING` jobs; past that
+a request answers `503` (code `busy`, `Retry-After`) at once instead of queueing behind work it can
+never catch up with. One client address holds at most `MAX_HASHING_PER_CLIENT` hashings at a time;
+past that it is answered `429` after the limits' usual pause. So a flood of logins costs its sender,
+not the honest sign-in that arrives next.
 """
 
 from __future__ import annotations
@@ -10,19 +15,28 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
 import bcrypt
 import jwt
 
+from core import metrics
 from core.access import ROLES, Principal
+from core.errors import Busy, RateLimited
 from core.values import canonical_id
+from server.ratelimit import REFUSAL_PAUSE_SECONDS
 
 ALGORITHM = "HS256"
 MAX_PASSWORD_BYTES = 72  # bcrypt's limit; longer passwords are refused at registration
 
 # bcrypt releases the GIL, so two threads use both cores; more would only queue inside the pool.
-_password_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bcrypt")
+HASHING_WORKERS = 2
+MAX_HASHING_WAITING = 32
+MAX_HASHING_PER_CLIENT = 8  # running or waiting; a clinic's desks behind one address still fit
+BUSY_RETRY_AFTER_SECONDS = 1
+_password_pool = ThreadPoolExecutor(max_workers=HASHING_WORKERS, thread_name_prefix="bcrypt")
 
 
 class TokenError(Exception):
@@ -31,28 +45,107 @@ class TokenError(Exception):
         self.reason = reason  # "bad_token" or "expired_token", a metrics label
 
 
+class HashingPool:
+    """At most `workers` hashings run; at most `max_waiting` wait (then `503 busy`); at most
+    `per_client` of them, running or waiting, come from one address (then `429`). A freed worker goes to the waiting clients in turn, not
+    first come first served, so an honest sign-in waits behind one hashing per busy client rather
+    than behind a sprayer's whole backlog."""
+
+    def __init__(self, workers: int = HASHING_WORKERS, max_waiting: int = MAX_HASHING_WAITING,
+                 per_client: int = MAX_HASHING_PER_CLIENT):
+        self.max_waiting = max_waiting
+        self.per_client = per_client
+        self.refusal_pause = REFUSAL_PAUSE_SECONDS
+        self._free = workers
+        self._turns: OrderedDict[str, deque[asyncio.Future]] = OrderedDict()  # client → its waiters, in turn order
+        self._by_client: Counter[str] = Counter()
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(waiters) for waiters in self._turns.values())
+
+    async def run(self, client: str | None, function: Callable[..., Any], *args: Any) -> Any:
+        key = client or ""  # the server's own hashings (the seed admin) share one turn
+        if self.waiting >= self.max_waiting:
+            metrics.requests_refused_total.labels("hashing_busy").inc()
+            raise Busy("The server is busy checking passwords; try again in a moment.",
+                       headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+        if client is not None and self._by_client[key] >= self.per_client:
+            metrics.requests_refused_total.labels("hashing_per_client").inc()
+            await asyncio.sleep(self.refusal_pause)
+            raise RateLimited("Too many sign-ins in progress from your address; try again in a moment.",
+                              headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+        self._by_client[key] += 1
+        try:
+            await self._worker(key)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(_password_pool, function, *args)
+            finally:
+                self._hand_on()
+        finally:
+            self._by_client[key] -= 1
+            if not self._by_client[key]:
+                del self._by_client[key]
+
+    async def _worker(self, key: str) -> None:
+        if self._free > 0 and not self._turns:
+            self._free -= 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._turns.setdefault(key, deque()).append(turn)
+        metrics.password_hashing_waiting.set(self.waiting)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._hand_on()  # handed a worker just as it was cancelled: pass it on
+            else:
+                waiters = self._turns.get(key)
+                if waiters is not None and turn in waiters:
+                    waiters.remove(turn)
+                    if not waiters:
+                        del self._turns[key]
+                metrics.password_hashing_waiting.set(self.waiting)
+            raise
+
+    def _hand_on(self) -> None:
+        """A worker is free: the client whose turn it is gets it, then goes to the back."""
+        while self._turns:
+            key, waiters = next(iter(self._turns.items()))
+            turn = waiters.popleft()
+            if waiters:
+                self._turns.move_to_end(key)
+            else:
+                del self._turns[key]
+            if not turn.done():
+                turn.set_result(None)
+                metrics.password_hashing_waiting.set(self.waiting)
+                return
+        self._free += 1
+        metrics.password_hashing_waiting.set(self.waiting)
+
+
 class PasswordHasher:
-    def __init__(self, rounds: int):
+    def __init__(self, rounds: int, pool: HashingPool | None = None):
         self.rounds = rounds
+        self.pool = pool or HashingPool()
         # Checked against when the email is unknown, so a miss costs what a hit costs.
         self._decoy = bcrypt.hashpw(b"decoy-password", bcrypt.gensalt(rounds))
 
-    async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        hashed = await loop.run_in_executor(
-            _password_pool, lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt(self.rounds)))
+    async def hash(self, password: str, client: str | None = None) -> str:
+        """`Busy` when the pool is full; `client` (the caller's address) bounds one sender's share."""
+        hashed = await self.pool.run(client, lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt(self.rounds)))
         return hashed.decode()
 
-    async def verify(self, password: str, hashed: str | None) -> bool:
+    async def verify(self, password: str, hashed: str | None, client: str | None = None) -> bool:
         """True only for the right password; an unknown account or an over-long password costs the
         same bcrypt check as a real one, so timing does not tell which emails exist."""
-        loop = asyncio.get_running_loop()
         candidate = password.encode()
         usable = hashed is not None and len(candidate) <= MAX_PASSWORD_BYTES
         target = hashed.encode() if usable else self._decoy
         if not usable:
             candidate = candidate[:MAX_PASSWORD_BYTES]
-        matched = await loop.run_in_executor(_password_pool, bcrypt.checkpw, candidate, target)
+        matched = await self.pool.run(client, bcrypt.checkpw, candidate, target)
         return matched and usable
 
 

@@ -14,6 +14,8 @@ import sys
 import uuid
 from datetime import datetime, timezone
 
+from core.metrics import method_label
+
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"(?i)((?:token|password|passwordHash|secret)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"),
@@ -66,10 +68,10 @@ def log_request(handler) -> None:
     request = handler.request
     status = handler.get_status()
     principal = getattr(handler, "_principal", None) or getattr(handler, "viewer", None)
-    level = logging.INFO if status < 500 else logging.ERROR
+    level = logging.INFO if status < 500 else logging.WARNING if status == 503 else logging.ERROR
     access_log.log(level, "request", extra={
         "requestId": getattr(handler, "request_id", None) or request_id_for(request),
-        "method": request.method,
+        "method": method_label(request.method),
         "route": getattr(handler, "route", "unmatched"),
         "path": request.path,
         "status": status,
@@ -78,7 +80,12 @@ def log_request(handler) -> None:
     })
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 def request_id_for(request) -> str:
-    """The caller's X-Request-Id if it is sane (printable, at most 128 characters), else a new one."""
+    """The caller's X-Request-Id if it is 1-64 characters of `[A-Za-z0-9._-]`, else a new one: an id is
+    echoed into answers and every log line of the request, so it must not carry spaces, quotes,
+    markup or look-alike Unicode that could forge or garble a line."""
     incoming = request.headers.get("X-Request-Id", "")
-    return incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex

@@ -28,13 +28,14 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core import metrics
-from core.errors import StoreUnavailable
+from core.errors import StartupError, StoreUnavailable
 from core.statuses import ACTIVE, IN_CONSULTATION, WAITING
 from core.values import as_utc, utcnow
 
 log = logging.getLogger("medpharma.store")
 
 PING_TIMEOUT_SECONDS = 2.0
+STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
 SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (API.md)
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # API.md's queue order
@@ -62,6 +63,7 @@ class Store:
         self.doctors = self.db["doctors"]
         self.invites = self.db["invites"]
         self.appointments = self.db["appointments"]
+        self.doctor_stats = self.db["doctor_stats"]
         self.idempotency = self.db["idempotencyKeys"]
         self.audit = self.db["audit"]
         self.sessions = self.db["sessions"]
@@ -113,6 +115,14 @@ class Store:
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
+
+    async def ensure_reachable(self) -> None:
+        """At start: the store answers, or one `StartupError` line says it does not (the runtime path,
+        `_run`, would log a warning first; a start that fails should print one line only)."""
+        try:
+            await asyncio.wait_for(self.db.command("ping"), STARTUP_PING_TIMEOUT_SECONDS)
+        except (PyMongoError, asyncio.TimeoutError, OSError) as exc:
+            raise StartupError(f"MONGO_URI: the data store is unreachable ({type(exc).__name__})") from None
 
     # -- the wrapper every call goes through -----------------------------------------------------
     async def _run(self, operation: str, awaitable: Awaitable):
@@ -194,30 +204,32 @@ class Store:
         return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
             {"_id": doctor_id}, {"$set": changes, "$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)))
 
-    async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime,
+    async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime, stale_before: datetime,
                               quiet_since: datetime | None) -> bool:
-        """Marks a call-next for this doctor as begun at `now`. With `quiet_since`, only if no
-        call-next began after it: of two call-nexts within the double-submit window, one wins.
-        `lastCallNext` is bookkeeping, not a profile change, so `version` is left alone."""
-        query: dict = {"_id": doctor_id}
+        """Marks a call-next for this doctor as in flight (`callNextClaim`), unless another one is (and
+        began after `stale_before`: a claim whose node died does not block for ever). With
+        `quiet_since`, also only if the last call-next that did something (`lastCallNext`) is older:
+        of two call-nexts within the double-submit window, one runs. This is bookkeeping, not a
+        profile change, so `version` is left alone."""
+        conditions: list[dict] = [{"$or": [{"callNextClaim": None}, {"callNextClaim.at": {"$lte": stale_before}}]}]
         if quiet_since is not None:
-            query["$or"] = [{"lastCallNext": None}, {"lastCallNext.at": {"$lte": quiet_since}}]
+            conditions.append({"$or": [{"lastCallNext": None}, {"lastCallNext.at": {"$lte": quiet_since}}]})
         result = await self._run("claim_call_next", self.doctors.update_one(
-            query, {"$set": {"lastCallNext": {"at": now, "token": token, "done": False}}}))
+            {"_id": doctor_id, "$and": conditions}, {"$set": {"callNextClaim": {"at": now, "token": token}}}))
         return result.matched_count == 1
 
-    async def finish_call_next(self, doctor_id: ObjectId, token: str, completed: ObjectId | None,
+    async def finish_call_next(self, doctor_id: ObjectId, token: str, began: datetime, completed: ObjectId | None,
                                current: ObjectId | None) -> None:
-        """Records what the claimed call-next did, so a double submit can answer the same."""
+        """Records what the claimed call-next did (a double submit answers the same) and ends the claim."""
         await self._run("claim_call_next", self.doctors.update_one(
-            {"_id": doctor_id, "lastCallNext.token": token},
-            {"$set": {"lastCallNext.done": True, "lastCallNext.completed": completed,
-                      "lastCallNext.current": current}}))
+            {"_id": doctor_id, "callNextClaim.token": token},
+            {"$set": {"lastCallNext": {"at": began, "token": token, "completed": completed, "current": current}},
+             "$unset": {"callNextClaim": ""}}))
 
     async def abandon_call_next(self, doctor_id: ObjectId, token: str) -> None:
-        """A claimed call-next that failed leaves no window behind: the next one runs for real."""
+        """A claimed call-next that failed ends its claim and leaves the last one that worked as it was."""
         await self._run("claim_call_next", self.doctors.update_one(
-            {"_id": doctor_id, "lastCallNext.token": token}, {"$set": {"lastCallNext": None}}))
+            {"_id": doctor_id, "callNextClaim.token": token}, {"$unset": {"callNextClaim": ""}}))
 
     async def delete_doctor(self, doctor_id: ObjectId) -> bool:
         result = await self._run("delete_doctor", self.doctors.delete_one({"_id": doctor_id}))
@@ -321,6 +333,11 @@ class Store:
             {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}, limit=1))
         return count > 0
 
+    async def appointments_of_doctor_since(self, doctor_id: ObjectId, since: datetime) -> list[dict]:
+        """Every appointment of a doctor booked for `since` or later: the history `eta-replay` replays."""
+        return await self._find_list("list_appointments", self.appointments.find(
+            {"doctor": doctor_id, "date": {"$gte": since}}).sort([("createdAt", ASCENDING), ("_id", ASCENDING)]))
+
     async def appointments_between(self, doctor_id: ObjectId, start: datetime, end: datetime) -> list[dict]:
         """Every appointment of the doctor dated in [start, end): one clinic day, whatever its status."""
         return await self._find_list("list_appointments", self.appointments.find(
@@ -405,3 +422,19 @@ class Store:
         items = await self._find_list(f"list_{name}", collection.find(query).sort(order).skip(offset).limit(limit))
         return items, total
 
+    # -- what is learned about each doctor (see actors.learning) ------------------------------------
+    async def find_doctor_stats(self, doctor_id: ObjectId) -> dict | None:
+        return _normalise(await self._run("find_doctor_stats", self.doctor_stats.find_one({"_id": doctor_id})))
+
+    async def record_learning(self, doctor_id: ObjectId, condition: dict, update: dict) -> bool:
+        """Applies one learning event (`actors.learning.store_update` makes the condition and update)
+        to the doctor's statistics in one atomic write; False if it was already recorded (the same
+        change announced twice, or replayed): the condition then matches nothing and the upsert
+        collides with the existing `_id`."""
+        extra_filter = condition
+        try:
+            result = await self._run("record_learning", self.doctor_stats.update_one(
+                {"_id": doctor_id, **extra_filter}, update, upsert=True))
+        except DuplicateKeyError:
+            return False
+        return result.matched_count == 1 or result.upserted_id is not None

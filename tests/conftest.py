@@ -8,6 +8,7 @@ what a client would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -84,7 +85,10 @@ def make_settings(**overrides) -> Settings:
     values = dict(port=0, host="127.0.0.1", mongo_uri=TEST_MONGO_URI,
                   mongo_db=f"medpharma_test_{uuid.uuid4().hex[:12]}", jwt_secret=JWT_SECRET,
                   jwt_secret_generated=False, bcrypt_rounds=4, seed_admin_email=ADMIN_EMAIL,
-                  seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin")
+                  seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin",
+                  # The suite registers many users and fails many logins from 127.0.0.1; the limits'
+                  # own tests (tests/test_rate_limit.py) set the defaults back.
+                  registrations_per_hour=100_000, login_failures_per_address_per_minute=100_000)
     values.update(overrides)
     return Settings(**values)
 
@@ -106,6 +110,7 @@ class Api:
             payload = raw.encode() if isinstance(raw, str) else raw
         elif body is not None:
             payload = json.dumps(body).encode()
+        if payload:  # else Tornado's client labels any POST body as a form, which the API refuses (415)
             all_headers.setdefault("Content-Type", "application/json")
         if payload is None and method in ("POST", "PUT", "PATCH"):
             payload = b""
@@ -262,6 +267,31 @@ async def stop_harness(harness: Harness) -> None:
         await client.close()
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"  # the Redis these machines (and CI) run
+
+
+@contextlib.asynccontextmanager
+async def nodes_sharing_one_store(count: int = 2, **options):
+    """Several servers on one store and the real Redis bus, as a deployment of several nodes."""
+    database = f"medpharma_nodes_{uuid.uuid4().hex[:8]}"
+    store = Store.connect(TEST_MONGO_URI, database)
+    nodes = []
+    try:
+        for _ in range(count):
+            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": database}, store=store,
+                                             **options))
+        yield nodes
+    finally:
+        for node in nodes:
+            await stop_harness(node)
+
+
+@pytest.fixture
+async def two_nodes():
+    async with nodes_sharing_one_store() as nodes:
+        yield nodes
+
+
 @pytest.fixture
 async def harness():
     """A running server on a free port, with a controllable clock for the actors."""
@@ -270,3 +300,34 @@ async def harness():
         yield h
     finally:
         await stop_harness(h)
+
+
+# -- the browser tests' server and browser (tests/test_web_*.py) ---------------------------------------------
+@pytest.fixture(scope="module")
+def site(request):
+    """A real server for one browser-test module; a module may set SITE_SETTINGS to change settings."""
+    from tests.web_browser import Site
+    settings = getattr(request.module, "SITE_SETTINGS", None)
+    site = Site(**({"settings": settings} if settings else {}))
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Debian chromium per browser-test module (contexts per test)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.web_browser import launch_browser
+    with sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browsers(browser, site):
+    from tests.web_browser import Browsers
+    opened = Browsers(browser, site)
+    yield opened
+    opened.close()

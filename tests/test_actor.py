@@ -500,3 +500,29 @@ async def test_a_break_moves_every_eta_and_ends_by_itself(world):
     await world.registry.tick()
     assert [m.data["awayUntil"] for m in watcher.events if m.event == "doctor:status"] == [None]
     assert room.updates()[-1]["etaMinutes"] == 0
+
+
+async def test_actor_learns_a_finished_consultation_and_a_reloaded_actor_keeps_it():
+    """The write workflow records the lesson in the store and the live actor applies the same one in
+    memory; an actor that reloads (a restart) reads it back identically."""
+    from domain.learning import learn_from
+    from server.store import Store
+
+    store = Store.connect(None, "actor_learning")
+    now = datetime(2026, 11, 23, 10, tzinfo=timezone.utc)
+    doctor = (await store.insert_doctor({"name": "D", "email": "d@x.org", "avgConsultMinutes": 12}))["_id"]
+    registry = QueueRegistry(store, Hub(), clock=lambda: now)
+    doctor_id = str(doctor)
+    await registry.snapshot(doctor_id)
+    for i in range(6):
+        started = now - timedelta(minutes=200 - 30 * i)
+        document = {"_id": ObjectId(), "doctor": doctor, "patient": ObjectId(), "date": started,
+                    "createdAt": started, "status": "completed", "startedAt": started,
+                    "completedAt": started + timedelta(minutes=25), "version": 3}
+        await learn_from(store, document)
+        await registry.deliver(AppointmentsChanged(doctor_id, (document,)))
+    live = registry.live(doctor_id).stats
+    assert live.consultations == 6 and live.usable
+    await registry.live(doctor_id).ask(Reload())
+    assert registry.live(doctor_id).stats == live
+    await registry.stop()

@@ -145,3 +145,21 @@ async def test_who_may_call_next(harness):
     assert await statuses(harness, admin, booked) == ["pending"]
     called = await harness.api.post(next_path({"id": doctor["id"].upper()}), token=doctor_token)
     assert called.status == 200 and called.body["current"]["id"] == booked["id"]
+
+
+async def test_a_refused_call_next_leaves_the_previous_calls_window_open(harness):
+    """Found by the model-based test. A stale screen's call-next is refused between a click and its
+    double: the double must still answer the first call again, not complete the patient just called."""
+    admin, doctor, doctor_token = await clinic(harness)
+    booked = []
+    for minutes in (5, 6):
+        patient, _ = await harness.register()
+        booked.append(await harness.book(patient, doctor["id"], future(minutes)))
+    first = await harness.api.post(next_path(doctor), token=doctor_token)
+    assert first.status == 200 and first.body["current"]["id"] == booked[0]["id"]
+    stale = await harness.api.post(next_path(doctor), {"expectCurrent": None}, token=doctor_token)
+    assert stale.status == 409 and stale.body["code"] == "queue_changed"
+    again = await harness.api.post(next_path(doctor), token=doctor_token)
+    assert again.status == 200
+    assert again.body["completed"] is None and again.body["current"]["id"] == booked[0]["id"], again.body
+    assert await statuses(harness, admin, *booked) == ["in_consultation", "pending"]

@@ -18,7 +18,9 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = ("PORT", "HOST", "MONGO_URI", "MONGO_DB", "JWT_SECRET", "JWT_EXPIRES_IN", "CLIENT_ORIGIN",
                  "SEED_ADMIN_EMAIL", "SEED_ADMIN_PASSWORD", "SEED_ADMIN_NAME", "JOIN_URL_TEMPLATE",
-                 "METRICS_TOKEN", "LOG_LEVEL", "BCRYPT_ROUNDS", "REDIS_URL", "LOGIN_FAILURES_PER_MINUTE")
+                 "METRICS_TOKEN", "LOG_LEVEL", "BCRYPT_ROUNDS", "REDIS_URL", "LOGIN_FAILURES_PER_MINUTE",
+                 "LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", "REGISTRATIONS_PER_HOUR", "WS_MAX_PER_USER",
+                 "SOON_MINUTES", "ETA_LEARNING", "CLINIC_TIMEZONE", "REFRESH_EXPIRES_IN")
 ADMIN_EMAIL = "cli-admin@example.org"
 ADMIN_PASSWORD = "cli-admin-password"
 
@@ -57,6 +59,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, variable: str) ->
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
     ({"JWT_EXPIRES_IN": "7x"}, "JWT_EXPIRES_IN"),
     ({"SEED_ADMIN_EMAIL": "a@example.org"}, "SEED_ADMIN_PASSWORD"),
+    ({"CLINIC_TIMEZONE": "Mars/Olympus"}, "CLINIC_TIMEZONE"),
+    ({"ETA_LEARNING": "maybe"}, "ETA_LEARNING"),
+    ({"WS_MAX_PER_USER": "0"}, "WS_MAX_PER_USER"),
 ])
 def test_bad_setting_stops_with_one_line(env, variable):
     result = run_cli(**env)
@@ -179,3 +184,33 @@ def test_port_in_use_is_one_clear_line():
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and str(port) in lines[0], result.stderr
+
+
+# -- start-up failures other than settings: one line naming what to check, status 1 ----------------
+def test_port_in_use_is_one_clear_line_at_the_default_log_level():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(PORT=str(port))
+    assert_one_line_error(result, "PORT")
+    assert result.returncode == 1 and str(port) in result.stderr
+
+
+def test_unreachable_redis_is_one_clear_line():
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    result = run_cli(PORT=str(free_port()), REDIS_URL=f"redis://127.0.0.1:{dead_port}/0")
+    assert_one_line_error(result, "REDIS_URL")
+    assert result.returncode == 1
+
+
+def test_unreachable_store_is_one_clear_line():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    result = run_cli(PORT=str(free_port()), MONGO_URI=f"mongodb://127.0.0.1:{dead_port}",
+                     JWT_SECRET="s" * 40)
+    assert_one_line_error(result, "MONGO_URI")
+    assert result.returncode == 1

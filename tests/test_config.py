@@ -257,3 +257,72 @@ def test_redis_url(url):
 @pytest.mark.parametrize("url", ["127.0.0.1:6379", "http://cache", "memcached://x"])
 def test_bad_redis_url(url):
     refused("REDIS_URL", REDIS_URL=url)
+
+
+# -- limits, queue behaviour, sessions ------------------------------------------------------------------
+def test_defaults_of_the_limits_and_queue_settings():
+    settings = load()
+    assert settings.login_failures_per_address_per_minute == 50
+    assert settings.registrations_per_hour == 20
+    assert settings.ws_max_per_user == 20
+    assert settings.soon_minutes == 10
+    assert settings.eta_learning is True
+    assert settings.clinic_timezone == "UTC"
+    assert settings.refresh_expires_seconds == 30 * 86400
+
+
+@pytest.mark.parametrize("variable, field", [
+    ("LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", "login_failures_per_address_per_minute"),
+    ("REGISTRATIONS_PER_HOUR", "registrations_per_hour"),
+    ("WS_MAX_PER_USER", "ws_max_per_user"),
+])
+def test_positive_limits(variable, field):
+    assert getattr(load(**{variable: " 7 "}), field) == 7
+    for bad in ("0", "-1", "ten", "1.5"):
+        error = refused(variable, **{variable: bad})
+        assert "\n" not in str(error)
+
+
+def test_soon_minutes():
+    assert load(SOON_MINUTES="0").soon_minutes == 0
+    assert load(SOON_MINUTES="15").soon_minutes == 15
+    refused("SOON_MINUTES", SOON_MINUTES="-1")
+    refused("SOON_MINUTES", SOON_MINUTES="soon")
+
+
+@pytest.mark.parametrize("value, expected", [("on", True), ("OFF", False), ("off", False), ("true", True),
+                                             ("0", False)])
+def test_eta_learning_switch(value, expected):
+    assert load(ETA_LEARNING=value).eta_learning is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "enabled", "2"])
+def test_bad_eta_learning(value):
+    error = refused("ETA_LEARNING", ETA_LEARNING=value)
+    assert "on or off" in str(error)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York"])
+def test_clinic_timezone(zone):
+    assert load(CLINIC_TIMEZONE=zone).clinic_timezone == zone
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "../etc/passwd", "+02:00", "Europe/"])
+def test_bad_clinic_timezone(zone):
+    error = refused("CLINIC_TIMEZONE", CLINIC_TIMEZONE=zone)
+    assert "IANA" in str(error)
+
+
+def test_refresh_expires_in():
+    assert load(REFRESH_EXPIRES_IN="14d").refresh_expires_seconds == 14 * 86400
+    refused("REFRESH_EXPIRES_IN", REFRESH_EXPIRES_IN="forever")
+
+
+def test_every_settings_field_but_the_derived_one_has_a_variable():
+    from dataclasses import fields
+
+    from config.settings import VARIABLES
+
+    covered = {variable.field for variable in VARIABLES}
+    assert {f.name for f in fields(load())} - covered == {"jwt_secret_generated"}
+    assert len({variable.name for variable in VARIABLES}) == len(VARIABLES)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import future
+import pytest
+
+from tests.conftest import future, nodes_sharing_one_store
 
 
 async def clinic(harness, avg: int = 15):
@@ -86,3 +88,44 @@ async def test_turn_soon_once_when_next_and_again_only_after_moving_back(harness
     again = await ws.expect("turn:soon")
     assert again["data"]["position"] == 0
     ws.close()
+
+
+# -- presence across nodes --------------------------------------------------------------------------------------
+@pytest.fixture
+async def quick_nodes():
+    """Two nodes that report presence every 0.3 s and tick every 0.2 s, so expiry is quick to see."""
+    async with nodes_sharing_one_store(tick_seconds=0.2, presence_report_seconds=0.3) as nodes:
+        yield nodes
+
+
+def presences(state: dict) -> list[bool]:
+    return [e["present"] for e in state["list"]]
+
+
+async def test_presence_on_another_node_reaches_the_staff_view_and_dies_with_that_node(quick_nodes):
+    node_a, node_b = quick_nodes
+    admin = await node_a.admin_token()
+    doctor = await node_a.create_doctor(admin, avgConsultMinutes=10)
+    doctor_token, _ = await node_a.doctor_account(doctor, admin)
+    patient, _ = await node_a.register()
+    mine = await node_a.book(patient, doctor["id"], future(30))
+    staff = await node_a.ws(doctor_token)
+    await staff.send({"type": "queue:subscribe", "doctorId": doctor["id"]})
+    assert presences((await staff.expect("queue:state"))["data"]) == [False]
+
+    phone = await node_b.ws(patient)                       # the patient is on the other node
+    await phone.send({"type": "queue:subscribe", "appointmentId": mine["id"]})
+    await phone.expect("queue:update")
+    arrived = await staff.expect("queue:state", timeout=1.0, predicate=lambda d: presences(d) == [True])
+    assert arrived["data"]["list"][0]["appointmentId"] == mine["id"]
+    rest = await node_a.api.get(f"/api/queue/doctor/{doctor['id']}", token=doctor_token)
+    assert presences(rest.body) == [True]
+
+    # Node B dies without a word: it stops reporting; what it reported runs out.
+    bus_b = node_b.services.bus
+    bus_b._presence_reporter.cancel()
+    bus_b._listener.cancel()
+    gone = await staff.expect("queue:state", timeout=3.0, predicate=lambda d: presences(d) == [False])
+    assert gone["data"]["list"][0]["appointmentId"] == mine["id"]
+    staff.close()
+    phone.close()

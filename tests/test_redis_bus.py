@@ -1,4 +1,5 @@
-"""Two nodes sharing one store and a Redis bus: a change made through one reaches sockets on the other.
+"""Two nodes sharing one store and a Redis bus: a change made through one reaches sockets on the other;
+nothing from outside the deployment gets in; a failed publish or a lost connection is repaired.
 
 Needs the Redis on 127.0.0.1:6379 these machines run. Without CI set and without Redis the tests
 fail rather than skip: a skipped test would count as missing.
@@ -6,18 +7,21 @@ fail rather than skip: a skipped test would count as missing.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from bson import ObjectId
+import redis.asyncio as redis
+from bson import ObjectId, json_util
 
 from actors.messages import AppointmentsChanged, DoctorDeleted
-from server.bus import decode_change, encode_change
+from core import metrics
+from server.bus import (BadMessage, channel_name, decode_change, encode_change, sign, signing_key,
+                        verify)
 from server.store import Store
-from tests.conftest import TEST_MONGO_URI, start_harness, stop_harness
+from tests.conftest import REDIS_URL, JWT_SECRET, TEST_MONGO_URI, start_harness, stop_harness
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def test_changes_survive_the_wire_exactly():
@@ -30,20 +34,6 @@ def test_changes_survive_the_wire_exactly():
     assert change.doctor_id == str(document["doctor"])
     node, deleted = decode_change(encode_change(DoctorDeleted("abc"), "n2"))
     assert (node, deleted) == ("n2", DoctorDeleted("abc"))
-
-
-@pytest.fixture
-async def two_nodes():
-    channel_db = f"medpharma_bus_{uuid.uuid4().hex[:8]}"
-    store = Store.connect(TEST_MONGO_URI, channel_db)
-    settings = {"redis_url": REDIS_URL, "mongo_db": channel_db}
-    first = await start_harness(settings=settings, store=store)
-    second = await start_harness(settings=settings, store=store)
-    try:
-        yield first, second
-    finally:
-        await stop_harness(first)
-        await stop_harness(second)
 
 
 async def test_a_cancellation_on_one_node_moves_patients_watching_another(two_nodes):
@@ -94,10 +84,6 @@ async def test_a_node_reloads_its_queues_when_told_it_missed_messages(two_nodes)
 
 
 async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconnect(two_nodes):
-    import asyncio
-
-    import redis.asyncio as redis
-
     node_a, _ = two_nodes
     admin = await node_a.admin_token()
     doctor = await node_a.create_doctor(admin)
@@ -124,3 +110,181 @@ async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconn
         await asyncio.sleep(0.05)
     assert fresh.body["list"] == []
     assert node_a.services.bus.subscribed.is_set()
+
+
+# -- signatures and isolation ----------------------------------------------------------------------
+def rejected(reason: str) -> float:
+    return metrics.bus_rejected_total.labels(reason)._value.get()
+
+
+def test_signatures_are_checked_and_bound_to_the_deployment():
+    key = signing_key(JWT_SECRET, "clinic_a")
+    signed = sign('{"hello": 1}', key)
+    assert verify(signed, key) == b'{"hello": 1}'
+    for raw, reason in ((b'{"hello": 1}', "unsigned"),
+                        (sign('{"hello": 1}', signing_key(JWT_SECRET, "clinic_b")), "bad_signature"),
+                        (sign('{"hello": 1}', signing_key("another-secret-of-at-least-32-chars!", "clinic_a")),
+                         "bad_signature"),
+                        (signed.replace(b"hello", b"hellp"), "bad_signature"),
+                        (b"v1.short.{}", "unsigned")):
+        with pytest.raises(BadMessage) as bad:
+            verify(raw, key)
+        assert bad.value.reason == reason
+    assert channel_name("clinic_a") != channel_name("clinic_b")
+
+
+async def wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
+    node_a, node_b = two_nodes
+    admin = await node_a.admin_token()
+    doctor = await node_a.create_doctor(admin)
+    token, user = await node_a.register()
+    appointment = await node_a.book(token, doctor["id"])
+    watcher = await node_a.ws(token)
+    await watcher.send({"type": "queue:subscribe", "appointmentId": appointment["id"]})
+    await watcher.expect("queue:update")
+
+    stored = await node_a.services.store.appointments.find_one({"_id": ObjectId(appointment["id"])})
+    forged_document = {**stored, "status": "in_consultation", "version": stored["version"] + 50,
+                       "startedAt": datetime.now(timezone.utc), "joinUrl": "https://phish.example.org/pay"}
+    forged = encode_change(AppointmentsChanged(doctor["id"], (forged_document,)), "attacker")
+    other_key = signing_key("not-the-deployment-secret-but-long-enough", node_a.services.settings.mongo_db)
+    channel = node_a.services.bus.channel
+    before = {reason: rejected(reason) for reason in ("unsigned", "bad_signature", "malformed")}
+    client = redis.from_url(REDIS_URL)
+    try:
+        await client.publish(channel, forged)                              # unsigned
+        await client.publish(channel, sign(forged, other_key))             # signed with another key
+        await client.publish(channel, sign("not json", node_a.services.bus._key))  # signed nonsense
+        await client.publish(channel, sign(json_util.dumps({"node": "x", "kind": "appointment_changed",
+                                                            "doctorId": 7}), node_a.services.bus._key))
+    finally:
+        await client.aclose()
+    # each of the two nodes drops each message
+    await wait_for(lambda: rejected("unsigned") - before["unsigned"] >= 2
+                   and rejected("bad_signature") - before["bad_signature"] >= 2
+                   and rejected("malformed") - before["malformed"] >= 4)
+    frames = await watcher.drain(0.3)
+    assert not [f for f in frames if f["event"] == "turn:now"], frames
+    position = await node_a.api.get(f"/api/queue/appointment/{appointment['id']}/position", token=token)
+    assert position.body["status"] == "pending" and position.body["position"] == 0
+
+    # The listeners survived: a real change still travels from B to A's socket.
+    cancelled = await node_b.api.patch(f"/api/appointments/{appointment['id']}/status", {"status": "cancelled"},
+                                       token=token)
+    assert cancelled.status == 200
+    await watcher.expect("queue:update", predicate=lambda d: d["status"] == "cancelled")
+    watcher.close()
+
+
+async def test_two_deployments_on_one_redis_never_hear_each_other():
+    names = {"a": f"medpharma_dep_a_{uuid.uuid4().hex[:6]}", "b": f"medpharma_dep_b_{uuid.uuid4().hex[:6]}"}
+    stores = {key: Store.connect(TEST_MONGO_URI, name) for key, name in names.items()}
+    nodes = []
+    try:
+        for key in ("a", "a", "b"):
+            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": names[key]},
+                                             store=stores[key]))
+        a1, a2, b = nodes
+        assert a1.services.bus.channel == a2.services.bus.channel != b.services.bus.channel
+        admin = await a1.admin_token()
+        doctor = await a1.create_doctor(admin)
+        token, _ = await a1.register()
+        await a1.book(token, doctor["id"])
+        await wait_for(lambda: a2.services.bus.received >= 1)
+        b_admin = await b.admin_token()
+        await b.create_doctor(b_admin)
+        await asyncio.sleep(0.3)
+        assert b.services.bus.received == 0
+        assert a1.services.bus.received == 0 and a2.services.bus.received >= 1
+    finally:
+        for node in nodes:
+            await stop_harness(node)
+
+
+# -- a failed publish is repaired --------------------------------------------------------------------
+async def test_when_publishing_gives_up_the_other_node_still_ends_up_right(two_nodes):
+    node_a, node_b = two_nodes
+    admin = await node_a.admin_token()
+    doctor = await node_a.create_doctor(admin)
+    soon = datetime.now(timezone.utc) + timedelta(minutes=2)
+    first_token, _ = await node_a.register()
+    second_token, _ = await node_a.register()
+    first = await node_a.book(first_token, doctor["id"], soon)
+    second = await node_a.book(second_token, doctor["id"], soon)
+    watcher = await node_b.ws(second_token)
+    await watcher.send({"type": "queue:subscribe", "appointmentId": second["id"]})
+    assert (await watcher.expect("queue:update"))["data"]["position"] == 1
+
+    bus = node_a.services.bus
+    bus.publish_retry_delays = (0.01, 0.01)
+    bus.resync_retry_delays = (0.05,)
+    real_publish = bus._client.publish
+    calls = {"failed": 0}
+
+    async def flaky_publish(channel, message):
+        if calls["failed"] < 5:  # the change and its two retries, then the first resync attempts
+            calls["failed"] += 1
+            raise ConnectionError("injected")
+        return await real_publish(channel, message)
+
+    bus._client.publish = flaky_publish
+    failures_before = metrics.bus_publish_failures_total._value.get()
+    cancelled = await node_a.api.patch(f"/api/appointments/{first['id']}/status", {"status": "cancelled"},
+                                       token=first_token)
+    assert cancelled.status == 200  # the REST answer did not wait for Redis
+    moved = await watcher.expect("queue:update", timeout=10, predicate=lambda d: d["position"] == 0)
+    assert moved["data"]["appointmentId"] == second["id"]
+    assert calls["failed"] == 5
+    assert metrics.bus_publish_failures_total._value.get() == failures_before + 1
+    assert bus.owed_resync == set()
+    on_b = await node_b.api.get(f"/api/queue/appointment/{second['id']}/position", token=second_token)
+    assert on_b.body["position"] == 0
+    watcher.close()
+
+
+async def test_a_slow_queue_does_not_hold_up_other_doctors_changes(two_nodes):
+    node_a, node_b = two_nodes
+    admin = await node_a.admin_token()
+    slow_doctor = await node_a.create_doctor(admin)
+    other_doctor = await node_a.create_doctor(admin)
+    token, _ = await node_a.register()
+    slow_booking = await node_a.book(token, slow_doctor["id"])
+    other_token, _ = await node_a.register()
+    other_booking = await node_a.book(other_token, other_doctor["id"])
+    for doctor in (slow_doctor, other_doctor):  # node B holds both queues
+        await node_b.api.get(f"/api/queue/doctor/{doctor['id']}", token=admin)
+
+    registry = node_b.services.queues
+    real_deliver = registry.deliver
+    stuck = asyncio.Event()
+
+    async def deliver(change):
+        if change.doctor_id == slow_doctor["id"]:
+            await stuck.wait()  # this doctor's queue is stuck (a slow store, say)
+        return await real_deliver(change)
+
+    registry.deliver = deliver
+    try:
+        await node_a.api.patch(f"/api/appointments/{slow_booking['id']}/status", {"status": "cancelled"},
+                               token=token)
+        await node_a.api.patch(f"/api/appointments/{other_booking['id']}/status", {"status": "cancelled"},
+                               token=other_token)
+
+        async def other_queue_empty():
+            response = await node_b.api.get(f"/api/queue/doctor/{other_doctor['id']}", token=admin)
+            return response.body["list"] == []
+
+        for _ in range(100):
+            if await other_queue_empty():
+                break
+            await asyncio.sleep(0.05)
+        assert await other_queue_empty()
+    finally:
+        stuck.set()

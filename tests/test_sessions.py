@@ -10,10 +10,7 @@ import uuid
 import pytest
 from bson import ObjectId
 
-from server.store import Store
-from tests.conftest import ADMIN_PASSWORD, TEST_MONGO_URI, future, start_harness, stop_harness
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.conftest import ADMIN_PASSWORD, future, start_harness
 
 
 async def sign_in(harness, email: str, password: str):
@@ -290,20 +287,6 @@ async def test_the_audit_log_records_who_did_what_and_never_a_secret(harness):
 
 
 # -- two nodes over the real Redis -----------------------------------------------------------------------------------
-@pytest.fixture
-async def two_nodes():
-    database = f"medpharma_sessions_{uuid.uuid4().hex[:8]}"
-    store = Store.connect(TEST_MONGO_URI, database)
-    settings = {"redis_url": REDIS_URL, "mongo_db": database}
-    first = await start_harness(settings=settings, store=store)
-    second = await start_harness(settings=settings, store=store)
-    try:
-        yield first, second
-    finally:
-        await stop_harness(first)
-        await stop_harness(second)
-
-
 async def test_an_ended_session_and_a_disabled_account_are_refused_on_every_node(two_nodes):
     node_a, node_b = two_nodes
     _, leaving = await new_patient(node_a)

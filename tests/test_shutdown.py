@@ -109,7 +109,8 @@ async def test_signal_closes_every_socket_with_1001_and_exits_0(signum):
     async with server_process() as server:
         token = await login(server)
         doctor = await AsyncHTTPClient().fetch(
-            server.base + "/api/doctors", method="POST", headers={"Authorization": f"Bearer {token}"},
+            server.base + "/api/doctors", method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             body=json.dumps({"name": "Dr. Stop", "specialization": "GP", "email": "stop@example.org",
                              "phone": "+1 555 0100"}))
         doctor_id = json.loads(doctor.body)["id"]

@@ -7,33 +7,10 @@ import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.web_browser import DESKTOP, PHONE, Browsers, Site, launch_browser, no_horizontal_scroll, sign_in
-
-
-@pytest.fixture(scope="module")
-def site():
-    site = Site()
-    yield site
-    site.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = launch_browser(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def browsers(browser, site):
-    opened = Browsers(browser, site)
-    yield opened
-    opened.close()
+from tests.web_browser import DESKTOP, PHONE, no_horizontal_scroll, sign_in
 
 
 def book_for(site, doctor, name, minutes_ahead, reason=""):
@@ -46,6 +23,25 @@ def queue_entry(page, name):
     return page.locator("ol.queue > li").filter(has_text=name)
 
 
+def day_figure(page, term):
+    today = page.get_by_role("region", name="Today in numbers")
+    return today.locator("dl > div").filter(has=page.locator("dt", has_text=re.compile(f"^{term}$"))).locator("dd")
+
+
+def frozen_sockets(page):
+    """Relays the page's sockets; while `state["frozen"]`, nothing from the server reaches the page
+    (a screen that has stopped hearing about changes, without knowing it)."""
+    state = {"frozen": False}
+
+    def relay(socket_route):
+        server = socket_route.connect_to_server()
+        socket_route.on_message(server.send)
+        server.on_message(lambda message: None if state["frozen"] else socket_route.send(message))
+
+    page.route_web_socket(re.compile(r"/ws"), relay)
+    return state
+
+
 def test_doctor_console_runs_the_day_live(site, browsers):
     harness = site.harness
     doctor = site.run(harness.create_doctor(name=f"Dr. Console {uuid.uuid4().hex[:4]}"))
@@ -53,8 +49,7 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     anna_token, anna = book_for(site, doctor, "Anna Early", 5, "Check-up")
     _, ben = book_for(site, doctor, "Ben Second", 15, "Follow-up")
 
-    page, watch = browsers.page(DESKTOP)
-    watch.expect_status(400)  # a server without expectCurrent refuses it once (see console.js)
+    page, _ = browsers.page(DESKTOP)
     page.goto("/app/console")
     sign_in(page, doctor["email"], "doctor-password")
     expect(page.get_by_role("heading", name="Console")).to_be_visible()
@@ -86,6 +81,11 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     page.get_by_role("button", name="No-show Cleo Third").click()
     expect(page.get_by_role("heading", name="Waiting (0)")).to_be_visible()
 
+    # The day in numbers follows: one seen, one no-show, one cancelled.
+    expect(day_figure(page, "Seen")).to_have_text("1")
+    expect(day_figure(page, "No-shows")).to_have_text("1")
+    expect(day_figure(page, "Cancelled")).to_have_text("1")
+
     # Running late: saved, and the doctor profile says so.
     page.get_by_label("I am running late").check()
     page.get_by_label("Minutes late").fill("20")
@@ -93,6 +93,109 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     expect(page.get_by_text("Saved: patients now see that you are running late.")).to_be_visible()
     profile = site.run(harness.api.get(f"/api/doctors/{doctor['id']}"))
     assert profile.body["isRunningLate"] is True and profile.body["lateByMinutes"] == 20
+
+
+def test_call_next_on_a_stale_screen_is_refused_and_the_console_catches_up(site, browsers):
+    harness = site.harness
+    doctor = site.run(harness.create_doctor(name=f"Dr. Stale {uuid.uuid4().hex[:4]}"))
+    site.run(harness.doctor_account(doctor))
+    _, anna = book_for(site, doctor, "Anna Early", 5)
+    _, ben = book_for(site, doctor, "Ben Second", 15)
+
+    page, watch = browsers.page(DESKTOP)
+    watch.expect_status(409)
+    sockets = frozen_sockets(page)
+    page.goto("/app/console")
+    sign_in(page, doctor["email"], "doctor-password")
+    now = page.get_by_role("region", name="In consultation")
+    expect(page.get_by_role("heading", name="Waiting (2)")).to_be_visible()
+    expect(now).to_contain_text("Nobody is in consultation.")
+
+    # The screen stops hearing; meanwhile another staff member calls Anna in.
+    sockets["frozen"] = True
+    admin_token = site.run(harness.admin_token())
+    called = site.run(harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", {"expectCurrent": None}, token=admin_token))
+    assert called.status == 200 and called.body["current"]["id"] == anna["id"]
+    expect(now).to_contain_text("Nobody is in consultation.")  # still the old picture
+
+    # Call next from the stale screen: refused, said next to the button, and the screen refreshed.
+    page.get_by_role("button", name="Call next").click()
+    expect(now.get_by_role("alert")).to_contain_text("The queue changed since this page last showed it.")
+    expect(now).to_contain_text("Anna Early")
+    expect(page.get_by_role("heading", name="Waiting (1)")).to_be_visible()
+    stored = site.run(harness.api.get(f"/api/appointments/{anna['id']}", token=admin_token))
+    assert stored.body["status"] == "in_consultation"  # the refused press changed nothing
+    assert site.run(harness.api.get(f"/api/appointments/{ben['id']}", token=admin_token)).body["status"] == "pending"
+
+    # Pressed again on the refreshed screen, it does what the doctor now sees: Anna done, Ben in.
+    page.get_by_role("button", name="Call next").click()
+    expect(page.get_by_text("Now seeing Ben Second.")).to_be_visible()
+    expect(now).not_to_contain_text("The queue changed")
+    assert site.run(harness.api.get(f"/api/appointments/{anna['id']}", token=admin_token)).body["status"] == "completed"
+
+
+def test_the_console_shows_who_is_in_the_waiting_room(site, browsers):
+    harness = site.harness
+    doctor = site.run(harness.create_doctor(name=f"Dr. Present {uuid.uuid4().hex[:4]}"))
+    site.run(harness.doctor_account(doctor))
+    email = f"present-{uuid.uuid4().hex[:8]}@example.org"
+    token, _ = site.run(harness.register(name="Petra Present", email=email, password="patient-password"))
+    appointment = site.run(harness.book(token, doctor["id"], patientName="Petra Present"))
+
+    console, _ = browsers.page(DESKTOP)
+    console.goto("/app/console")
+    sign_in(console, doctor["email"], "doctor-password")
+    petra = queue_entry(console, "Petra Present")
+    expect(petra).to_contain_text("Not in the waiting room")
+
+    # The patient opens the waiting room: the console marks her present, live.
+    patient_context, _ = browsers.context(PHONE)
+    patient = patient_context.new_page()
+    patient.goto(f"/app/waiting/{appointment['id']}")
+    sign_in(patient, email, "patient-password")
+    expect(patient.get_by_text("Live: this page updates by itself.")).to_be_visible()
+    expect(petra).to_contain_text("In the waiting room")
+
+    # She closes it: absent again.
+    patient.close()
+    expect(petra).to_contain_text("Not in the waiting room")
+
+
+def test_away_and_the_delay_it_causes_reach_the_waiting_room(site, browsers):
+    harness = site.harness
+    doctor = site.run(harness.create_doctor(name=f"Dr. Away {uuid.uuid4().hex[:4]}"))
+    site.run(harness.doctor_account(doctor))
+    email = f"away-{uuid.uuid4().hex[:8]}@example.org"
+    token, _ = site.run(harness.register(name="Abel Waiting", email=email, password="patient-password"))
+    appointment = site.run(harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=2)))
+
+    patient, _ = browsers.page(PHONE)
+    patient.goto(f"/app/waiting/{appointment['id']}")
+    sign_in(patient, email, "patient-password")
+    status = patient.get_by_role("status").filter(has=patient.locator(".headline"))
+    expect(status).to_contain_text("You are next")
+    expect(status).not_to_contain_text("away")
+
+    # The doctor takes a break from the console (the form suggests a quarter of an hour).
+    console, _ = browsers.page(DESKTOP)
+    console.goto("/app/console")
+    sign_in(console, doctor["email"], "doctor-password")
+    console.get_by_role("button", name="Set away").click()
+    expect(console.get_by_text(re.compile(r"^Saved: away until "))).to_be_visible()
+    expect(console.get_by_text(re.compile(r"^Away until \d{1,2}:\d{2}"))).to_be_visible()
+
+    # The waiting room says so, and shows the server's own delay for this appointment (the break
+    # ends after the booked time: nobody starts before it).
+    expect(status).to_contain_text(re.compile(r"The doctor is away until \d{1,2}:\d{2}"))
+    place = site.run(harness.api.get(f"/api/queue/appointment/{appointment['id']}/position", token=token)).body
+    assert place["awayUntil"] is not None and place["delayMinutes"] > 0
+    expect(status).to_contain_text(f"Your appointment is running about {place['delayMinutes']} minutes late.")
+
+    # Back now: the notices go, live.
+    console.get_by_role("button", name="Back now").click()
+    expect(console.get_by_text("Saved: you are back.")).to_be_visible()
+    expect(status).not_to_contain_text("away until")
+    expect(status).not_to_contain_text("running about")
 
 
 def test_running_late_reaches_the_waiting_room_live(site, browsers):
@@ -122,8 +225,6 @@ def test_running_late_reaches_the_waiting_room_live(site, browsers):
     expect(status).not_to_contain_text("running 25 minutes late")
 
 
-# Until the server has GET /api/admin/users, /api/admin/audit and GET /api/admin/invites, the admin
-# page asks for them and shows the error in their sections (404 / 405).
 def test_admin_invites_a_doctor_who_then_signs_in_to_the_console(site, browsers):
     admin, admin_watch = browsers.page(DESKTOP)
     admin.goto("/app/admin")
@@ -204,3 +305,72 @@ def test_a_patient_opening_the_console_is_told_it_is_not_for_them(site, browsers
     page.goto("/app/console")
     sign_in(page, email, "patient-password")
     expect(page.get_by_role("heading", name="Not available to your account")).to_be_visible()
+
+
+def test_admin_finds_disables_and_enables_a_user_and_the_audit_log_shows_it(site, browsers):
+    harness = site.harness
+    email = f"una-{uuid.uuid4().hex[:8]}@example.org"
+    site.run(harness.register(name="Una User", email=email, password="patient-password"))
+
+    admin, _ = browsers.page(DESKTOP)
+    admin.goto("/app/admin")
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    users = admin.get_by_role("region", name="Users")
+    audit = admin.get_by_role("region", name="Audit log")
+    expect(audit.locator("ol.audit > li").first).to_be_visible()
+
+    users.get_by_label("Name or email").fill(email)
+    users.get_by_role("button", name="Search").click()
+    found = users.locator("ul.cards > li")
+    expect(found).to_have_count(1)
+    expect(found).to_contain_text("Una User")
+    expect(found).to_contain_text(email)
+
+    # Disable: marked, refused at login, and the audit log lists it at the top without a reload.
+    users.get_by_role("button", name="Disable Una User").click()
+    expect(found).to_contain_text("Disabled")
+    login = site.run(harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"}))
+    assert login.status == 403 and login.body["code"] == "account_disabled"
+    expect(audit.locator("ol.audit > li").first).to_contain_text("User disabled by admin")
+
+    # Enable again: signs in.
+    users.get_by_role("button", name="Enable Una User").click()
+    expect(found).not_to_contain_text("Disabled")
+    login = site.run(harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"}))
+    assert login.status == 200
+    expect(audit.locator("ol.audit > li").first).to_contain_text("User enabled by admin")
+
+
+def test_admin_revokes_an_invitation_and_its_link_then_says_so(site, browsers):
+    admin, _ = browsers.page(DESKTOP)
+    admin.goto("/app/admin")
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    invites = admin.get_by_role("region", name="Invitations")
+    email = f"withdrawn-{uuid.uuid4().hex[:8]}@example.org"
+    invites.get_by_label("Email").fill(email)
+    invites.get_by_label("Role").select_option("admin")
+    invites.get_by_role("button", name="Create invitation").click()
+    link = invites.get_by_label("Invitation link")
+    expect(link).to_have_value(re.compile(r"/app/invite\?token="))
+    invite_url = link.input_value()
+
+    # Listed as active; revoked from the list; the audit log records it.
+    item = invites.locator("ul.cards > li").filter(has_text=email)
+    expect(item).to_contain_text("active")
+    item.get_by_role("button", name=f"Revoke the invitation for {email}").click()
+    expect(item).to_contain_text("revoked")
+    expect(item.get_by_role("button")).to_have_count(0)
+    audit = admin.get_by_role("region", name="Audit log")
+    expect(audit.locator("ol.audit > li").first).to_contain_text("Invitation revoked by admin")
+    invites.get_by_label("Show").select_option("active")
+    expect(invites.locator("ul.cards > li").filter(has_text=email)).to_have_count(0)
+
+    # The link, opened afterwards, says the invitation was withdrawn.
+    page, watch = browsers.page(PHONE)
+    watch.expect_status(400)
+    page.goto(invite_url)
+    page.get_by_label("Name").fill("Would Be Admin")
+    page.get_by_label("Password").fill("another-password")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("alert")).to_contain_text("This invitation was withdrawn. Ask an administrator for a new one.")
+    assert page.url.endswith(invite_url.split("/app/", 1)[1])

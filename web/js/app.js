@@ -111,7 +111,9 @@ function drawNav() {
 async function signOut() {
   // Forget the session here first, so the socket the server is about to close (4001) is not taken
   // for an expired token and refreshed; then end it on the server. Only a sign-in that came with a
-  // refresh token opened a server session to end.
+  // refresh token opened a server session to end; a token that ran out while the phone slept is
+  // refreshed first, or the server could not be told.
+  await session.ensureFresh();
   const { token, refreshToken } = session;
   session.signOut('signout');
   if (refreshToken) {

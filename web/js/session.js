@@ -5,8 +5,14 @@
 // old one expires and on waking from sleep; the live socket is told through the 'token' event and
 // sends it as an `auth` frame, so it stays open. Without one, the token simply runs out and the
 // next request or socket close asks the person to sign in again, returning to the same page.
+//
+// Tabs of one browser share the stored session, and the server ends a session when a spent refresh
+// token is presented again. So refreshing is one tab at a time (a Web Lock shared by the tabs), and
+// a tab that gets the lock after another rotated the token takes the stored one instead of spending
+// its own, already spent, copy.
 
 const STORAGE_KEY = 'medpharma.session';
+const REFRESH_LOCK = 'medpharma.refresh';
 const REFRESH_LEAD_MS = 60_000;      // refresh this long before expiry …
 const REFRESH_LEAD_FRACTION = 0.2;   // … or a fifth of the lifetime for short-lived tokens
 const RETRY_AFTER_NETWORK_ERROR_MS = 5_000;
@@ -47,12 +53,7 @@ class Session extends EventTarget {
   }
 
   load() {
-    let stored = null;
-    try {
-      stored = JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
-    } catch {
-      stored = null;
-    }
+    const stored = readStored();
     this.token = stored?.token || null;
     this.refreshToken = stored?.refreshToken || null;
     this.user = stored?.user || null;
@@ -140,7 +141,25 @@ class Session extends EventTarget {
     return this.refreshing;
   }
 
-  async doRefresh() {
+  /** Across tabs, one refresh at a time (where the browser has Web Locks: all current ones). */
+  doRefresh() {
+    if (navigator.locks?.request) return navigator.locks.request(REFRESH_LOCK, () => this.refreshHoldingLock());
+    return this.refreshHoldingLock();
+  }
+
+  async refreshHoldingLock() {
+    const stored = readStored();
+    if (!stored?.refreshToken) {
+      // Another tab signed out while this one waited.
+      if (this.signedIn) this.signOut('expired');
+      return false;
+    }
+    if (stored.refreshToken !== this.refreshToken) {
+      // Another tab rotated while this one waited: follow it, spend nothing.
+      this.load();
+      this.dispatchEvent(new Event('token'));
+      return true;
+    }
     const spent = this.refreshToken;
     let response;
     try {
@@ -154,7 +173,7 @@ class Session extends EventTarget {
       this.refreshTimer = setTimeout(() => this.refresh(), RETRY_AFTER_NETWORK_ERROR_MS);
       return false;
     }
-    if (this.refreshToken !== spent) return this.signedIn; // another tab already rotated it
+    if (this.refreshToken !== spent) return this.signedIn; // another tab signed in meanwhile
     if (!response.ok) {
       if (response.status === 401 || response.status === 403) this.signOut('expired');
       else {
@@ -170,6 +189,14 @@ class Session extends EventTarget {
     this.scheduleRefresh();
     this.dispatchEvent(new Event('token'));
     return true;
+  }
+}
+
+function readStored() {
+  try {
+    return JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
+  } catch {
+    return null;
   }
 }
 

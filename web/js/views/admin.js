@@ -1,5 +1,5 @@
 // The admin's page: doctors, invitations, users and the audit log. Each section loads on its own,
-// so one that fails (or that an older server does not offer) says why and leaves the rest working.
+// so one that fails says why and leaves the rest working.
 
 import { h, replace } from '../dom.js';
 import { api, sentence } from '../api.js';
@@ -10,7 +10,8 @@ import { session } from '../session.js';
 const PAGE_SIZE = 20;
 
 export function adminPage(root) {
-  // Sections tell each other when the list of doctors changes (the invite form offers them).
+  // Sections tell each other when the list of doctors changes (the invite form offers them), and
+  // when they changed something the audit log records ('changed'), so the log shows it at once.
   const shared = new EventTarget();
   const sections = [
     ['doctors', 'Doctors', doctorsSection],
@@ -39,9 +40,7 @@ function failure(list, error) {
     note = h('p', { class: 'load-error form-error', role: 'alert' });
     list.before(note);
   }
-  note.textContent = error?.status === 404 || error?.status === 405
-    ? 'This server does not offer this list yet; it needs a newer server version.'
-    : sentence(error);
+  note.textContent = sentence(error);
 }
 
 function loaded(list) {
@@ -105,6 +104,7 @@ async function doctorsSection(container, shared) {
         children: doctorFields(doctor),
         async onSubmit(element) {
           Object.assign(doctor, await api('PUT', `/api/doctors/${doctor.id}`, doctorBody(element)));
+          changed(shared);
           done.textContent = `${doctor.name} is saved.`;
           show();
         },
@@ -123,6 +123,7 @@ async function doctorsSection(container, shared) {
     const remove = async () => {
       try {
         await api('DELETE', `/api/doctors/${doctor.id}`);
+        changed(shared);
         done.textContent = `${doctor.name} is deleted.`;
         await load();
       } catch (error) {
@@ -143,6 +144,7 @@ async function doctorsSection(container, shared) {
     children: doctorFields(),
     async onSubmit(element) {
       const doctor = await api('POST', '/api/doctors', doctorBody(element));
+      changed(shared);
       element.reset();
       done.textContent = `${doctor.name} is added. Invite them below so they can sign in.`;
       await load();
@@ -174,6 +176,7 @@ async function invitesSection(container, shared) {
         expiresInHours: Number(valueOf(element, 'expiresInHours')) };
       if (body.role === 'doctor' && valueOf(element, 'doctorId')) body.doctorId = valueOf(element, 'doctorId');
       const invite = await api('POST', '/api/admin/invites', body);
+      changed(shared);
       showCreated(created, body.email, invite);
       await load();
     },
@@ -198,7 +201,7 @@ async function invitesSection(container, shared) {
       return;
     }
     loaded(list);
-    replace(list, page.items.length ? page.items.map((invite) => inviteItem(invite, load)) : h('li', {}, 'No invitations.'));
+    replace(list, page.items.length ? page.items.map((invite) => inviteItem(invite, load, shared)) : h('li', {}, 'No invitations.'));
   };
   replace(container, create, created,
     h('h3', {}, 'Sent invitations'),
@@ -229,7 +232,7 @@ function showCreated(container, email, invite) {
     copied);
 }
 
-function inviteItem(invite, reload) {
+function inviteItem(invite, reload, shared) {
   const message = h('p', { class: 'form-error', role: 'alert' });
   return h('li', { class: 'card' },
     h('p', {}, h('strong', {}, invite.email), ` · ${invite.role} · `, h('span', { class: `badge ${invite.status}` }, invite.status)),
@@ -242,6 +245,7 @@ function inviteItem(invite, reload) {
       async onclick() {
         try {
           await api('DELETE', `/api/admin/invites/${invite.inviteId}`);
+          changed(shared);
           await reload();
         } catch (error) {
           message.textContent = sentence(error);
@@ -252,7 +256,7 @@ function inviteItem(invite, reload) {
 
 // -- users ---------------------------------------------------------------------------------------
 
-async function usersSection(container) {
+async function usersSection(container, shared) {
   const list = h('ul', { class: 'cards' });
   const search = form({
     label: 'Find users',
@@ -280,13 +284,13 @@ async function usersSection(container) {
       return;
     }
     loaded(list);
-    replace(list, page.items.length ? page.items.map((user) => userItem(user)) : h('li', {}, 'No users match.'));
+    replace(list, page.items.length ? page.items.map((user) => userItem(user, shared)) : h('li', {}, 'No users match.'));
   };
   replace(container, search, list);
   await load();
 }
 
-function userItem(user) {
+function userItem(user, shared) {
   const item = h('li', { class: 'card' });
   const message = h('p', { class: 'form-error', role: 'alert' });
   const draw = () => replace(item,
@@ -301,6 +305,7 @@ function userItem(user) {
         message.textContent = '';
         try {
           Object.assign(user, await api('PATCH', `/api/admin/users/${user.id}`, { disabled: !user.disabled }));
+          changed(shared);
           draw();
         } catch (error) {
           message.textContent = sentence(error);
@@ -313,23 +318,48 @@ function userItem(user) {
 
 // -- audit log -----------------------------------------------------------------------------------
 
-async function auditSection(container) {
+const ACTION_LABELS = {
+  'invite.created': 'Invitation created',
+  'invite.redeemed': 'Invitation accepted',
+  'invite.revoked': 'Invitation revoked',
+  'doctor.created': 'Doctor added',
+  'doctor.updated': 'Doctor edited',
+  'doctor.deleted': 'Doctor deleted',
+  'doctor.status_changed': 'Doctor status changed',
+  'appointment.status_changed': 'Appointment status changed',
+  'queue.call_next': 'Next patient called',
+  'user.disabled': 'User disabled',
+  'user.enabled': 'User enabled',
+  'password.changed': 'Password changed',
+  'admin.seeded': 'First administrator created',
+};
+
+/** Tells the audit log that something it records just happened. */
+function changed(shared) {
+  shared.dispatchEvent(new Event('changed'));
+}
+
+async function auditSection(container, shared) {
   const list = h('ol', { class: 'audit' });
   const more = h('button', { type: 'button', hidden: true }, 'Show older entries');
   let offset = 0;
-  const load = async () => {
+  const load = async ({ fromStart = false } = {}) => {
     let page;
     try {
-      page = await api('GET', `/api/admin/audit?limit=${PAGE_SIZE}&offset=${offset}`);
+      page = await api('GET', `/api/admin/audit?limit=${PAGE_SIZE}&offset=${fromStart ? 0 : offset}`);
     } catch (error) {
       failure(list, error);
       more.hidden = true;
       return;
     }
     loaded(list);
+    if (fromStart) {
+      list.replaceChildren();
+      offset = 0;
+    }
     if (offset === 0 && page.items.length === 0) replace(list, h('li', {}, 'Nothing recorded yet.'));
     list.append(...page.items.map((entry) => h('li', {},
-      h('strong', {}, entry.action), ` by ${entry.actorRole || 'system'} `,
+      h('strong', {}, ACTION_LABELS[entry.action] || entry.action), ` by ${entry.actorRole || 'system'} `,
       h('span', { class: 'muted' }, `${clock(entry.at)}${entry.target ? ` · ${entry.target}` : ''}`),
       entry.details && Object.keys(entry.details).length
         ? h('div', { class: 'muted small' }, Object.entries(entry.details).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', '))
@@ -337,7 +367,8 @@ async function auditSection(container) {
     offset += page.items.length;
     more.hidden = offset >= page.total;
   };
-  more.addEventListener('click', load);
+  more.addEventListener('click', () => load());
+  shared.addEventListener('changed', () => load({ fromStart: true }));
   replace(container, list, more);
   await load();
 }

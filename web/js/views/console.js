@@ -85,7 +85,7 @@ export async function consolePage(root, context) {
     callNext.disabled = true;
     try {
       const expectCurrent = queue.inConsultation?.appointmentId ?? null;
-      const answer = await callNextRequest(doctorId, expectCurrent);
+      const answer = await api('POST', `/api/doctors/${doctorId}/queue/next`, { expectCurrent });
       if (answer.current?.joinUrl) joinUrls.set(answer.current.id, answer.current.joinUrl);
       done.textContent = answer.current
         ? `Now seeing ${answer.current.patientName}.`
@@ -171,6 +171,7 @@ export async function consolePage(root, context) {
   };
 
   const statusSummary = h('p', { class: 'headline' });
+  const today = dayInNumbers(doctorId, context);
   const statusForms = doctorStatusForms(doctorId, () => doctor, (updated) => { doctor = updated; drawDoctorStatus(); });
 
   const stops = [
@@ -178,6 +179,7 @@ export async function consolePage(root, context) {
       if (data.doctorId !== doctorId) return;
       queue = data;
       draw();
+      today.changed();
     }),
     live.on('doctor:status', (data) => {
       if (data.doctorId !== doctorId) return;
@@ -208,23 +210,59 @@ export async function consolePage(root, context) {
     connection, message, nowSection, listSection,
     h('section', { class: 'card', 'aria-labelledby': 'status-heading' },
       h('h2', { id: 'status-heading' }, session.user.role === 'doctor' ? 'Your status' : `${doctor.name}'s status`),
-      statusSummary, statusForms));
+      statusSummary, statusForms),
+    today.section);
 
-  return () => stops.forEach((stop) => stop());
+  return () => {
+    today.stop();
+    stops.forEach((stop) => stop());
+  };
 }
 
-/** POST …/queue/next with expectCurrent. */
-async function callNextRequest(doctorId, expectCurrent) {
-  try {
-    return await api('POST', `/api/doctors/${doctorId}/queue/next`, { expectCurrent });
-  } catch (error) {
-    // Servers from before `expectCurrent` refuse any body with `invalid_body` and change nothing;
-    // only then is the plain call-next sent. Remove once every server takes expectCurrent.
-    if (error.status === 400 && error.code === 'invalid_body') {
-      return api('POST', `/api/doctors/${doctorId}/queue/next`);
+const STATS_SETTLE_MS = 1_000;  // a burst of queue changes costs one read of the day's numbers
+
+/**
+ * Today in numbers (GET /api/doctors/{id}/stats), read again shortly after the queue changes: what a
+ * doctor glances at between patients, not a report.
+ */
+function dayInNumbers(doctorId, context) {
+  const list = h('dl', { class: 'numbers' });
+  const note = h('p', { class: 'muted small' });
+  const section = h('section', { class: 'card', 'aria-labelledby': 'today-heading' },
+    h('h2', { id: 'today-heading' }, 'Today in numbers'), list, note);
+  let timer = null;
+  const rounded = (value) => (value === null || value === undefined ? '–' : minutes(value));
+  const load = async () => {
+    let stats;
+    try {
+      stats = await api('GET', `/api/doctors/${doctorId}/stats`);
+    } catch (error) {
+      if (!context.stillShown()) return;
+      list.replaceChildren();
+      note.textContent = `The day's numbers could not be loaded: ${sentence(error)}`;
+      return;
     }
-    throw error;
-  }
+    if (!context.stillShown()) return;
+    const rows = [
+      ['Booked', stats.booked], ['Seen', stats.completed], ['Waiting', stats.waiting],
+      ['No-shows', stats.noShows], ['Cancelled', stats.cancelled],
+      ['Average wait', rounded(stats.meanWaitMinutes)], ['Average consultation', rounded(stats.meanConsultMinutes)],
+    ];
+    if (stats.etaScored > 0) rows.push(['Estimates off by', `${rounded(stats.etaMaeMinutes)} on average`]);
+    replace(list, rows.map(([term, value]) => h('div', {}, h('dt', {}, term), h('dd', {}, String(value)))));
+    note.textContent = 'Wait: from the booked time to the call.';
+  };
+  load();
+  return {
+    section,
+    changed() {
+      clearTimeout(timer);
+      timer = setTimeout(load, STATS_SETTLE_MS);
+    },
+    stop() {
+      clearTimeout(timer);
+    },
+  };
 }
 
 function doctorPicker(doctors, doctorId) {

@@ -49,7 +49,6 @@ export async function waitingPage(root, context) {
     lateByMinutes: place.lateByMinutes ?? doctor?.lateByMinutes ?? 0,
     awayUntil: place.awayUntil ?? doctor?.awayUntil ?? null,
     joinUrl: appointment.joinUrl || null,
-    date: appointment.date,
   };
 
   const statusRegion = h('div', { class: 'status-panel', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' });
@@ -193,24 +192,17 @@ export function statusLines(state) {
       ? `Expected in about ${minutes(state.etaMinutes)}, around ${clock(state.expectedStartAt)}.`
       : `Expected now (${clock(state.expectedStartAt)}). Please be ready to join the call.`]);
   }
-  if (state.isRunningLate && state.lateByMinutes > 0) {
-    lines.push(['notice late', `The doctor is running ${minutes(state.lateByMinutes)} late.`]);
-  }
+  const declaredLate = state.isRunningLate && state.lateByMinutes > 0 ? state.lateByMinutes : 0;
+  if (declaredLate) lines.push(['notice late', `The doctor is running ${minutes(declaredLate)} late.`]);
   if (stillAway(state.awayUntil)) {
     lines.push(['notice away', `The doctor is away until ${clock(state.awayUntil)}.`]);
   }
-  const delay = delayOf(state);
-  if (delay > 0 && !(state.isRunningLate && state.lateByMinutes > 0)) {
-    lines.push(['notice', `Your appointment is running about ${minutes(delay)} behind its booked time.`]);
+  // The server's delayMinutes: how far the expected start is past the booked time, for any reason
+  // (declared lateness, a break, a long queue). Not repeated when it only restates the lateness.
+  if (state.delayMinutes > 0 && state.delayMinutes !== declaredLate) {
+    lines.push(['notice delay', `Your appointment is running about ${minutes(state.delayMinutes)} late.`]);
   }
   return lines;
-}
-
-/** The server's delayMinutes; from servers that do not send it, the same rule on the two times. */
-function delayOf(state) {
-  if (typeof state.delayMinutes === 'number') return state.delayMinutes;
-  if (!state.expectedStartAt || !state.date) return 0;
-  return Math.max(0, Math.ceil((new Date(state.expectedStartAt) - new Date(state.date)) / 60_000));
 }
 
 function notificationsSupported() {

@@ -1,0 +1,131 @@
+"""Simulated clinic days, written in `eta-replay`'s input format, with the truth the replay must guess.
+
+Each doctor has habits the configuration does not tell: real consultation lengths differ from the typed
+average and vary (log-normal: skewed, with a long tail, plus a few outliers and mistaken clicks);
+patients do not show; some mornings start late and nobody says so (a few days it is declared);
+a doctor who is free calls the next patient early if they are already there; a short changeover
+between patients. Patients book slots the typed average apart, so a doctor slower than typed falls
+behind during the day. Several days per doctor, so what is learned on one day is used on the next.
+
+Everything is drawn from one `random.Random(seed)`: one seed, one history.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from core.values import format_utc, truncate_ms
+
+FIRST_DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
+OBSERVE_EVERY = timedelta(minutes=5)
+PRIORITY = {"doctor": 0, "booked": 1, "status": 2, "observe": 3}
+
+
+@dataclass(frozen=True)
+class Habits:
+    typed_avg: int
+    median_minutes: float
+    log_sigma: float
+    no_show_rate: float
+    late_start_chance: float
+    late_start_max: float
+    declares_late_chance: float
+    early_call_minutes: float
+    changeover_mean: float
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> "Habits":
+        typed = rng.choice([10, 12, 15, 20])
+        return cls(typed_avg=typed, median_minutes=typed * rng.uniform(0.7, 1.4),
+                   log_sigma=rng.uniform(0.2, 0.4), no_show_rate=rng.uniform(0.03, 0.2),
+                   late_start_chance=rng.uniform(0.2, 0.6), late_start_max=rng.uniform(10, 25),
+                   declares_late_chance=0.2, early_call_minutes=rng.choice([0, 5, 10]),
+                   changeover_mean=rng.uniform(0.3, 2.0))
+
+
+def object_id(rng: random.Random) -> str:
+    return "%024x" % rng.getrandbits(96)
+
+
+def iso(moment: datetime) -> str:
+    return format_utc(truncate_ms(moment))
+
+
+def simulate(seed: int, doctors: int = 6, days: int = 10) -> list[dict]:
+    """Events in time order (dicts with a datetime `at`), for `doctors` doctors over `days` days."""
+    rng = random.Random(seed)
+    events: list[tuple] = []
+    sequence = 0
+
+    def emit(at: datetime, kind: str, **fields) -> None:
+        nonlocal sequence
+        sequence += 1
+        events.append((at, PRIORITY[kind], sequence, {"at": at, "event": kind, **fields}))
+
+    for _ in range(doctors):
+        doctor_id = object_id(rng)
+        habits = Habits.draw(rng)
+        emit(FIRST_DAY - timedelta(hours=2), "doctor", doctorId=doctor_id, avgConsultMinutes=habits.typed_avg,
+             isRunningLate=False, lateByMinutes=0)
+        for day in range(days):
+            _one_day(rng, emit, doctor_id, habits, FIRST_DAY + timedelta(days=day, hours=9))
+    events.sort(key=lambda e: e[:3])
+    return [e[3] for e in events]
+
+
+def _one_day(rng, emit, doctor_id: str, habits: Habits, opening: datetime) -> None:
+    slot = timedelta(minutes=habits.typed_avg)
+    slots = int(timedelta(hours=3.5) / slot)
+    booked = [(object_id(rng), opening + i * slot) for i in range(slots) if rng.random() < 0.85]
+    for i, (appointment_id, date) in enumerate(booked):
+        emit(opening - timedelta(hours=2) + timedelta(seconds=i), "booked", doctorId=doctor_id,
+             appointmentId=appointment_id, date=iso(date))
+    late = rng.uniform(3, habits.late_start_max) if rng.random() < habits.late_start_chance else 0.0
+    free = opening + timedelta(minutes=late)
+    if late and rng.random() < habits.declares_late_chance:
+        emit(opening - timedelta(minutes=5), "doctor", doctorId=doctor_id, isRunningLate=True,
+             lateByMinutes=round(late))
+        emit(free, "doctor", doctorId=doctor_id, isRunningLate=False)
+    end = opening
+    for appointment_id, date in booked:
+        if rng.random() < 0.03:  # cancelled beforehand
+            emit(date - timedelta(minutes=rng.uniform(30, 110)), "status", appointmentId=appointment_id,
+                 status="cancelled")
+            continue
+        if free >= date:
+            call = free + timedelta(minutes=rng.expovariate(1 / habits.changeover_mean))
+        else:  # free before the booked time: early if the patient is already there
+            early = habits.early_call_minutes if rng.random() < 0.7 else 0.0
+            call = max(free, date - timedelta(minutes=early))
+        if rng.random() < habits.no_show_rate:
+            free = call + timedelta(minutes=rng.uniform(1, 4))  # waits a little, then marks it
+            emit(free, "status", appointmentId=appointment_id, status="no_show")
+            continue
+        emit(call, "status", appointmentId=appointment_id, status="in_consultation")
+        free = call + timedelta(minutes=_length(rng, habits))
+        emit(free, "status", appointmentId=appointment_id, status="completed")
+        end = free
+    observe = opening - timedelta(hours=1)
+    while observe <= end:
+        emit(observe, "observe", doctorId=doctor_id)
+        observe += OBSERVE_EVERY
+
+
+def _length(rng: random.Random, habits: Habits) -> float:
+    roll = rng.random()
+    if roll < 0.01:
+        return rng.uniform(0.05, 0.5)  # "complete" clicked right after "call": teaches nothing
+    length = math.exp(math.log(habits.median_minutes) + habits.log_sigma * rng.gauss(0, 1))
+    if roll > 0.98:
+        length *= rng.uniform(1.5, 2.5)  # the rare case that takes far longer
+    return min(length, 180.0)
+
+
+def write_jsonl(events: list[dict], path) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for event in events:
+            out.write(json.dumps({**event, "at": iso(event["at"])}) + "\n")

@@ -1,0 +1,161 @@
+"""Connections that hold the server's resources: silent or slow ones are closed, and running out of
+file descriptors pauses accepting instead of spinning, then heals by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import resource
+import socket
+import sys
+from pathlib import Path
+
+from server.app import Server
+from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS
+from tests.conftest import make_settings, start_harness, stop_harness
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(65536), seconds) == b""
+    except asyncio.TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes = HEALTH) -> str:
+    writer.write(request)
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    await asyncio.wait_for(reader.readexactly(length), 10)
+    return head.split(b"\r\n")[0].decode()
+
+
+def test_the_real_timeouts_are_10_and_60_seconds():
+    assert (HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS) == (10.0, 60.0)
+    server = Server(make_settings())
+    assert (server.header_timeout, server.idle_timeout) == (10.0, 60.0)
+
+
+async def test_silent_and_half_sent_requests_are_closed_after_the_header_timeout():
+    harness = await start_harness(header_timeout=0.5, idle_timeout=30)
+    try:
+        silent = await asyncio.open_connection("127.0.0.1", harness.port)
+        half = await asyncio.open_connection("127.0.0.1", harness.port)
+        half[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        await half[1].drain()
+        assert await closed_within(silent[0], 10)
+        assert await closed_within(half[0], 10)
+        honest = await asyncio.open_connection("127.0.0.1", harness.port)
+        assert await answer(*honest) == "HTTP/1.1 200 OK"
+        honest[1].close()
+    finally:
+        await stop_harness(harness)
+
+
+async def test_a_kept_alive_connection_gets_the_idle_timeout_then_is_closed():
+    harness = await start_harness(header_timeout=0.3, idle_timeout=2.0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", harness.port)
+        assert await answer(reader, writer) == "HTTP/1.1 200 OK"
+        assert not await closed_within(reader, 1.0)  # well past the header timeout, inside the idle one
+        assert await answer(reader, writer) == "HTTP/1.1 200 OK"
+        assert await closed_within(reader, 15)
+    finally:
+        await stop_harness(harness)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_out_of_file_descriptors_the_server_keeps_serving_and_heals():
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MONGO_URI", "REDIS_URL", "METRICS_TOKEN", "JWT_SECRET", "SEED_ADMIN_EMAIL",
+                          "SEED_ADMIN_PASSWORD")}
+    env.update(PORT=str(port), HOST="127.0.0.1", BCRYPT_ROUNDS="4", LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
+
+    def low_descriptor_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", cwd=PROJECT_ROOT, env=env, preexec_fn=low_descriptor_limit,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    lines: list[str] = []
+
+    async def read_log() -> None:
+        while line := await process.stderr.readline():
+            lines.append(line.decode(errors="replace"))
+
+    log_reader = asyncio.ensure_future(read_log())
+    attackers: list[tuple] = []
+    try:
+        for _ in range(100):
+            if any('"listening"' in line for line in lines):
+                break
+            await asyncio.sleep(0.1)
+        honest = await asyncio.open_connection("127.0.0.1", port)
+        assert await answer(*honest) == "HTTP/1.1 200 OK"
+
+        for _ in range(80):  # far more than the 40 descriptors the server may hold
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(HEALTH)  # a whole request, so the accepted ones stay open as kept-alive
+            attackers.append((reader, writer))
+        await asyncio.sleep(2.0)
+
+        # The connection it already had is served as usual.
+        for _ in range(3):
+            assert await answer(*honest) == "HTTP/1.1 200 OK"
+        metrics = await answer_body(*honest, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        paused = float(re.search(r"^medpharma_accept_paused_total (\S+)$", metrics, re.M).group(1))
+        assert 1 <= paused <= 100  # it backed off (a spinning accept loop would count thousands)
+        complaints = [line for line in lines if "out of file descriptors" in line]
+        assert len(complaints) == 1, complaints  # at most once a minute
+        assert json.loads(complaints[0])["level"] == "error"
+        assert process.returncode is None
+
+        for _, writer in attackers:
+            writer.close()
+        attackers.clear()
+        honest[1].close()
+
+        for _ in range(100):  # a new client is served again once the descriptors are back
+            try:
+                fresh = await asyncio.open_connection("127.0.0.1", port)
+                status = await answer(*fresh)
+                fresh[1].close()
+                if status == "HTTP/1.1 200 OK":
+                    break
+            except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+                pass
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the server did not serve new clients after the attackers left")
+        assert "Traceback" not in "".join(lines)
+        not_access = [line for line in lines if '"medpharma.access"' not in line]
+        assert len(not_access) < 15, not_access  # no log flood
+    finally:
+        for _, writer in attackers:
+            writer.close()
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 15)
+        await log_reader
+
+
+async def answer_body(reader, writer, request: bytes) -> str:
+    writer.write(request)
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    return (await asyncio.wait_for(reader.readexactly(length), 10)).decode()
