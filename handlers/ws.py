@@ -23,7 +23,7 @@ from core import metrics
 from server.auth import TokenError
 from server.revocations import SESSION_ENDED_CLOSE_CODE
 from server.logs import request_id_for
-from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized
+from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized, ValidationFailed
 from core.access import is_staff_of
 from core.values import canonical_id, format_utc
 from domain import presence
@@ -76,6 +76,16 @@ class QueueSocket(websocket.WebSocketHandler):
         if self.viewer is None:
             raise Unauthorized("The access token is invalid, expired or its session has ended.", code="bad_token")
         self._take_user_slot()
+
+    async def get(self, *args, **kwargs) -> None:
+        """A plain GET (no upgrade) gets the API's JSON 400 rather than Tornado's text one."""
+        headers = self.request.headers
+        upgrade = headers.get("Upgrade", "").lower() == "websocket"
+        connection = "upgrade" in (part.strip().lower() for part in headers.get("Connection", "").split(","))
+        if not (upgrade and connection):
+            raise ValidationFailed("This address speaks WebSocket only: send an upgrade request "
+                                   "(Upgrade: websocket, Connection: Upgrade).", code="not_websocket")
+        await super().get(*args, **kwargs)
 
     def _principal_of(self, token: str):
         """The token's principal if it may still be used (valid, and its session not ended)."""

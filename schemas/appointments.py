@@ -29,17 +29,17 @@ class AppointmentListQuerySchema(PageQuerySchema):
 
 
 class AppointmentSchema(StrictSchema):
-    id = ObjectIdField(attribute="_id")
-    patient = ObjectIdField()
-    patientName = fields.String()
-    patientEmail = fields.String()
-    patientPhone = fields.String()
-    doctor = ObjectIdField()
-    date = UtcDateTime()
-    reason = fields.String()
-    status = fields.String()
-    createdAt = UtcDateTime()
-    updatedAt = UtcDateTime()
+    id = ObjectIdField(required=True, attribute="_id")
+    patient = ObjectIdField(required=True)
+    patientName = fields.String(required=True)
+    patientEmail = fields.String(required=True)
+    patientPhone = fields.String(required=True)
+    doctor = ObjectIdField(required=True)
+    date = UtcDateTime(required=True)
+    reason = fields.String(required=True)
+    status = fields.String(required=True)
+    createdAt = UtcDateTime(required=True)
+    updatedAt = UtcDateTime(required=True)
     startedAt = UtcDateTime()
     completedAt = UtcDateTime()
     joinUrl = fields.String()
@@ -48,16 +48,16 @@ class AppointmentSchema(StrictSchema):
 class QueuePositionSchema(StrictSchema):
     """`GET /api/queue/appointment/{id}/position`."""
 
-    appointmentId = fields.String()
-    status = fields.String()
-    position = fields.Integer()
-    etaMinutes = fields.Integer()
-    expectedStartAt = fields.String(allow_none=True)
-    delayMinutes = fields.Integer()
-    avgConsultMinutes = fields.Integer()
-    isRunningLate = fields.Boolean()
-    lateByMinutes = fields.Integer()
-    awayUntil = UtcDateTime(allow_none=True)
+    appointmentId = fields.String(required=True)
+    status = fields.String(required=True)
+    position = fields.Integer(required=True)
+    etaMinutes = fields.Integer(required=True)
+    expectedStartAt = fields.String(required=True, allow_none=True)
+    delayMinutes = fields.Integer(required=True)
+    avgConsultMinutes = fields.Integer(required=True)
+    isRunningLate = fields.Boolean(required=True)
+    lateByMinutes = fields.Integer(required=True)
+    awayUntil = UtcDateTime(required=True, allow_none=True)
 
 
 class DayQuerySchema(StrictSchema):

@@ -66,44 +66,44 @@ class AuditQuerySchema(PageQuerySchema):
 
 
 class UserSchema(StrictSchema):
-    id = ObjectIdField(attribute="_id")
-    name = fields.String()
-    email = fields.String()
-    role = fields.String()
+    id = ObjectIdField(required=True, attribute="_id")
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True)
     doctorId = ObjectIdField()
-    disabled = fields.Boolean(dump_default=False)
+    disabled = fields.Boolean(required=True, dump_default=False)
 
 
 class InviteSchema(StrictSchema):
     """An invite as an admin lists it: never its token (only the hash is stored anyway)."""
 
-    inviteId = ObjectIdField(attribute="_id")
-    email = fields.String()
-    role = fields.String()
+    inviteId = ObjectIdField(required=True, attribute="_id")
+    email = fields.String(required=True)
+    role = fields.String(required=True)
     doctorId = ObjectIdField()
-    status = fields.String()
-    createdAt = UtcDateTime()
-    expiresAt = UtcDateTime()
-    createdBy = ObjectIdField()
+    status = fields.String(required=True)
+    createdAt = UtcDateTime(required=True)
+    expiresAt = UtcDateTime(required=True)
+    createdBy = ObjectIdField(required=True)
     usedAt = UtcDateTime()
 
 
 class AuditEntrySchema(StrictSchema):
-    id = ObjectIdField(attribute="_id")
-    at = UtcDateTime()
-    actorId = ObjectIdField(allow_none=True)
-    actorRole = fields.String(allow_none=True)
-    action = fields.String()
-    target = fields.String(allow_none=True)
-    details = fields.Dict()
-    requestId = fields.String(allow_none=True)
-    ip = fields.String(allow_none=True)
+    id = ObjectIdField(required=True, attribute="_id")
+    at = UtcDateTime(required=True)
+    actorId = ObjectIdField(required=True, allow_none=True)
+    actorRole = fields.String(required=True, allow_none=True)
+    action = fields.String(required=True)
+    target = fields.String(required=True, allow_none=True)
+    details = fields.Dict(required=True)
+    requestId = fields.String(required=True, allow_none=True)
+    ip = fields.String(required=True, allow_none=True)
 
 
 class InviteCreatedSchema(StrictSchema):
-    inviteId = ObjectIdField(attribute="_id")
-    token = fields.String()
-    expiresAt = UtcDateTime()
+    inviteId = ObjectIdField(required=True, attribute="_id")
+    token = fields.String(required=True)
+    expiresAt = UtcDateTime(required=True)
 
 
 user_schema = UserSchema()

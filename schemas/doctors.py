@@ -35,18 +35,18 @@ class CallNextSchema(StrictSchema):
 
 
 class DoctorSchema(StrictSchema):
-    id = ObjectIdField(attribute="_id")
-    name = fields.String()
-    specialization = fields.String()
+    id = ObjectIdField(required=True, attribute="_id")
+    name = fields.String(required=True)
+    specialization = fields.String(required=True)
     email = fields.String()
     phone = fields.String()
-    availability = fields.List(fields.String())
-    avgConsultMinutes = fields.Integer()
-    isRunningLate = fields.Boolean()
-    lateByMinutes = fields.Integer()
-    awayUntil = UtcDateTime(allow_none=True)
-    createdAt = UtcDateTime()
-    updatedAt = UtcDateTime()
+    availability = fields.List(fields.String(), required=True)
+    avgConsultMinutes = fields.Integer(required=True)
+    isRunningLate = fields.Boolean(required=True)
+    lateByMinutes = fields.Integer(required=True)
+    awayUntil = UtcDateTime(required=True, allow_none=True)
+    createdAt = UtcDateTime(required=True)
+    updatedAt = UtcDateTime(required=True)
 
 
 doctor_schema = DoctorSchema()

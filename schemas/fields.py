@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 from core.values import format_utc, to_object_id, truncate_ms
 
@@ -67,11 +67,21 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+def refuse_over_long(field: fields.Field, sent: str) -> None:
+    """Length limits hold for what was sent, not only for what is left after trimming: the published
+    description says `maxLength` of the JSON string, and 300 blanks around a name are no name."""
+    for validator in field.validators:
+        if isinstance(validator, validate.Length) and validator.max is not None and len(sent) > validator.max:
+            validator(sent)
+
+
 class CleanString(fields.String):
     """A string with surrounding blanks removed; an empty result counts as missing when required."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        sent = super()._deserialize(value, attr, data, **kwargs)
+        refuse_over_long(self, sent)
+        text = sent.strip()
         if not text and self.required:
             raise ValidationError("Must not be empty.")
         return text
@@ -82,6 +92,7 @@ class NormalisedEmail(fields.Email):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
+            refuse_over_long(self, value)
             value = value.strip().lower()
         return super()._deserialize(value, attr, data, **kwargs)
 

@@ -20,7 +20,7 @@ from actors.hub import Hub
 from actors.registry import QueueRegistry, system_clock
 from config.settings import Settings
 from core.days import ClinicCalendar
-from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, web as web_app, ws
+from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app, ws
 from handlers.base import LivenessHandler, NotFoundHandler
 from core import metrics
 from server.auth import PasswordHasher, TokenIssuer
@@ -98,6 +98,9 @@ ROUTES: list[tuple[str, type]] = [
     (rf"/api/appointments/{ID}/status", appointments.AppointmentStatusHandler),
     (rf"/api/queue/doctor/{ID}", queue.DoctorQueueHandler),
     (rf"/api/queue/appointment/{ID}/position", queue.AppointmentPositionHandler),
+    (r"/api/openapi.json", spec.OpenApiHandler),
+    (r"/api/asyncapi.json", spec.AsyncApiHandler),
+    (r"/api/docs", spec.ApiDocsHandler),
     (r"/app", web_app.AppRedirectHandler),
     (r"/app/(.*)", web_app.WebAppHandler),
 ]

@@ -1,0 +1,263 @@
+"""Every REST operation, as the API descriptions present it: who may call it, what it reads, what it
+answers. The bodies, queries and answers are the marshmallow classes the handlers load and dump, so
+a field changes in one place; this table adds only what a schema cannot know (paths, roles, the
+statuses each workflow can end in, examples). `tests/test_api_spec.py` holds it to `server.app.ROUTES`.
+
+Error statuses that follow from an operation's traits are added by the generator, not listed here:
+a body (400, 413, 415), a query (400), a path id (404), a token (401), a role rule (403), the store
+(503). `errors` lists only the rest, with the codes a client can branch on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas import responses as r
+from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema, AppointmentSchema,
+                                  AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema)
+from schemas.auth import (AuditQuerySchema, InviteCreatedSchema, InviteCreateSchema, InviteListQuerySchema,
+                          InviteRegisterSchema, LoginSchema, PasswordChangeSchema, RefreshSchema, RegisterSchema,
+                          UserListQuerySchema, UserPatchSchema, UserSchema)
+from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorSchema, DoctorStatusSchema
+
+PUBLIC = "public"            # no token needed; a token, if sent, must be valid (it may change the answer)
+SIGNED_IN = "signed-in"      # any valid access token
+METRICS = "metrics"          # METRICS_TOKEN, when the operator set one
+
+ID_PATTERN = "^[0-9a-fA-F]{24}$"
+IDEMPOTENCY_KEY_PATTERN = "^[\\x20-\\x7e]{1,64}$"
+
+
+@dataclass(frozen=True)
+class Many:
+    """A JSON array of this schema's objects."""
+    schema: type
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """One of these shapes, depending on who asks (e.g. a queue with or without names)."""
+    schemas: tuple[type, ...]
+
+
+@dataclass(frozen=True)
+class Raw:
+    """An answer that is not a JSON object of ours (a page, a file, the Prometheus text)."""
+    media_type: str
+    schema: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operation:
+    path: str
+    method: str
+    summary: str
+    tag: str
+    ok: tuple[int, Any]                      # the success status and its answer (None: no body)
+    auth: str | tuple[str, ...] = SIGNED_IN  # PUBLIC, SIGNED_IN, METRICS, or the roles allowed
+    body: Any = None                         # schema class or instance of the JSON body
+    body_optional: bool = False
+    query: type | None = None
+    errors: dict[int, str] = field(default_factory=dict)   # status → when
+    relation_rule: str = ""                  # "admin or that doctor", … (403 for anyone else)
+    headers: tuple[dict, ...] = ()
+    description: str = ""
+    examples: dict = field(default_factory=dict)   # "request" / status → an example value
+    api: bool = True                         # under /api: JSON errors, store behind it
+
+    @property
+    def path_params(self) -> list[str]:
+        return [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
+
+
+ERROR_EXAMPLE = {"message": "Some fields are invalid.", "code": "validation_error",
+                 "details": {"email": ["Not a valid email address."]}}
+DOCTOR_ID = "6563a1d2c2b1e4a7d9f00001"
+APPOINTMENT_ID = "6563a1f0c2b1e4a7d9f01234"
+USER_ID = "6563a1c0c2b1e4a7d9f00042"
+USER = {"id": USER_ID, "name": "Pat Patient", "email": "pat@example.org", "role": "patient", "disabled": False}
+DOCTOR = {"id": DOCTOR_ID, "name": "Dr. Ada Lovelace", "specialization": "General practice",
+          "email": "ada@clinic.example", "phone": "+1 555 0100", "availability": ["Mon 09:00-13:00"],
+          "avgConsultMinutes": 12, "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None,
+          "createdAt": "2026-11-20T08:00:00Z", "updatedAt": "2026-11-23T09:58:00Z"}
+APPOINTMENT = {"id": APPOINTMENT_ID, "patient": USER_ID, "patientName": "Pat Patient",
+               "patientEmail": "pat@example.org", "patientPhone": "+1 555 0199", "doctor": DOCTOR_ID,
+               "date": "2026-11-23T10:20:00Z", "reason": "Follow-up", "status": "pending",
+               "createdAt": "2026-11-22T18:00:00Z", "updatedAt": "2026-11-22T18:00:00Z"}
+SIGNED_IN_EXAMPLE = {"token": "eyJhbGciOiJIUzI1NiJ9.e30.sig", "refreshToken": "r3fr3sh-0paque", "user": USER}
+PUBLIC_QUEUE = {"doctorId": DOCTOR_ID, "date": "2026-11-23", "isRunningLate": False, "lateByMinutes": 0,
+                "avgConsultMinutes": 12, "awayUntil": None,
+                "inConsultation": {"date": "2026-11-23T10:00:00Z", "status": "in_consultation",
+                                   "startedAt": "2026-11-23T10:03:00Z", "mine": False},
+                "list": [{"position": 0, "date": "2026-11-23T10:10:00Z", "status": "confirmed", "etaMinutes": 10,
+                          "expectedStartAt": "2026-11-23T10:15:00Z", "delayMinutes": 5, "mine": False},
+                         {"position": 1, "date": "2026-11-23T10:20:00Z", "status": "pending", "etaMinutes": 22,
+                          "expectedStartAt": "2026-11-23T10:27:00Z", "delayMinutes": 7, "mine": True,
+                          "appointmentId": APPOINTMENT_ID}]}
+POSITION = {"appointmentId": APPOINTMENT_ID, "status": "pending", "position": 1, "etaMinutes": 22,
+            "expectedStartAt": "2026-11-23T10:27:00Z", "delayMinutes": 7, "avgConsultMinutes": 12,
+            "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None}
+
+STAFF_OF_DOCTOR = ("doctor", "admin")
+TEXT = Raw("text/plain", {"type": "string"})
+HTML = Raw("text/html", {"type": "string"})
+JSON_DOCUMENT = Raw("application/json", {"type": "object"})
+
+OPERATIONS: tuple[Operation, ...] = (
+    # -- service ----------------------------------------------------------------------------------
+    Operation("/", "get", "Liveness message of the original design", "operations", (200, r.MessageSchema),
+              auth=PUBLIC, api=False, examples={200: {"message": "MedPharma API is running..."}}),
+    Operation("/healthz", "get", "The process is alive", "operations", (200, r.HealthSchema), auth=PUBLIC,
+              api=False),
+    Operation("/readyz", "get", "The store answers: send traffic here", "operations", (200, r.ReadySchema),
+              auth=PUBLIC, errors={503: "The store is not answering (`store_unavailable`)."}, api=False),
+    Operation("/metrics", "get", "Prometheus scrape (text format, names prefixed medpharma_)", "operations",
+              (200, TEXT), auth=METRICS, errors={401: "METRICS_TOKEN is set and was not sent."}, api=False),
+    Operation("/ws", "get", "Live queue over a WebSocket (see /api/asyncapi.json)", "live", (101, None),
+              auth=SIGNED_IN, api=False,
+              description="Upgrade with `Authorization: Bearer <JWT>` or `?token=<JWT>`. The messages are "
+                          "described by the AsyncAPI document at `/api/asyncapi.json`.",
+              errors={400: "Not a WebSocket upgrade request (`not_websocket`).",
+                      403: "The browser's Origin is not allowed (`origin_not_allowed`).",
+                      429: "This user already holds the most sockets allowed on this node."}),
+    Operation("/api/openapi.json", "get", "This description (OpenAPI 3.1)", "descriptions", (200, JSON_DOCUMENT),
+              auth=PUBLIC, api=False),
+    Operation("/api/asyncapi.json", "get", "The live socket's description (AsyncAPI 3)", "descriptions",
+              (200, JSON_DOCUMENT), auth=PUBLIC, api=False),
+    Operation("/api/docs", "get", "A readable reference rendered from both descriptions", "descriptions",
+              (200, HTML), auth=PUBLIC, api=False),
+    Operation("/app", "get", "The web app: redirects to /app/", "web app", (302, None), auth=PUBLIC, api=False),
+    Operation("/app/{path}", "get", "The web app's files; any path naming no file is index.html", "web app",
+              (200, Raw("*/*", {"type": "string"})), auth=PUBLIC, api=False,
+              errors={404: "The path names a file (it has an extension) that does not exist."}),
+
+    # -- auth ----------------------------------------------------------------------------------------
+    Operation("/api/auth/register", "post", "Register as a patient", "auth", (201, r.SignedInSchema),
+              auth=PUBLIC, body=RegisterSchema,
+              errors={409: "The email is taken (`email_taken`).",
+                      429: "Too many registrations from this address (`Retry-After`)."},
+              examples={"request": {"name": "Pat Patient", "email": "pat@example.org",
+                                    "password": "a-long-password"}, 201: SIGNED_IN_EXAMPLE}),
+    Operation("/api/auth/login", "post", "Sign in", "auth", (200, r.SignedInSchema), auth=PUBLIC, body=LoginSchema,
+              errors={401: "Wrong email or password, one message for both (`invalid_credentials`).",
+                      403: "The account is disabled (`account_disabled`).",
+                      429: "Too many failed logins for this email or address (`Retry-After`)."},
+              examples={"request": {"email": "pat@example.org", "password": "a-long-password"},
+                        200: SIGNED_IN_EXAMPLE, 401: {"message": "Wrong email or password.",
+                                                      "code": "invalid_credentials"}}),
+    Operation("/api/auth/me", "get", "The signed-in user", "auth", (200, r.MeSchema), examples={200: {"user": USER}}),
+    Operation("/api/auth/register/invite", "post", "Register with an invite (doctor or admin)", "auth",
+              (201, r.SignedInSchema), auth=PUBLIC, body=InviteRegisterSchema,
+              errors={400: "Also an unusable invite: `invite_invalid`, `invite_used`, `invite_expired`, "
+                           "`invite_revoked`.",
+                      404: "The doctor profile the invite was for is gone (`doctor_not_found`).",
+                      409: "The invite's email is taken (`email_taken`)."}),
+    Operation("/api/auth/refresh", "post", "Swap a refresh token for a new pair", "auth", (200, r.TokensSchema),
+              auth=PUBLIC, body=RefreshSchema,
+              errors={401: "Unknown, expired or already spent (`invalid_refresh_token`); a spent one revokes "
+                           "the whole session."}),
+    Operation("/api/auth/logout", "post", "End this session", "auth", (204, None),
+              description="Its access token answers 401 from then on, and its sockets close with 4001."),
+    Operation("/api/auth/password", "post", "Change the password", "auth", (204, None), body=PasswordChangeSchema,
+              errors={401: "The current password is wrong (`invalid_credentials`)."},
+              description="Every other session of the user is revoked."),
+
+    # -- admin ---------------------------------------------------------------------------------------
+    Operation("/api/admin/invites", "post", "Invite a doctor or an admin", "admin", (201, InviteCreatedSchema),
+              auth=("admin",), body=InviteCreateSchema,
+              errors={400: "A doctor invite with neither `doctorId` nor a doctor profile of that email.",
+                      404: "`doctorId` names no doctor.",
+                      409: "An active invite for this email and role exists (`invite_exists`), or the email "
+                           "is taken (`email_taken`)."},
+              description="The token is shown once; only its hash is stored.",
+              examples={"request": {"email": "ada@clinic.example", "role": "doctor", "doctorId": DOCTOR_ID},
+                        201: {"inviteId": "6563a1c0c2b1e4a7d9f00077", "token": "inv-8d0f0c0e",
+                              "expiresAt": "2026-11-26T10:00:00Z"}}),
+    Operation("/api/admin/invites", "get", "List invites (never their tokens)", "admin", (200, r.InvitePageSchema),
+              auth=("admin",), query=InviteListQuerySchema),
+    Operation("/api/admin/invites/{inviteId}", "delete", "Revoke an invite", "admin", (204, None), auth=("admin",),
+              errors={409: "The invite was already used (`invite_used`)."}),
+    Operation("/api/admin/users", "get", "List users", "admin", (200, r.UserPageSchema), auth=("admin",),
+              query=UserListQuerySchema),
+    Operation("/api/admin/users/{userId}", "patch", "Disable or enable a user", "admin", (200, UserSchema),
+              auth=("admin",), body=UserPatchSchema,
+              errors={409: "An admin cannot disable themself (`cannot_disable_self`)."},
+              description="Disabling revokes all the user's sessions; their sockets close with 4003."),
+    Operation("/api/admin/audit", "get", "The audit log, newest first", "admin", (200, r.AuditPageSchema),
+              auth=("admin",), query=AuditQuerySchema),
+
+    # -- doctors ---------------------------------------------------------------------------------------
+    Operation("/api/doctors", "get", "The doctors", "doctors", (200, Many(DoctorSchema)), auth=PUBLIC,
+              description="`email` and `phone` only for admins and that doctor."),
+    Operation("/api/doctors", "post", "Create a doctor profile", "doctors", (201, DoctorSchema), auth=("admin",),
+              body=DoctorCreateSchema, errors={409: "The email is taken (`email_taken`)."},
+              examples={"request": {"name": "Dr. Ada Lovelace", "specialization": "General practice",
+                                    "email": "ada@clinic.example", "phone": "+1 555 0100"}, 201: DOCTOR}),
+    Operation("/api/doctors/{doctorId}", "get", "One doctor", "doctors", (200, DoctorSchema), auth=PUBLIC,
+              examples={200: DOCTOR}),
+    Operation("/api/doctors/{doctorId}", "put", "Change a doctor profile (any of the create fields)", "doctors",
+              (200, DoctorSchema), auth=("admin",), body=DoctorCreateSchema(partial=True),
+              errors={409: "The email is taken (`email_taken`)."}),
+    Operation("/api/doctors/{doctorId}", "delete", "Delete a doctor profile", "doctors", (200, r.DoctorDeletedSchema),
+              auth=("admin",), errors={409: "It still has waiting or in-consultation appointments."},
+              description="Doctor accounts linked to it are disabled."),
+    Operation("/api/doctors/{doctorId}/status", "patch", "Running late, consultation length, a break", "doctors",
+              (200, DoctorSchema), auth=STAFF_OF_DOCTOR, relation_rule="admins, or that doctor",
+              body=DoctorStatusSchema,
+              examples={"request": {"isRunningLate": True, "lateByMinutes": 5}}),
+    Operation("/api/doctors/{doctorId}/queue/next", "post", "Call the next patient", "doctors",
+              (200, r.CallNextResultSchema), auth=STAFF_OF_DOCTOR, relation_rule="admins, or that doctor",
+              body=CallNextSchema, body_optional=True,
+              errors={409: "`expectCurrent` is not the appointment in consultation (`queue_changed`)."},
+              description="Completes the consultation in progress and calls the head of today's queue, as one "
+                          "change. Without `expectCurrent`, a second call within 5 s answers the first result.",
+              examples={"request": {"expectCurrent": None}, 200: {"completed": None, "current": {
+                  **APPOINTMENT, "status": "in_consultation", "startedAt": "2026-11-23T10:21:00Z",
+                  "joinUrl": "https://meet.jit.si/medpharma-Qm3x"}}}),
+    Operation("/api/doctors/{doctorId}/stats", "get", "A clinic day in numbers", "doctors", (200, r.DayStatsSchema),
+              auth=STAFF_OF_DOCTOR, relation_rule="admins, or that doctor", query=DayQuerySchema,
+              examples={200: {"date": "2026-11-23", "booked": 14, "completed": 9, "noShows": 1, "cancelled": 1,
+                              "waiting": 3, "meanWaitMinutes": 6.5, "meanConsultMinutes": 11.2,
+                              "etaMaeMinutes": 3.1, "etaScored": 8}}),
+
+    # -- appointments ----------------------------------------------------------------------------------
+    Operation("/api/appointments", "post", "Book an appointment", "appointments", (201, AppointmentSchema),
+              auth=("patient",), body=AppointmentCreateSchema,
+              headers=({"in": "header", "name": "Idempotency-Key", "required": False,
+                        "description": "Makes a retry safe: the same key from the same user within 24 h answers "
+                                       "the first answer again without booking twice.",
+                        "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}},),
+              errors={404: "The doctor does not exist.",
+                      409: "A waiting appointment with this doctor exists, or the Idempotency-Key was used with "
+                           "another body (`idempotency_mismatch`)."},
+              examples={"request": {"patientName": "Pat Patient", "patientEmail": "pat@example.org",
+                                    "patientPhone": "+1 555 0199", "doctor": DOCTOR_ID,
+                                    "date": "2026-11-23T10:20:00Z", "reason": "Follow-up"},
+                        201: APPOINTMENT, 400: ERROR_EXAMPLE}),
+    Operation("/api/appointments", "get", "All appointments, paged", "appointments", (200, r.AppointmentPageSchema),
+              auth=("admin",), query=AppointmentListQuerySchema),
+    Operation("/api/appointments/my", "get", "My appointments, newest first", "appointments",
+              (200, Many(AppointmentSchema)), auth=("patient",)),
+    Operation("/api/appointments/doctor/{doctorId}", "get", "A doctor's waiting appointments, in queue order",
+              "appointments", (200, Many(AppointmentSchema)), auth=STAFF_OF_DOCTOR,
+              relation_rule="admins, or that doctor"),
+    Operation("/api/appointments/{appointmentId}", "get", "One appointment", "appointments", (200, AppointmentSchema),
+              relation_rule="its patient, its doctor, admins", examples={200: APPOINTMENT}),
+    Operation("/api/appointments/{appointmentId}/status", "patch", "Change an appointment's status", "appointments",
+              (200, AppointmentSchema), body=AppointmentStatusSchema,
+              relation_rule="see the transition table: the owning patient may only cancel",
+              errors={409: "Not allowed from its status (`invalid_transition`), or the doctor already has "
+                           "someone in consultation."},
+              examples={"request": {"status": "confirmed"}}),
+
+    # -- queue -----------------------------------------------------------------------------------------
+    Operation("/api/queue/doctor/{doctorId}", "get", "A doctor's queue for one clinic day", "queue",
+              (200, AnyOf((r.StaffQueueStateSchema, r.PublicQueueStateSchema))), query=DayQuerySchema,
+              description="Names only for that doctor and admins; anyone else sees positions and times, and "
+                          "their own appointments marked `mine`.",
+              examples={200: PUBLIC_QUEUE}),
+    Operation("/api/queue/appointment/{appointmentId}/position", "get", "An appointment's place and ETA", "queue",
+              (200, QueuePositionSchema), relation_rule="its patient, its doctor, admins",
+              examples={200: POSITION}),
+)
