@@ -123,31 +123,30 @@ class QueueUpdateSchema(StrictSchema):
     lateByMinutes = _required(fields.Integer, validate=validate.Range(min=0))
 
 
-class StaffQueueEntrySchema(StrictSchema):
+class _WaitingEntrySchema(StrictSchema):
+    """What every viewer sees of a waiting appointment: its place, its booked time and its estimate."""
+
+    position = _required(fields.Integer, validate=validate.Range(min=0))
+    date = _required(UtcDateTime)
+    status = _required(fields.String, validate=STATUS)
+    etaMinutes = _required(fields.Integer, validate=validate.Range(min=0))
+    expectedStartAt = _required(UtcDateTime)
+    delayMinutes = _required(fields.Integer, validate=validate.Range(min=0))
+
+
+class StaffQueueEntrySchema(_WaitingEntrySchema):
     """A waiting appointment as its doctor and admins see it: who, and whether they are watching."""
 
     appointmentId = _required(ObjectIdField)
     patient = _required(ObjectIdField)
     patientName = _required(fields.String)
-    date = _required(UtcDateTime)
-    status = _required(fields.String, validate=STATUS)
     reason = _required(fields.String)
-    position = _required(fields.Integer, validate=validate.Range(min=0))
-    etaMinutes = _required(fields.Integer, validate=validate.Range(min=0))
-    expectedStartAt = _required(UtcDateTime)
-    delayMinutes = _required(fields.Integer, validate=validate.Range(min=0))
     present = _required(fields.Boolean)
 
 
-class PublicQueueEntrySchema(StrictSchema):
+class PublicQueueEntrySchema(_WaitingEntrySchema):
     """A waiting appointment as anyone else sees it: no identity; `appointmentId` only where `mine`."""
 
-    position = _required(fields.Integer, validate=validate.Range(min=0))
-    date = _required(UtcDateTime)
-    status = _required(fields.String, validate=STATUS)
-    etaMinutes = _required(fields.Integer, validate=validate.Range(min=0))
-    expectedStartAt = _required(UtcDateTime)
-    delayMinutes = _required(fields.Integer, validate=validate.Range(min=0))
     mine = _required(fields.Boolean)
     appointmentId = ObjectIdField()
 
