@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from actors.hub import Outgoing
 from core import metrics
@@ -28,7 +28,7 @@ SLOW_READER_CLOSE_CODE = 1013
 
 
 class Outbox:
-    def __init__(self, viewer: Any, write: Callable[[str], Any], on_overflow: Callable[[], None],
+    def __init__(self, viewer: Any, write: Callable[[Sequence[bytes | memoryview]], Any], on_overflow: Callable[[], None],
                  max_events: int = MAX_PENDING_EVENTS):
         self.viewer = viewer
         self._write = write
@@ -90,7 +90,7 @@ class Outbox:
             while not self._closed and (self._events or self._latest):
                 message = self._events.popleft() if self._events else self._latest.popitem(last=False)[1]
                 try:
-                    frame = message.frame_for(self.viewer)
+                    frame = message.pieces_for(self.viewer)
                 except Exception:
                     log.exception("could not render a message", extra={"event": message.event})
                     continue
