@@ -47,7 +47,13 @@ test: $(STAMP_TEST) chromium
 screenshots: $(STAMP_TEST) chromium
 	MEDPHARMA_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_web_pages.py
 
-bench: $(STAMP_TEST)
+STAMP_BENCH := $(VENV)/.installed-bench
+
+$(STAMP_BENCH): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(STAMP_TEST) $(STAMP_RUN)
+
+bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.limits
 
