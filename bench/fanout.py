@@ -216,7 +216,11 @@ def main() -> int:
     parser.add_argument("--sockets", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--waiting", type=int, default=20)
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--uvloop", action="store_true", help="every server's event loop is uvloop's")
     args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     import resource
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     logging.disable(logging.WARNING)
