@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench clean install chromium screenshots
+.PHONY: run test bench bench-scale clean install chromium screenshots
 
 # The browser tests drive Debian's chromium (never a browser Playwright downloads).
 export MEDPHARMA_CHROMIUM ?= /usr/bin/chromium
@@ -56,6 +56,15 @@ $(STAMP_BENCH): setup.cfg pyproject.toml | $(BIN)/python
 bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.limits
+
+# Issue 15's figures at full size (about 15 minutes; every command takes flags for a smaller check).
+bench-scale: $(STAMP_BENCH)
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.encoding
+	$(BIN)/python -m bench.growth --plot docs/growth.png
+	$(BIN)/python -m bench.nodes
+	$(BIN)/python -m bench.fanout --uvloop
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
