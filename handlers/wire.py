@@ -22,6 +22,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 TEXT_FIN = 0x80 | 0x1  # FIN bit and the text opcode
+SMALL_FRAME_BYTES = 2048  # IOStream copies pieces up to this size into its own buffer anyway
 
 
 def frame_header(length: int) -> bytes:
@@ -34,27 +35,24 @@ def frame_header(length: int) -> bytes:
 
 
 def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memoryview]) -> "asyncio.Future[None]":
-    """Sends `pieces`, in order, as one text frame; the returned future resolves when written."""
+    """Sends `pieces`, in order, as one text frame; the returned future resolves when written (it
+    is the stream's own: already done when the kernel took the frame at once, failed with
+    StreamClosedError if the socket closes first)."""
     connection = handler.ws_connection
     if connection is None or connection.is_closing():
         raise WebSocketClosedError()
     plain = (type(connection) is WebSocketProtocol13 and getattr(connection, "_compressor", None) is None
              and not connection.mask_outgoing)
-    if not plain or len(pieces) == 1 and len(pieces[0]) <= 2048:
-        return handler.write_message(b"".join(pieces))  # small or not plain: Tornado's own path
+    if not plain:
+        return handler.write_message(b"".join(pieces))  # compressed or masked: Tornado's own path
     length = sum(len(piece) for piece in pieces)
     stream = connection.stream
     try:
+        if length <= SMALL_FRAME_BYTES:  # one write, one system call: copying a small frame is cheap
+            return stream.write(frame_header(length) + b"".join(pieces))
         written = stream.write(frame_header(length))
         for piece in pieces:
             written = stream.write(piece)
     except StreamClosedError:
         raise WebSocketClosedError() from None
-
-    async def finished() -> None:
-        try:
-            await written
-        except StreamClosedError:
-            raise WebSocketClosedError() from None
-
-    return asyncio.ensure_future(finished())
+    return written
