@@ -17,7 +17,7 @@ import sys
 import time
 
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
+from tornado.websocket import WebSocketClosedError, websocket_connect
 
 from bench.watchers import raise_fd_limit
 
@@ -51,7 +51,10 @@ class Socket:
                 return
             if self.kind == "socketio":
                 if message == "2":  # Engine.IO ping
-                    await self.connection.write_message("3")
+                    try:
+                        await self.connection.write_message("3")
+                    except WebSocketClosedError:  # closing at the end of the run
+                        return
                     continue
                 if not (message.startswith("40") or message.startswith("42")):
                     continue
