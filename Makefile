@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench bench-eta clean install chromium screenshots
+.PHONY: run test bench bench-eta bench-scale clean install chromium screenshots
 
 # The browser tests drive Debian's chromium (never a browser Playwright downloads).
 export MEDPHARMA_CHROMIUM ?= /usr/bin/chromium
@@ -47,12 +47,27 @@ test: $(STAMP_TEST) chromium
 screenshots: $(STAMP_TEST) chromium
 	MEDPHARMA_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_web_pages.py
 
-bench: $(STAMP_TEST)
+STAMP_BENCH := $(VENV)/.installed-bench
+
+$(STAMP_BENCH): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(STAMP_TEST) $(STAMP_RUN)
+
+bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.limits
 
 bench-eta: $(STAMP_TEST)
 	$(BIN)/python -m bench.eta
+
+# Issue 15's figures at full size (about 15 minutes; every command takes flags for a smaller check).
+bench-scale: $(STAMP_BENCH)
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.encoding
+	$(BIN)/python -m bench.growth --plot docs/growth.png
+	$(BIN)/python -m bench.nodes
+	$(BIN)/python -m bench.fanout --uvloop
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

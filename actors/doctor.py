@@ -30,8 +30,8 @@ from actors.learning import DoctorStats, apply_all, events_for
 from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, Reload
 from actors.presence import Presence
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
+from actors.state_frames import state_message
 from core import metrics
-from core.access import is_staff_of
 from core.days import ClinicCalendar
 from core.errors import StoreUnavailable
 from core.statuses import IN_CONSULTATION, WAITING
@@ -275,7 +275,7 @@ class DoctorActor(Actor):
                            tuple((i, self._sent[i], i in snapshot.present) for i in snapshot.today_ids()))
         if state_signature != self._sent_state:
             self._sent_state = state_signature
-            hub.publish(doctor_room(self.doctor_id), Outgoing("queue:state", render=_state_renderer(snapshot)),
+            hub.publish(doctor_room(self.doctor_id), state_message(snapshot),
                         key=f"queue:state:{self.doctor_id}")
         metrics.push_lag_seconds.observe(time.perf_counter() - queued_at)
 
@@ -315,12 +315,3 @@ def _drift(previous: str | None, current: str | None) -> timedelta:
 
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _state_renderer(snapshot: QueueSnapshot):
-    """`queue:state` for one viewer: the doctor and admins see names, everyone else does not."""
-
-    def render(viewer) -> tuple[str | None, dict]:
-        return snapshot.state_variant(is_staff_of(viewer, snapshot.doctor_id), viewer.user_id)
-
-    return render

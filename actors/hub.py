@@ -14,18 +14,23 @@ from __future__ import annotations
 from collections import defaultdict
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One message for a room. `render(viewer)` returns `(variant, data)`: viewers that share a
     variant (all patients with nothing of their own in a queue, say) share one serialized frame, so a
-    change fanned out to many sockets is serialized once per variant, not once per socket."""
+    change fanned out to many sockets is serialized once per variant, not once per socket.
+
+    `pieces(viewer)`, when given, encodes the frame itself as pieces that join to the same bytes
+    (see `actors/state_frames.py`): large frames then share their bytes across viewers, personal
+    ones included, all the way to the socket."""
 
     event: str
     data: dict | None = None
     render: Callable[[Any], tuple[str | None, dict]] | None = None
+    pieces: Callable[[Any], Sequence[bytes | memoryview]] | None = None
     _frames: dict = field(default_factory=dict, compare=False, repr=False)
 
     def payload_for(self, viewer: Any) -> dict:
@@ -35,8 +40,16 @@ class Outgoing:
             return {"event": self.event}  # e.g. {"event": "pong"}
         return {"event": self.event, "data": self.data}
 
-    def frame_for(self, viewer: Any) -> str:
-        """The JSON text for this viewer, serialized once per variant."""
+    def pieces_for(self, viewer: Any) -> Sequence[bytes | memoryview]:
+        """The frame for this viewer as pieces to write in order (usually one)."""
+        if self.pieces is not None:
+            return self.pieces(viewer)
+        return (self.frame_for(viewer),)
+
+    def frame_for(self, viewer: Any) -> bytes:
+        """The JSON text (UTF-8) for this viewer, serialized once per variant."""
+        if self.pieces is not None:
+            return b"".join(self.pieces(viewer))
         if self.render is None:
             variant, payload = "", None
         else:
@@ -44,7 +57,8 @@ class Outgoing:
             payload = {"event": self.event, "data": data}
         if variant is not None and variant in self._frames:
             return self._frames[variant]
-        frame = json.dumps(payload if payload is not None else self.payload_for(viewer), separators=(",", ":"))
+        frame = json.dumps(payload if payload is not None else self.payload_for(viewer),
+                           separators=(",", ":")).encode("ascii")
         if variant is not None:
             self._frames[variant] = frame
         return frame

@@ -134,7 +134,8 @@ class QueueRegistry:
                 await self._evict(change.doctor_id)
         if isinstance(change, DoctorDeleted):
             await self._evict(change.doctor_id)
-        self._update_gauges()
+        # No gauge refresh here: summing every live queue on each change made a change cost time in
+        # the number of doctors (3 ms at 10,000); /metrics and the tick refresh the gauges.
 
     async def reload_all(self) -> None:
         """Every live queue re-reads the store and pushes whatever it missed."""

@@ -110,6 +110,8 @@ class QueueSnapshot:
     _staff_lists: dict = field(default_factory=dict)
     _public_lists: dict = field(default_factory=dict)
     _patients: frozenset | None = None
+    _own: dict = field(default_factory=dict)        # (day, patient) → offsets of their entries in the day
+    _encoded: dict = field(default_factory=dict)    # frames encoded from this snapshot (state_frames)
 
     @classmethod
     def compute(cls, doctor_id: str, settings: DoctorSettings, in_consultation: QueueEntry | None,
@@ -244,17 +246,29 @@ class QueueSnapshot:
                  "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at),
                  "delayMinutes": est.delay_minutes, "mine": False}
                 for e, est in ((self.waiting[i], self.estimates[i]) for i in self._span(day))]
-        if self._patients is None:
-            self._patients = frozenset(e.patient for e in self.waiting)
         shared = self._public_lists[day]
-        if viewer_id is None or viewer_id not in self._patients:
+        own = self.own_offsets(day, viewer_id)
+        if not own:
             return shared  # shared by every viewer with nothing of their own here
         listing = list(shared)
-        for offset, i in enumerate(self._span(day)):
-            entry = self.waiting[i]
-            if entry.patient == viewer_id:
-                listing[offset] = {**listing[offset], "mine": True, "appointmentId": entry.id}
+        for offset in own:
+            entry = self.waiting[self._span(day)[offset]]
+            listing[offset] = {**listing[offset], "mine": True, "appointmentId": entry.id}
         return listing
+
+    def own_offsets(self, day: date, viewer_id: str | None) -> tuple[int, ...]:
+        """Where the viewer's own appointments sit in the day's list: indexed once per snapshot and
+        day, so a room of thousands of patients does not scan the list once per patient."""
+        if self._patients is None:
+            self._patients = frozenset(e.patient for e in self.waiting)
+        if viewer_id is None or viewer_id not in self._patients:
+            return ()
+        if (day, None) not in self._own:
+            self._own[(day, None)] = True
+            for offset, i in enumerate(self._span(day)):
+                key = (day, self.waiting[i].patient)
+                self._own[key] = self._own.get(key, ()) + (offset,)
+        return self._own.get((day, viewer_id), ())
 
 
 def estimate_delay(booked: datetime, start: datetime | None) -> int:

@@ -7,8 +7,12 @@ Actors offer messages synchronously and never wait. Two kinds of message:
 - **events** (`turn:now`, `doctor:status`, `pong`, `error`): every one matters, so they queue, up to
   a bound; a socket past it is closed with 1013 ("try again later") rather than buffered forever.
 
-One writer task per socket drains the outbox, awaiting each write, so at most one frame sits in
-Tornado's buffer. Messages are rendered (per viewer) and serialized only when about to be written.
+The outbox drains itself one write at a time, so at most one frame sits in Tornado's buffer. It is
+driven by callbacks rather than a task per socket: a write the kernel takes at once (the usual case)
+goes straight on to the next message, and one that is buffered continues from its completion. A
+change fanned out to thousands of sockets then costs one loop callback per socket, not a task wake-up,
+an event and a write future each, and an idle socket holds no task. Messages are rendered (per
+viewer) and serialized only when about to be written.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
-from typing import Any, Callable
+from functools import partial
+from typing import Any, Callable, Sequence
 
 from actors.hub import Outgoing
 from core import metrics
@@ -28,7 +33,7 @@ SLOW_READER_CLOSE_CODE = 1013
 
 
 class Outbox:
-    def __init__(self, viewer: Any, write: Callable[[str], Any], on_overflow: Callable[[], None],
+    def __init__(self, viewer: Any, write: Callable[[Sequence[bytes | memoryview]], Any], on_overflow: Callable[[], None],
                  max_events: int = MAX_PENDING_EVENTS):
         self.viewer = viewer
         self._write = write
@@ -36,10 +41,10 @@ class Outbox:
         self._max_events = max_events
         self._latest: OrderedDict[str, Outgoing] = OrderedDict()
         self._events: deque[Outgoing] = deque()
-        self._wake = asyncio.Event()
         self._closed = False
+        self._started = False
         self._wake_scheduled = False
-        self._task: asyncio.Task | None = None
+        self._writing = False  # a write is buffered; its completion drains the rest
 
     # -- the Subscriber protocol (called by actors; never blocks) ----------------------------------
     def offer(self, key: str, message: Outgoing) -> None:
@@ -59,15 +64,15 @@ class Outbox:
         self._wake_soon()
 
     def _wake_soon(self) -> None:
-        """Wakes the writer on the loop's next turn rather than now: the request that caused the push
-        (queued behind these wake-ups) then answers before hundreds of sockets are written to."""
-        if not self._wake_scheduled:
+        """Drains on the loop's next turn rather than now: the request that caused the push (queued
+        behind these wake-ups) then answers before hundreds of sockets are written to."""
+        if self._started and not self._wake_scheduled and not self._writing:
             self._wake_scheduled = True
             asyncio.get_running_loop().call_soon(self._wake_now)
 
     def _wake_now(self) -> None:
         self._wake_scheduled = False
-        self._wake.set()
+        self._drain()
 
     @property
     def pending(self) -> int:
@@ -75,28 +80,38 @@ class Outbox:
 
     # -- the writer ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._drain())
+        self._started = True
+        if self.pending:
+            self._wake_soon()
 
     def close(self) -> None:
         self._closed = True
         self._latest.clear()
         self._events.clear()
-        self._wake.set()
 
-    async def _drain(self) -> None:
-        while not self._closed:
-            await self._wake.wait()
-            self._wake.clear()
-            while not self._closed and (self._events or self._latest):
-                message = self._events.popleft() if self._events else self._latest.popitem(last=False)[1]
-                try:
-                    frame = message.frame_for(self.viewer)
-                except Exception:
-                    log.exception("could not render a message", extra={"event": message.event})
-                    continue
-                try:
-                    await self._write(frame)
-                except Exception:  # the socket closed under us; on_close does the clean-up
-                    self._closed = True
-                    return
-                metrics.ws_messages_sent_total.labels(message.event).inc()
+    def _drain(self) -> None:
+        while not self._closed and not self._writing and (self._events or self._latest):
+            message = self._events.popleft() if self._events else self._latest.popitem(last=False)[1]
+            try:
+                frame = message.pieces_for(self.viewer)
+            except Exception:
+                log.exception("could not render a message", extra={"event": message.event})
+                continue
+            try:
+                written = self._write(frame)
+            except Exception:  # the socket closed under us; on_close does the clean-up
+                self._closed = True
+                return
+            if written is not None and not written.done():
+                self._writing = True
+                written.add_done_callback(partial(self._written, message.event))
+                return
+            self._written(message.event, written)
+
+    def _written(self, event: str, written: "asyncio.Future | None") -> None:
+        self._writing = False
+        if written is not None and (written.cancelled() or written.exception() is not None):
+            self._closed = True  # the socket closed under us; on_close does the clean-up
+            return
+        metrics.ws_messages_sent_total.labels(event).inc()
+        self._drain()

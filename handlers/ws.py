@@ -12,19 +12,21 @@ import json
 import logging
 import time
 from datetime import datetime, timezone
+from functools import partial
 from urllib.parse import urlsplit
 
 from tornado import websocket
 
 from actors.hub import Outgoing, appointment_room, doctor_room
+from actors.state_frames import state_message
 from handlers.base import allowed_methods, bearer_token, is_expected_error, write_json_error
 from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
+from handlers.wire import write_text_pieces
 from core import metrics
 from server.auth import TokenError
 from server.revocations import SESSION_ENDED_CLOSE_CODE
 from server.logs import request_id_for
 from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized, ValidationFailed
-from core.access import is_staff_of
 from core.values import canonical_id, format_utc
 from domain import presence
 from domain.queues import locate_appointment, snapshot_of
@@ -146,7 +148,7 @@ class QueueSocket(websocket.WebSocketHandler):
 
     # -- the open socket -----------------------------------------------------------------------------
     def open(self) -> None:
-        self.outbox = Outbox(self.viewer, self.write_message, self._drop_slow_reader)
+        self.outbox = Outbox(self.viewer, partial(write_text_pieces, self), self._drop_slow_reader)
         self.outbox.start()
         self.services.sockets.add(self)
         metrics.ws_connections_open.inc()
@@ -278,9 +280,7 @@ class QueueSocket(websocket.WebSocketHandler):
         if not self._still_open():
             return
         self._join(doctor_room(doctor_id))
-        viewer = self.viewer
-        self.outbox.offer(f"queue:state:{doctor_id}",
-                          Outgoing("queue:state", snapshot.state_for(is_staff_of(viewer, doctor_id), viewer.user_id)))
+        self.outbox.offer(f"queue:state:{doctor_id}", state_message(snapshot))
 
     async def _subscribe_appointment(self, appointment_id: str) -> None:
         try:

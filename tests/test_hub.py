@@ -3,7 +3,7 @@
 import json
 from datetime import datetime, timedelta, timezone
 
-from actors.doctor import _state_renderer
+from actors.state_frames import state_message
 from actors.hub import Hub, Outgoing
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
 from core.days import UTC_CALENDAR
@@ -50,7 +50,7 @@ def _snapshot():
 
 
 def test_queue_state_frames_are_shared_per_variant_and_personal_ones_are_not():
-    message = Outgoing("queue:state", render=_state_renderer(_snapshot()))
+    message = state_message(_snapshot())
     strangers = [Principal(f"x{i}", "patient") for i in range(5)]
     frames = {message.frame_for(viewer) for viewer in strangers}
     assert len(frames) == 1
@@ -66,4 +66,4 @@ def test_queue_state_frames_are_shared_per_variant_and_personal_ones_are_not():
     assert staff[2]["patientName"] == "Name 2"
     other_doctor = json.loads(message.frame_for(Principal("u8", "doctor", doctor_id="d2")))["data"]["list"]
     assert "patientName" not in other_doctor[2]
-    assert set(message._frames) == {"public", "staff"}
+    assert message.pieces_for(strangers[0])[0] is message.pieces_for(strangers[1])[0]  # one encoding

@@ -1,0 +1,108 @@
+"""Watching sockets of three kinds of server, held by a separate process (see `bench/fanout.py`).
+
+Reads one JSON line `{"url": U, "kind": K, "sockets": [token or null, ...], "subscribe": {...}}`:
+kind `medpharma` sends `queue:subscribe` and waits for its first `queue:state`; `bare` waits for a
+first frame; `socketio` speaks Engine.IO 4 / Socket.IO 5 over a plain WebSocket (open packet, connect
+to the default namespace, answer pings) and waits for the connect acknowledgement. Then commands:
+- `open`: prints `ready <sockets>`;
+- `next`: waits until every socket has one more broadcast frame than before; prints
+  `got <sockets that did> <CLOCK_MONOTONIC when the last one arrived> <bytes of that frame>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import WebSocketClosedError, websocket_connect
+
+from bench.watchers import raise_fd_limit
+
+OPEN_AT_ONCE = 200
+WAIT_SECONDS = 60
+
+
+class Socket:
+    def __init__(self, url: str, kind: str, token: str | None, subscribe: dict):
+        self.url, self.kind, self.token, self.subscribe = url, kind, token, subscribe
+        self.count, self.last_at, self.last_size = 0, 0.0, 0
+        self.changed = asyncio.Event()
+
+    async def open(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.connection = await websocket_connect(HTTPRequest(self.url, headers=headers, connect_timeout=60,
+                                                              request_timeout=60), max_message_size=64 * 1024 * 1024)
+        if self.kind == "medpharma":
+            await self.connection.write_message(json.dumps({"type": "queue:subscribe", **self.subscribe}))
+        elif self.kind == "socketio":
+            opened = await self.connection.read_message()
+            assert opened.startswith("0"), opened
+            await self.connection.write_message("40")
+        asyncio.get_running_loop().create_task(self.read())
+        await self.until(1)  # the first state / hello / connect acknowledgement
+
+    async def read(self) -> None:
+        while True:
+            message = await self.connection.read_message()
+            if message is None:
+                return
+            if self.kind == "socketio":
+                if message == "2":  # Engine.IO ping
+                    try:
+                        await self.connection.write_message("3")
+                    except WebSocketClosedError:  # closing at the end of the run
+                        return
+                    continue
+                if not (message.startswith("40") or message.startswith("42")):
+                    continue
+            elif self.kind == "medpharma" and not message.startswith('{"event":"queue:state"'):
+                continue
+            self.last_at, self.last_size = time.monotonic(), len(message)
+            self.count += 1
+            self.changed.set()
+
+    async def until(self, count: int) -> None:
+        while self.count < count:
+            self.changed.clear()
+            await self.changed.wait()
+
+
+async def main() -> int:
+    raise_fd_limit()
+    loop = asyncio.get_running_loop()
+    readline = lambda: loop.run_in_executor(None, sys.stdin.readline)  # noqa: E731
+    setup = json.loads(await readline())
+    sockets = [Socket(setup["url"], setup["kind"], token, setup.get("subscribe", {})) for token in setup["sockets"]]
+    gate = asyncio.Semaphore(OPEN_AT_ONCE)
+    seen = 1
+
+    async def open_one(socket: Socket) -> None:
+        async with gate:
+            await socket.open()
+
+    try:
+        while True:
+            command = (await readline()).split()
+            if not command or command[0] == "quit":
+                return 0
+            if command[0] == "open":
+                await asyncio.wait_for(asyncio.gather(*(open_one(s) for s in sockets)), WAIT_SECONDS * 5)
+                print(f"ready {len(sockets)}", flush=True)
+            elif command[0] == "next":
+                seen += 1
+                done, _ = await asyncio.wait([loop.create_task(s.until(seen)) for s in sockets], timeout=WAIT_SECONDS)
+                last = max(s.last_at for s in sockets)
+                print(f"got {len(done)} {last:.6f} {sockets[0].last_size}", flush=True)
+                seen = min(s.count for s in sockets)  # a socket that coalesced two states catches up here
+    finally:
+        for socket in sockets:
+            if hasattr(socket, "connection"):
+                socket.connection.close()
+        await asyncio.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,206 @@
+"""`python -m bench.memory`: the server's resident memory with many watching sockets (issue 15, item 2).
+
+(a) spread: 10,000 sockets watching 100 doctors' rooms (100 each; 10 waiting per doctor): RSS with
+    the sockets idle, and the cost of one idle socket (RSS growth / sockets);
+(b) hotline: 10,000 sockets watching one doctor with 2,000 waiting, 2,000 of them the patients who
+    are waiting (each with a personal `queue:state`), 8,000 other patients: peak RSS while a change
+    (one more booking at the tail) reaches every socket, a few times over.
+
+The server runs in this process, on its own thread; the sockets are held and read by a child process
+(`bench/watchers.py`), so only the server's memory is in the figures. RSS is sampled every 10 ms from
+/proc during each change. `--legacy-write` measures the write path before issue 15 for comparison:
+each socket's frame joined into its own text and written with Tornado's `write_message`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from bson import ObjectId
+
+from bench.harness import Client, ServerThread, a_while_from_now, bench_settings, bounded_gather
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+
+def rss_bytes(field: str = "VmRSS") -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+class PeakSampler:
+    """Highest RSS seen while running (a thread; sampling /proc does not need the GIL for long)."""
+
+    def __init__(self, every: float = 0.01):
+        self.every, self.peak, self._stop = every, 0, threading.Event()
+
+    def __enter__(self) -> "PeakSampler":
+        self.peak = rss_bytes()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Watchers:
+    """The child process holding the sockets."""
+
+    def __init__(self, port: int, sockets: list):
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.watchers"], cwd=PROJECT_ROOT,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._send(json.dumps({"port": port, "sockets": sockets}))
+
+    def _send(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    async def command(self, line: str) -> list[str]:
+        self._send(line)
+        answer = await asyncio.get_running_loop().run_in_executor(None, self.process.stdout.readline)
+        if not answer:
+            raise RuntimeError(f"the watchers' process ended during {line!r}")
+        return answer.split()
+
+    def close(self) -> None:
+        try:
+            self._send("quit")
+            self.process.wait(30)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self.process.kill()
+
+
+def patient_token(server: ServerThread, user_id: str | None = None) -> tuple[str, str]:
+    """A signed-in patient without a password hash: the bench mints the token the server would."""
+    user_id = user_id or str(ObjectId())
+    return server.services.tokens.issue({"_id": user_id, "role": "patient"}, str(ObjectId())), user_id
+
+
+async def book_many(client: Client, server: ServerThread, doctor_id: str, count: int) -> list[tuple[str, str]]:
+    """`count` patients each booked into the doctor's queue (one shared slot: queue order is booking
+    order); returns their (token, user id)."""
+    when = a_while_from_now(60)
+    patients = [patient_token(server) for _ in range(count)]
+    await bounded_gather([client.book(token, doctor_id, when) for token, _ in patients], limit=16)
+    return patients
+
+
+def use_legacy_write() -> None:
+    """The write path before issue 15: a str per socket, written with `write_message`."""
+    import handlers.ws as ws
+
+    ws.write_text_pieces = lambda handler, pieces: handler.write_message(b"".join(pieces).decode())
+
+
+async def measure(report: list, label: str, server: ServerThread, client: Client, sockets: list,
+                  doctor_for_changes: str | None, changes: int) -> None:
+    gc.collect()
+    before = rss_bytes()
+    watchers = Watchers(server.port, sockets)
+    try:
+        with PeakSampler() as opening:
+            _, count, seconds = await watchers.command("open")
+        await asyncio.sleep(1)
+        await server.run(_collect())
+        idle = rss_bytes()
+        per_socket = (idle - before) / int(count)
+        report.append((f"{label}: RSS with {count} idle subscribed sockets", f"{idle / MIB:.0f} MiB",
+                       f"{per_socket / 1024:.1f} KiB per socket (RSS growth {((idle - before) / MIB):.0f} MiB "
+                       f"/ {count}); opening took {float(seconds):.1f} s, peak {opening.peak / MIB:.0f} MiB"))
+        if doctor_for_changes is None:
+            return
+        peaks, times = [], []
+        for _ in range(changes):
+            token, _ = patient_token(server)
+            with PeakSampler() as change:
+                await client.book(token, doctor_for_changes, a_while_from_now(60))
+                _, reached, seconds, _ = await watchers.command("await 1 queue:state")
+            if int(reached) != int(count):
+                raise RuntimeError(f"only {reached} of {count} sockets had the change")
+            peaks.append(change.peak)
+            times.append(float(seconds))
+        peaks.sort()
+        times.sort()
+        report.append((f"{label}: peak RSS while one change reaches all {count} sockets",
+                       f"{peaks[len(peaks) // 2] / MIB:.0f} MiB",
+                       f"max {peaks[-1] / MIB:.0f} MiB over {changes} changes; the last socket had it after "
+                       f"{times[len(times) // 2]:.2f} s (median)"))
+    finally:
+        watchers.close()
+
+
+async def _collect() -> None:
+    gc.collect()
+
+
+async def run(args) -> list:
+    report: list = []
+    server = await ServerThread(bench_settings(ws_max_per_user=10_000)).start()
+    client = Client(server.port)
+    try:
+        admin = await client.admin_token()
+        if args.case in ("spread", "both"):
+            doctors = [(await client.create_doctor(admin))["id"] for _ in range(args.doctors)]
+            for doctor_id in doctors:
+                await book_many(client, server, doctor_id, args.spread_waiting)
+            sockets = [[patient_token(server)[0], {"doctorId": doctors[i % len(doctors)]}]
+                       for i in range(args.sockets)]
+            await measure(report, f"spread over {args.doctors} doctors", server, client, sockets, None, 0)
+        if args.case in ("hotline", "both"):
+            doctor_id = (await client.create_doctor(admin))["id"]
+            waiting = await book_many(client, server, doctor_id, args.waiting)
+            sockets = [[token, {"doctorId": doctor_id}] for token, _ in waiting[:args.sockets]]
+            sockets += [[patient_token(server)[0], {"doctorId": doctor_id}]
+                        for _ in range(args.sockets - len(sockets))]
+            await measure(report, f"hotline, one doctor with {args.waiting} waiting", server, client, sockets,
+                          doctor_id, args.changes)
+    finally:
+        client.close()
+        await server.stop()
+    report.append(("server process peak RSS over the whole run (VmHWM)", f"{rss_bytes('VmHWM') / MIB:.0f} MiB", ""))
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=("spread", "hotline", "both"), default="both")
+    parser.add_argument("--sockets", type=int, default=10_000)
+    parser.add_argument("--doctors", type=int, default=100)
+    parser.add_argument("--spread-waiting", type=int, default=10)
+    parser.add_argument("--waiting", type=int, default=2_000)
+    parser.add_argument("--changes", type=int, default=3)
+    parser.add_argument("--legacy-write", action="store_true", help="measure the write path before issue 15")
+    args = parser.parse_args()
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    if args.legacy_write:
+        use_legacy_write()
+    import logging
+    logging.disable(logging.WARNING)
+    print(f"python -m bench.memory {' '.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    print("| measure | value | note |\n|---|---|---|")
+    for row in asyncio.run(run(args)):
+        print("| " + " | ".join(row) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Many watching sockets held by a separate process, so the server's process measures only itself.
+
+Reads one JSON line `{"port": P, "sockets": [[token, {subscribe frame fields}], ...]}` on stdin, then
+commands, one a line:
+- `open`: opens every socket (a bounded number at a time), sends its `queue:subscribe` and waits for
+  its first frame; prints `ready <open sockets> <seconds>`;
+- `await N EVENT`: waits until every socket has had N more frames of EVENT since the last `await`
+  (or `open`); prints `got <sockets that did> <seconds> <bytes read>`;
+- `quit` (or end of input): closes everything.
+
+Each socket reads continuously, so the server is never held back by a reader that is not reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+OPEN_AT_ONCE = 200
+WAIT_SECONDS = 120
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Watcher:
+    def __init__(self, port: int, token: str, subscribe: dict):
+        self.port, self.token, self.subscribe = port, token, subscribe
+        self.counts: dict[str, int] = {}
+        self.bytes = 0
+        self.changed = asyncio.Event()
+
+    async def open(self):
+        self.connection = await websocket_connect(HTTPRequest(
+            f"ws://127.0.0.1:{self.port}/ws", headers={"Authorization": f"Bearer {self.token}"},
+            connect_timeout=60, request_timeout=60), max_message_size=64 * 1024 * 1024)
+        await self.connection.write_message(json.dumps({"type": "queue:subscribe", **self.subscribe}))
+        self.task = asyncio.get_running_loop().create_task(self.read())
+
+    async def read(self) -> None:
+        while True:
+            message = await self.connection.read_message()
+            if message is None:
+                return
+            self.bytes += len(message)
+            event = message[10:message.index('"', 10)] if message.startswith('{"event":"') else "?"
+            self.counts[event] = self.counts.get(event, 0) + 1
+            self.changed.set()
+
+    async def until(self, event: str, count: int) -> None:
+        while self.counts.get(event, 0) < count:
+            self.changed.clear()
+            await self.changed.wait()
+
+
+async def main() -> int:
+    raise_fd_limit()
+    loop = asyncio.get_running_loop()
+    readline = lambda: loop.run_in_executor(None, sys.stdin.readline)  # noqa: E731
+    setup = json.loads(await readline())
+    watchers = [Watcher(setup["port"], token, frame) for token, frame in setup["sockets"]]
+    gate = asyncio.Semaphore(OPEN_AT_ONCE)
+    seen: dict[str, int] = {}
+
+    async def open_one(watcher: Watcher) -> None:
+        async with gate:
+            await watcher.open()
+            await watcher.until("queue:state" if "doctorId" in watcher.subscribe else "queue:update", 1)
+
+    try:
+        while True:
+            command = (await readline()).split()
+            if not command or command[0] == "quit":
+                return 0
+            started = time.perf_counter()
+            if command[0] == "open":
+                await asyncio.wait_for(asyncio.gather(*(open_one(w) for w in watchers)), WAIT_SECONDS * 5)
+                seen = {}
+                print(f"ready {len(watchers)} {time.perf_counter() - started:.3f}", flush=True)
+            elif command[0] == "await":
+                more, event = int(command[1]), command[2]
+                target = seen.get(event, 1) + more
+                done = await asyncio.wait([loop.create_task(w.until(event, target)) for w in watchers],
+                                          timeout=WAIT_SECONDS)
+                seen[event] = target
+                print(f"got {len(done[0])} {time.perf_counter() - started:.3f} "
+                      f"{sum(w.bytes for w in watchers)}", flush=True)
+    finally:
+        for watcher in watchers:
+            watcher.connection.close()
+        await asyncio.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,77 @@
+"""The outbox drains by callbacks: one write in flight at a time, in order, latest values coalesced while
+a write is buffered, and a failed write ends it."""
+
+import asyncio
+import json
+
+from actors.hub import Outgoing
+from handlers.outbox import Outbox
+
+
+class Socket:
+    """A fake socket whose writes complete when the test says so (or at once)."""
+
+    def __init__(self, instant: bool = False):
+        self.instant = instant
+        self.frames: list[dict] = []
+        self.in_flight: list[asyncio.Future] = []
+
+    def write(self, pieces):
+        self.frames.append(json.loads(b"".join(pieces)))
+        future = asyncio.get_running_loop().create_future()
+        if self.instant:
+            future.set_result(None)
+        else:
+            self.in_flight.append(future)
+        return future
+
+
+async def turn():
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_writes_the_kernel_takes_at_once_drain_everything_in_one_go():
+    socket = Socket(instant=True)
+    outbox = Outbox(None, socket.write, lambda: None)
+    outbox.start()
+    for n in range(5):
+        outbox.offer_event(Outgoing("doctor:status", {"n": n}))
+    assert socket.frames == []  # not before the loop's next turn: the request answers first
+    await turn()
+    assert [f["data"]["n"] for f in socket.frames] == [0, 1, 2, 3, 4]
+    assert outbox.pending == 0
+
+
+async def test_one_write_in_flight_and_latest_values_coalesce_behind_it():
+    socket = Socket()
+    outbox = Outbox(None, socket.write, lambda: None)
+    outbox.start()
+    outbox.offer("queue:state:d", Outgoing("queue:state", {"v": 1}))
+    await turn()
+    assert [f["data"] for f in socket.frames] == [{"v": 1}]
+    for v in (2, 3, 4):
+        outbox.offer("queue:state:d", Outgoing("queue:state", {"v": v}))
+    outbox.offer_event(Outgoing("turn:now", {"appointmentId": "a"}))
+    await turn()
+    assert len(socket.frames) == 1 and outbox.pending == 2  # nothing more until the write completes
+    socket.in_flight.pop().set_result(None)
+    await turn()
+    assert [f["event"] for f in socket.frames] == ["queue:state", "turn:now"]
+    socket.in_flight.pop().set_result(None)
+    await turn()
+    assert [f["data"] for f in socket.frames][2:] == [{"v": 4}]  # only the newest state
+
+
+async def test_a_failed_write_ends_the_outbox():
+    socket = Socket()
+    outbox = Outbox(None, socket.write, lambda: None)
+    outbox.start()
+    outbox.offer_event(Outgoing("pong"))
+    await turn()
+    outbox.offer_event(Outgoing("pong"))
+    socket.in_flight.pop().set_exception(ConnectionResetError())
+    await turn()
+    outbox.offer_event(Outgoing("pong"))
+    await turn()
+    assert len(socket.frames) == 1
