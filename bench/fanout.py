@@ -22,21 +22,18 @@ import asyncio
 import json
 import logging
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
-from bench.harness import Client, ServerThread, a_while_from_now, bench_settings
+from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings
 from bench.memory import book_many, patient_token
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -110,29 +107,8 @@ def socketio_app(data: dict):
     return Application([(r"/socket.io/", socketio.get_tornado_handler(sio)), (r"/broadcast", Broadcast)])
 
 
-class Clients:
-    def __init__(self, setup: dict):
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.fanout_clients"], cwd=PROJECT_ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self._send(json.dumps(setup))
-
-    def _send(self, line: str) -> None:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    async def command(self, line: str) -> list[str]:
-        self._send(line)
-        answer = await asyncio.get_running_loop().run_in_executor(None, self.process.stdout.readline)
-        if not answer:
-            raise RuntimeError(f"the clients' process ended during {line!r}")
-        return answer.split()
-
-    def close(self) -> None:
-        try:
-            self._send("quit")
-            self.process.wait(60)
-        except (BrokenPipeError, subprocess.TimeoutExpired):
-            self.process.kill()
+def Clients(setup: dict) -> ClientProcess:
+    return ClientProcess("bench.fanout_clients", setup, quit_seconds=60)
 
 
 async def timed_runs(clients: Clients, count: int, trigger, runs: int) -> tuple[list[float], int]:

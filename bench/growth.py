@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bson import ObjectId
 
-from bench.harness import ADMIN_EMAIL, bench_settings
+from bench.harness import bench_settings
 from core.access import Principal
 from core.statuses import WAITING
 from core.values import utcnow

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Coroutine
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -19,6 +22,8 @@ from tornado.websocket import websocket_connect
 
 from config.settings import Settings
 from server.app import Server
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ADMIN_EMAIL = "bench-admin@medpharma.test"
 ADMIN_PASSWORD = "bench-admin-password"
@@ -141,3 +146,33 @@ async def bounded_gather(coroutines, limit: int = 16) -> list:
             return await coroutine
 
     return await asyncio.gather(*(one(c) for c in coroutines))
+
+
+class ClientProcess:
+    """A child process that holds client sockets (so their work and memory are not the server's),
+    driven by one JSON setup line and then one command per line, each answered by one line."""
+
+    def __init__(self, module: str, setup: dict, quit_seconds: float = 60):
+        self.module = module
+        self.quit_seconds = quit_seconds
+        self.process = subprocess.Popen([sys.executable, "-m", module], cwd=PROJECT_ROOT,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._send(json.dumps(setup))
+
+    def _send(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    async def command(self, line: str) -> list[str]:
+        self._send(line)
+        answer = await asyncio.get_running_loop().run_in_executor(None, self.process.stdout.readline)
+        if not answer:
+            raise RuntimeError(f"{self.module} ended during {line!r}")
+        return answer.split()
+
+    def close(self) -> None:
+        try:
+            self._send("quit")
+            self.process.wait(self.quit_seconds)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self.process.kill()

@@ -17,19 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from bson import ObjectId
 
-from bench.harness import Client, ServerThread, a_while_from_now, bench_settings, bounded_gather
+from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings, bounded_gather
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
 
@@ -61,31 +57,9 @@ class PeakSampler:
         self._thread.join()
 
 
-class Watchers:
+def Watchers(port: int, sockets: list) -> ClientProcess:
     """The child process holding the sockets."""
-
-    def __init__(self, port: int, sockets: list):
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.watchers"], cwd=PROJECT_ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self._send(json.dumps({"port": port, "sockets": sockets}))
-
-    def _send(self, line: str) -> None:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    async def command(self, line: str) -> list[str]:
-        self._send(line)
-        answer = await asyncio.get_running_loop().run_in_executor(None, self.process.stdout.readline)
-        if not answer:
-            raise RuntimeError(f"the watchers' process ended during {line!r}")
-        return answer.split()
-
-    def close(self) -> None:
-        try:
-            self._send("quit")
-            self.process.wait(30)
-        except (BrokenPipeError, subprocess.TimeoutExpired):
-            self.process.kill()
+    return ClientProcess("bench.watchers", {"port": port, "sockets": sockets}, quit_seconds=30)
 
 
 def patient_token(server: ServerThread, user_id: str | None = None) -> tuple[str, str]:
