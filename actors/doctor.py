@@ -45,7 +45,7 @@ READ_FRESHNESS = timedelta(seconds=1)
 START_DRIFT = timedelta(minutes=1)
 # Versions of appointments that left the queue, kept to ignore late duplicates about them.
 GONE_MEMORY = 2048
-# The ETA keeps score of what it told this long before a consultation started (API.md).
+# The ETA keeps score of what it told this long before a consultation started (the API contract).
 SCORE_HORIZON = timedelta(minutes=30)
 
 
@@ -290,7 +290,7 @@ class DoctorActor(Actor):
 
     def expectation_for(self, appointment_id: str, started_at: datetime) -> datetime | None:
         """The expectedStartAt last pushed for this appointment at least SCORE_HORIZON before
-        `started_at`, or None if nothing was told that early (API.md's self-scoring rule)."""
+        `started_at`, or None if nothing was told that early (the API contract's self-scoring rule)."""
         chosen = None
         for told_at, expected in self._expectations.get(appointment_id, ()):
             if told_at <= started_at - SCORE_HORIZON:

@@ -4,7 +4,7 @@ learned about the doctor, now) → estimates.
 Kept free of I/O and of the actor so it can be tested against a table, replayed over recorded days
 (`python -m server eta-replay`) and replaced on its own.
 
-The floor is API.md's plain rule: each appointment starts at the later of "when the doctor is free"
+The floor is the API contract's plain rule: each appointment starts at the later of "when the doctor is free"
 and its booked time, the doctor is free `avg` after the running consultation began, plus declared
 lateness, and not before `awayUntil`. It starts each appointment no earlier than its booking, so a
 booking for tomorrow is never told it is next *now* (the original `position * avg + late` did that).

@@ -2,7 +2,7 @@
 
 The actor builds a new snapshot after every message; handlers read positions from it with no store
 round trip, and the WebSocket outboxes render the doctor room's `queue:state` from it per viewer.
-Payload shapes here are the ones API.md fixes for `queue:update`, `queue:state` and the REST reads.
+Payload shapes here are the ones the API contract fixes for `queue:update`, `queue:state` and the REST reads.
 
 The waiting appointments are kept in one list in queue order (date, createdAt, id). Since that order
 sorts by date, each clinic day is a contiguous run of it: today's queue is the run up to the end of

@@ -1,6 +1,6 @@
 """Who is calling, and how they stand to a doctor or an appointment: the one access relation.
 
-Every rule of the form "admin, or that doctor, or the owning patient" in API.md is answered by
+Every rule of the form "admin, or that doctor, or the owning patient" in the API contract is answered by
 `relation()`; handlers, workflows, the WebSocket and the redaction of payloads all ask it rather than
 spell the rule again. Ids compared here are canonical (lower-case hex) strings, made so at the edge.
 """

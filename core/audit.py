@@ -1,4 +1,4 @@
-"""What the audit log records (API.md's list) and what it must never hold."""
+"""What the audit log records (the API contract's list) and what it must never hold."""
 
 ACTIONS = ("invite.created", "invite.redeemed", "invite.revoked", "doctor.created", "doctor.updated",
            "doctor.deleted", "doctor.status_changed", "appointment.status_changed", "queue.call_next",

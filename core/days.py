@@ -1,6 +1,6 @@
 """The clinic day: which calendar day a moment belongs to, in `CLINIC_TIMEZONE`.
 
-A doctor's queue is one clinic day (API.md): a booking waits in its own day's queue, and "today" rolls
+A doctor's queue is one clinic day (the API contract): a booking waits in its own day's queue, and "today" rolls
 over at the clinic's midnight, not UTC's. Kept pure (a zone in, dates and UTC bounds out) so the
 actors, the workflows and the day's statistics agree on where a day starts and ends.
 """

@@ -1,4 +1,4 @@
-"""Appointment statuses and who may move an appointment from which to which: API.md's table, as data.
+"""Appointment statuses and who may move an appointment from which to which: the API contract's table, as data.
 
 The one home of the status vocabulary: the store's queries, the actors' queues, the schemas and the
 workflows all read `WAITING`, `ACTIVE` and `TRANSITIONS` from here. Pure, so the whole matrix

@@ -117,7 +117,7 @@ def status_update(current: dict, target: str, settings, now: datetime | None = N
 
 def update_to(services, appointment: dict, target: str) -> dict:
     """`status_update`, and when a consultation starts, the ETA's score: how far the start is from
-    what the live queue told this appointment at least 30 minutes before (API.md's self-scoring)."""
+    what the live queue told this appointment at least 30 minutes before (the API contract's self-scoring)."""
     update = status_update(appointment, target, services.settings)
     if target == IN_CONSULTATION:
         started = update["$set"]["startedAt"]

@@ -37,8 +37,8 @@ log = logging.getLogger("medpharma.store")
 PING_TIMEOUT_SECONDS = 2.0
 STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
 SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
-IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (API.md)
-QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # API.md's queue order
+IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (the API contract)
+QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # the API contract's queue order
 
 __all__ = ["Store", "DuplicateKeyError"]
 
@@ -321,7 +321,7 @@ class Store:
         return await self._find_list("list_appointments", self._waiting_cursor(doctor_id))
 
     def _waiting_cursor(self, doctor_id: ObjectId):
-        """Waiting appointments in queue order: (date, createdAt, id), as API.md defines it."""
+        """Waiting appointments in queue order: (date, createdAt, id), as the API contract defines it."""
         return self.appointments.find({"doctor": doctor_id, "status": {"$in": sorted(WAITING)}}).sort(QUEUE_ORDER)
 
     async def consultation_of_doctor(self, doctor_id: ObjectId) -> dict | None:

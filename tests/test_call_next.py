@@ -1,4 +1,4 @@
-"""Call-next as API.md has it: the head of today's queue only, even when a confirm races it;
+"""Call-next as the API contract has it: the head of today's queue only, even when a confirm races it;
 `expectCurrent` guards against a stale screen; a double submit changes nothing; watchers see one change."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ETA rule of API.md, checked against a table of hand-computed cases (actors/eta.py)."""
+"""The ETA rule of the API contract, checked against a table of hand-computed cases (actors/eta.py)."""
 
 from datetime import datetime, timedelta, timezone
 

@@ -12,7 +12,7 @@ clients. Every answer is checked against the one the store predicts (in a burst,
 can change). After every operation:
 
 1. the projection equals the source of truth: the queues read straight from the store, split into
-   clinic days, ordered and estimated here by this file's own reading of API.md's rules, equal
+   clinic days, ordered and estimated here by this file's own reading of the API contract's rules, equal
    `GET /api/queue/doctor/{id}` (today's and later days') for the doctor, an admin and a patient
    (redacted), and `GET .../position` for every appointment;
 2. live equals REST: the last `queue:update` every appointment socket received equals the position
@@ -56,7 +56,7 @@ TIME_KEYS = {"date", "expectedStartAt", "startedAt", "awayUntil"}
 CLINIC_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # a queue's `date`: a day, not a time
 SOON_MINUTES = 10  # the server's default SOON_MINUTES
 DOUBLE_SUBMIT = timedelta(seconds=5)
-# API.md's transition table: (from, to) → who may.
+# the API contract's transition table: (from, to) → who may.
 STAFF, EVERYONE = {"doctor", "admin"}, {"owner", "doctor", "admin"}
 TRANSITIONS = {("pending", "confirmed"): STAFF, ("pending", "cancelled"): EVERYONE,
                ("confirmed", "cancelled"): EVERYONE, ("pending", "in_consultation"): STAFF,
@@ -303,7 +303,7 @@ class World:
         return next(p for p in self.patients if p.user_id == user_id)
 
     def present(self) -> set[str]:
-        """Appointments whose patient watches their room right now (API.md's `present`)."""
+        """Appointments whose patient watches their room right now (the API contract's `present`)."""
         return {aid for patient in self.patients for aid in patient.tap.appointments}
 
 
@@ -429,7 +429,7 @@ class ExpectedQueue:
 
 
 def expected_queue(doctor: dict, appointments: dict, now: datetime) -> ExpectedQueue:
-    """API.md's clinic days, queue order and ETA rule, written out again here: today's queue holds the
+    """the API contract's clinic days, queue order and ETA rule, written out again here: today's queue holds the
     waiting appointments dated before the end of today (earlier days' at its head); each later day is
     its own queue, estimated by the same rule but with no consultation in progress."""
     mine = [a for a in appointments.values() if a["doctor"] == doctor["_id"]]
@@ -459,7 +459,7 @@ def expected_queue(doctor: dict, appointments: dict, now: datetime) -> ExpectedQ
 
 def expected_state(queue: ExpectedQueue, viewer: str | None, present: set[str], day: date | None = None) -> dict:
     """One clinic day's queue (today by default) as `viewer` sees it (None: staff, else a user id), per
-    API.md's redaction; `present` only in the staff view."""
+    the API contract's redaction; `present` only in the staff view."""
     day = queue.today if day is None else day
     listing = []
     for row in queue.of_day(day):

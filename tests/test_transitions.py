@@ -1,6 +1,6 @@
-"""The whole transition matrix: every from-status × to-status × caller, against API.md's table.
+"""The whole transition matrix: every from-status × to-status × caller, against the API contract's table.
 
-The expectation is written out here from API.md, independently of `core.statuses.TRANSITIONS`:
+The expectation is written out here from the API contract, independently of `core.statuses.TRANSITIONS`:
 
 | from                                | to              | who                           |
 | pending                             | confirmed       | doctor, admin                 |
