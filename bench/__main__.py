@@ -16,7 +16,6 @@ import asyncio
 import gc
 import json
 import logging
-import math
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import (Client, ServerThread, a_while_from_now, bench_settings, bounded_gather)
+from bench.harness import Client, ServerThread, a_while_from_now, bench_settings, bounded_gather, percentile
 from core import metrics
 from server.auth import MAX_HASHING_PER_CLIENT
 
@@ -55,10 +54,6 @@ class Report:
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 # -- (a) ping round trip, idle and during a bcrypt burst ------------------------------------------

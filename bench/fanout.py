@@ -31,14 +31,10 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 from tornado.websocket import WebSocketHandler
 
-from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings
+from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings, percentile
 from bench.memory import book_many, patient_token
 
 
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
 
 
 class LoopThread:

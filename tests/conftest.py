@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -53,6 +54,13 @@ class LoopThread:
             self.loop.run_until_complete(asyncio.wait(pending, timeout=5))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, for servers started in a subprocess."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def future(minutes: float) -> datetime:

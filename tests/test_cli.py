@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = ("PORT", "HOST", "MONGO_URI", "MONGO_DB", "JWT_SECRET", "JWT_EXPIRES_IN", "CLIENT_ORIGIN",
                  "SEED_ADMIN_EMAIL", "SEED_ADMIN_PASSWORD", "SEED_ADMIN_NAME", "JOIN_URL_TEMPLATE",
@@ -35,11 +37,6 @@ def run_cli(*args: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "server", *args], cwd=PROJECT_ROOT, env=clean_env(**env),
                           capture_output=True, text=True, timeout=60)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, variable: str) -> None:

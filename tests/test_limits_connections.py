@@ -8,13 +8,12 @@ import json
 import os
 import re
 import resource
-import socket
 import sys
 from pathlib import Path
 
 from server.app import Server
 from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS
-from tests.conftest import make_settings, start_harness, stop_harness
+from tests.conftest import free_port, make_settings, start_harness, stop_harness
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HEALTH = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -71,11 +70,6 @@ async def test_a_kept_alive_connection_gets_the_idle_timeout_then_is_closed():
     finally:
         await stop_harness(harness)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_out_of_file_descriptors_the_server_keeps_serving_and_heals():

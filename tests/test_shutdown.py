@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,16 +18,13 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from tests.conftest import free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_EMAIL = "root@shutdown.test"
 ADMIN_PASSWORD = "shutdown-admin-pw-1"
 EXIT_BUDGET_SECONDS = 10  # what the operations issue promises, not a speed target
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServerProcess:
