@@ -128,5 +128,5 @@ class Outbox:
         if written is not None and (written.cancelled() or written.exception() is not None):
             self._closed = True  # the socket closed under us; on_close does the clean-up
             return
-        metrics.ws_messages_sent_total.labels(event).inc()
+        metrics.count_sent(event)
         self._drain()

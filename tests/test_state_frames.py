@@ -3,6 +3,8 @@ when every viewer's payload was rendered and serialized on its own; and they rea
 
 import json
 import struct
+
+import pytest
 from datetime import datetime, timedelta, timezone
 
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
@@ -10,6 +12,7 @@ from actors.state_frames import state_message, state_pieces
 from core.access import Principal
 from core.days import UTC_CALENDAR
 from core.values import format_utc
+from handlers import wire
 from handlers.wire import frame_header
 from tests.conftest import future
 from tests.test_ws import clinic, patients_booked, subscribed
@@ -111,13 +114,17 @@ def test_frame_header_follows_rfc_6455_length_encoding():
     assert frame_header(70_000) == bytes([0x81, 127]) + struct.pack("!Q", 70_000)
 
 
-async def test_a_large_personal_queue_state_arrives_whole_over_the_socket(harness):
+@pytest.mark.parametrize("join_up_to", [0, wire.JOIN_FRAME_BYTES], ids=["as pieces", "joined with its header"])
+async def test_a_large_personal_queue_state_arrives_whole_over_the_socket(harness, monkeypatch, join_up_to):
+    """Both ways a frame is written: header and pieces (shared list slices, own entry) written one by
+    one, as for a long queue's frame, and joined into one write, as for a frame this size."""
+    monkeypatch.setattr(wire, "JOIN_FRAME_BYTES", join_up_to)
     _, doctor, doctor_token = await clinic(harness)
     _, booked = await patients_booked(harness, doctor, list(range(10, 10 + 30 * 5, 5)))
     token, _, appointment = booked[7]
     ws = await subscribed(harness, token, doctorId=doctor["id"])
     text = await ws.connection.read_message()
-    assert len(text) > 4096  # written as pieces (header, shared list slices, own entry), not joined
+    assert len(text) > 4096
     frame = json.loads(text)
     rest = await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=token)
     assert frame == {"event": "queue:state", "data": rest.body}
