@@ -3,9 +3,9 @@ when every viewer's payload was rendered and serialized on its own; and they rea
 
 import json
 import struct
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from datetime import datetime, timedelta, timezone
 
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
 from actors.state_frames import state_message, state_pieces
@@ -14,7 +14,7 @@ from core.days import UTC_CALENDAR
 from core.values import format_utc
 from handlers import wire
 from handlers.wire import frame_header
-from tests.conftest import future
+from tests.conftest import future, start_harness, stop_harness
 from tests.test_ws import clinic, patients_booked, subscribed
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -114,11 +114,27 @@ def test_frame_header_follows_rfc_6455_length_encoding():
     assert frame_header(70_000) == bytes([0x81, 127]) + struct.pack("!Q", 70_000)
 
 
+def _zone_where_it_is_morning() -> str:
+    """A clinic time zone in which it is about 08:00 now, so bookings over the next few hours all fall
+    on today's clinic day whatever time the tests run (`Etc/GMT-11` is UTC+11)."""
+    offset = (8 - datetime.now(timezone.utc).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    return f"Etc/GMT{-offset:+d}"
+
+
 @pytest.mark.parametrize("join_up_to", [0, wire.JOIN_FRAME_BYTES], ids=["as pieces", "joined with its header"])
-async def test_a_large_personal_queue_state_arrives_whole_over_the_socket(harness, monkeypatch, join_up_to):
+async def test_a_large_personal_queue_state_arrives_whole_over_the_socket(monkeypatch, join_up_to):
     """Both ways a frame is written: header and pieces (shared list slices, own entry) written one by
     one, as for a long queue's frame, and joined into one write, as for a frame this size."""
     monkeypatch.setattr(wire, "JOIN_FRAME_BYTES", join_up_to)
+    harness = await start_harness(settings={"clinic_timezone": _zone_where_it_is_morning()})
+    try:
+        await _large_personal_state_over_the_socket(harness)
+    finally:
+        await stop_harness(harness)
+
+
+async def _large_personal_state_over_the_socket(harness):
     _, doctor, doctor_token = await clinic(harness)
     _, booked = await patients_booked(harness, doctor, list(range(10, 10 + 30 * 5, 5)))
     token, _, appointment = booked[7]
