@@ -80,13 +80,13 @@ def state_pieces(snapshot: QueueSnapshot, staff: bool, viewer_id: str | None, da
         if ("staff", day) not in cache:
             cache[("staff", day)] = encode({"event": EVENT, "data": snapshot.state_variant(True, None, day)[1]})
         return (cache[("staff", day)],)
-    shared = _public_day(snapshot, day)
-    variant, data = snapshot.state_variant(False, viewer_id, day)
-    if variant is not None:  # nothing of the viewer's own here: the one shared frame
+    if not snapshot.is_personal(viewer_id, day):  # nothing of the viewer's own here: the one shared frame
         cache = snapshot._encoded
         if ("public-whole", day) not in cache:
-            cache[("public-whole", day)] = shared.whole()
+            cache[("public-whole", day)] = _public_day(snapshot, day).whole()
         return (cache[("public-whole", day)],)
+    shared = _public_day(snapshot, day)
+    _, data = snapshot.state_variant(False, viewer_id, day)
     head = _envelope_head(data) if data["inConsultation"] is not None and data["inConsultation"]["mine"] \
         else shared.head
     pieces: list[bytes | memoryview] = [head]

@@ -10,15 +10,31 @@ For each N (100, 1,000, 5,000 by default) and each server, in one run:
 - **python-socketio**: its own server (AsyncServer on Tornado), every socket in one room; an HTTP POST
   emits the same data to the room.
 
-Each server runs in this process on its own thread and event loop; the sockets are held by a child
-process (`bench/fanout_clients.py`). The time runs from just before the HTTP request is sent to the
-arrival of the frame at the last of the N sockets (CLOCK_MONOTONIC, shared by both processes).
+Each server runs in this process on its own thread and event loop; the sockets are held by three
+child processes (`bench/fanout_clients.py`), one per server, all open at once, and the changes take
+turns (medpharma, floor, python-socketio, medpharma, ...), so a busier or quieter moment of the shared
+machine falls on all three alike. Two times per change, both ending when the frame reaches the last
+of the N sockets (CLOCK_MONOTONIC, shared by all the processes):
+- **end to end**: from just before the HTTP request that causes the change is sent. For us that
+  request is a booking or cancellation (token check, validation, the store write, the queue's new
+  snapshot); for the other two it is a bare POST that only broadcasts;
+- **from the change**: from the moment the server has the change to send: for us when the doctor's
+  queue hands its new `queue:state` to the room (a stamp taken on the server's thread, around the
+  hub's publish), for the other two when their POST handler starts its broadcast.
+Keep-alive pings are off in all three servers while measuring (ours sends one every 20 s, socketio
+every 25 s, the bare server none): a round of thousands of pings on one server's thread would land
+in another's timing. For the same reason the heap is frozen (`gc.freeze()`) once the sockets are
+open: the three servers share this process, and a full garbage collection scanning all their sockets
+(200-250 ms here at 3 x 1,000 sockets) otherwise lands on whichever server's change happens to be
+running; a server in a process of its own pauses in proportion to its own heap only. p99 is
+nearest-rank; with 21 changes (the default at 5,000) it is the slowest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import statistics
@@ -34,7 +50,9 @@ from tornado.websocket import WebSocketHandler
 from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings, percentile
 from bench.memory import book_many, patient_token
 
-
+SMALL_RUNS, SMALL_UP_TO, LARGE_RUNS = 101, 1000, 21  # a p99 needs about 100 changes; 5,000 sockets take ~1 s each
+PAUSE_SECONDS = 0.05  # between changes: the previous one's last frames are read and settled
+PINGS_OFF_SECONDS = 3600  # socketio's keep-alive cannot be switched off: once an hour is off for the bench
 
 
 class LoopThread:
@@ -66,7 +84,7 @@ class LoopThread:
         self.thread.join(10)
 
 
-def bare_app(frame: str):
+def bare_app(frame: str, stamp):
     watchers: set = set()
 
     class Watch(WebSocketHandler):
@@ -79,6 +97,7 @@ def bare_app(frame: str):
 
     class Broadcast(RequestHandler):
         def post(self):
+            stamp()
             for watcher in tuple(watchers):
                 watcher.write_message(frame)
             self.write({"sent": len(watchers)})
@@ -86,10 +105,11 @@ def bare_app(frame: str):
     return Application([(r"/ws", Watch), (r"/broadcast", Broadcast)])
 
 
-def socketio_app(data: dict):
+def socketio_app(data: dict, stamp):
     import socketio
 
-    sio = socketio.AsyncServer(async_mode="tornado", logger=False, engineio_logger=False)
+    sio = socketio.AsyncServer(async_mode="tornado", logger=False, engineio_logger=False,
+                               ping_interval=PINGS_OFF_SECONDS, ping_timeout=PINGS_OFF_SECONDS)
 
     @sio.event
     async def connect(sid, environ):
@@ -97,6 +117,7 @@ def socketio_app(data: dict):
 
     class Broadcast(RequestHandler):
         async def post(self):
+            stamp()
             await sio.emit("queue:state", data, room="doctor")
             self.write({"sent": True})
 
@@ -107,22 +128,43 @@ def Clients(setup: dict) -> ClientProcess:
     return ClientProcess("bench.fanout_clients", setup, quit_seconds=60)
 
 
-async def timed_runs(clients: Clients, count: int, trigger, runs: int) -> tuple[list[float], int]:
-    times, size = [], 0
-    for run in range(runs):
-        started = time.monotonic()
-        await trigger(run)
-        _, reached, last, size = await clients.command("next")
-        if int(reached) != count:
-            raise RuntimeError(f"only {reached} of {count} sockets had the frame")
-        times.append(float(last) - started)
-        await asyncio.sleep(0.05)
-    return times, int(size)
+class Stamps:
+    """When each server had its latest change to send (set on the servers' threads, read here)."""
+
+    def __init__(self):
+        self.at: dict[str, float] = {}
+
+    def clear(self) -> None:
+        self.at.clear()
+
+    def setter(self, name: str):
+        def stamp() -> None:
+            self.at.setdefault(name, time.monotonic())
+        return stamp
+
+
+def stamp_state_publishes(hub, stamp) -> None:
+    """Stamps the moment the doctor's queue hands a new `queue:state` to its room (bench only: wraps
+    this server's hub instance)."""
+    publish = hub.publish
+
+    def stamped(room, message, key=None):
+        if key is not None and key.startswith("queue:state:"):
+            stamp()
+        return publish(room, message, key)
+
+    hub.publish = stamped
+
+
+SERVERS = ("medpharma", "bare tornado", "python-socketio")
 
 
 async def run(args) -> list[tuple]:
     rows = []
-    ours = await ServerThread(bench_settings(ws_max_per_user=10_000)).start()
+    stamps = Stamps()
+    ours = await ServerThread(bench_settings(ws_max_per_user=20_000)).start()
+    ours.server.http.request_callback.settings["websocket_ping_interval"] = 0  # see the module docstring
+    stamp_state_publishes(ours.services.hub, stamps.setter("medpharma"))
     client = Client(ours.port)
     try:
         admin = await client.admin_token()
@@ -140,11 +182,11 @@ async def run(args) -> list[tuple]:
             else:
                 await client.ok("PATCH", f"/api/appointments/{booked.pop()}/status", {"status": "cancelled"}, booker)
 
-        floor = LoopThread(lambda: bare_app(frame))
-        sio = LoopThread(lambda: socketio_app(data))
+        floor = LoopThread(lambda: bare_app(frame, stamps.setter("bare tornado")))
+        sio = LoopThread(lambda: socketio_app(data, stamps.setter("python-socketio")))
         try:
             for count in args.sockets:
-                results = {}
+                runs = args.runs or (SMALL_RUNS if count <= SMALL_UP_TO else LARGE_RUNS)
                 setups = {
                     "medpharma": ({"url": f"ws://127.0.0.1:{ours.port}/ws", "kind": "medpharma",
                                    "sockets": [patient_token(ours)[0] for _ in range(count)],
@@ -154,19 +196,20 @@ async def run(args) -> list[tuple]:
                     "python-socketio": ({"url": f"ws://127.0.0.1:{sio.port}/socket.io/?EIO=4&transport=websocket",
                                          "kind": "socketio", "sockets": [None] * count}, _poster(client, sio.port)),
                 }
-                for name, (setup, trigger) in setups.items():
-                    clients = Clients(setup)
-                    try:
-                        await clients.command("open")
-                        results[name] = await timed_runs(clients, count, trigger, args.runs)
-                    finally:
-                        clients.close()
-                floor_p99 = percentile(results["bare tornado"][0], 0.99)
-                for name, (times, size) in results.items():
-                    p50, p99 = statistics.median(times), percentile(times, 0.99)
-                    rows.append((f"fan-out to {count} sockets: {name}", f"{p50 * 1000:.1f} ms",
-                                 f"p99 {p99 * 1000:.1f} ms ({p99 / floor_p99:.2f}x the floor's p99)",
-                                 f"{args.runs} changes, frame {size} bytes"))
+                clients = {}
+                try:
+                    for name, (setup, _) in setups.items():
+                        clients[name] = Clients(setup)
+                        await clients[name].command("open")
+                    gc.collect()
+                    gc.freeze()  # see the module docstring
+                    results = await turns(clients, {name: trigger for name, (_, trigger) in setups.items()},
+                                          stamps, count, runs)
+                finally:
+                    gc.unfreeze()
+                    for process in clients.values():
+                        process.close()
+                rows += table_rows(count, runs, results)
                 print("\n".join("| " + " | ".join(r) + " |" for r in rows[-3:]), flush=True)
         finally:
             floor.stop()
@@ -174,6 +217,42 @@ async def run(args) -> list[tuple]:
     finally:
         client.close()
         await ours.stop()
+    return rows
+
+
+async def turns(clients: dict, triggers: dict, stamps: Stamps, count: int, runs: int) -> dict:
+    """Each server's changes, taking turns; per server: end-to-end times, from-the-change times, frame size."""
+    results = {name: ([], [], 0) for name in SERVERS}
+    for run in range(runs):
+        for name in SERVERS:
+            stamps.clear()
+            started = time.monotonic()
+            await triggers[name](run)
+            _, reached, last, size = await clients[name].command("next")
+            if int(reached) != count:
+                raise RuntimeError(f"{name}: only {reached} of {count} sockets had the frame")
+            if name not in stamps.at:
+                raise RuntimeError(f"{name}: no server-side stamp for the change")
+            end_to_end, from_change, _ = results[name]
+            end_to_end.append(float(last) - started)
+            from_change.append(float(last) - stamps.at[name])
+            results[name] = (end_to_end, from_change, int(size))
+            await asyncio.sleep(PAUSE_SECONDS)
+    return results
+
+
+def table_rows(count: int, runs: int, results: dict) -> list[tuple]:
+    floor_e2e, floor_change, _ = results["bare tornado"]
+    rows = []
+    for name in SERVERS:
+        end_to_end, from_change, size = results[name]
+        e2e_p99, change_p99 = percentile(end_to_end, 0.99), percentile(from_change, 0.99)
+        rows.append((f"{count:,}", name,
+                     f"{statistics.median(end_to_end) * 1000:.1f} / {e2e_p99 * 1000:.1f} ms",
+                     f"{e2e_p99 / percentile(floor_e2e, 0.99):.2f}x",
+                     f"{statistics.median(from_change) * 1000:.1f} / {change_p99 * 1000:.1f} ms",
+                     f"{change_p99 / percentile(floor_change, 0.99):.2f}x",
+                     f"{runs} changes, frame {size} bytes"))
     return rows
 
 
@@ -187,7 +266,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--waiting", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--runs", type=int, default=0,
+                        help=f"changes per server and N (default {SMALL_RUNS} up to {SMALL_UP_TO:,} sockets, "
+                             f"{LARGE_RUNS} above)")
     parser.add_argument("--uvloop", action="store_true", help="every server's event loop is uvloop's")
     args = parser.parse_args()
     if args.uvloop:
@@ -197,7 +278,8 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     logging.disable(logging.WARNING)
     print(f"python -m bench.fanout {' '.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
-    print("| measure | p50 | p99 | note |\n|---|---|---|---|", flush=True)
+    print("| N | server | end to end p50 / p99 | p99 / floor's | from the change p50 / p99 | p99 / floor's | note |\n"
+          "|---|---|---|---|---|---|---|", flush=True)
     asyncio.run(run(args))
     return 0
 

@@ -7,6 +7,12 @@ sockets that is gigabytes held until the clients read. Tornado's IOStream keeps 
 to the stream sends the same bytes on the wire with one copy of each large piece in the process,
 however many sockets are sending it.
 
+Each `IOStream.write` is a `send` system call of its own (and, with Nagle off as Tornado sets it for
+WebSockets, a TCP segment of its own the reader must wake for), so a frame up to `JOIN_FRAME_BYTES`
+is joined with its header and written at once: copying a few KiB costs less than a second system
+call, and the kernel's send buffer (16 KiB to start with on Linux) takes such a frame whole, so the
+copy is freed at once. Only larger frames (a long queue's `queue:state`) go out as header + views.
+
 This reaches one level below `write_message` (the connection's stream, as `WebSocketProtocol13`
 does itself); where that is not plain (per-message compression negotiated, another protocol class)
 it falls back to `write_message` with the joined bytes.
@@ -22,7 +28,7 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
 
 TEXT_FIN = 0x80 | 0x1  # FIN bit and the text opcode
-SMALL_FRAME_BYTES = 2048  # IOStream copies pieces up to this size into its own buffer anyway
+JOIN_FRAME_BYTES = 16 * 1024  # frames up to this size are written with their header in one call
 
 
 def frame_header(length: int) -> bytes:
@@ -48,7 +54,7 @@ def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memory
     length = sum(len(piece) for piece in pieces)
     stream = connection.stream
     try:
-        if length <= SMALL_FRAME_BYTES:  # one write, one system call: copying a small frame is cheap
+        if length <= JOIN_FRAME_BYTES:  # one write, one system call (see the module docstring)
             return stream.write(frame_header(length) + b"".join(pieces))
         written = stream.write(frame_header(length))
         for piece in pieces:

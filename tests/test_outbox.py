@@ -75,3 +75,33 @@ async def test_a_failed_write_ends_the_outbox():
     outbox.offer_event(Outgoing("pong"))
     await turn()
     assert len(socket.frames) == 1
+
+
+async def test_a_replaced_latest_value_keeps_its_place_and_events_still_come_first():
+    socket = Socket()
+    outbox = Outbox(None, socket.write, lambda: None)
+    outbox.start()
+    outbox.offer_event(Outgoing("pong"))
+    await turn()  # the pong's write is in flight; everything below waits behind it
+    outbox.offer("queue:state:a", Outgoing("queue:state", {"v": "a1"}))
+    outbox.offer("queue:update:b", Outgoing("queue:update", {"v": "b1"}))
+    outbox.offer("queue:state:a", Outgoing("queue:state", {"v": "a2"}))
+    outbox.offer_event(Outgoing("turn:now", {"v": "t"}))
+    for _ in range(4):
+        socket.in_flight.pop().set_result(None)
+        await turn()
+    assert [f.get("data", {}).get("v") for f in socket.frames] == [None, "t", "a2", "b1"]
+    assert outbox.pending == 0
+
+
+async def test_events_past_the_bound_close_the_outbox_and_call_for_the_socket_to_close():
+    socket, overflowed = Socket(), []
+    outbox = Outbox(None, socket.write, lambda: overflowed.append(True), max_events=3)
+    outbox.start()
+    outbox.offer_event(Outgoing("pong"))
+    await turn()  # one write in flight, not acknowledged: the reader has stopped reading
+    for _ in range(3):
+        outbox.offer_event(Outgoing("pong"))
+    assert overflowed == [] and outbox.pending == 3
+    outbox.offer_event(Outgoing("pong"))
+    assert overflowed == [True] and outbox.pending == 0

@@ -5,13 +5,16 @@ import json
 import struct
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
 from actors.state_frames import state_message, state_pieces
 from core.access import Principal
 from core.days import UTC_CALENDAR
 from core.values import format_utc
+from handlers import wire
 from handlers.wire import frame_header
-from tests.conftest import future
+from tests.conftest import future, start_harness, stop_harness
 from tests.test_ws import clinic, patients_booked, subscribed
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -111,13 +114,33 @@ def test_frame_header_follows_rfc_6455_length_encoding():
     assert frame_header(70_000) == bytes([0x81, 127]) + struct.pack("!Q", 70_000)
 
 
-async def test_a_large_personal_queue_state_arrives_whole_over_the_socket(harness):
+def _zone_where_it_is_morning() -> str:
+    """A clinic time zone in which it is about 08:00 now, so bookings over the next few hours all fall
+    on today's clinic day whatever time the tests run (`Etc/GMT-11` is UTC+11)."""
+    offset = (8 - datetime.now(timezone.utc).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    return f"Etc/GMT{-offset:+d}"
+
+
+@pytest.mark.parametrize("join_up_to", [0, wire.JOIN_FRAME_BYTES], ids=["as pieces", "joined with its header"])
+async def test_a_large_personal_queue_state_arrives_whole_over_the_socket(monkeypatch, join_up_to):
+    """Both ways a frame is written: header and pieces (shared list slices, own entry) written one by
+    one, as for a long queue's frame, and joined into one write, as for a frame this size."""
+    monkeypatch.setattr(wire, "JOIN_FRAME_BYTES", join_up_to)
+    harness = await start_harness(settings={"clinic_timezone": _zone_where_it_is_morning()})
+    try:
+        await _large_personal_state_over_the_socket(harness)
+    finally:
+        await stop_harness(harness)
+
+
+async def _large_personal_state_over_the_socket(harness):
     _, doctor, doctor_token = await clinic(harness)
     _, booked = await patients_booked(harness, doctor, list(range(10, 10 + 30 * 5, 5)))
     token, _, appointment = booked[7]
     ws = await subscribed(harness, token, doctorId=doctor["id"])
     text = await ws.connection.read_message()
-    assert len(text) > 4096  # written as pieces (header, shared list slices, own entry), not joined
+    assert len(text) > 4096
     frame = json.loads(text)
     rest = await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=token)
     assert frame == {"event": "queue:state", "data": rest.body}

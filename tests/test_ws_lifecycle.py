@@ -110,3 +110,18 @@ async def test_a_refused_upgrade_carries_the_request_id(harness):
         assert refused.response.headers["X-Request-Id"] == "trace-ws-1"
     else:
         raise AssertionError("the upgrade was accepted without a token")
+
+
+async def test_an_open_socket_keeps_nothing_of_the_upgrade_request(harness):
+    """What only the upgrade needed is let go once the socket is open (it would cost memory on every
+    socket for as long as it lives); the access token is not kept in its headers either."""
+    token, _ = await harness.register()
+    user_id = harness.services.tokens.decode(token).user_id
+    ws = await harness.ws(token, headers={"X-Request-Id": "upgrade-1"})
+    await ws.send({"type": "ping"})
+    assert await ws.recv() == {"event": "pong"}
+    [handler] = [s for s in harness.services.sockets if s.viewer.user_id == user_id]
+    assert handler.request.connection is None and handler.request.server_connection is None
+    assert dict(handler.request.headers) == {}
+    assert handler.request_id == "upgrade-1" and handler.request.path == "/ws"
+    ws.close()
