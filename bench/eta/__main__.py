@@ -3,7 +3,9 @@
 For each seed: simulate (bench/eta/simulate.py), replay with learning off (the plain rule) and on
 (server/replay.py: the code behind `python -m server eta-replay`, run in this process so a constant
 can be varied for `--frontier`), and score both plus the original `position × avg + late`
-(bench/eta/score.py). Prints markdown tables. Seeds 1-3 were used to tune; 11-13 were not.
+(bench/eta/score.py). With `--bound`, also the clairvoyant bound (bench/eta/bound.py): an estimator
+told each doctor's true habits, at several prices of a missed turn. Prints markdown tables. Seeds 1-3
+were used to tune; 11-13 were not.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 
 from actors import learning
 from bench.eta.score import Score, Truth, score
-from bench.eta.simulate import iso, simulate
+from bench.eta.simulate import iso, simulate_clinic
 from config.settings import load_settings
 from server.replay import replay_lines
 
@@ -50,12 +52,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--frontier", action="store_true",
                         help=f"on the tuned seeds, vary MISSED_TURN_SIGMAS over {FRONTIER_SIGMAS}")
+    parser.add_argument("--bound", action="store_true",
+                        help="add the clairvoyant bound's rows (needs numpy: the bench extra)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     print(HEADER)
     seeds = TUNED_SEEDS if args.frontier else tuple(int(s) for s in args.seeds.split(","))
     for seed in seeds:
-        events = simulate(seed, args.doctors, args.days)
+        events, habits = simulate_clinic(seed, args.doctors, args.days)
         truth = Truth.read(events)
         plain_predictions = replay(events, False)
         plain = score(truth, plain_predictions)
@@ -69,6 +73,10 @@ def main() -> None:
             name = "learned" if sigmas == default else f"learned, MISSED_TURN_SIGMAS={sigmas}"
             print(row(seed, name, score(truth, replay(events, True)), plain), flush=True)
         learning.MISSED_TURN_SIGMAS = default
+        if args.bound:
+            from bench.eta.bound import clairvoyant  # numpy: only for this
+            for name, predictions in clairvoyant(events, habits).items():
+                print(row(seed, f"clairvoyant, {name}", score(truth, predictions), plain), flush=True)
 
 
 if __name__ == "__main__":

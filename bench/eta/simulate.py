@@ -21,8 +21,17 @@ from datetime import datetime, timedelta, timezone
 from core.values import format_utc, truncate_ms
 
 FIRST_DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
+OPENING_HOUR = 9
 OBSERVE_EVERY = timedelta(minutes=5)
 PRIORITY = {"doctor": 0, "booked": 1, "status": 2, "observe": 3}
+# What every doctor's day shares (bench/eta/bound.py simulates the same rules forward).
+CANCEL_CHANCE = 0.03  # a booking cancelled beforehand ...
+CANCEL_AHEAD_MINUTES = (30.0, 110.0)  # ... this long before its time
+EARLY_CALL_CHANCE = 0.7  # a free doctor calls early when the patient is already there
+NO_SHOW_WAIT_MINUTES = (1.0, 4.0)  # how long a doctor waits for a patient who does not come
+MISTAKE_CHANCE, MISTAKE_MINUTES = 0.01, (0.05, 0.5)  # "complete" clicked right after "call"
+LONG_CASE_CHANCE, LONG_CASE_FACTOR = 0.02, (1.5, 2.5)  # the rare case that takes far longer
+MAX_LENGTH_MINUTES = 180.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,14 @@ def iso(moment: datetime) -> str:
 
 def simulate(seed: int, doctors: int = 6, days: int = 10) -> list[dict]:
     """Events in time order (dicts with a datetime `at`), for `doctors` doctors over `days` days."""
+    return simulate_clinic(seed, doctors, days)[0]
+
+
+def simulate_clinic(seed: int, doctors: int = 6, days: int = 10) -> tuple[list[dict], dict[str, Habits]]:
+    """The events, and each doctor's habits by id: the truth an estimator has to learn (the
+    clairvoyant bound in bench/eta/bound.py is told it)."""
     rng = random.Random(seed)
+    habits_of: dict[str, Habits] = {}
     events: list[tuple] = []
     sequence = 0
 
@@ -68,13 +84,13 @@ def simulate(seed: int, doctors: int = 6, days: int = 10) -> list[dict]:
 
     for _ in range(doctors):
         doctor_id = object_id(rng)
-        habits = Habits.draw(rng)
+        habits = habits_of[doctor_id] = Habits.draw(rng)
         emit(FIRST_DAY - timedelta(hours=2), "doctor", doctorId=doctor_id, avgConsultMinutes=habits.typed_avg,
              isRunningLate=False, lateByMinutes=0)
         for day in range(days):
-            _one_day(rng, emit, doctor_id, habits, FIRST_DAY + timedelta(days=day, hours=9))
+            _one_day(rng, emit, doctor_id, habits, FIRST_DAY + timedelta(days=day, hours=OPENING_HOUR))
     events.sort(key=lambda e: e[:3])
-    return [e[3] for e in events]
+    return [e[3] for e in events], habits_of
 
 
 def _one_day(rng, emit, doctor_id: str, habits: Habits, opening: datetime) -> None:
@@ -92,17 +108,17 @@ def _one_day(rng, emit, doctor_id: str, habits: Habits, opening: datetime) -> No
         emit(free, "doctor", doctorId=doctor_id, isRunningLate=False)
     end = opening
     for appointment_id, date in booked:
-        if rng.random() < 0.03:  # cancelled beforehand
-            emit(date - timedelta(minutes=rng.uniform(30, 110)), "status", appointmentId=appointment_id,
+        if rng.random() < CANCEL_CHANCE:
+            emit(date - timedelta(minutes=rng.uniform(*CANCEL_AHEAD_MINUTES)), "status", appointmentId=appointment_id,
                  status="cancelled")
             continue
         if free >= date:
             call = free + timedelta(minutes=rng.expovariate(1 / habits.changeover_mean))
         else:  # free before the booked time: early if the patient is already there
-            early = habits.early_call_minutes if rng.random() < 0.7 else 0.0
+            early = habits.early_call_minutes if rng.random() < EARLY_CALL_CHANCE else 0.0
             call = max(free, date - timedelta(minutes=early))
         if rng.random() < habits.no_show_rate:
-            free = call + timedelta(minutes=rng.uniform(1, 4))  # waits a little, then marks it
+            free = call + timedelta(minutes=rng.uniform(*NO_SHOW_WAIT_MINUTES))  # waits, then marks it
             emit(free, "status", appointmentId=appointment_id, status="no_show")
             continue
         emit(call, "status", appointmentId=appointment_id, status="in_consultation")
@@ -117,12 +133,12 @@ def _one_day(rng, emit, doctor_id: str, habits: Habits, opening: datetime) -> No
 
 def _length(rng: random.Random, habits: Habits) -> float:
     roll = rng.random()
-    if roll < 0.01:
-        return rng.uniform(0.05, 0.5)  # "complete" clicked right after "call": teaches nothing
+    if roll < MISTAKE_CHANCE:
+        return rng.uniform(*MISTAKE_MINUTES)  # teaches nothing
     length = math.exp(math.log(habits.median_minutes) + habits.log_sigma * rng.gauss(0, 1))
-    if roll > 0.98:
-        length *= rng.uniform(1.5, 2.5)  # the rare case that takes far longer
-    return min(length, 180.0)
+    if roll > 1 - LONG_CASE_CHANCE:
+        length *= rng.uniform(*LONG_CASE_FACTOR)
+    return min(length, MAX_LENGTH_MINUTES)
 
 
 def write_jsonl(events: list[dict], path) -> None:
