@@ -89,8 +89,24 @@ class Response:
     text: str = ""
 
 
+def clinic_zone_where_it_is_morning() -> str:
+    """A fixed-offset time zone in which it is morning now, on today's UTC date (`Etc/GMT-6` is UTC+6).
+
+    Queues are per clinic day, and tests book "in 30 minutes" or "in 2.5 hours" and expect to find the
+    booking in today's queue. In UTC those bookings fall on tomorrow when the suite runs late in the
+    evening (15 tests failed with the clinic's clock at 23:21), so the test servers' clinic keeps a
+    zone where it is 08:00-08:59 now (09:00-11:59 from 21:00 UTC: no zone is more than 12 hours behind
+    UTC), so bookings up to 12 hours ahead stay on one clinic day. The clinic's date stays UTC's, so a
+    test may still name a day by its UTC date."""
+    offset_hours = max(-12, 8 - datetime.now(timezone.utc).hour)
+    return f"Etc/GMT{-offset_hours:+d}"
+
+
+TEST_CLINIC_ZONE = clinic_zone_where_it_is_morning()
+
+
 def make_settings(**overrides) -> Settings:
-    values = dict(port=0, host="127.0.0.1", mongo_uri=TEST_MONGO_URI,
+    values = dict(port=0, host="127.0.0.1", mongo_uri=TEST_MONGO_URI, clinic_timezone=TEST_CLINIC_ZONE,
                   mongo_db=f"medpharma_test_{uuid.uuid4().hex[:12]}", jwt_secret=JWT_SECRET,
                   jwt_secret_generated=False, bcrypt_rounds=4, seed_admin_email=ADMIN_EMAIL,
                   seed_admin_password=ADMIN_PASSWORD, seed_admin_name="Root Admin",

@@ -97,6 +97,9 @@ SLOT_MINUTES = 5  # bookings land on a 5-minute grid, so several patients often 
 # How far ahead of the real clock the actors' clock may start: breaks are limited to 12 hours ahead of
 # the server's real clock, and the model's breaks are set from the actors' clock.
 MAX_CLOCK_LEAD = timedelta(hours=10)
+# This model reads clinic days in UTC and sets its clock near midnight UTC to cross one, so its servers
+# keep UTC rather than the suite's morning zone (tests/conftest.py, `clinic_zone_where_it_is_morning`).
+MODEL_SETTINGS = {"clinic_timezone": "UTC"}
 
 
 class FrozenClock(FakeClock):
@@ -389,7 +392,7 @@ class ExpectedQueue:
 
     @property
     def today(self) -> date:
-        return self.now.date()  # CLINIC_TIMEZONE is UTC in tests
+        return self.now.date()  # the servers here run with CLINIC_TIMEZONE=UTC (MODEL_SETTINGS)
 
     @property
     def away(self) -> datetime | None:
@@ -1036,7 +1039,7 @@ async def check(world: World, marks: list[int], barriers: list[int], step: Step,
 
 
 async def run_operations(ops: list[tuple]) -> None:
-    harness = await start_harness(clock=FrozenClock.late_in_the_day(), tick_seconds=3600)
+    harness = await start_harness(clock=FrozenClock.late_in_the_day(), tick_seconds=3600, settings=MODEL_SETTINGS)
     world = None
     try:
         world = await build_world(harness)
@@ -1084,7 +1087,7 @@ def test_the_live_queue_never_goes_stale():
 @pytest.fixture
 async def frozen():
     """A server whose actors' clock stands still until the test advances it."""
-    harness = await start_harness(clock=FrozenClock(), tick_seconds=3600)
+    harness = await start_harness(clock=FrozenClock(), tick_seconds=3600, settings=MODEL_SETTINGS)
     try:
         yield harness
     finally:

@@ -114,20 +114,12 @@ def test_frame_header_follows_rfc_6455_length_encoding():
     assert frame_header(70_000) == bytes([0x81, 127]) + struct.pack("!Q", 70_000)
 
 
-def _zone_where_it_is_morning() -> str:
-    """A clinic time zone in which it is about 08:00 now, so bookings over the next few hours all fall
-    on today's clinic day whatever time the tests run (`Etc/GMT-11` is UTC+11)."""
-    offset = (8 - datetime.now(timezone.utc).hour) % 24
-    offset = offset - 24 if offset > 12 else offset
-    return f"Etc/GMT{-offset:+d}"
-
-
 @pytest.mark.parametrize("join_up_to", [0, wire.JOIN_FRAME_BYTES], ids=["as pieces", "joined with its header"])
 async def test_a_large_personal_queue_state_arrives_whole_over_the_socket(monkeypatch, join_up_to):
     """Both ways a frame is written: header and pieces (shared list slices, own entry) written one by
     one, as for a long queue's frame, and joined into one write, as for a frame this size."""
     monkeypatch.setattr(wire, "JOIN_FRAME_BYTES", join_up_to)
-    harness = await start_harness(settings={"clinic_timezone": _zone_where_it_is_morning()})
+    harness = await start_harness()
     try:
         await _large_personal_state_over_the_socket(harness)
     finally:
