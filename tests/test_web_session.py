@@ -34,8 +34,6 @@ def sockets_of(site, user_id):
 
 
 def test_the_waiting_room_outlives_its_access_tokens_on_the_same_socket_and_session(site, browsers):
-    """One tab (two tabs of one patient are left out until their intermittent sign-out is understood:
-    see the README's known issues)."""
     harness = site.harness
     doctor = site.run(harness.create_doctor())
     email = f"short-{uuid.uuid4().hex[:8]}@example.org"
@@ -69,6 +67,50 @@ def test_the_waiting_room_outlives_its_access_tokens_on_the_same_socket_and_sess
     expect(page.get_by_role("link", name="Join call")).to_be_visible(timeout=5000)
     expect(status_region(page)).to_contain_text("It is your turn")
     assert re.search(f"/app/waiting/{appointment['id']}$", page.url)
+
+
+def test_two_tabs_outlive_their_access_tokens_on_the_same_sockets_and_session(site, browsers):
+    """Two tabs of one browser share one stored session and refresh along one chain of refresh tokens:
+    neither presents a token the other already spent (which would end the session for both)."""
+    harness = site.harness
+    doctor = site.run(harness.create_doctor())
+    email = f"tabs-{uuid.uuid4().hex[:8]}@example.org"
+    token, user = site.run(harness.register(email=email, password="patient-password"))
+    appointment = site.run(harness.book(token, doctor["id"]))
+
+    context, _ = browsers.context(PHONE)
+    first = context.new_page()
+    first.goto(f"/app/waiting/{appointment['id']}")
+    sign_in(first, email, "patient-password")
+    second = context.new_page()
+    second.goto(f"/app/waiting/{appointment['id']}")
+    for page in (first, second):
+        expect(status_region(page)).to_contain_text("You are next")
+        expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
+    sockets = sockets_of(site, user["id"])
+    assert len(sockets) == 2
+    opened_until = {socket: socket.viewer.expires_at for socket in sockets}
+    signed_in = first.evaluate(STORED_SESSION)
+
+    # Several token lifetimes pass with both tabs open.
+    first.wait_for_timeout((TOKEN_SECONDS * 2 + 2) * 1000)
+    for page in (first, second):
+        expect(page.get_by_text("Your session has ended. Sign in again to continue where you were.")).to_have_count(0)
+
+    # The same two sockets, each kept open by `auth` frames carrying newer tokens: none reconnected.
+    assert sockets_of(site, user["id"]) == sockets
+    assert all(socket.viewer.expires_at > opened_until[socket] for socket in sockets)
+    # Both tabs rotated along one chain: the session is alive and its latest tokens work.
+    stored = first.evaluate(STORED_SESSION)
+    assert stored["refreshToken"] != signed_in["refreshToken"]
+    assert second.evaluate(STORED_SESSION) == stored
+    assert site.run(harness.api.get("/api/auth/me", token=stored["token"])).status == 200
+
+    response = site.run(harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=site.run(harness.admin_token())))
+    assert response.status == 200
+    for page in (first, second):
+        expect(page.get_by_role("link", name="Join call")).to_be_visible(timeout=5000)
+        expect(status_region(page)).to_contain_text("It is your turn")
 
 
 def test_signing_out_ends_the_session_on_the_server(site, browsers):

@@ -8,10 +8,19 @@
 //
 // Tabs of one browser share the stored session, and the server ends a session when a spent refresh
 // token is presented again. So refreshing is one tab at a time (a Web Lock shared by the tabs), and
-// a tab that gets the lock after another rotated the token takes the stored one instead of spending
-// its own, already spent, copy.
+// a tab that gets the lock after another rotated the token takes the newer one instead of spending
+// its own, already spent, copy. Which one is newer is read from IndexedDB, not localStorage: Chromium
+// hands each tab's process its own copy of localStorage and brings it up to date a moment later, so
+// a tab granted the lock just after another wrote there could still read the spent token (seen in
+// the two-tab browser test: the tab spent it and the server, as it must, ended the session). An
+// IndexedDB write that has completed before the lock is released is what the next holder reads.
+// localStorage stays for what needs no such guarantee: a synchronous read at start-up and the
+// 'storage' event that tells the other tabs at once.
+
+import { createStore, del, get, set } from './vendor/idb-keyval.js';
 
 const STORAGE_KEY = 'medpharma.session';
+const LATEST = createStore('medpharma', 'session');  // IndexedDB: the session as last written, any tab
 const REFRESH_LOCK = 'medpharma.refresh';
 const REFRESH_LEAD_MS = 60_000;      // refresh this long before expiry …
 const REFRESH_LEAD_FRACTION = 0.2;   // … or a fifth of the lifetime for short-lived tokens
@@ -60,13 +69,23 @@ class Session extends EventTarget {
     this.scheduleRefresh();
   }
 
+  /** Stores the session for the other tabs; resolves once IndexedDB holds it (see the top). */
   persist() {
     if (this.token) {
-      localStorage.setItem(STORAGE_KEY,
-        JSON.stringify({ token: this.token, refreshToken: this.refreshToken, user: this.user }));
-    } else {
-      localStorage.removeItem(STORAGE_KEY);
+      const stored = { token: this.token, refreshToken: this.refreshToken, user: this.user };
+      localStorage.setItem(STORAGE_KEY, JSON.stringify(stored));
+      return set('current', stored, LATEST).catch(() => {});
     }
+    localStorage.removeItem(STORAGE_KEY);
+    return del('current', LATEST).catch(() => {});
+  }
+
+  /** Takes a session another tab stored. */
+  adopt(stored) {
+    this.token = stored.token;
+    this.refreshToken = stored.refreshToken || null;
+    this.user = stored.user;
+    this.scheduleRefresh();
   }
 
   /** Takes a sign-in answer `{token, refreshToken?, user}`. */
@@ -148,7 +167,7 @@ class Session extends EventTarget {
   }
 
   async refreshHoldingLock() {
-    const stored = readStored();
+    const stored = await readLatest();
     if (!stored?.refreshToken) {
       // Another tab signed out while this one waited.
       if (this.signedIn) this.signOut('expired');
@@ -156,7 +175,7 @@ class Session extends EventTarget {
     }
     if (stored.refreshToken !== this.refreshToken) {
       // Another tab rotated while this one waited: follow it, spend nothing.
-      this.load();
+      this.adopt(stored);
       this.dispatchEvent(new Event('token'));
       return true;
     }
@@ -173,7 +192,13 @@ class Session extends EventTarget {
       this.refreshTimer = setTimeout(() => this.refresh(), RETRY_AFTER_NETWORK_ERROR_MS);
       return false;
     }
-    if (this.refreshToken !== spent) return this.signedIn; // another tab signed in meanwhile
+    const meanwhile = await readLatest();
+    if (meanwhile?.refreshToken !== spent) {
+      // Another tab signed in or out while the request was out (sign-in takes no lock): theirs stands.
+      if (meanwhile?.refreshToken) this.adopt(meanwhile);
+      else if (this.signedIn) this.signOut('expired');
+      return this.signedIn;
+    }
     if (!response.ok) {
       if (response.status === 401 || response.status === 403) this.signOut('expired');
       else {
@@ -185,10 +210,20 @@ class Session extends EventTarget {
     const answer = await response.json();
     this.token = answer.token;
     this.refreshToken = answer.refreshToken || null;
-    this.persist();
+    await this.persist();  // before the lock is released: the next holder must read this one
     this.scheduleRefresh();
     this.dispatchEvent(new Event('token'));
     return true;
+  }
+}
+
+/** The session as last stored by any tab; localStorage's copy where IndexedDB has none (a session
+ * stored before this was IndexedDB's, or a browser without it). */
+async function readLatest() {
+  try {
+    return (await get('current', LATEST)) ?? readStored();
+  } catch {
+    return readStored();
   }
 }
 
