@@ -36,10 +36,10 @@ setting here, so all three servers have it).
 
 p99 is nearest-rank over `RUNS` = 101 changes per server at every N, so it is the 100th of 101, not
 the slowest (it was 21 at 5,000 sockets, where p99 was just the slowest: the machine's worst moment
-more than the server's). Measured on 1 Dec 2026, 02:31 UTC (`--sockets 5000`): a round of three
-changes (each reaching 5,000 sockets in about 0.6 s, then a pause) took 2.25 s, so the 101 take about
-4 minutes (4 min 7 s for the command with its 15,000 sockets opened), against under a minute for 21.
-The note column gives the seconds a round took in each run.
+more than the server's). Measured in two runs of `--sockets 5000` on 1 Dec 2026 (02:31 and 02:37
+UTC): a round of three changes (each reaching 5,000 sockets in 0.5-0.6 s, then a pause) took 2.25 and
+1.76 s, so the 101 take 3-4 minutes (4 min 7 s and 3 min 20 s for the command with its 15,000 sockets
+opened), against under a minute for 21. The note column gives the seconds a round took in each run.
 """
 
 from __future__ import annotations
