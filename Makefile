@@ -60,14 +60,21 @@ bench: $(STAMP_BENCH)
 bench-eta: $(STAMP_BENCH)
 	$(BIN)/python -m bench.eta --bound
 
-# Issue 15's figures at full size (about 15 minutes; every command takes flags for a smaller check).
+# Issue 15's figures at full size: one run fills bench/README.md's tables 1-6, one command after the
+# other, each printing its rows as those tables have them (every command takes flags for a smaller
+# check, see --help). The uvloop pair runs back to back. About 30 minutes on 2 shared cores: the
+# fan-out about 6 (4 of them the 101 changes at 5,000 sockets, 1 Dec 2026), the growth about 7, the
+# two memory runs about 5, the uvloop pair about 4, the rest a few (estimated from the 30 Nov runs).
 bench-scale: $(STAMP_BENCH)
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.memory --case hotline --legacy-write
+	$(BIN)/python -m bench.socket_memory
 	$(BIN)/python -m bench.encoding
 	$(BIN)/python -m bench.growth --plot docs/growth.png
 	$(BIN)/python -m bench.nodes
-	$(BIN)/python -m bench.fanout --uvloop
+	$(BIN)/python -m bench.fanout --uvloop --sockets 1000
+	$(BIN)/python -m bench.fanout --sockets 1000
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

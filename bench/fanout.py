@@ -23,11 +23,23 @@ of the N sockets (CLOCK_MONOTONIC, shared by all the processes):
   hub's publish), for the other two when their POST handler starts its broadcast.
 Keep-alive pings are off in all three servers while measuring (ours sends one every 20 s, socketio
 every 25 s, the bare server none): a round of thousands of pings on one server's thread would land
-in another's timing. For the same reason the heap is frozen (`gc.freeze()`) once the sockets are
-open: the three servers share this process, and a full garbage collection scanning all their sockets
-(200-250 ms here at 3 x 1,000 sockets) otherwise lands on whichever server's change happens to be
-running; a server in a process of its own pauses in proportion to its own heap only. p99 is
-nearest-rank; with 21 changes (the default at 5,000) it is the slowest.
+in another's timing. So is our queues' clock tick (every 10 s by default; here once an hour): as the
+clock moves the waiting patients' ETAs, a tick sends the doctor's room a new `queue:state` about once
+a minute, a fan-out to all N sockets that is no measured change; it lands on whichever server's turn
+is running, and between two of ours our clients would count its frames as the next change's. For
+the same reason the heap is frozen (`gc.freeze()`) once the sockets are open: the three servers
+share this process, and a full garbage collection scanning all their sockets (200-250 ms here at
+3 x 1,000 sockets) otherwise lands on whichever server's change happens to be running; a server in
+a process of its own pauses in proportion to its own heap only (and ours raises the collector's
+young threshold at start-up, `server.app.tune_garbage_collector`, which is this whole process's
+setting here, so all three servers have it).
+
+p99 is nearest-rank over `RUNS` = 101 changes per server at every N, so it is the 100th of 101, not
+the slowest (it was 21 at 5,000 sockets, where p99 was just the slowest: the machine's worst moment
+more than the server's). Measured in two runs of `--sockets 5000` on 1 Dec 2026 (02:31 and 02:37
+UTC): a round of three changes (each reaching 5,000 sockets in 0.5-0.6 s, then a pause) took 2.25 and
+1.76 s, so the 101 take 3-4 minutes (4 min 7 s and 3 min 20 s for the command with its 15,000 sockets
+opened), against under a minute for 21. The note column gives the seconds a round took in each run.
 """
 
 from __future__ import annotations
@@ -50,9 +62,9 @@ from tornado.websocket import WebSocketHandler
 from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings, percentile
 from bench.memory import book_many, patient_token
 
-SMALL_RUNS, SMALL_UP_TO, LARGE_RUNS = 101, 1000, 21  # a p99 needs about 100 changes; 5,000 sockets take ~1 s each
+RUNS = 101  # changes per server and N: p99 (nearest rank) is then the 100th of 101, not the slowest
 PAUSE_SECONDS = 0.05  # between changes: the previous one's last frames are read and settled
-PINGS_OFF_SECONDS = 3600  # socketio's keep-alive cannot be switched off: once an hour is off for the bench
+PINGS_OFF_SECONDS = 3600  # socketio's keep-alive and our queues' tick: once an hour is off for the bench
 
 
 class LoopThread:
@@ -162,7 +174,7 @@ SERVERS = ("medpharma", "bare tornado", "python-socketio")
 async def run(args) -> list[tuple]:
     rows = []
     stamps = Stamps()
-    ours = await ServerThread(bench_settings(ws_max_per_user=20_000)).start()
+    ours = await ServerThread(bench_settings(ws_max_per_user=20_000), tick_seconds=PINGS_OFF_SECONDS).start()
     ours.server.http.request_callback.settings["websocket_ping_interval"] = 0  # see the module docstring
     stamp_state_publishes(ours.services.hub, stamps.setter("medpharma"))
     client = Client(ours.port)
@@ -186,7 +198,7 @@ async def run(args) -> list[tuple]:
         sio = LoopThread(lambda: socketio_app(data, stamps.setter("python-socketio")))
         try:
             for count in args.sockets:
-                runs = args.runs or (SMALL_RUNS if count <= SMALL_UP_TO else LARGE_RUNS)
+                runs = args.runs
                 setups = {
                     "medpharma": ({"url": f"ws://127.0.0.1:{ours.port}/ws", "kind": "medpharma",
                                    "sockets": [patient_token(ours)[0] for _ in range(count)],
@@ -203,13 +215,15 @@ async def run(args) -> list[tuple]:
                         await clients[name].command("open")
                     gc.collect()
                     gc.freeze()  # see the module docstring
+                    started = time.monotonic()
                     results = await turns(clients, {name: trigger for name, (_, trigger) in setups.items()},
                                           stamps, count, runs)
+                    round_seconds = (time.monotonic() - started) / runs
                 finally:
                     gc.unfreeze()
                     for process in clients.values():
                         process.close()
-                rows += table_rows(count, runs, results)
+                rows += table_rows(count, runs, results, round_seconds)
                 print("\n".join("| " + " | ".join(r) + " |" for r in rows[-3:]), flush=True)
         finally:
             floor.stop()
@@ -241,7 +255,7 @@ async def turns(clients: dict, triggers: dict, stamps: Stamps, count: int, runs:
     return results
 
 
-def table_rows(count: int, runs: int, results: dict) -> list[tuple]:
+def table_rows(count: int, runs: int, results: dict, round_seconds: float) -> list[tuple]:
     floor_e2e, floor_change, _ = results["bare tornado"]
     rows = []
     for name in SERVERS:
@@ -252,7 +266,7 @@ def table_rows(count: int, runs: int, results: dict) -> list[tuple]:
                      f"{e2e_p99 / percentile(floor_e2e, 0.99):.2f}x",
                      f"{statistics.median(from_change) * 1000:.1f} / {change_p99 * 1000:.1f} ms",
                      f"{change_p99 / percentile(floor_change, 0.99):.2f}x",
-                     f"{runs} changes, frame {size} bytes"))
+                     f"{runs} changes, frame {size} bytes, {round_seconds:.2f} s a round of three"))
     return rows
 
 
@@ -266,9 +280,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, nargs="+", default=[100, 1000, 5000])
     parser.add_argument("--waiting", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=0,
-                        help=f"changes per server and N (default {SMALL_RUNS} up to {SMALL_UP_TO:,} sockets, "
-                             f"{LARGE_RUNS} above)")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"changes per server and N (default {RUNS})")
     parser.add_argument("--uvloop", action="store_true", help="every server's event loop is uvloop's")
     args = parser.parse_args()
     if args.uvloop:

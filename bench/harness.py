@@ -42,10 +42,12 @@ def bench_settings(**overrides) -> Settings:
 
 
 class ServerThread:
-    """`Server` running on a background thread's event loop; `run()` awaits a coroutine there."""
+    """`Server` running on a background thread's event loop; `run()` awaits a coroutine there.
+    `server_options` go to `Server` (e.g. `tick_seconds`)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, **server_options):
         self.settings = settings
+        self.server_options = server_options
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._serve, name="bench-server", daemon=True)
         self.server: Server | None = None
@@ -59,7 +61,7 @@ class ServerThread:
 
     async def start(self) -> "ServerThread":
         self.thread.start()
-        self.server = Server(self.settings)
+        self.server = Server(self.settings, **self.server_options)
         await self.run(self.server.start())
         return self
 

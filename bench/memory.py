@@ -144,7 +144,10 @@ async def run(args) -> list:
             sockets = [[token, {"doctorId": doctor_id}] for token, _ in waiting[:args.sockets]]
             sockets += [[patient_token(server)[0], {"doctorId": doctor_id}]
                         for _ in range(args.sockets - len(sockets))]
-            await measure(report, f"hotline, one doctor with {args.waiting} waiting", server, client, sockets,
+            label = f"hotline, one doctor with {args.waiting} waiting"
+            if args.legacy_write:
+                label += " (`--legacy-write`: the write path before issue 15)"
+            await measure(report, label, server, client, sockets,
                           doctor_id, args.changes)
     finally:
         client.close()

@@ -4,6 +4,7 @@ carry what an operator needs (request id, route, status, duration, user) and nev
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 import server.store
 from core import metrics
+from server.app import GC_YOUNG_THRESHOLD, tune_garbage_collector
 from server.logs import JsonFormatter
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harness
 
@@ -436,3 +438,16 @@ def test_operations_doc_covers_every_declared_metric_and_no_other():
         assert f"`{name}`" in doc, f"{name} is not explained in docs/operations.md"
     mentioned = {re.sub(r"_(bucket|count|sum)$", "", name) for name in re.findall(r"medpharma_[a-z_]+", doc)}
     assert mentioned <= declared, f"docs/operations.md names undeclared metrics: {mentioned - declared}"
+
+
+async def test_start_up_raises_the_collectors_young_threshold(harness):
+    """A change fanned out to thousands of sockets must not set off collections mid-way
+    (`server.app.tune_garbage_collector`); a higher threshold set by the process is kept."""
+    assert gc.get_threshold()[0] >= GC_YOUNG_THRESHOLD
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(GC_YOUNG_THRESHOLD * 2, 10, 10)
+        tune_garbage_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD * 2, 10, 10)
+    finally:
+        gc.set_threshold(*before)
