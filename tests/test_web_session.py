@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.web_browser import PHONE, sign_in
@@ -33,85 +34,52 @@ def sockets_of(site, user_id):
             if socket.viewer is not None and socket.viewer.user_id == user_id}
 
 
-def test_the_waiting_room_outlives_its_access_tokens_on_the_same_socket_and_session(site, browsers):
+@pytest.mark.parametrize("tabs", [1, 2], ids=["one tab", "two tabs"])
+def test_waiting_rooms_outlive_their_access_tokens_on_the_same_sockets_and_session(site, browsers, tabs):
+    """Two tabs of one browser share one stored session and refresh along one chain of refresh tokens:
+    neither may present a token the other already spent (which ends the session for both)."""
     harness = site.harness
     doctor = site.run(harness.create_doctor())
     email = f"short-{uuid.uuid4().hex[:8]}@example.org"
     token, user = site.run(harness.register(email=email, password="patient-password"))
     appointment = site.run(harness.book(token, doctor["id"]))
 
-    page, _ = browsers.page(PHONE)
-    page.goto(f"/app/waiting/{appointment['id']}")
-    sign_in(page, email, "patient-password")
-    expect(status_region(page)).to_contain_text("You are next")
-    expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
-    sockets = sockets_of(site, user["id"])
-    assert len(sockets) == 1
-    opened_until = {socket: socket.viewer.expires_at for socket in sockets}
-    signed_in = page.evaluate(STORED_SESSION)
-
-    # Several token lifetimes pass with the page open.
-    page.wait_for_timeout((TOKEN_SECONDS * 2 + 2) * 1000)
-    expect(page.get_by_text("Your session has ended. Sign in again to continue where you were.")).to_have_count(0)
-
-    # The same socket, kept open by `auth` frames carrying newer tokens: it never reconnected.
-    assert sockets_of(site, user["id"]) == sockets
-    assert all(socket.viewer.expires_at > opened_until[socket] for socket in sockets)
-    # The page rotated its refresh token: the session is alive and its latest tokens work.
-    stored = page.evaluate(STORED_SESSION)
-    assert stored["refreshToken"] != signed_in["refreshToken"]
-    assert site.run(harness.api.get("/api/auth/me", token=stored["token"])).status == 200
-
-    response = site.run(harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=site.run(harness.admin_token())))
-    assert response.status == 200
-    expect(page.get_by_role("link", name="Join call")).to_be_visible(timeout=5000)
-    expect(status_region(page)).to_contain_text("It is your turn")
-    assert re.search(f"/app/waiting/{appointment['id']}$", page.url)
-
-
-def test_two_tabs_outlive_their_access_tokens_on_the_same_sockets_and_session(site, browsers):
-    """Two tabs of one browser share one stored session and refresh along one chain of refresh tokens:
-    neither presents a token the other already spent (which would end the session for both)."""
-    harness = site.harness
-    doctor = site.run(harness.create_doctor())
-    email = f"tabs-{uuid.uuid4().hex[:8]}@example.org"
-    token, user = site.run(harness.register(email=email, password="patient-password"))
-    appointment = site.run(harness.book(token, doctor["id"]))
-
+    # Tabs of one browser: one sign-in, one stored session, every waiting room live.
     context, _ = browsers.context(PHONE)
-    first = context.new_page()
+    pages = [context.new_page() for _ in range(tabs)]
+    first = pages[0]
     first.goto(f"/app/waiting/{appointment['id']}")
     sign_in(first, email, "patient-password")
-    second = context.new_page()
-    second.goto(f"/app/waiting/{appointment['id']}")
-    for page in (first, second):
+    for page in pages[1:]:
+        page.goto(f"/app/waiting/{appointment['id']}")
+    for page in pages:
         expect(status_region(page)).to_contain_text("You are next")
         expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
     sockets = sockets_of(site, user["id"])
-    assert len(sockets) == 2
+    assert len(sockets) == tabs
     opened_until = {socket: socket.viewer.expires_at for socket in sockets}
     signed_in = first.evaluate(STORED_SESSION)
 
-    # Several token lifetimes pass with both tabs open.
+    # Several token lifetimes pass with the tabs open.
     first.wait_for_timeout((TOKEN_SECONDS * 2 + 2) * 1000)
-    for page in (first, second):
+    for page in pages:
         expect(page.get_by_text("Your session has ended. Sign in again to continue where you were.")).to_have_count(0)
 
-    # The same two sockets, each kept open by `auth` frames carrying newer tokens: none reconnected.
+    # The same sockets, each kept open by `auth` frames carrying newer tokens: none reconnected.
     assert sockets_of(site, user["id"]) == sockets
     assert all(socket.viewer.expires_at > opened_until[socket] for socket in sockets)
-    # Both tabs rotated along one chain: the session is alive and its latest tokens work.
+    # The tabs rotated along one chain: the session is alive and its latest tokens work.
     stored = first.evaluate(STORED_SESSION)
     assert stored["refreshToken"] != signed_in["refreshToken"]
-    assert second.evaluate(STORED_SESSION) == stored
+    assert all(page.evaluate(STORED_SESSION) == stored for page in pages)
     assert site.run(harness.api.get("/api/auth/me", token=stored["token"])).status == 200
 
     response = site.run(harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=site.run(harness.admin_token())))
     assert response.status == 200
-    for page in (first, second):
+    for page in pages:
         expect(page.get_by_role("link", name="Join call")).to_be_visible(timeout=5000)
         expect(status_region(page)).to_contain_text("It is your turn")
-
+        assert re.search(f"/app/waiting/{appointment['id']}$", page.url)
 
 def test_signing_out_ends_the_session_on_the_server(site, browsers):
     harness = site.harness
