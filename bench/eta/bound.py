@@ -131,7 +131,7 @@ def _cancel_chance_from_now(due_minutes: float) -> float:
 
 
 def _late_starts(rng, habits: Habits, n: int) -> np.ndarray:
-    late = rng.uniform(3, habits.late_start_max, n)
+    late = rng.uniform(sim.LATE_START_MIN_MINUTES, habits.late_start_max, n)
     return np.where(rng.random(n) < habits.late_start_chance, late, 0.0)
 
 

@@ -27,6 +27,7 @@ PRIORITY = {"doctor": 0, "booked": 1, "status": 2, "observe": 3}
 # What every doctor's day shares (bench/eta/bound.py simulates the same rules forward).
 CANCEL_CHANCE = 0.03  # a booking cancelled beforehand ...
 CANCEL_AHEAD_MINUTES = (30.0, 110.0)  # ... this long before its time
+LATE_START_MIN_MINUTES = 3.0  # a late start, when there is one, is at least this late
 EARLY_CALL_CHANCE = 0.7  # a free doctor calls early when the patient is already there
 NO_SHOW_WAIT_MINUTES = (1.0, 4.0)  # how long a doctor waits for a patient who does not come
 MISTAKE_CHANCE, MISTAKE_MINUTES = 0.01, (0.05, 0.5)  # "complete" clicked right after "call"
@@ -100,7 +101,8 @@ def _one_day(rng, emit, doctor_id: str, habits: Habits, opening: datetime) -> No
     for i, (appointment_id, date) in enumerate(booked):
         emit(opening - timedelta(hours=2) + timedelta(seconds=i), "booked", doctorId=doctor_id,
              appointmentId=appointment_id, date=iso(date))
-    late = rng.uniform(3, habits.late_start_max) if rng.random() < habits.late_start_chance else 0.0
+    late = (rng.uniform(LATE_START_MIN_MINUTES, habits.late_start_max)
+            if rng.random() < habits.late_start_chance else 0.0)
     free = opening + timedelta(minutes=late)
     if late and rng.random() < habits.declares_late_chance:
         emit(opening - timedelta(minutes=5), "doctor", doctorId=doctor_id, isRunningLate=True,

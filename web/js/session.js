@@ -62,11 +62,7 @@ class Session extends EventTarget {
   }
 
   load() {
-    const stored = readStored();
-    this.token = stored?.token || null;
-    this.refreshToken = stored?.refreshToken || null;
-    this.user = stored?.user || null;
-    this.scheduleRefresh();
+    this.adopt(readStored() || {});
   }
 
   /** Stores the session for the other tabs; resolves once IndexedDB holds it (see the top). */
@@ -80,11 +76,11 @@ class Session extends EventTarget {
     return del('current', LATEST).catch(() => {});
   }
 
-  /** Takes a session another tab stored. */
+  /** Takes a session as stored (by any tab; `{}` for none). */
   adopt(stored) {
-    this.token = stored.token;
+    this.token = stored.token || null;
     this.refreshToken = stored.refreshToken || null;
-    this.user = stored.user;
+    this.user = stored.user || null;
     this.scheduleRefresh();
   }
 
