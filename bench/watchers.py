@@ -5,7 +5,11 @@ commands, one a line:
 - `open`: opens every socket (a bounded number at a time), sends its `queue:subscribe` and waits for
   its first frame; prints `ready <open sockets> <seconds>`;
 - `await N EVENT`: waits until every socket has had N more frames of EVENT since the last `await`
-  (or `open`); prints `got <sockets that did> <seconds> <bytes read>`;
+  (or `open`); prints `got <sockets that did> <seconds> <bytes read> <CLOCK_MONOTONIC when the
+  last of them arrived>`. The seconds count from the command, which a bench sends after the request
+  that causes the change has been answered, so they leave out whatever the server wrote before it
+  answered; the last arrival's time (the clock is shared by all processes) is what to measure from
+  just before that request;
 - `quit` (or end of input): closes everything.
 
 Each socket reads continuously, so the server is never held back by a reader that is not reading.
@@ -36,6 +40,7 @@ class Watcher:
         self.port, self.token, self.subscribe = port, token, subscribe
         self.counts: dict[str, int] = {}
         self.bytes = 0
+        self.arrived: dict[str, float] = {}  # CLOCK_MONOTONIC of each event's latest frame
         self.changed = asyncio.Event()
 
     async def open(self):
@@ -53,6 +58,7 @@ class Watcher:
             self.bytes += len(message)
             event = message[10:message.index('"', 10)] if message.startswith('{"event":"') else "?"
             self.counts[event] = self.counts.get(event, 0) + 1
+            self.arrived[event] = time.monotonic()
             self.changed.set()
 
     async def until(self, event: str, count: int) -> None:
@@ -91,8 +97,9 @@ async def main() -> int:
                 done = await asyncio.wait([loop.create_task(w.until(event, target)) for w in watchers],
                                           timeout=WAIT_SECONDS)
                 seen[event] = target
+                last = max(w.arrived.get(event, 0.0) for w in watchers)
                 print(f"got {len(done[0])} {time.perf_counter() - started:.3f} "
-                      f"{sum(w.bytes for w in watchers)}", flush=True)
+                      f"{sum(w.bytes for w in watchers)} {last:.6f}", flush=True)
     finally:
         for watcher in watchers:
             watcher.connection.close()
