@@ -7,6 +7,14 @@ to the default namespace, answer pings) and waits for the connect acknowledgemen
 - `open`: prints `ready <sockets>`;
 - `next`: waits until every socket has one more broadcast frame than before; prints
   `got <sockets that did> <CLOCK_MONOTONIC when the last one arrived> <bytes of that frame>`.
+
+What a frame costs this process must not depend on when `next` arrives: the bench sends it once
+the request that caused the change is answered, which is before the fan-out for a server that
+answers first (python-socketio; ours since it answers the booking before writing to the watchers)
+and after it for one that writes first (the bare floor). So the sockets count into one `Tally` as
+frames arrive (a counter per frame number and the moment the last socket had it), and `next` only
+reads it or waits on one event, rather than setting a waiter going per socket: 1,000 waiters made
+at the start of a fan-out cost more than 1,000 made at its end, when most had their frame already.
 """
 
 from __future__ import annotations
@@ -19,16 +27,16 @@ import time
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
-from bench.watchers import raise_fd_limit
+from bench.watchers import Tally, raise_fd_limit
 
 OPEN_AT_ONCE = 200
 WAIT_SECONDS = 60
 
 
 class Socket:
-    def __init__(self, url: str, kind: str, token: str | None, subscribe: dict):
-        self.url, self.kind, self.token, self.subscribe = url, kind, token, subscribe
-        self.count, self.last_at, self.last_size = 0, 0.0, 0
+    def __init__(self, url: str, kind: str, token: str | None, subscribe: dict, tally: Tally):
+        self.url, self.kind, self.token, self.subscribe, self.tally = url, kind, token, subscribe, tally
+        self.count, self.last_size = 0, 0
         self.changed = asyncio.Event()
 
     async def open(self) -> None:
@@ -60,8 +68,9 @@ class Socket:
                     continue
             elif self.kind == "medpharma" and not message.startswith('{"event":"queue:state"'):
                 continue
-            self.last_at, self.last_size = time.monotonic(), len(message)
+            self.last_size = len(message)
             self.count += 1
+            self.tally.count(self.count)
             self.changed.set()
 
     async def until(self, count: int) -> None:
@@ -75,7 +84,9 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     readline = lambda: loop.run_in_executor(None, sys.stdin.readline)  # noqa: E731
     setup = json.loads(await readline())
-    sockets = [Socket(setup["url"], setup["kind"], token, setup.get("subscribe", {})) for token in setup["sockets"]]
+    tally = Tally(len(setup["sockets"]))
+    sockets = [Socket(setup["url"], setup["kind"], token, setup.get("subscribe", {}), tally)
+               for token in setup["sockets"]]
     gate = asyncio.Semaphore(OPEN_AT_ONCE)
     seen = 1
 
@@ -93,9 +104,8 @@ async def main() -> int:
                 print(f"ready {len(sockets)}", flush=True)
             elif command[0] == "next":
                 seen += 1
-                done, _ = await asyncio.wait([loop.create_task(s.until(seen)) for s in sockets], timeout=WAIT_SECONDS)
-                last = max(s.last_at for s in sockets)
-                print(f"got {len(done)} {last:.6f} {sockets[0].last_size}", flush=True)
+                reached, last = await tally.everyone(seen, WAIT_SECONDS)
+                print(f"got {reached} {last:.6f} {sockets[0].last_size}", flush=True)
                 seen = min(s.count for s in sockets)  # a socket that coalesced two states catches up here
     finally:
         for socket in sockets:

@@ -9,7 +9,8 @@ commands, one a line:
   last of them arrived>`. The seconds count from the command, which a bench sends after the request
   that causes the change has been answered, so they leave out whatever the server wrote before it
   answered; the last arrival's time (the clock is shared by all processes) is what to measure from
-  just before that request;
+  just before that request. Frames are counted as they arrive, whenever the command comes (see
+  `Tally`, shared with `bench/fanout_clients.py`);
 - `quit` (or end of input): closes everything.
 
 Each socket reads continuously, so the server is never held back by a reader that is not reading.
@@ -22,6 +23,7 @@ import json
 import resource
 import sys
 import time
+from collections import defaultdict
 
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
@@ -35,12 +37,40 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class Tally:
+    """For every frame number: how many sockets have had that many frames, and when the last did."""
+
+    def __init__(self, sockets: int):
+        self.sockets = sockets
+        self.reached: dict[int, int] = {}
+        self.completed_at: dict[int, float] = {}
+        self._waiting: dict[int, asyncio.Event] = {}
+
+    def count(self, nth: int) -> None:
+        """One socket has just had its `nth` frame."""
+        reached = self.reached[nth] = self.reached.get(nth, 0) + 1
+        if reached == self.sockets:
+            self.completed_at[nth] = time.monotonic()
+            if nth in self._waiting:
+                self._waiting.pop(nth).set()
+
+    async def everyone(self, nth: int, timeout: float) -> tuple[int, float]:
+        """Waits until every socket has had `nth` frames (or the timeout); returns how many have and
+        when the last of them had it."""
+        if self.reached.get(nth, 0) < self.sockets:
+            event = self._waiting.setdefault(nth, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        return self.reached.get(nth, 0), self.completed_at.get(nth, 0.0)
+
+
 class Watcher:
-    def __init__(self, port: int, token: str, subscribe: dict):
-        self.port, self.token, self.subscribe = port, token, subscribe
+    def __init__(self, port: int, token: str, subscribe: dict, tallies: dict[str, Tally]):
+        self.port, self.token, self.subscribe, self.tallies = port, token, subscribe, tallies
         self.counts: dict[str, int] = {}
         self.bytes = 0
-        self.arrived: dict[str, float] = {}  # CLOCK_MONOTONIC of each event's latest frame
         self.changed = asyncio.Event()
 
     async def open(self):
@@ -57,8 +87,8 @@ class Watcher:
                 return
             self.bytes += len(message)
             event = message[10:message.index('"', 10)] if message.startswith('{"event":"') else "?"
-            self.counts[event] = self.counts.get(event, 0) + 1
-            self.arrived[event] = time.monotonic()
+            count = self.counts[event] = self.counts.get(event, 0) + 1
+            self.tallies[event].count(count)
             self.changed.set()
 
     async def until(self, event: str, count: int) -> None:
@@ -72,7 +102,8 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     readline = lambda: loop.run_in_executor(None, sys.stdin.readline)  # noqa: E731
     setup = json.loads(await readline())
-    watchers = [Watcher(setup["port"], token, frame) for token, frame in setup["sockets"]]
+    tallies: dict[str, Tally] = defaultdict(lambda: Tally(len(setup["sockets"])))  # one per event
+    watchers = [Watcher(setup["port"], token, frame, tallies) for token, frame in setup["sockets"]]
     gate = asyncio.Semaphore(OPEN_AT_ONCE)
     seen: dict[str, int] = {}
 
@@ -94,11 +125,9 @@ async def main() -> int:
             elif command[0] == "await":
                 more, event = int(command[1]), command[2]
                 target = seen.get(event, 1) + more
-                done = await asyncio.wait([loop.create_task(w.until(event, target)) for w in watchers],
-                                          timeout=WAIT_SECONDS)
+                reached, last = await tallies[event].everyone(target, WAIT_SECONDS)
                 seen[event] = target
-                last = max(w.arrived.get(event, 0.0) for w in watchers)
-                print(f"got {len(done[0])} {time.perf_counter() - started:.3f} "
+                print(f"got {reached} {time.perf_counter() - started:.3f} "
                       f"{sum(w.bytes for w in watchers)} {last:.6f}", flush=True)
     finally:
         for watcher in watchers:
