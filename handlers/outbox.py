@@ -9,10 +9,16 @@ Actors offer messages synchronously and never wait. Two kinds of message:
 
 The outbox drains itself one write at a time, so at most one frame sits in Tornado's buffer. It is
 driven by callbacks rather than a task per socket: a write the kernel takes at once (the usual case)
-goes straight on to the next message, and one that is buffered continues from its completion. A
-change fanned out to thousands of sockets then costs one loop callback per socket, not a task wake-up,
-an event and a write future each, and an idle socket holds no task. Messages are rendered (per
-viewer) and serialized only when about to be written.
+goes straight on to the next message, and one that is buffered continues from its completion. An
+idle socket holds no task. Messages are rendered (per viewer) and serialized only when about to be
+written.
+
+Outboxes offered something are drained together, in the order they were offered, two turns of the
+loop later (`Wakeups`): one callback for a whole fan-out rather than one per socket, and the request
+that caused the change answers first. An actor offers a change to every watcher and then answers
+whoever asked; the asker's wake-up is queued behind the first turn, so it runs before the drain.
+(With a wake-up per outbox on the next turn, a booking on a doctor watched by 3,000 sockets waited
+0.37 s of the fan-out's 0.65 s for its own answer.)
 
 An idle outbox is small, because there is one per watching socket (10,000 on a busy node): its fields
 are slots, pending latest values sit in a plain dict (insertion-ordered, a quarter of an
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from functools import partial
 from typing import Any, Callable, Sequence
@@ -39,7 +46,7 @@ SLOW_READER_CLOSE_CODE = 1013
 
 class Outbox:
     __slots__ = ("viewer", "_write", "_on_overflow", "_max_events", "_latest", "_events", "_closed", "_started",
-                 "_wake_scheduled", "_writing")
+                 "_wake_scheduled", "_writing", "_wakeups")
 
     def __init__(self, viewer: Any, write: Callable[[Sequence[bytes | memoryview]], Any], on_overflow: Callable[[], None],
                  max_events: int = MAX_PENDING_EVENTS):
@@ -74,11 +81,10 @@ class Outbox:
         self._wake_soon()
 
     def _wake_soon(self) -> None:
-        """Drains on the loop's next turn rather than now: the request that caused the push (queued
-        behind these wake-ups) then answers before hundreds of sockets are written to."""
+        """Drains with everyone offered something this turn, two turns from now (see `Wakeups`)."""
         if self._started and not self._wake_scheduled and not self._writing:
             self._wake_scheduled = True
-            asyncio.get_running_loop().call_soon(self._wake_now)
+            self._wakeups.add(self)
 
     def _wake_now(self) -> None:
         self._wake_scheduled = False
@@ -90,6 +96,8 @@ class Outbox:
 
     # -- the writer ------------------------------------------------------------------------------
     def start(self) -> None:
+        """Called on the loop that will write to the socket; nothing is written before."""
+        self._wakeups = Wakeups.of_running_loop()
         self._started = True
         if self.pending:
             self._wake_soon()
@@ -130,3 +138,39 @@ class Outbox:
             return
         metrics.count_sent(event)
         self._drain()
+
+
+class Wakeups:
+    """The outboxes of one event loop waiting to drain. The first one added schedules a callback
+    that schedules the drain: whatever the offering step itself queued (the asker's wake-up, when an
+    actor answers after publishing) runs on the turn in between."""
+
+    # One per loop (the bench runs servers on several); keyed weakly, and holding no reference to
+    # its loop, so a closed loop and its Wakeups go together.
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Wakeups]" = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self._due: list[Outbox] = []
+
+    @classmethod
+    def of_running_loop(cls) -> "Wakeups":
+        loop = asyncio.get_running_loop()
+        wakeups = cls._by_loop.get(loop)
+        if wakeups is None:
+            wakeups = cls._by_loop[loop] = cls()
+        return wakeups
+
+    def add(self, outbox: Outbox) -> None:
+        """Called on this Wakeups' loop, as everything an outbox does."""
+        if not self._due:
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._drain_all)
+        self._due.append(outbox)
+
+    def _drain_all(self) -> None:
+        due, self._due = self._due, []
+        for outbox in due:
+            try:
+                outbox._wake_now()
+            except Exception:  # one outbox's failure must not leave the others waiting for ever
+                log.exception("could not drain an outbox")

@@ -105,3 +105,41 @@ async def test_events_past_the_bound_close_the_outbox_and_call_for_the_socket_to
     assert overflowed == [] and outbox.pending == 3
     outbox.offer_event(Outgoing("pong"))
     assert overflowed == [True] and outbox.pending == 0
+
+
+async def test_the_request_that_caused_a_change_is_answered_before_the_fan_out_writes():
+    """A booking waits for the doctor's actor, which offers the change to every watcher and then
+    answers it: the booking must resume (and answer its patient) before the sockets are written to,
+    not after thousands of them (on a hotline of 3,000 watchers it waited 0.37 s of a 0.65 s fan-out)."""
+    from actors.base import Actor
+    from actors.hub import Hub
+
+    order: list[str] = []
+    hub = Hub()
+
+    class Recording(Socket):
+        def write(self, pieces):
+            order.append("written")
+            return super().write(pieces)
+
+    for _ in range(50):
+        outbox = Outbox(None, Recording(instant=True).write, lambda: None)
+        outbox.start()
+        hub.join("doctor:d", outbox)
+
+    class Queue(Actor):
+        async def receive(self, message, queued_at):
+            hub.publish("doctor:d", Outgoing("queue:state", {"v": message}), key="queue:state:d")
+            return message
+
+    actor = Queue("d")
+    actor.start()
+
+    async def booking() -> None:
+        await actor.ask(1)
+        order.append("answered")
+
+    await booking()
+    await turn()
+    assert order[0] == "answered" and order.count("written") == 50
+    await actor.stop()
