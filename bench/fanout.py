@@ -75,7 +75,7 @@ from bench.memory import book_many, patient_token
 DELIVERIES_PER_SERVER = 100_000  # changes x sockets at each N: each N takes about the same time
 FEWEST_CHANGES, MOST_CHANGES = 101, 1001  # p99 (nearest rank) is then never just the slowest change
 PAUSE_SECONDS = 0.05  # between changes: the previous one's last frames are read and settled
-PINGS_OFF_SECONDS = 3600  # socketio's keep-alive and our queues' tick: once an hour is off for the bench
+PERIODIC_OFF_SECONDS = 3600  # socketio's keep-alive and our queues' clock tick: once an hour is off for the bench
 
 
 class LoopThread:
@@ -132,7 +132,7 @@ def socketio_app(data: dict, stamp):
     import socketio
 
     sio = socketio.AsyncServer(async_mode="tornado", logger=False, engineio_logger=False,
-                               ping_interval=PINGS_OFF_SECONDS, ping_timeout=PINGS_OFF_SECONDS)
+                               ping_interval=PERIODIC_OFF_SECONDS, ping_timeout=PERIODIC_OFF_SECONDS)
 
     @sio.event
     async def connect(sid, environ):
@@ -190,7 +190,7 @@ SERVERS = ("medpharma", "bare tornado", "python-socketio")
 async def run(args) -> list[tuple]:
     rows = []
     stamps = Stamps()
-    ours = await ServerThread(bench_settings(ws_max_per_user=20_000), tick_seconds=PINGS_OFF_SECONDS).start()
+    ours = await ServerThread(bench_settings(ws_max_per_user=20_000), tick_seconds=PERIODIC_OFF_SECONDS).start()
     ours.server.http.request_callback.settings["websocket_ping_interval"] = 0  # see the module docstring
     stamp_state_publishes(ours.services.hub, stamps.setter("medpharma"))
     client = Client(ours.port)
