@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect

@@ -49,8 +49,9 @@ def tune_garbage_collector() -> None:
     """Lets the garbage collector's youngest generation grow to `GC_YOUNG_THRESHOLD` objects before
     a collection instead of CPython's 700 (the older generations keep their factors of 10).
 
-    A change fanned out to N watching sockets briefly holds about two tracked objects per socket at
-    once (the outbox's wake-up callback, the stream's write future and its done callback): thousands
+    A change fanned out to N watching sockets briefly holds tracked objects per socket (the stream's
+    write future and its done callback; when this was measured, also a wake-up callback per outbox,
+    since replaced by one per fan-out, `handlers.outbox.Wakeups`): thousands
     of objects that all die by reference counting a moment later. With a threshold of 700 the
     collector runs in the middle of every fan-out, finds them alive, and promotes them to the older
     generations, where they count towards a full collection, which scans every object of every
