@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from actors.base import Actor
-from actors.hub import Hub, Outgoing, appointment_room, doctor_room
+from actors.rooms import Outgoing, Rooms, appointment_room, doctor_room
 from actors.learning import DoctorStats, apply_all, events_for
 from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, Reload
 from actors.presence import Presence
@@ -58,7 +58,7 @@ class DoctorActor(Actor):
     # again on its next message.
     expected_errors = (DoctorNotFound, StoreUnavailable)
 
-    def __init__(self, doctor_id: str, *, store, hub: Hub, clock: Callable[[], datetime],
+    def __init__(self, doctor_id: str, *, store, hub: Rooms, clock: Callable[[], datetime],
                  calendar: ClinicCalendar, index: dict[str, str], presence: Presence | None = None,
                  soon_minutes: int = 10, learning: bool = True):
         super().__init__(f"doctor:{doctor_id}")

@@ -20,7 +20,7 @@ from typing import Callable
 
 from actors.base import ActorStopped
 from actors.doctor import DoctorActor, DoctorNotFound
-from actors.hub import Hub
+from actors.rooms import Rooms
 from actors.messages import (AppointmentsChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, PresenceChanged,
                              Reload, Tick)
 from actors.presence import Presence
@@ -37,7 +37,7 @@ def system_clock() -> datetime:
 
 
 class QueueRegistry:
-    def __init__(self, store, hub: Hub, *, clock: Callable[[], datetime] = system_clock,
+    def __init__(self, store, hub: Rooms, *, clock: Callable[[], datetime] = system_clock,
                  calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0,
                  soon_minutes: int = 10, presence: Presence | None = None, learning: bool = True):
         self.store = store

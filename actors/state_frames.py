@@ -7,7 +7,7 @@ list is the same for every non-staff viewer except their own entries (`"mine":tr
 `appointmentId`), so the public list is encoded once per snapshot and day, and a personal frame is a
 short sequence of pieces: views into that shared encoding, with the viewer's own entries (and
 `inConsultation`, if it is theirs) encoded alone in between. The socket writer sends the pieces as
-one WebSocket text frame without joining them (`handlers/wire.py`).
+one WebSocket text frame without joining them (`live/wire.py`).
 
 The pieces join to exactly the bytes `json.dumps(payload, separators=(",", ":"))` gives for the
 payload `QueueSnapshot.state_variant` describes; tests hold the two to byte equality.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Sequence
 
-from actors.hub import Outgoing
+from actors.rooms import Outgoing
 from actors.snapshot import QueueSnapshot
 from core.access import is_staff_of
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.harness import Client, ServerThread, a_while_from_now, bench_settings, bounded_gather, percentile
 from core import metrics
-from server.auth import MAX_HASHING_PER_CLIENT
+from infra.auth import MAX_HASHING_PER_CLIENT
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -80,7 +80,7 @@ async def book_many(client: Client, server: ServerThread, doctor_id: str, count:
 
 def use_legacy_write() -> None:
     """The write path before issue 15: a str per socket, written with `write_message`."""
-    import handlers.ws as ws
+    import live.ws as ws
 
     ws.write_text_pieces = lambda handler, pieces: handler.write_message(b"".join(pieces).decode())
 

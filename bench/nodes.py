@@ -30,7 +30,7 @@ from bench.fanout import Clients, percentile
 from bench.harness import Client, a_while_from_now, bench_settings
 from bench.memory import book_many, patient_token
 from server.app import Server
-from server.store import Store
+from infra.store import Store
 
 
 class NodesThread:

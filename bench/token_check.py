@@ -13,8 +13,8 @@ import uuid
 
 from bson import ObjectId
 
-from server.auth import TokenIssuer
-from server.revocations import Revocations
+from infra.auth import TokenIssuer
+from infra.revocations import Revocations
 
 ROUNDS, CHECKS = 15, 20_000
 

@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JOIN_URL_TEMPLATE = "https://meet.jit.si/medpharma-{room}"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -131,8 +133,8 @@ def email(value: str) -> str:
 
 
 def password(value: str) -> str:
-    if not 8 <= len(value.encode()) <= 72:
-        raise ValueError("must be 8 to 72 bytes long")
+    if not MIN_PASSWORD_BYTES <= len(value.encode()) <= MAX_PASSWORD_BYTES:
+        raise ValueError(f"must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes long")
     return value
 
 

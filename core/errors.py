@@ -1,20 +1,16 @@
 """Errors that become the API's JSON error shape.
 
-Code anywhere below the handlers raises these; `handlers.base.APIHandler.write_error` turns them into
-`{"message", "code", "details"?}` with the status they carry. Anything else that escapes a handler is
-a bug and becomes a bare 500 with no internals in the body.
-
-`ApiError` is a Tornado `HTTPError` (its `status_code` is the status it carries) so that Tornado's own
-public error path — `send_error(status_code)` → `write_error` — answers it; the handlers only keep
-these expected answers out of the error log (`log_exception`).
+Code anywhere below the handlers raises these: plain exceptions that carry a status and a code, so
+the domain, the actors and the CLI never import a web framework. The HTTP edge
+(`handlers.base.JsonErrors`) turns them into `{"message", "code", "details"?}` with that status and
+keeps them out of the error log; anything else that escapes a handler is a bug and becomes a bare 500
+with no internals in the body.
 """
 
 from __future__ import annotations
 
-from tornado.web import HTTPError
 
-
-class ApiError(HTTPError):
+class ApiError(Exception):
     status = 400
     code = "bad_request"
     message = "The request is invalid."
@@ -27,7 +23,7 @@ class ApiError(HTTPError):
         self.status = status or self.status
         self.details = details
         self.headers = headers or {}
-        super().__init__(self.status)  # status_code for Tornado; no log message, the standard reason
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message

@@ -3,7 +3,7 @@
 An invite is claimed by one conditional update, so of many concurrent uses of one token exactly one
 creates an account; if that account cannot be created (its email got taken meanwhile, the doctor
 profile was deleted) the claim is undone, so the invite is not lost. Passwords are hashed off the
-event loop (`server.auth.PasswordHasher`).
+event loop (`infra.auth.PasswordHasher`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from core.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized
 from core.values import to_object_id, utcnow
 from domain import audit, sessions
 from domain.sessions import SignedIn
-from server.auth import hash_secret, new_invite_token
-from server.store import DuplicateKeyError
+from infra.auth import hash_secret, new_invite_token
+from infra.store import DuplicateKeyError
 
 log = logging.getLogger("medpharma.auth")
 
@@ -51,7 +51,7 @@ async def register(services, body: dict, client_address: str | None = None) -> S
 
 async def sign_in(services, email: str, password: str, client_address: str) -> SignedIn:
     """Same answer for a wrong email and a wrong password; failures are limited per email and per
-    client address before any password is checked (`server.ratelimit.LoginLimits`)."""
+    client address before any password is checked (`infra.ratelimit.LoginLimits`)."""
     email = email.strip().lower()
     async with services.login_limits.attempt(email, client_address) as attempt:
         user = await services.store.find_user_by_email(email)

@@ -3,7 +3,7 @@
 Each write names the status and `version` it read; if someone changed the appointment in between,
 the write matches nothing and we re-read and decide again, so two concurrent changes can never both
 apply to the same starting state. The sparse unique indexes on `waitingKey` and `consultingDoctor`
-(see `server.store`) keep "one waiting booking per patient and doctor" and "one consultation per
+(see `infra.store`) keep "one waiting booking per patient and doctor" and "one consultation per
 doctor" true under any interleaving, with no transactions.
 """
 
@@ -20,8 +20,8 @@ from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.statuses import CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_transition
 from core.values import to_object_id, utcnow
 from domain import audit, publish
-from server.auth import new_room_token
-from server.store import DuplicateKeyError
+from infra.auth import new_room_token
+from infra.store import DuplicateKeyError
 
 ATTEMPTS = 5
 BOOKING_HORIZON = timedelta(days=366)  # also keeps date arithmetic in the ETA far from datetime.max

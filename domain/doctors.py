@@ -13,7 +13,7 @@ from core.doctors import DEFAULT_AVG_CONSULT_MINUTES, MAX_AWAY_HOURS
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.values import to_object_id, utcnow
 from domain import audit, publish, sessions
-from server.store import DuplicateKeyError
+from infra.store import DuplicateKeyError
 
 EMAIL_TAKEN = "A doctor with this email already exists."
 HAS_PATIENTS = "This doctor still has waiting or in-consultation appointments."

@@ -19,7 +19,7 @@ from typing import Awaitable, Callable
 from core.access import Principal
 from core.errors import ApiError, Conflict
 from core.values import utcnow
-from server.store import IDEMPOTENCY_SECONDS
+from infra.store import IDEMPOTENCY_SECONDS
 
 ANSWER_WAIT_SECONDS = 10.0
 

@@ -4,7 +4,7 @@ stolen refresh token) and its access tokens stop working at once, on every node.
 A session is a document in the store holding the hash of its current refresh token. Refreshing spends
 that token and issues the next (rotation); a spent token presented again means a copy was stolen, so
 the whole session ends (reuse detection, as OAuth 2.1 recommends). Ends are published on the bus: each
-node keeps the ended sessions and disabled accounts in memory (`server.revocations`), so checking a
+node keeps the ended sessions and disabled accounts in memory (`infra.revocations`), so checking a
 token never costs a store round trip.
 """
 
@@ -19,8 +19,8 @@ from core import metrics
 from core.access import Principal
 from core.errors import Unauthorized
 from core.values import to_object_id, utcnow
-from server.auth import hash_secret, new_refresh_token
-from server.revocations import AccountDisabled, SessionsRevoked
+from infra.auth import hash_secret, new_refresh_token
+from infra.revocations import AccountDisabled, SessionsRevoked
 
 REFRESH_REFUSED = "The refresh token is not valid; sign in again."
 

@@ -18,16 +18,16 @@ from tornado import web
 
 from core import metrics
 from core.access import Principal
-from server.auth import TokenError
+from core.limits import MAX_BODY_BYTES
+from infra.auth import TokenError
 from core.errors import (ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
                          ValidationFailed)
-from server.logs import request_id_for
+from infra.logs import request_id_for
 from core.values import canonical_id
 from domain import audit
 
 log = logging.getLogger("medpharma.http")
 
-MAX_BODY_BYTES = 64 * 1024
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
                  415: "unsupported_media_type", 429: "rate_limited", 503: "store_unavailable"}
@@ -49,8 +49,30 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+class JsonErrors:
+    """Mixed into every handler (the API's, the web app's files, the socket's upgrade): an `ApiError`
+    answers with the status it carries, any error answers the API's JSON shape, and an expected
+    answer stays out of the error log. Tornado calls `send_error` with 500 for any exception that is
+    not its own `HTTPError`; the status is taken from our error instead."""
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            status_code = exc.status
+        super().send_error(status_code, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+        write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
+
+    def log_exception(self, typ, value, tb) -> None:
+        if not is_expected_error(value):
+            super().log_exception(typ, value, tb)
+
+
 @web.stream_request_body
-class APIHandler(web.RequestHandler):
+class APIHandler(JsonErrors, web.RequestHandler):
     route = "unmatched"
 
     def initialize(self, route: str = "unmatched") -> None:
@@ -192,16 +214,10 @@ class APIHandler(web.RequestHandler):
         self.finish(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if status_code == 405:
-            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         if not self._prepared:
             self.set_header("Connection", "close")
             self.request_id = self.request_id or request_id_for(self.request)  # refused before prepare()
-        write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
-
-    def log_exception(self, typ, value, tb) -> None:
-        if not is_expected_error(value):
-            super().log_exception(typ, value, tb)
+        super().write_error(status_code, **kwargs)
 
     def on_connection_close(self) -> None:
         self.services.in_flight.discard(self)

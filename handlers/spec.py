@@ -17,23 +17,14 @@ import re
 from tornado import template
 
 from handlers.base import APIHandler
-from handlers.outbox import SLOW_READER_CLOSE_CODE
+from core.limits import CLOSE_CODES, MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS, PING_INTERVAL_SECONDS
 from handlers.web import CONTENT_SECURITY_POLICY
-from handlers.ws import MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS
 from schemas.asyncapi import build_asyncapi
 from schemas.openapi import build_openapi
-from server.revocations import ACCOUNT_DISABLED_CLOSE_CODE, SESSION_ENDED_CLOSE_CODE
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
-CLOSE_CODES = {
-    1001: "The server is shutting down: reconnect (to another node).",
-    1009: f"A client frame was larger than {MAX_FRAME_BYTES} bytes.",
-    SLOW_READER_CLOSE_CODE: "The client stopped reading and too many one-off events piled up.",
-    SESSION_ENDED_CLOSE_CODE: "The token expired or its session ended: reconnect with a fresh token.",
-    ACCOUNT_DISABLED_CLOSE_CODE: "The account was disabled.",
-}
 LIMITS = (f"Frames up to {MAX_FRAME_BYTES} bytes; at most {MAX_SUBSCRIPTIONS} subscriptions per socket. The "
-          "server pings every 20 s and drops peers that do not answer.")
+          f"server pings every {PING_INTERVAL_SECONDS} s and drops peers that do not answer.")
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from tornado import web
 
 from handlers.base import write_json_error
 from core import metrics
-from server.logs import request_id_for
+from infra.logs import request_id_for
 
 WEB_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
 INDEX = "index.html"

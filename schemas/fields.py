@@ -11,6 +11,7 @@ from datetime import timezone
 
 from marshmallow import ValidationError, fields, validate
 
+from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
 from core.values import format_utc, to_object_id, truncate_ms
 
 
@@ -113,13 +114,13 @@ class ObjectIdField(fields.Field):
 
 
 class Password(fields.String):
-    """8 to 72 bytes: bcrypt ignores everything past byte 72, so longer would be a silent lie."""
+    """`MIN_PASSWORD_BYTES` to `MAX_PASSWORD_BYTES`: bcrypt ignores every byte past its limit."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         size = len(text.encode("utf-8"))
-        if size < 8 or size > 72:
-            raise ValidationError("Must be 8 to 72 bytes long.")
+        if size < MIN_PASSWORD_BYTES or size > MAX_PASSWORD_BYTES:
+            raise ValidationError(f"Must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes long.")
         return text
 
 

@@ -17,7 +17,7 @@ import sys
 
 from config.settings import ConfigError, load_settings
 from core.errors import StartupError, StoreUnavailable
-from server.logs import configure_logging
+from infra.logs import configure_logging
 
 log = logging.getLogger("medpharma.server")
 
@@ -122,7 +122,7 @@ async def run_eta_replay(settings, args) -> int:
     from datetime import date, datetime, time, timezone
 
     from server.replay import ReplayError, history_from_store, replay_lines
-    from server.store import Store
+    from infra.store import Store
     from core.values import to_object_id
 
     try:

@@ -17,23 +17,26 @@ from typing import Any, Callable
 
 from tornado import web
 
-from actors.hub import Hub
+from live.hub import Hub
 from actors.registry import QueueRegistry, system_clock
 from config.settings import Settings
 from core.days import ClinicCalendar
-from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app, ws
+from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app
+from live import ws
 from handlers.base import LivenessHandler, NotFoundHandler
 from core import metrics
-from server.auth import PasswordHasher, TokenIssuer
-from server.bus import PRESENCE_REPORT_SECONDS, InProcessBus, RedisBus
-from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS, EdgeHTTPServer
-from server.logs import log_request
-from server.ratelimit import LoginLimits, RegistrationLimits
-from server.revocations import ACCOUNT_DISABLED_CLOSE_CODE, SESSION_ENDED_CLOSE_CODE, Revocations
+from core.limits import (ACCOUNT_DISABLED_CLOSE_CODE, HARD_BODY_BYTES, MAX_FRAME_BYTES, PING_INTERVAL_SECONDS,
+                         PING_TIMEOUT_SECONDS, SESSION_ENDED_CLOSE_CODE)
+from infra.auth import PasswordHasher, TokenIssuer
+from infra.bus import PRESENCE_REPORT_SECONDS, InProcessBus, RedisBus
+from infra.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS, EdgeHTTPServer
+from infra.logs import log_request
+from infra.ratelimit import LoginLimits, RegistrationLimits
+from infra.revocations import Revocations
 from core.errors import StartupError
 from domain.sessions import load_revocations
 from domain.accounts import seed_admin
-from server.store import Store
+from infra.store import Store
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.server")
@@ -51,7 +54,7 @@ def tune_garbage_collector() -> None:
 
     A change fanned out to N watching sockets briefly holds tracked objects per socket (the stream's
     write future and its done callback; when this was measured, also a wake-up callback per outbox,
-    since replaced by one per fan-out, `handlers.outbox.Wakeups`): thousands
+    since replaced by one per fan-out, `live.outbox.Wakeups`): thousands
     of objects that all die by reference counting a moment later. With a threshold of 700 the
     collector runs in the middle of every fan-out, finds them alive, and promotes them to the older
     generations, where they count towards a full collection, which scans every object of every
@@ -147,9 +150,9 @@ def make_app(services: Services) -> web.Application:
         default_handler_class=NotFoundHandler,
         default_handler_args={"route": "unmatched"},
         log_function=log_request,
-        websocket_ping_interval=20,
-        websocket_ping_timeout=20,
-        websocket_max_message_size=ws.MAX_FRAME_BYTES,
+        websocket_ping_interval=PING_INTERVAL_SECONDS,
+        websocket_ping_timeout=PING_TIMEOUT_SECONDS,
+        websocket_max_message_size=MAX_FRAME_BYTES,
         compress_response=False,
         serve_traceback=False,
     )
@@ -234,8 +237,7 @@ class Server:
         self.services.queues.start()
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
         app = make_app(self.services)
-        # The API refuses bodies over 64 KiB itself (413); this is only the hard stop.
-        self.http = EdgeHTTPServer(app, max_body_size=1024 * 1024, xheaders=False,
+        self.http = EdgeHTTPServer(app, max_body_size=HARD_BODY_BYTES, xheaders=False,
                                    header_timeout=self.header_timeout, idle_timeout=self.idle_timeout)
         self.http.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]

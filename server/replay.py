@@ -38,7 +38,7 @@ from core.values import format_utc
 from domain import publish
 from domain.appointments import status_update
 from domain.doctors import status_changes
-from server.store import DuplicateKeyError, Store
+from infra.store import DuplicateKeyError, Store
 
 REPLAY_STATUSES = ("confirmed", "in_consultation", "completed", "no_show", "cancelled")
 # --from-store: how often the queue is observed while someone waits whose booking is near (within

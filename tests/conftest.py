@@ -24,7 +24,7 @@ from tornado.websocket import websocket_connect
 
 from config.settings import Settings
 from server.app import Server
-from server.store import Store
+from infra.store import Store
 
 TEST_MONGO_URI = os.environ.get("MEDPHARMA_TEST_MONGO_URI") or None
 ADMIN_EMAIL = "root@medpharma.test"

@@ -9,11 +9,12 @@ import pytest
 from bson import ObjectId
 
 from actors.doctor import DoctorActor, DoctorNotFound
-from actors.hub import Hub, appointment_room, doctor_room
+from actors.rooms import appointment_room, doctor_room
+from live.hub import Hub
 from actors.messages import AppointmentsChanged, DoctorChanged, Reload
 from actors.registry import QueueRegistry
 from core.access import Principal
-from server.store import Store
+from infra.store import Store
 
 T0 = datetime(2030, 5, 6, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -506,7 +507,7 @@ async def test_actor_learns_a_finished_consultation_and_a_reloaded_actor_keeps_i
     """The write workflow records the lesson in the store and the live actor applies the same one in
     memory; an actor that reloads (a restart) reads it back identically."""
     from domain.learning import learn_from
-    from server.store import Store
+    from infra.store import Store
 
     store = Store.connect(None, "actor_learning")
     now = datetime(2026, 11, 23, 10, tzinfo=timezone.utc)

@@ -120,7 +120,7 @@ def test_a_wrong_example_would_be_caught():
 
 
 def test_socket_messages_cover_every_frame_type_the_handler_reads():
-    from handlers.ws import FRAME_KEYS
+    from live.ws import FRAME_KEYS
     messages = asyncapi_document()["components"]["messages"]
     client = {m["name"] for k, m in messages.items() if k.startswith("client")}
     assert client == {"queue:subscribe", "queue:unsubscribe", "ping", "auth"}

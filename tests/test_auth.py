@@ -14,7 +14,7 @@ import jwt
 from bson import ObjectId
 import pytest
 
-from server.auth import TokenIssuer
+from infra.auth import TokenIssuer
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
 
 USER_KEYS = {"id", "name", "email", "role", "disabled"}

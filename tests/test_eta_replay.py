@@ -162,7 +162,7 @@ def test_history_from_the_store_replays_like_the_recorded_lines():
 
     from config.settings import load_settings
     from server.replay import history_from_store, replay_lines
-    from server.store import Store
+    from infra.store import Store
 
     day = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
 

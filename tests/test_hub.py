@@ -4,7 +4,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from actors.state_frames import state_message
-from actors.hub import Hub, Outgoing
+from actors.rooms import Outgoing
+from live.hub import Hub
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot
 from core.days import UTC_CALENDAR
 from core.access import Principal

@@ -10,7 +10,7 @@ from actors import learning
 from actors.eta import estimate_queue
 from actors.learning import (CALL_BUSY, CALL_FIRST, CALL_IDLE, CONSULTATION, NO_SHOW, DoctorStats, LearningEvent, apply,
                              apply_all, conditional_quantile, events_for, store_update)
-from server.store import Store
+from infra.store import Store
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 

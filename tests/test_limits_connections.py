@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from server.app import Server
-from server.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS
+from infra.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS
 from tests.conftest import free_port, make_settings, start_harness, stop_harness
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 
-import server.store
+import infra.store
 from core import metrics
 from server.app import GC_YOUNG_THRESHOLD, tune_garbage_collector
-from server.logs import JsonFormatter
+from infra.logs import JsonFormatter
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harness
 
 DRIVER_MESSAGE = "No servers found yet, Timeout: 30s, Topology Description: <secret-driver-detail>"
@@ -199,7 +199,7 @@ async def test_readyz_follows_the_store(harness, monkeypatch):
     async def hangs(*args, **kwargs):
         await asyncio.sleep(3600)
 
-    monkeypatch.setattr(server.store, "PING_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(infra.store, "PING_TIMEOUT_SECONDS", 0.05)
     monkeypatch.setattr(db, "command", hangs)
     stuck = await harness.api.get("/readyz")
     assert stuck.status == 503 and stuck.body["code"] == "store_unavailable"

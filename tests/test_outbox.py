@@ -4,8 +4,8 @@ a write is buffered, and a failed write ends it."""
 import asyncio
 import json
 
-from actors.hub import Outgoing
-from handlers.outbox import Outbox
+from actors.rooms import Outgoing
+from live.outbox import Outbox
 
 
 class Socket:
@@ -112,7 +112,7 @@ async def test_the_request_that_caused_a_change_is_answered_before_the_fan_out_w
     answers it: the booking must resume (and answer its patient) before the sockets are written to,
     not after thousands of them (on a hotline of 3,000 watchers it waited 0.37 s of a 0.65 s fan-out)."""
     from actors.base import Actor
-    from actors.hub import Hub
+    from live.hub import Hub
 
     order: list[str] = []
     hub = Hub()

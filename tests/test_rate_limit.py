@@ -16,8 +16,8 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from core.errors import Busy, RateLimited
-from server.auth import MAX_HASHING_PER_CLIENT, MAX_HASHING_WAITING, HashingPool
-from server.ratelimit import LoginLimits, WindowLimit
+from infra.auth import MAX_HASHING_PER_CLIENT, MAX_HASHING_WAITING, HashingPool
+from infra.ratelimit import LoginLimits, WindowLimit
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harness
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -17,9 +17,9 @@ from bson import ObjectId, json_util
 
 from actors.messages import AppointmentsChanged, DoctorDeleted
 from core import metrics
-from server.bus import (BadMessage, channel_name, decode_change, encode_change, sign, signing_key,
+from infra.bus import (BadMessage, channel_name, decode_change, encode_change, sign, signing_key,
                         verify)
-from server.store import Store
+from infra.store import Store
 from tests.conftest import REDIS_URL, JWT_SECRET, TEST_MONGO_URI, start_harness, stop_harness
 
 

@@ -12,8 +12,8 @@ from actors.state_frames import state_message, state_pieces
 from core.access import Principal
 from core.days import UTC_CALENDAR
 from core.values import format_utc
-from handlers import wire
-from handlers.wire import frame_header
+from live import wire
+from live.wire import frame_header
 from tests.conftest import future, start_harness, stop_harness
 from tests.test_ws import clinic, patients_booked, subscribed
 

@@ -10,7 +10,7 @@ from bson import ObjectId
 from tornado.httpclient import HTTPClientError
 
 from tests.conftest import future, start_harness, stop_harness
-from handlers.ws import MAX_SUBSCRIPTIONS
+from core.limits import MAX_SUBSCRIPTIONS
 
 UPDATE_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "isRunningLate",
                "lateByMinutes"}

@@ -5,7 +5,7 @@ import asyncio
 from bson import ObjectId
 
 from core import metrics
-from server.auth import TokenIssuer
+from infra.auth import TokenIssuer
 from tests.conftest import JWT_SECRET
 
 

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-SESSION_ENDED_CLOSE_CODE = 4001   # "authenticate again" (the same code as an expired token)
-ACCOUNT_DISABLED_CLOSE_CODE = 4003
 
 
 @dataclass(frozen=True)

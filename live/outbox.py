@@ -35,13 +35,13 @@ from collections import deque
 from functools import partial
 from typing import Any, Callable, Sequence
 
-from actors.hub import Outgoing
+from actors.rooms import Outgoing
 from core import metrics
+from core.limits import SLOW_READER_CLOSE_CODE
 
 log = logging.getLogger("medpharma.ws")
 
 MAX_PENDING_EVENTS = 256
-SLOW_READER_CLOSE_CODE = 1013
 
 
 class Outbox:

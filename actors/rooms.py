@@ -1,8 +1,8 @@
-"""Rooms: who is listening to which doctor and which appointment.
+"""What actors publish, and where: the `Outgoing` message and the names of the rooms.
 
-Actors publish into rooms without knowing what a socket is; anything with `offer` and `offer_event`
-can subscribe (the WebSocket handler's outbox does). Publishing is synchronous and never waits on a
-subscriber: a slow reader's outbox absorbs or coalesces what it is offered.
+Actors publish into rooms without knowing what a socket is: they are handed something with
+`publish(room, message, key)` and `watched(room)` (`Rooms`), which the socket transport (`live.hub`)
+implements. Publishing is synchronous and never waits on a subscriber.
 
 A message may carry a `render(viewer)` instead of fixed data: a doctor's queue looks different to
 the doctor (names) and to a patient (no identities, "mine" flags), and the outbox renders it only
@@ -11,7 +11,6 @@ when it is about to write, so a socket that falls behind never pays to render va
 
 from __future__ import annotations
 
-from collections import defaultdict
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
@@ -64,14 +63,14 @@ class Outgoing:
         return frame
 
 
-class Subscriber(Protocol):
-    viewer: Any
+class Rooms(Protocol):
+    """Where an actor publishes: `live.hub.Hub` in the server, a recorder in tests."""
 
-    def offer(self, key: str, message: Outgoing) -> None:
-        """Latest-value delivery: replaces an unsent message with the same key."""
+    def publish(self, room: str, message: Outgoing, key: str | None = None) -> int:
+        """Offers to every member; `key` makes it latest-value, else it is an event. Returns members."""
 
-    def offer_event(self, message: Outgoing) -> None:
-        """Every-value delivery, bounded: a subscriber past its bound is dropped."""
+    def watched(self, room: str) -> bool:
+        """Whether anyone listens in this room (an actor with no watchers may be evicted)."""
 
 
 def doctor_room(doctor_id: str) -> str:
@@ -80,36 +79,3 @@ def doctor_room(doctor_id: str) -> str:
 
 def appointment_room(appointment_id: str) -> str:
     return f"appointment:{appointment_id}"
-
-
-class Hub:
-    def __init__(self) -> None:
-        self._rooms: dict[str, set[Subscriber]] = defaultdict(set)
-
-    def join(self, room: str, subscriber: Subscriber) -> None:
-        self._rooms[room].add(subscriber)
-
-    def leave(self, room: str, subscriber: Subscriber) -> None:
-        members = self._rooms.get(room)
-        if members is not None:
-            members.discard(subscriber)
-            if not members:
-                del self._rooms[room]
-
-    def watched(self, room: str) -> bool:
-        return room in self._rooms
-
-    def member_count(self, room: str) -> int:
-        return len(self._rooms.get(room, ()))
-
-    def publish(self, room: str, message: Outgoing, key: str | None = None) -> int:
-        """Offers to every member; `key` makes it latest-value, else it is an event. Returns members."""
-        members = self._rooms.get(room)
-        if not members:
-            return 0
-        for subscriber in tuple(members):
-            if key is None:
-                subscriber.offer_event(message)
-            else:
-                subscriber.offer(key, message)
-        return len(members)

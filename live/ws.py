@@ -18,15 +18,16 @@ from urllib.parse import urlsplit
 from tornado import websocket
 from tornado.httputil import HTTPHeaders
 
-from actors.hub import Outgoing, appointment_room, doctor_room
+from actors.rooms import Outgoing, appointment_room, doctor_room
 from actors.state_frames import state_message
-from handlers.base import allowed_methods, bearer_token, is_expected_error, write_json_error
-from handlers.outbox import SLOW_READER_CLOSE_CODE, Outbox
-from handlers.wire import write_text_pieces
+from handlers.base import JsonErrors, bearer_token
+from live.outbox import Outbox
+from live.wire import write_text_pieces
 from core import metrics
-from server.auth import TokenError
-from server.revocations import SESSION_ENDED_CLOSE_CODE
-from server.logs import request_id_for
+from infra.auth import TokenError
+from core.limits import (GOING_AWAY_CLOSE_CODE, MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS, SESSION_ENDED_CLOSE_CODE,
+                         SLOW_READER_CLOSE_CODE)
+from infra.logs import request_id_for
 from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized, ValidationFailed
 from core.values import canonical_id, format_utc
 from domain import presence
@@ -34,8 +35,6 @@ from domain.queues import locate_appointment, snapshot_of
 
 log = logging.getLogger("medpharma.ws")
 
-MAX_SUBSCRIPTIONS = 32
-MAX_FRAME_BYTES = 4096
 FRAME_KEYS = {"type", "doctorId", "appointmentId", "token"}
 SOCKETS_FULL_RETRY_AFTER_SECONDS = 10
 
@@ -47,7 +46,7 @@ class FrameError(Exception):
         self.message = message
 
 
-class QueueSocket(websocket.WebSocketHandler):
+class QueueSocket(JsonErrors, websocket.WebSocketHandler):
     def initialize(self, route: str = "/ws") -> None:
         self.route = route
         self.viewer = None
@@ -139,15 +138,6 @@ class QueueSocket(websocket.WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         return True  # already decided in prepare(), with a JSON 403
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        if status_code == 405:
-            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
-        write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
-
-    def log_exception(self, typ, value, tb) -> None:
-        if not is_expected_error(value):
-            super().log_exception(typ, value, tb)
 
     # -- the open socket -----------------------------------------------------------------------------
     def open(self) -> None:
@@ -249,7 +239,7 @@ class QueueSocket(websocket.WebSocketHandler):
     def shutdown(self) -> None:
         """Server going away: 1001, as RFC 6455 asks."""
         self.drop_reason = "shutdown"
-        self.close(1001, "server shutting down")
+        self.close(GOING_AWAY_CLOSE_CODE, "server shutting down")
 
     def _drop_slow_reader(self) -> None:
         self.drop_reason = "slow_reader"

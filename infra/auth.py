@@ -25,11 +25,11 @@ import jwt
 from core import metrics
 from core.access import ROLES, Principal
 from core.errors import Busy, RateLimited
+from core.limits import MAX_PASSWORD_BYTES
 from core.values import canonical_id
-from server.ratelimit import REFUSAL_PAUSE_SECONDS
+from infra.ratelimit import REFUSAL_PAUSE_SECONDS
 
 ALGORITHM = "HS256"
-MAX_PASSWORD_BYTES = 72  # bcrypt's limit; longer passwords are refused at registration
 
 # bcrypt releases the GIL, so two threads use both cores; more would only queue inside the pool.
 HASHING_WORKERS = 2

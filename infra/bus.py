@@ -43,7 +43,7 @@ from bson import json_util
 from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
 from core import metrics
 from core.tasks import cancel_and_wait
-from server.revocations import AccountDisabled, SessionsRevoked
+from infra.revocations import AccountDisabled, SessionsRevoked
 
 log = logging.getLogger("medpharma.bus")
 
