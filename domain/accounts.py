@@ -14,7 +14,8 @@ from datetime import timedelta
 from core import metrics
 from core.access import Principal
 from core.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized
-from core.values import to_object_id, utcnow
+from core.policy import guarded
+from core.values import to_object_id
 from domain import audit, sessions
 from domain.sessions import SignedIn
 from infra.auth import hash_secret, new_invite_token
@@ -25,8 +26,7 @@ log = logging.getLogger("medpharma.auth")
 EMAIL_TAKEN = "An account with this email already exists."
 
 
-def new_user(name: str, email: str, password_hash: str, role: str, doctor_id=None) -> dict:
-    now = utcnow()
+def new_user(now, name: str, email: str, password_hash: str, role: str, doctor_id=None) -> dict:
     user = {"name": name, "email": email, "passwordHash": password_hash, "role": role,
             "createdAt": now, "updatedAt": now}
     if doctor_id is not None:
@@ -34,6 +34,7 @@ def new_user(name: str, email: str, password_hash: str, role: str, doctor_id=Non
     return user
 
 
+@guarded("auth.register")
 async def register(services, body: dict, client_address: str | None = None) -> SignedIn:
     """Public registration: always a patient; limited per client address (only registrations that
     went through count)."""
@@ -43,12 +44,13 @@ async def register(services, body: dict, client_address: str | None = None) -> S
             raise Conflict(EMAIL_TAKEN, code="email_taken")
         password_hash = await services.hasher.hash(body["password"], client=client_address)
         try:
-            user = await store.insert_user(new_user(body["name"], body["email"], password_hash, "patient"))
+            user = await store.insert_user(new_user(services.clock(), body["name"], body["email"], password_hash, "patient"))
         except DuplicateKeyError:
             raise Conflict(EMAIL_TAKEN, code="email_taken") from None
     return await sessions.open_session(services, user)
 
 
+@guarded("auth.login")
 async def sign_in(services, email: str, password: str, client_address: str) -> SignedIn:
     """Same answer for a wrong email and a wrong password; failures are limited per email and per
     client address before any password is checked (`infra.ratelimit.LoginLimits`)."""
@@ -68,6 +70,7 @@ async def sign_in(services, email: str, password: str, client_address: str) -> S
     return await sessions.open_session(services, user)
 
 
+@guarded("auth.change_password")
 async def change_password(services, principal: Principal, current: str, new: str) -> None:
     """Every other session of the user ends: whoever else knew the old password is signed out."""
     store = services.store
@@ -75,11 +78,12 @@ async def change_password(services, principal: Principal, current: str, new: str
     if not await services.hasher.verify(current, user["passwordHash"]):
         metrics.auth_failures_total.labels("bad_credentials").inc()
         raise Unauthorized("The current password is wrong.", code="invalid_credentials")
-    await store.set_password(user["_id"], await services.hasher.hash(new))
+    await store.set_password(user["_id"], await services.hasher.hash(new), services.clock())
     await sessions.end_other_sessions(services, principal)
     await audit.record(services, principal, "password.changed", principal.user_id)
 
 
+@guarded("auth.me")
 async def current_user(services, principal: Principal) -> dict:
     user = await services.store.find_user(to_object_id(principal.user_id))
     if user is None:
@@ -104,13 +108,15 @@ def invite_query(status: str | None, now) -> dict:
             "active": {"revokedAt": None, "usedAt": None, "expiresAt": {"$gt": now}}}[status]
 
 
-async def page_invites(services, params: dict) -> tuple[list[dict], int]:
-    now = utcnow()
+@guarded("invites.list")
+async def page_invites(services, admin: Principal, params: dict) -> tuple[list[dict], int]:
+    now = services.clock()
     items, total = await services.store.page_invites(invite_query(params.get("status"), now),
                                                      params["limit"], params["offset"])
     return [{**invite, "status": invite_status(invite, now)} for invite in items], total
 
 
+@guarded("invites.revoke")
 async def revoke_invite(services, admin: Principal, invite_id: str) -> None:
     """An unused invite can no longer be redeemed (`invite_revoked`); a used one cannot be revoked."""
     store = services.store
@@ -118,7 +124,7 @@ async def revoke_invite(services, admin: Principal, invite_id: str) -> None:
     if invite is None:
         raise NotFound("Invite not found.")
     if invite.get("usedAt") is None and invite.get("revokedAt") is None:
-        invite = await store.revoke_invite(invite["_id"], utcnow()) or await store.find_invite(invite["_id"])
+        invite = await store.revoke_invite(invite["_id"], services.clock()) or await store.find_invite(invite["_id"])
         if invite.get("revokedAt") is not None:
             await audit.record(services, admin, "invite.revoked", invite_id, email=invite["email"],
                                role=invite["role"])
@@ -126,6 +132,7 @@ async def revoke_invite(services, admin: Principal, invite_id: str) -> None:
         raise Conflict("This invite has already been used; disable the account instead.", code="invite_used")
 
 
+@guarded("invites.create")
 async def create_invite(services, principal: Principal, body: dict) -> tuple[dict, str]:
     """A doctor or admin invite; returns the stored invite and its token (shown once, stored hashed)."""
     store = services.store
@@ -137,7 +144,7 @@ async def create_invite(services, principal: Principal, body: dict) -> tuple[dic
                        code="validation_error")
     if await store.user_email_taken(body["email"]):
         raise Conflict(EMAIL_TAKEN, code="email_taken")
-    now = utcnow()
+    now = services.clock()
     active_key = f"{body['role']}:{body['email']}"
     await store.release_expired_invites(active_key, now)
     token = new_invite_token()
@@ -170,25 +177,26 @@ async def _linked_doctor(services, body: dict):
     return doctor["_id"]
 
 
+@guarded("auth.register_invite")
 async def redeem_invite(services, body: dict, client_address: str | None = None) -> SignedIn:
     """Turns an invite into an account with the invite's role."""
     store = services.store
     token_hash = hash_secret(body["token"])
     invite = await store.find_invite_by_hash(token_hash)
-    _check_usable(invite)
+    _check_usable(invite, services.clock())
     if await store.user_email_taken(invite["email"]):
         raise Conflict(EMAIL_TAKEN, code="email_taken")
     password_hash = await services.hasher.hash(body["password"], client=client_address)
-    claimed = await store.claim_invite(token_hash, utcnow())
+    claimed = await store.claim_invite(token_hash, services.clock())
     if claimed is None:
-        _check_usable(await store.find_invite_by_hash(token_hash))
+        _check_usable(await store.find_invite_by_hash(token_hash), services.clock())
         raise ApiError("This invite has already been used.", code="invite_used")
     doctor_id = claimed.get("doctorId") if claimed["role"] == "doctor" else None
     if claimed["role"] == "doctor" and (doctor_id is None or await store.find_doctor(doctor_id) is None):
         await store.release_invite(claimed)
         raise NotFound("The doctor profile this invite was for no longer exists.", code="doctor_not_found")
     try:
-        user = await store.insert_user(new_user(body["name"], claimed["email"], password_hash, claimed["role"],
+        user = await store.insert_user(new_user(services.clock(), body["name"], claimed["email"], password_hash, claimed["role"],
                                                 doctor_id))
     except DuplicateKeyError:
         await store.release_invite(claimed)
@@ -201,7 +209,7 @@ async def redeem_invite(services, body: dict, client_address: str | None = None)
     return signed_in
 
 
-def _check_usable(invite: dict | None) -> None:
+def _check_usable(invite: dict | None, now) -> None:
     if invite is None:
         metrics.auth_failures_total.labels("invite_invalid").inc()
         raise ApiError("This invite is not valid.", code="invite_invalid")
@@ -211,7 +219,7 @@ def _check_usable(invite: dict | None) -> None:
     if invite.get("usedAt") is not None:
         metrics.auth_failures_total.labels("invite_used").inc()
         raise ApiError("This invite has already been used.", code="invite_used")
-    if invite["expiresAt"] <= utcnow():
+    if invite["expiresAt"] <= now:
         metrics.auth_failures_total.labels("invite_expired").inc()
         raise ApiError("This invite has expired.", code="invite_expired")
 
@@ -231,7 +239,7 @@ async def seed_admin(services, email: str, password: str, name: str) -> str:
         return "exists"
     password_hash = await services.hasher.hash(password)
     try:
-        user = await store.insert_user(new_user(name, email, password_hash, "admin"))
+        user = await store.insert_user(new_user(services.clock(), name, email, password_hash, "admin"))
     except DuplicateKeyError:
         return "exists"
     await audit.record(services, None, "admin.seeded", str(user["_id"]), email=email)

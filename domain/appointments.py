@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 
 from core import metrics
 from core.access import STAFF, Principal, relation
-from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.policy import guarded
 from core.statuses import CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_transition
-from core.values import to_object_id, utcnow
+from core.values import to_object_id
 from domain import audit, publish
 from infra.auth import new_room_token
 from infra.store import DuplicateKeyError
@@ -34,13 +35,13 @@ QUEUE_CHANGED = "The queue changed since you looked at it; check who is in consu
 
 
 # -- reads ------------------------------------------------------------------------------------------
+@guarded("appointments.get")
 async def visible_appointment(services, principal: Principal, appointment_id: str) -> dict:
     """The appointment if the caller is its patient, its doctor or an admin; else 404 / 403."""
     appointment = await services.store.find_appointment(to_object_id(appointment_id))
     if appointment is None:
         raise NotFound("Appointment not found.")
-    if relation_to(principal, appointment) is None:
-        raise Forbidden("This is not your appointment.")
+    visible_appointment.rule.relate(principal, str(appointment["doctor"]), str(appointment["patient"]))
     return appointment
 
 
@@ -48,28 +49,32 @@ def relation_to(principal: Principal | None, appointment: dict) -> str | None:
     return relation(principal, str(appointment["doctor"]), str(appointment["patient"]))
 
 
+@guarded("appointments.mine")
 async def appointments_of_patient(services, principal: Principal) -> list[dict]:
     return await services.store.appointments_of_patient(to_object_id(principal.user_id))
 
 
+@guarded("appointments.of_doctor")
 async def waiting_of_doctor(services, principal: Principal, doctor_id: str) -> list[dict]:
-    if relation(principal, doctor_id) not in STAFF:
-        raise Forbidden("Only this doctor or an admin may list its appointments.")
+    waiting_of_doctor.rule.relate(principal, doctor_id)
     oid = to_object_id(doctor_id)
     if await services.store.find_doctor(oid) is None:
         raise NotFound("Doctor not found.")
     return await services.store.waiting_of_doctor(oid)
 
 
-async def page(services, params: dict) -> tuple[list[dict], int]:
+@guarded("appointments.list")
+async def page(services, admin: Principal, params: dict) -> tuple[list[dict], int]:
     query = {key: params[key] for key in ("status", "doctor") if params.get(key) is not None}
     return await services.store.page_appointments(query, params["limit"], params["offset"])
 
 
 # -- booking -----------------------------------------------------------------------------------------
-async def book(services, principal: Principal, body: dict) -> dict:
-    """A patient's booking: in the future, with an existing doctor, one waiting per doctor."""
-    now = utcnow()
+@guarded("appointments.book")
+async def book(services, principal: Principal, body: dict, *, appointment_id: str | None = None) -> dict:
+    """A patient's booking: in the future, with an existing doctor, one waiting per doctor.
+    `appointment_id` keeps a recorded id (`eta-replay`); the API lets the store choose one."""
+    now = services.clock()
     if body["date"] <= now:
         raise ValidationFailed(details={"date": ["Must be in the future."]})
     if body["date"] > now + BOOKING_HORIZON:
@@ -79,7 +84,7 @@ async def book(services, principal: Principal, body: dict) -> dict:
     if doctor is None:
         raise NotFound("Doctor not found.", code="doctor_not_found")
     patient = to_object_id(principal.user_id)
-    document = {**body, "patient": patient, "status": PENDING, "createdAt": now, "updatedAt": now,
+    document = {**({"_id": to_object_id(appointment_id)} if appointment_id else {}), **body, "patient": patient, "status": PENDING, "createdAt": now, "updatedAt": now,
                 "version": 0, "waitingKey": f"{patient}:{doctor['_id']}"}
     try:
         appointment = await store.insert_appointment(document)
@@ -88,17 +93,15 @@ async def book(services, principal: Principal, body: dict) -> dict:
     if await store.find_doctor(doctor["_id"]) is None:
         # The doctor was deleted while we booked: withdraw the booking instead of orphaning it.
         await store.update_appointment_if(appointment["_id"], PENDING, 0,
-                                          status_update(appointment, CANCELLED, services.settings))
+                                          status_update(appointment, CANCELLED, services.settings, services.clock()))
         raise NotFound("Doctor not found.", code="doctor_not_found")
     await publish.appointments_changed(services, str(doctor["_id"]), appointment)
     return appointment
 
 
 # -- status changes ------------------------------------------------------------------------------------
-def status_update(current: dict, target: str, settings, now: datetime | None = None) -> dict:
-    """The `$set`/`$unset` that moves `current` to `target` and keeps the index fields honest.
-    `now` is `eta-replay`'s clock (server/replay.py); the live server uses the real one."""
-    now = now or utcnow()
+def status_update(current: dict, target: str, settings, now: datetime) -> dict:
+    """The `$set`/`$unset` that moves `current` to `target` at `now`, keeping the index fields honest."""
     update: dict = {"$set": {"status": target, "updatedAt": now}, "$unset": {}}
     if target not in WAITING:
         update["$unset"]["waitingKey"] = ""
@@ -118,7 +121,7 @@ def status_update(current: dict, target: str, settings, now: datetime | None = N
 def update_to(services, appointment: dict, target: str) -> dict:
     """`status_update`, and when a consultation starts, the ETA's score: how far the start is from
     what the live queue told this appointment at least 30 minutes before (the API contract's self-scoring)."""
-    update = status_update(appointment, target, services.settings)
+    update = status_update(appointment, target, services.settings, services.clock())
     if target == IN_CONSULTATION:
         started = update["$set"]["startedAt"]
         expected = services.queues.expectation_for(str(appointment["doctor"]), str(appointment["_id"]), started)
@@ -133,10 +136,14 @@ def scored(started: dict | None) -> None:
         metrics.eta_error_minutes.observe(started["etaErrorMinutes"])
 
 
+@guarded("appointments.set_status")
 async def change_status(services, principal: Principal, appointment_id: str, target: str) -> dict:
     """Checks the table for the caller, then writes; re-reads and re-checks if it lost a race."""
     store = services.store
-    appointment = await visible_appointment(services, principal, appointment_id)
+    appointment = await services.store.find_appointment(to_object_id(appointment_id))
+    if appointment is None:
+        raise NotFound("Appointment not found.")
+    change_status.rule.relate(principal, str(appointment["doctor"]), str(appointment["patient"]))
     for _ in range(ATTEMPTS):
         check_transition(appointment["status"], target, relation_to(principal, appointment))
         try:
@@ -170,16 +177,16 @@ class CallNextResult:
     current: dict | None
 
 
+@guarded("doctors.call_next")
 async def call_next(services, principal: Principal, doctor_id: str, expect_current=NOT_GIVEN) -> CallNextResult:
     """Completes the consultation in progress (if any) and calls the head of today's queue, as one
     change. `expect_current` (an id, or None for "nobody") is what the caller saw in consultation: if
     it is not so any more, nothing changes (`409 queue_changed`). Without it, a second call-next
     within DOUBLE_SUBMIT_WINDOW of the previous one is a double submit and answers that one's result."""
-    if relation(principal, doctor_id) not in STAFF:
-        raise Forbidden("Only this doctor or an admin may do this.")
+    call_next.rule.relate(principal, doctor_id)
     store = services.store
     oid = to_object_id(doctor_id)
-    now = services.queues.clock()  # the queues' clock: "today" and the double-submit window agree with it
+    now = services.clock()  # the queues' clock: "today" and the double-submit window agree with it
     token = secrets.token_hex(8)
     double_submit = expect_current is NOT_GIVEN
     for _ in range(ATTEMPTS):
@@ -213,7 +220,7 @@ async def _complete_and_call(services, oid, expect_current) -> CallNextResult:
     completed = None
     if running is not None:
         completed = await store.update_appointment_if(running["_id"], IN_CONSULTATION, running.get("version", 0),
-                                                      status_update(running, COMPLETED, settings))
+                                                      status_update(running, COMPLETED, settings, services.clock()))
         if completed is None:
             raise Conflict(QUEUE_CHANGED, code="queue_changed")
     try:
@@ -228,7 +235,7 @@ async def _complete_and_call(services, oid, expect_current) -> CallNextResult:
 async def _call_head(services, oid) -> dict | None:
     """Moves the head of today's queue into consultation; None when today's queue is empty."""
     store = services.store
-    end_of_today = services.calendar.end_of(services.calendar.day_of(services.queues.clock()))
+    end_of_today = services.calendar.end_of(services.calendar.day_of(services.clock()))
     for _ in range(ATTEMPTS):
         head = await store.queue_head(oid, end_of_today)
         if head is None:

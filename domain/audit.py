@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from core.access import Principal
 from core.audit import ACTIONS, SECRET_WORDS
-from core.values import to_object_id, utcnow
+from core.policy import guarded
+from core.values import to_object_id
 
 log = logging.getLogger("medpharma.audit")
 
@@ -34,12 +35,13 @@ async def record(services, actor: Principal | None, action: str, target: str | N
     assert not any(word in key.lower() for key in details for word in SECRET_WORDS), details
     info = request_info.get()
     await services.store.insert_audit({
-        "at": utcnow(), "actorId": to_object_id(actor.user_id) if actor else None,
+        "at": services.clock(), "actorId": to_object_id(actor.user_id) if actor else None,
         "actorRole": actor.role if actor else None, "action": action, "target": target,
         "details": details, "requestId": info.request_id, "ip": info.ip})
 
 
-async def page(services, params: dict) -> tuple[list[dict], int]:
+@guarded("audit.list")
+async def page(services, admin: Principal, params: dict) -> tuple[list[dict], int]:
     query = {}
     if params.get("action"):
         query["action"] = params["action"]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.access import STAFF, Principal, relation
+from core.access import Principal
 from core.doctors import DEFAULT_AVG_CONSULT_MINUTES, MAX_AWAY_HOURS
-from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from core.values import to_object_id, utcnow
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.policy import guarded
+from core.values import to_object_id
 from domain import audit, publish, sessions
 from infra.store import DuplicateKeyError
 
@@ -19,10 +20,12 @@ EMAIL_TAKEN = "A doctor with this email already exists."
 HAS_PATIENTS = "This doctor still has waiting or in-consultation appointments."
 
 
+@guarded("doctors.list")
 async def list_doctors(services) -> list[dict]:
     return await services.store.list_doctors()
 
 
+@guarded("doctors.get")
 async def get_doctor(services, doctor_id: str) -> dict:
     doctor = await services.store.find_doctor(to_object_id(doctor_id))
     if doctor is None:
@@ -30,9 +33,11 @@ async def get_doctor(services, doctor_id: str) -> dict:
     return doctor
 
 
-async def create_doctor(services, admin: Principal, body: dict) -> dict:
-    now = utcnow()
-    document = {"name": body["name"], "specialization": body["specialization"], "email": body["email"],
+@guarded("doctors.create")
+async def create_doctor(services, admin: Principal, body: dict, *, doctor_id: str | None = None) -> dict:
+    """`doctor_id` keeps a recorded id (`eta-replay`); the API lets the store choose one."""
+    now = services.clock()
+    document = {**({"_id": to_object_id(doctor_id)} if doctor_id else {}),"name": body["name"], "specialization": body["specialization"], "email": body["email"],
                 "phone": body["phone"], "availability": body.get("availability", []),
                 "avgConsultMinutes": body.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES),
                 "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None,
@@ -45,6 +50,7 @@ async def create_doctor(services, admin: Principal, body: dict) -> dict:
     return doctor
 
 
+@guarded("doctors.update")
 async def update_doctor(services, admin: Principal, doctor_id: str, changes: dict) -> dict:
     doctor = await _write_doctor(services, doctor_id, changes)
     await audit.record(services, admin, "doctor.updated", doctor_id, fields=sorted(changes))
@@ -52,7 +58,7 @@ async def update_doctor(services, admin: Principal, doctor_id: str, changes: dic
 
 
 async def _write_doctor(services, doctor_id: str, changes: dict) -> dict:
-    changes["updatedAt"] = utcnow()
+    changes["updatedAt"] = services.clock()
     try:
         doctor = await services.store.update_doctor(to_object_id(doctor_id), changes)
     except DuplicateKeyError:
@@ -63,6 +69,7 @@ async def _write_doctor(services, doctor_id: str, changes: dict) -> dict:
     return doctor
 
 
+@guarded("doctors.delete")
 async def delete_doctor(services, admin: Principal, doctor_id: str) -> None:
     """Deleting a profile also disables the doctor accounts linked to it: nobody acts for it any more."""
     store = services.store
@@ -80,7 +87,7 @@ async def delete_doctor(services, admin: Principal, doctor_id: str) -> None:
         await store.insert_doctor(doctor)
         raise Conflict(HAS_PATIENTS, code="doctor_has_appointments")
     await publish.doctor_deleted(services, doctor_id)
-    for account in await store.disable_doctor_accounts(oid):
+    for account in await store.disable_doctor_accounts(oid, services.clock()):
         await sessions.user_disabled(services, str(account["_id"]), True)
     await audit.record(services, admin, "doctor.deleted", doctor_id, name=doctor["name"])
 
@@ -95,12 +102,12 @@ def status_changes(body: dict) -> dict:
     return changes
 
 
+@guarded("doctors.set_status")
 async def set_status(services, principal: Principal, doctor_id: str, body: dict) -> dict:
     """Lateness, the consultation length, a break. `isRunningLate: false` without `lateByMinutes`
     resets the lateness to 0; a break may be announced at most MAX_AWAY_HOURS ahead."""
-    if relation(principal, doctor_id) not in STAFF:
-        raise Forbidden("Only this doctor or an admin may do this.")
-    now = utcnow()
+    set_status.rule.relate(principal, doctor_id)
+    now = services.clock()
     body = status_changes(body)
     away_until = body.get("awayUntil")
     if away_until is not None and away_until > now + timedelta(hours=MAX_AWAY_HOURS):

@@ -18,7 +18,7 @@ from typing import Awaitable, Callable
 
 from core.access import Principal
 from core.errors import ApiError, Conflict
-from core.values import utcnow
+
 from infra.store import IDEMPOTENCY_SECONDS
 
 ANSWER_WAIT_SECONDS = 10.0
@@ -32,7 +32,7 @@ async def once(services, principal: Principal, key: str, body,
                run: Callable[[], Awaitable[tuple[int, dict]]]) -> tuple[int, dict]:
     """Runs `run()` the first time (user, key) is seen and stores its answer; afterwards answers that."""
     store = services.store
-    now = utcnow()
+    now = services.clock()
     record = {"userId": principal.user_id, "key": key, "fingerprint": fingerprint(body), "createdAt": now,
               "status": None, "body": None}
     existing = await store.claim_idempotency_key(record, now - timedelta(seconds=IDEMPOTENCY_SECONDS))

@@ -12,8 +12,9 @@ from datetime import date
 
 from actors.doctor import DoctorNotFound
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
-from core.access import Principal, is_staff_of, relation
-from core.errors import Forbidden, NotFound
+from core.access import Principal, is_staff_of
+from core.errors import NotFound
+from core.policy import guarded
 from core.values import to_object_id
 
 
@@ -24,6 +25,14 @@ async def snapshot_of(services, doctor_id: str) -> QueueSnapshot:
         raise NotFound("Doctor not found.") from None
 
 
+@guarded("live.watch_doctor")
+async def watch_doctor(services, viewer: Principal, doctor_id: str) -> QueueSnapshot:
+    """The doctor's queue for a socket that joins its room (anyone signed in; names for staff only,
+    which the rendering decides per viewer)."""
+    return await snapshot_of(services, doctor_id)
+
+
+@guarded("queue.of_doctor")
 async def doctor_queue(services, viewer: Principal, doctor_id: str, day: date | None = None) -> dict:
     """`queue:state` of a clinic day (today by default): names for that doctor and admins only."""
     snapshot = await snapshot_of(services, doctor_id)
@@ -47,6 +56,7 @@ class AppointmentInQueue:
         return {**self.update, "avgConsultMinutes": self.settings.avg_consult_minutes, "awayUntil": away}
 
 
+@guarded("queue.position")
 async def locate_appointment(services, viewer: Principal, appointment_id: str) -> AppointmentInQueue:
     """The appointment's place for a viewer allowed to see it (its patient, its doctor, an admin).
 
@@ -59,15 +69,13 @@ async def locate_appointment(services, viewer: Principal, appointment_id: str) -
         snapshot = await snapshot_of(services, doctor_id)
         entry = snapshot.entry(appointment_id)
         if entry is not None:
-            if relation(viewer, doctor_id, entry.patient) is None:
-                raise Forbidden("This is not your appointment.")
+            locate_appointment.rule.relate(viewer, doctor_id, entry.patient)
             return AppointmentInQueue(snapshot.update_for(appointment_id), snapshot.settings, snapshot, entry,
                                       entry.patient)
     appointment = await services.store.find_appointment(to_object_id(appointment_id))
     if appointment is None:
         raise NotFound("Appointment not found.")
-    if relation(viewer, str(appointment["doctor"]), str(appointment["patient"])) is None:
-        raise Forbidden("This is not your appointment.")
+    locate_appointment.rule.relate(viewer, str(appointment["doctor"]), str(appointment["patient"]))
     try:
         snapshot = await services.queues.snapshot(str(appointment["doctor"]))
     except DoctorNotFound:

@@ -18,7 +18,8 @@ from bson import ObjectId
 from core import metrics
 from core.access import Principal
 from core.errors import Unauthorized
-from core.values import to_object_id, utcnow
+from core.policy import guarded
+from core.values import to_object_id
 from infra.auth import hash_secret, new_refresh_token
 from infra.revocations import AccountDisabled, SessionsRevoked
 
@@ -33,7 +34,7 @@ class SignedIn:
 
 
 async def open_session(services, user: dict) -> SignedIn:
-    now = utcnow()
+    now = services.clock()
     session_id = ObjectId()
     refresh_token = new_refresh_token()
     await services.store.insert_session({
@@ -43,10 +44,11 @@ async def open_session(services, user: dict) -> SignedIn:
     return SignedIn(services.tokens.issue(user, str(session_id)), refresh_token, user)
 
 
+@guarded("auth.refresh")
 async def refresh(services, refresh_token: str) -> SignedIn:
     """The next access token and refresh token; the one presented is spent."""
     store = services.store
-    now = utcnow()
+    now = services.clock()
     spent = hash_secret(refresh_token)
     replacement = new_refresh_token()
     session = await store.rotate_session(spent, hash_secret(replacement), now)
@@ -63,6 +65,7 @@ async def refresh(services, refresh_token: str) -> SignedIn:
     return SignedIn(services.tokens.issue(user, str(session["_id"])), replacement, user)
 
 
+@guarded("auth.logout")
 async def logout(services, principal: Principal) -> None:
     if principal.session_id is not None:
         await end_sessions(services, {"_id": to_object_id(principal.session_id)}, "logout")
@@ -83,7 +86,7 @@ async def user_disabled(services, user_id: str, disabled: bool) -> None:
 
 
 async def end_sessions(services, query: dict, reason: str) -> list[str]:
-    session_ids = await services.store.revoke_sessions(query, utcnow(), reason)
+    session_ids = await services.store.revoke_sessions(query, services.clock(), reason)
     if session_ids:
         await services.bus.publish(SessionsRevoked(tuple(session_ids)))
     return session_ids
@@ -92,6 +95,6 @@ async def end_sessions(services, query: dict, reason: str) -> list[str]:
 async def load_revocations(services) -> None:
     """At start: what every node must already refuse."""
     lifetime = services.settings.jwt_expires_seconds
-    revoked = await services.store.revoked_since(utcnow() - timedelta(seconds=lifetime))
+    revoked = await services.store.revoked_since(services.clock() - timedelta(seconds=lifetime))
     disabled = await services.store.disabled_user_ids()
     services.revocations.load([(sid, at.timestamp()) for sid, at in revoked], [str(u) for u in disabled])

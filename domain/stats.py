@@ -5,20 +5,21 @@ from __future__ import annotations
 from datetime import date
 from statistics import fmean
 
-from core.access import STAFF, Principal, relation
-from core.errors import Forbidden, NotFound
+from core.access import Principal
+from core.errors import NotFound
+from core.policy import guarded
 from core.statuses import CANCELLED, COMPLETED, NO_SHOW, WAITING
 from core.values import to_object_id
 
 
+@guarded("doctors.day_stats")
 async def day_stats(services, principal: Principal, doctor_id: str, day: date | None) -> dict:
-    if relation(principal, doctor_id) not in STAFF:
-        raise Forbidden("Only this doctor or an admin may see its day in numbers.")
+    day_stats.rule.relate(principal, doctor_id)
     store, calendar = services.store, services.calendar
     oid = to_object_id(doctor_id)
     if await store.find_doctor(oid) is None:
         raise NotFound("Doctor not found.")
-    day = day or calendar.day_of(services.queues.clock())
+    day = day or calendar.day_of(services.clock())
     booked = await store.appointments_between(oid, calendar.start_of(day), calendar.end_of(day))
     waits = [max(0.0, _minutes(a["startedAt"] - a["date"])) for a in booked if a.get("startedAt") is not None]
     consults = [_minutes(a["completedAt"] - a["startedAt"]) for a in booked

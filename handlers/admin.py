@@ -18,21 +18,21 @@ audit_query_schema = AuditQuerySchema()
 
 class InvitesHandler(APIHandler):
     async def post(self) -> None:
-        principal = self.require_user("admin")
+        principal = self.caller_of(accounts.create_invite)
         body = load_body(invite_create_schema, self.json_body())
         invite, token = await accounts.create_invite(self.services, principal, body)
         self.send_json(invite_created_schema.dump({**invite, "token": token}), 201)
 
     async def get(self) -> None:
-        self.require_user("admin")
+        admin = self.caller_of(accounts.page_invites)
         params = load_body(invite_list_query_schema, self.query_arguments())
-        items, total = await accounts.page_invites(self.services, params)
+        items, total = await accounts.page_invites(self.services, admin, params)
         self.send_page([listed_invite(i) for i in items], total, params)
 
 
 class InviteHandler(APIHandler):
     async def delete(self, invite_id: str) -> None:
-        admin = self.require_user("admin")
+        admin = self.caller_of(accounts.revoke_invite)
         await accounts.revoke_invite(self.services, admin, self.path_id(invite_id, "Invite"))
         self.set_status(204)
         self.finish()
@@ -40,15 +40,15 @@ class InviteHandler(APIHandler):
 
 class UsersHandler(APIHandler):
     async def get(self) -> None:
-        self.require_user("admin")
+        admin = self.caller_of(users.page)
         params = load_body(user_list_query_schema, self.query_arguments())
-        items, total = await users.page(self.services, params)
+        items, total = await users.page(self.services, admin, params)
         self.send_page([public_user(u) for u in items], total, params)
 
 
 class UserHandler(APIHandler):
     async def patch(self, user_id: str) -> None:
-        admin = self.require_user("admin")
+        admin = self.caller_of(users.set_disabled)
         user_id = self.path_id(user_id, "User")
         body = load_body(user_patch_schema, self.json_body())
         self.send_json(public_user(await users.set_disabled(self.services, admin, user_id, body["disabled"])))
@@ -56,7 +56,7 @@ class UserHandler(APIHandler):
 
 class AuditHandler(APIHandler):
     async def get(self) -> None:
-        self.require_user("admin")
+        admin = self.caller_of(audit.page)
         params = load_body(audit_query_schema, self.query_arguments())
-        items, total = await audit.page(self.services, params)
+        items, total = await audit.page(self.services, admin, params)
         self.send_page([audit_entry_schema.dump(e) for e in items], total, params)

@@ -21,7 +21,7 @@ IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,64}")  # 1-64 printable characters
 
 class AppointmentsHandler(APIHandler):
     async def post(self) -> None:
-        principal = self.require_user("patient")
+        principal = self.caller_of(appointments.book)
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise ValidationFailed(details={"Idempotency-Key": ["Give 1 to 64 printable characters."]})
@@ -38,22 +38,22 @@ class AppointmentsHandler(APIHandler):
         self.send_json(answer, status)
 
     async def get(self) -> None:
-        principal = self.require_user("admin")
+        principal = self.caller_of(appointments.page)
         params = load_body(list_query_schema, self.query_arguments())
-        items, total = await appointments.page(self.services, params)
+        items, total = await appointments.page(self.services, principal, params)
         self.send_page([present(a, principal) for a in items], total, params)
 
 
 class MyAppointmentsHandler(APIHandler):
     async def get(self) -> None:
-        principal = self.require_user("patient")
+        principal = self.caller_of(appointments.appointments_of_patient)
         mine = await appointments.appointments_of_patient(self.services, principal)
         self.send_json([present(a, principal) for a in mine])
 
 
 class AppointmentHandler(APIHandler):
     async def get(self, appointment_id: str) -> None:
-        principal = self.require_user()
+        principal = self.caller_of(appointments.visible_appointment)
         appointment = await appointments.visible_appointment(
             self.services, principal, self.path_id(appointment_id, "Appointment"))
         self.send_json(present(appointment, principal))
@@ -61,7 +61,7 @@ class AppointmentHandler(APIHandler):
 
 class AppointmentStatusHandler(APIHandler):
     async def patch(self, appointment_id: str) -> None:
-        principal = self.require_user()
+        principal = self.caller_of(appointments.change_status)
         body = load_body(status_schema, self.json_body())
         updated = await appointments.change_status(
             self.services, principal, self.path_id(appointment_id, "Appointment"), body["status"])
@@ -70,6 +70,6 @@ class AppointmentStatusHandler(APIHandler):
 
 class DoctorAppointmentsHandler(APIHandler):
     async def get(self, doctor_id: str) -> None:
-        principal = self.require_user()
+        principal = self.caller_of(appointments.waiting_of_doctor)
         waiting = await appointments.waiting_of_doctor(self.services, principal, self.path_id(doctor_id, "Doctor"))
         self.send_json([present(a, principal) for a in waiting])

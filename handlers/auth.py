@@ -36,7 +36,7 @@ class LoginHandler(SignInRenderer, APIHandler):
 
 class MeHandler(APIHandler):
     async def get(self) -> None:
-        principal = self.require_user()
+        principal = self.caller_of(accounts.current_user)
         self.send_json({"user": public_user(await accounts.current_user(self.services, principal))})
 
 
@@ -55,14 +55,14 @@ class RefreshHandler(APIHandler):
 
 class LogoutHandler(APIHandler):
     async def post(self) -> None:
-        await sessions.logout(self.services, self.require_user())
+        await sessions.logout(self.services, self.caller_of(sessions.logout))
         self.set_status(204)
         self.finish()
 
 
 class PasswordHandler(APIHandler):
     async def post(self) -> None:
-        principal = self.require_user()
+        principal = self.caller_of(accounts.change_password)
         body = load_body(password_change_schema, self.json_body())
         await accounts.change_password(self.services, principal, body["currentPassword"], body["newPassword"])
         self.set_status(204)

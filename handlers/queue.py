@@ -13,7 +13,7 @@ day_query_schema = DayQuerySchema()
 
 class DoctorQueueHandler(APIHandler):
     async def get(self, doctor_id: str) -> None:
-        principal = self.require_user()
+        principal = self.caller_of(queues.doctor_queue)
         doctor_id = self.path_id(doctor_id, "Doctor")
         day = load_body(day_query_schema, self.query_arguments())["date"]
         self.send_json(await queues.doctor_queue(self.services, principal, doctor_id, day))
@@ -21,7 +21,7 @@ class DoctorQueueHandler(APIHandler):
 
 class AppointmentPositionHandler(APIHandler):
     async def get(self, appointment_id: str) -> None:
-        principal = self.require_user()
+        principal = self.caller_of(queues.locate_appointment)
         found = await queues.locate_appointment(self.services, principal,
                                                 self.path_id(appointment_id, "Appointment"))
         self.send_json(position_schema.dump(found.position_answer()))

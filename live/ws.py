@@ -25,13 +25,13 @@ from live.outbox import Outbox
 from live.wire import write_text_pieces
 from core import metrics
 from infra.auth import TokenError
-from core.limits import (GOING_AWAY_CLOSE_CODE, MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS, SESSION_ENDED_CLOSE_CODE,
+from core.limits import (GOING_AWAY_CLOSE_CODE, MAX_SUBSCRIPTIONS, SESSION_ENDED_CLOSE_CODE,
                          SLOW_READER_CLOSE_CODE)
 from infra.logs import request_id_for
 from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized, ValidationFailed
 from core.values import canonical_id, format_utc
 from domain import presence
-from domain.queues import locate_appointment, snapshot_of
+from domain.queues import locate_appointment, watch_doctor
 
 log = logging.getLogger("medpharma.ws")
 
@@ -283,7 +283,7 @@ class QueueSocket(JsonErrors, websocket.WebSocketHandler):
 
     async def _subscribe_doctor(self, doctor_id: str) -> None:
         try:
-            snapshot = await snapshot_of(self.services, doctor_id)
+            snapshot = await watch_doctor(self.services, self.viewer, doctor_id)
         except NotFound:
             raise FrameError("not_found", "Doctor not found.") from None
         if not self._still_open():

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import policy
 from schemas import responses as r
 from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema, AppointmentSchema,
                                   AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema)
@@ -55,16 +56,26 @@ class Operation:
     summary: str
     tag: str
     ok: tuple[int, Any]                      # the success status and its answer (None: no body)
-    auth: str | tuple[str, ...] = SIGNED_IN  # PUBLIC, SIGNED_IN, METRICS, or the roles allowed
+    rule: str | None = None                  # the domain operation's name in `core.policy.RULES`
+    auth: str | tuple[str, ...] = SIGNED_IN  # PUBLIC, SIGNED_IN, METRICS, or the roles allowed (from `rule`)
     body: Any = None                         # schema class or instance of the JSON body
     body_optional: bool = False
     query: type | None = None
     errors: dict[int, str] = field(default_factory=dict)   # status → when
-    relation_rule: str = ""                  # "admin or that doctor", … (403 for anyone else)
+    relation_rule: str = ""                  # "admins, or that doctor", … (403 for anyone else; from `rule`)
     headers: tuple[dict, ...] = ()
     description: str = ""
     examples: dict = field(default_factory=dict)   # "request" / status → an example value
     api: bool = True                         # under /api: JSON errors, store behind it
+
+    def __post_init__(self) -> None:
+        """Who may call it comes from the rule the domain enforces, never written here a second time."""
+        if self.rule is None:
+            return
+        declared = policy.rule(self.rule)
+        auth = PUBLIC if declared.public else (declared.roles or SIGNED_IN)
+        object.__setattr__(self, "auth", auth)
+        object.__setattr__(self, "relation_rule", declared.says)
 
     @property
     def path_params(self) -> list[str]:
@@ -99,7 +110,6 @@ POSITION = {"appointmentId": APPOINTMENT_ID, "status": "pending", "position": 1,
             "expectedStartAt": "2026-11-23T10:27:00Z", "delayMinutes": 7, "avgConsultMinutes": 12,
             "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None}
 
-STAFF_OF_DOCTOR = ("doctor", "admin")
 TEXT = Raw("text/plain", {"type": "string"})
 HTML = Raw("text/html", {"type": "string"})
 JSON_DOCUMENT = Raw("application/json", {"type": "object"})
@@ -133,39 +143,39 @@ OPERATIONS: tuple[Operation, ...] = (
               errors={404: "The path names a file (it has an extension) that does not exist."}),
 
     # -- auth ----------------------------------------------------------------------------------------
-    Operation("/api/auth/register", "post", "Register as a patient", "auth", (201, r.SignedInSchema),
-              auth=PUBLIC, body=RegisterSchema,
+    Operation("/api/auth/register", "post", "Register as a patient", "auth", (201, r.SignedInSchema), rule="auth.register",
+              body=RegisterSchema,
               errors={409: "The email is taken (`email_taken`).",
                       429: "Too many registrations from this address (`Retry-After`)."},
               examples={"request": {"name": "Pat Patient", "email": "pat@example.org",
                                     "password": "a-long-password"}, 201: SIGNED_IN_EXAMPLE}),
-    Operation("/api/auth/login", "post", "Sign in", "auth", (200, r.SignedInSchema), auth=PUBLIC, body=LoginSchema,
+    Operation("/api/auth/login", "post", "Sign in", "auth", (200, r.SignedInSchema), rule="auth.login", body=LoginSchema,
               errors={401: "Wrong email or password, one message for both (`invalid_credentials`).",
                       403: "The account is disabled (`account_disabled`).",
                       429: "Too many failed logins for this email or address (`Retry-After`)."},
               examples={"request": {"email": "pat@example.org", "password": "a-long-password"},
                         200: SIGNED_IN_EXAMPLE, 401: {"message": "Wrong email or password.",
                                                       "code": "invalid_credentials"}}),
-    Operation("/api/auth/me", "get", "The signed-in user", "auth", (200, r.MeSchema), examples={200: {"user": USER}}),
+    Operation("/api/auth/me", "get", "The signed-in user", "auth", (200, r.MeSchema), rule="auth.me", examples={200: {"user": USER}}),
     Operation("/api/auth/register/invite", "post", "Register with an invite (doctor or admin)", "auth",
-              (201, r.SignedInSchema), auth=PUBLIC, body=InviteRegisterSchema,
+              (201, r.SignedInSchema), rule="auth.register_invite", body=InviteRegisterSchema,
               errors={400: "Also an unusable invite: `invite_invalid`, `invite_used`, `invite_expired`, "
                            "`invite_revoked`.",
                       404: "The doctor profile the invite was for is gone (`doctor_not_found`).",
                       409: "The invite's email is taken (`email_taken`)."}),
-    Operation("/api/auth/refresh", "post", "Swap a refresh token for a new pair", "auth", (200, r.TokensSchema),
-              auth=PUBLIC, body=RefreshSchema,
+    Operation("/api/auth/refresh", "post", "Swap a refresh token for a new pair", "auth", (200, r.TokensSchema), rule="auth.refresh",
+              body=RefreshSchema,
               errors={401: "Unknown, expired or already spent (`invalid_refresh_token`); a spent one revokes "
                            "the whole session."}),
-    Operation("/api/auth/logout", "post", "End this session", "auth", (204, None),
+    Operation("/api/auth/logout", "post", "End this session", "auth", (204, None), rule="auth.logout",
               description="Its access token answers 401 from then on, and its sockets close with 4001."),
-    Operation("/api/auth/password", "post", "Change the password", "auth", (204, None), body=PasswordChangeSchema,
+    Operation("/api/auth/password", "post", "Change the password", "auth", (204, None), rule="auth.change_password", body=PasswordChangeSchema,
               errors={401: "The current password is wrong (`invalid_credentials`)."},
               description="Every other session of the user is revoked."),
 
     # -- admin ---------------------------------------------------------------------------------------
-    Operation("/api/admin/invites", "post", "Invite a doctor or an admin", "admin", (201, InviteCreatedSchema),
-              auth=("admin",), body=InviteCreateSchema,
+    Operation("/api/admin/invites", "post", "Invite a doctor or an admin", "admin", (201, InviteCreatedSchema), rule="invites.create",
+              body=InviteCreateSchema,
               errors={400: "A doctor invite with neither `doctorId` nor a doctor profile of that email.",
                       404: "`doctorId` names no doctor.",
                       409: "An active invite for this email and role exists (`invite_exists`), or the email "
@@ -174,56 +184,49 @@ OPERATIONS: tuple[Operation, ...] = (
               examples={"request": {"email": "ada@clinic.example", "role": "doctor", "doctorId": DOCTOR_ID},
                         201: {"inviteId": "6563a1c0c2b1e4a7d9f00077", "token": "inv-8d0f0c0e",
                               "expiresAt": "2026-11-26T10:00:00Z"}}),
-    Operation("/api/admin/invites", "get", "List invites (never their tokens)", "admin", (200, r.InvitePageSchema),
-              auth=("admin",), query=InviteListQuerySchema),
-    Operation("/api/admin/invites/{inviteId}", "delete", "Revoke an invite", "admin", (204, None), auth=("admin",),
-              errors={409: "The invite was already used (`invite_used`)."}),
-    Operation("/api/admin/users", "get", "List users", "admin", (200, r.UserPageSchema), auth=("admin",),
-              query=UserListQuerySchema),
-    Operation("/api/admin/users/{userId}", "patch", "Disable or enable a user", "admin", (200, UserSchema),
-              auth=("admin",), body=UserPatchSchema,
+    Operation("/api/admin/invites", "get", "List invites (never their tokens)", "admin", (200, r.InvitePageSchema), rule="invites.list",
+              query=InviteListQuerySchema),
+    Operation("/api/admin/invites/{inviteId}", "delete", "Revoke an invite", "admin", (204, None), rule="invites.revoke", errors={409: "The invite was already used (`invite_used`)."}),
+    Operation("/api/admin/users", "get", "List users", "admin", (200, r.UserPageSchema), rule="users.list", query=UserListQuerySchema),
+    Operation("/api/admin/users/{userId}", "patch", "Disable or enable a user", "admin", (200, UserSchema), rule="users.set_disabled",
+              body=UserPatchSchema,
               errors={409: "An admin cannot disable themself (`cannot_disable_self`)."},
               description="Disabling revokes all the user's sessions; their sockets close with 4003."),
-    Operation("/api/admin/audit", "get", "The audit log, newest first", "admin", (200, r.AuditPageSchema),
-              auth=("admin",), query=AuditQuerySchema),
+    Operation("/api/admin/audit", "get", "The audit log, newest first", "admin", (200, r.AuditPageSchema), rule="audit.list",
+              query=AuditQuerySchema),
 
     # -- doctors ---------------------------------------------------------------------------------------
-    Operation("/api/doctors", "get", "The doctors", "doctors", (200, Many(DoctorSchema)), auth=PUBLIC,
-              description="`email` and `phone` only for admins and that doctor."),
-    Operation("/api/doctors", "post", "Create a doctor profile", "doctors", (201, DoctorSchema), auth=("admin",),
-              body=DoctorCreateSchema, errors={409: "The email is taken (`email_taken`)."},
+    Operation("/api/doctors", "get", "The doctors", "doctors", (200, Many(DoctorSchema)), rule="doctors.list", description="`email` and `phone` only for admins and that doctor."),
+    Operation("/api/doctors", "post", "Create a doctor profile", "doctors", (201, DoctorSchema), rule="doctors.create", body=DoctorCreateSchema, errors={409: "The email is taken (`email_taken`)."},
               examples={"request": {"name": "Dr. Ada Lovelace", "specialization": "General practice",
                                     "email": "ada@clinic.example", "phone": "+1 555 0100"}, 201: DOCTOR}),
-    Operation("/api/doctors/{doctorId}", "get", "One doctor", "doctors", (200, DoctorSchema), auth=PUBLIC,
-              examples={200: DOCTOR}),
+    Operation("/api/doctors/{doctorId}", "get", "One doctor", "doctors", (200, DoctorSchema), rule="doctors.get", examples={200: DOCTOR}),
     Operation("/api/doctors/{doctorId}", "put", "Change a doctor profile (any of the create fields)", "doctors",
-              (200, DoctorSchema), auth=("admin",), body=DoctorCreateSchema(partial=True),
+              (200, DoctorSchema), rule="doctors.update", body=DoctorCreateSchema(partial=True),
               errors={409: "The email is taken (`email_taken`)."}),
-    Operation("/api/doctors/{doctorId}", "delete", "Delete a doctor profile", "doctors", (200, r.DoctorDeletedSchema),
-              auth=("admin",), errors={409: "It still has waiting or in-consultation appointments."},
+    Operation("/api/doctors/{doctorId}", "delete", "Delete a doctor profile", "doctors", (200, r.DoctorDeletedSchema), rule="doctors.delete",
+              errors={409: "It still has waiting or in-consultation appointments."},
               description="Doctor accounts linked to it are disabled."),
     Operation("/api/doctors/{doctorId}/status", "patch", "Running late, consultation length, a break", "doctors",
-              (200, DoctorSchema), auth=STAFF_OF_DOCTOR, relation_rule="admins, or that doctor",
-              body=DoctorStatusSchema,
+              (200, DoctorSchema), rule="doctors.set_status", body=DoctorStatusSchema,
               examples={"request": {"isRunningLate": True, "lateByMinutes": 5}}),
     Operation("/api/doctors/{doctorId}/queue/next", "post", "Call the next patient", "doctors",
-              (200, r.CallNextResultSchema), auth=STAFF_OF_DOCTOR, relation_rule="admins, or that doctor",
-              body=CallNextSchema, body_optional=True,
+              (200, r.CallNextResultSchema), rule="doctors.call_next", body=CallNextSchema, body_optional=True,
               errors={409: "`expectCurrent` is not the appointment in consultation (`queue_changed`)."},
               description="Completes the consultation in progress and calls the head of today's queue, as one "
                           "change. Without `expectCurrent`, a second call within 5 s answers the first result.",
               examples={"request": {"expectCurrent": None}, 200: {"completed": None, "current": {
                   **APPOINTMENT, "status": "in_consultation", "startedAt": "2026-11-23T10:21:00Z",
                   "joinUrl": "https://meet.jit.si/medpharma-Qm3x"}}}),
-    Operation("/api/doctors/{doctorId}/stats", "get", "A clinic day in numbers", "doctors", (200, r.DayStatsSchema),
-              auth=STAFF_OF_DOCTOR, relation_rule="admins, or that doctor", query=DayQuerySchema,
+    Operation("/api/doctors/{doctorId}/stats", "get", "A clinic day in numbers", "doctors", (200, r.DayStatsSchema), rule="doctors.day_stats",
+              query=DayQuerySchema,
               examples={200: {"date": "2026-11-23", "booked": 14, "completed": 9, "noShows": 1, "cancelled": 1,
                               "waiting": 3, "meanWaitMinutes": 6.5, "meanConsultMinutes": 11.2,
                               "etaMaeMinutes": 3.1, "etaScored": 8}}),
 
     # -- appointments ----------------------------------------------------------------------------------
-    Operation("/api/appointments", "post", "Book an appointment", "appointments", (201, AppointmentSchema),
-              auth=("patient",), body=AppointmentCreateSchema,
+    Operation("/api/appointments", "post", "Book an appointment", "appointments", (201, AppointmentSchema), rule="appointments.book",
+              body=AppointmentCreateSchema,
               headers=({"in": "header", "name": "Idempotency-Key", "required": False,
                         "description": "Makes a retry safe: the same key from the same user within 24 h answers "
                                        "the first answer again without booking twice.",
@@ -235,29 +238,26 @@ OPERATIONS: tuple[Operation, ...] = (
                                     "patientPhone": "+1 555 0199", "doctor": DOCTOR_ID,
                                     "date": "2026-11-23T10:20:00Z", "reason": "Follow-up"},
                         201: APPOINTMENT, 400: ERROR_EXAMPLE}),
-    Operation("/api/appointments", "get", "All appointments, paged", "appointments", (200, r.AppointmentPageSchema),
-              auth=("admin",), query=AppointmentListQuerySchema),
+    Operation("/api/appointments", "get", "All appointments, paged", "appointments", (200, r.AppointmentPageSchema), rule="appointments.list",
+              query=AppointmentListQuerySchema),
     Operation("/api/appointments/my", "get", "My appointments, newest first", "appointments",
-              (200, Many(AppointmentSchema)), auth=("patient",)),
+              (200, Many(AppointmentSchema)), rule="appointments.mine", auth=("patient",)),
     Operation("/api/appointments/doctor/{doctorId}", "get", "A doctor's waiting appointments, in queue order",
-              "appointments", (200, Many(AppointmentSchema)), auth=STAFF_OF_DOCTOR,
-              relation_rule="admins, or that doctor"),
-    Operation("/api/appointments/{appointmentId}", "get", "One appointment", "appointments", (200, AppointmentSchema),
-              relation_rule="its patient, its doctor, admins", examples={200: APPOINTMENT}),
+              "appointments", (200, Many(AppointmentSchema)), rule="appointments.of_doctor", relation_rule="admins, or that doctor"),
+    Operation("/api/appointments/{appointmentId}", "get", "One appointment", "appointments", (200, AppointmentSchema), rule="appointments.get",
+              examples={200: APPOINTMENT}),
     Operation("/api/appointments/{appointmentId}/status", "patch", "Change an appointment's status", "appointments",
-              (200, AppointmentSchema), body=AppointmentStatusSchema,
-              relation_rule="see the transition table: the owning patient may only cancel",
+              (200, AppointmentSchema), rule="appointments.set_status", body=AppointmentStatusSchema,
               errors={409: "Not allowed from its status (`invalid_transition`), or the doctor already has "
                            "someone in consultation."},
               examples={"request": {"status": "confirmed"}}),
 
     # -- queue -----------------------------------------------------------------------------------------
     Operation("/api/queue/doctor/{doctorId}", "get", "A doctor's queue for one clinic day", "queue",
-              (200, AnyOf((r.StaffQueueStateSchema, r.PublicQueueStateSchema))), query=DayQuerySchema,
+              (200, AnyOf((r.StaffQueueStateSchema, r.PublicQueueStateSchema))), rule="queue.of_doctor", query=DayQuerySchema,
               description="Names only for that doctor and admins; anyone else sees positions and times, and "
                           "their own appointments marked `mine`.",
               examples={200: PUBLIC_QUEUE}),
     Operation("/api/queue/appointment/{appointmentId}/position", "get", "An appointment's place and ETA", "queue",
-              (200, QueuePositionSchema), relation_rule="its patient, its doctor, admins",
-              examples={200: POSITION}),
+              (200, QueuePositionSchema), rule="queue.position", examples={200: POSITION}),
 )
