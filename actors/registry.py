@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
 from actors.base import ActorStopped
@@ -32,12 +32,8 @@ from core.tasks import cancel_and_wait
 log = logging.getLogger("medpharma.actors")
 
 
-def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class QueueRegistry:
-    def __init__(self, store, hub: Rooms, *, clock: Callable[[], datetime] = system_clock,
+    def __init__(self, store, hub: Rooms, *, clock: Callable[[], datetime],
                  calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0,
                  soon_minutes: int = 10, presence: Presence | None = None, learning: bool = True):
         self.store = store

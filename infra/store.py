@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from core import metrics
 from core.errors import StartupError, StoreUnavailable
 from core.statuses import ACTIVE, IN_CONSULTATION, WAITING
-from core.values import as_utc, utcnow
+from core.values import as_utc
 
 log = logging.getLogger("medpharma.store")
 
@@ -155,21 +155,21 @@ class Store:
     async def find_user(self, user_id: ObjectId) -> dict | None:
         return _normalise(await self._run("find_user", self.users.find_one({"_id": user_id})))
 
-    async def set_password(self, user_id: ObjectId, password_hash: str) -> None:
+    async def set_password(self, user_id: ObjectId, password_hash: str, now: datetime) -> None:
         await self._run("update_user", self.users.update_one(
-            {"_id": user_id}, {"$set": {"passwordHash": password_hash, "updatedAt": utcnow()}}))
+            {"_id": user_id}, {"$set": {"passwordHash": password_hash, "updatedAt": now}}))
 
-    async def set_user_disabled(self, user_id: ObjectId, disabled: bool) -> dict | None:
+    async def set_user_disabled(self, user_id: ObjectId, disabled: bool, now: datetime) -> dict | None:
         return _normalise(await self._run("update_user", self.users.find_one_and_update(
-            {"_id": user_id}, {"$set": {"disabled": disabled, "updatedAt": utcnow()}},
+            {"_id": user_id}, {"$set": {"disabled": disabled, "updatedAt": now}},
             return_document=ReturnDocument.AFTER)))
 
-    async def disable_doctor_accounts(self, doctor_id: ObjectId) -> list[dict]:
+    async def disable_doctor_accounts(self, doctor_id: ObjectId, now: datetime) -> list[dict]:
         """Disables every account linked to a doctor profile; returns those that were enabled."""
         linked = await self._find_list("find_user", self.users.find({"doctorId": doctor_id, "disabled": {"$ne": True}}))
         if linked:
             await self._run("update_user", self.users.update_many(
-                {"_id": {"$in": [u["_id"] for u in linked]}}, {"$set": {"disabled": True, "updatedAt": utcnow()}}))
+                {"_id": {"$in": [u["_id"] for u in linked]}}, {"$set": {"disabled": True, "updatedAt": now}}))
         return linked
 
     async def disabled_user_ids(self) -> list[ObjectId]:

@@ -37,7 +37,6 @@ from typing import Any, Callable, Sequence
 
 from actors.rooms import Outgoing
 from core import metrics
-from core.limits import SLOW_READER_CLOSE_CODE
 
 log = logging.getLogger("medpharma.ws")
 

@@ -13,12 +13,13 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 
 from tornado import web
 
 from live.hub import Hub
-from actors.registry import QueueRegistry, system_clock
+from actors.registry import QueueRegistry
 from config.settings import Settings
 from core.days import ClinicCalendar
 from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app
@@ -38,6 +39,7 @@ from domain.sessions import load_revocations
 from domain.accounts import seed_admin
 from infra.store import Store
 from core.tasks import cancel_and_wait
+from core.values import truncate_ms, utcnow
 
 log = logging.getLogger("medpharma.server")
 
@@ -79,6 +81,7 @@ class Services:
     """Everything a handler needs, built once per app."""
 
     settings: Settings
+    clock: Callable[[], datetime]  # the one "now" of every workflow and queue; tests and eta-replay set it
     store: Store
     hasher: PasswordHasher
     tokens: TokenIssuer
@@ -159,16 +162,17 @@ def make_app(services: Services) -> web.Application:
 
 
 def build_services(settings: Settings, *, store: Store | None = None,
-                   clock: Callable = system_clock, tick_seconds: float = 10.0,
+                   clock: Callable[[], datetime] = utcnow, tick_seconds: float = 10.0,
                    idle_seconds: float = 300.0, presence_report_seconds: float = PRESENCE_REPORT_SECONDS) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
+    clock = at_store_precision(clock)
     hub = Hub()
     calendar = ClinicCalendar.named(settings.clinic_timezone)
     registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
                              idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes,
                              learning=settings.eta_learning)
     revocations = Revocations(settings.jwt_expires_seconds)
-    services = Services(settings=settings, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
+    services = Services(settings=settings, clock=clock, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
                         hub=hub, queues=registry, calendar=calendar,
                         bus=(RedisBus(registry, revocations, settings.redis_url, jwt_secret=settings.jwt_secret,
@@ -184,6 +188,11 @@ def build_services(settings: Settings, *, store: Store | None = None,
     revocations.on_account_disabled = lambda uid: close_sockets(
         services, lambda v: v.user_id == uid, ACCOUNT_DISABLED_CLOSE_CODE, "account_disabled")
     return services
+
+
+def at_store_precision(clock: Callable[[], datetime]) -> Callable[[], datetime]:
+    """The clock as the store keeps time (milliseconds), so a document read back equals the one written."""
+    return lambda: truncate_ms(clock())
 
 
 def close_sockets(services: Services, whose: Callable, code: int, reason: str) -> None:

@@ -2,11 +2,13 @@
 
 Anyone can measure the ETA's accuracy on their own days with it (see bench/eta for the measurement
 we publish). There is no second implementation here: the replay builds what the server builds (an
-embedded store, the hub, the queue registry, the in-process bus), with a clock it sets to each
-event's time; writes each event to the store as the write workflows do, publishes it the same way
-(`domain.publish`, which also records what it teaches), and answers each `observe` from the
-doctor's actor. What is learned therefore carries across the days of one replay exactly as
-it would in the server. The replay never writes to a real database, not even with `--from-store`.
+embedded store, the hub, the queue registry, the in-process bus) with `services.clock` set to each
+event's time, and calls the server's own workflows for each event (creating a doctor and changing its
+status, booking, changing an appointment's status, as an admin and a patient would), so every
+document is written, published and learned from by the same code as in the server; each `observe` is
+answered from the doctor's actor. What is learned therefore carries across the days of one replay
+exactly as it would in the server. The replay never writes to a real database, not even with
+`--from-store`.
 
 Input, JSON Lines in time order (times ISO 8601 with a zone; ids 24-hex):
     {"at", "event": "doctor", "doctorId", "avgConsultMinutes"?, "isRunningLate"?, "lateByMinutes"?, "awayUntil"?}
@@ -28,23 +30,23 @@ from typing import Iterable, Iterator, TextIO
 from bson import ObjectId
 from marshmallow import ValidationError, fields, validate
 
-from schemas.base import StrictSchema
+from core.access import Principal
 from core.doctors import DEFAULT_AVG_CONSULT_MINUTES
+from core.errors import ApiError
+from core.values import format_utc
+from domain import appointments, doctors
+from infra.store import Store
+from schemas.base import StrictSchema
 from schemas.doctors import DoctorStatusSchema
 from schemas.fields import ObjectIdField, UtcDateTime
-from core.errors import ApiError
-from core.statuses import check_transition
-from core.values import format_utc
-from domain import publish
-from domain.appointments import status_update
-from domain.doctors import status_changes
-from infra.store import DuplicateKeyError, Store
 
 REPLAY_STATUSES = ("confirmed", "in_consultation", "completed", "no_show", "cancelled")
 # --from-store: how often the queue is observed while someone waits whose booking is near (within
 # OBSERVE_AHEAD), as a patient's app would see it.
 OBSERVE_EVERY = timedelta(minutes=5)
 OBSERVE_AHEAD = timedelta(hours=3)
+# Who the replay acts as: the clinic's admin for the doctors and every status, a new patient per booking.
+REPLAY_ADMIN = Principal("0" * 23 + "1", "admin")
 
 
 class ReplayError(ValueError):
@@ -118,62 +120,52 @@ class Replay:
         await self.services.queues.stop()
 
     async def apply(self, event: dict) -> list[dict]:
-        """Applies one parsed event; answers the output lines (only `observe` has any)."""
+        """Applies one parsed event; answers the output lines (only `observe` has any). A workflow's
+        refusal (a transition not allowed, a booking in the past) stops the replay with its message."""
         if self.now is not None and event["at"] < self.now:
             raise ReplayError(f"time goes backwards ({format_utc(event['at'])} is before {format_utc(self.now)})")
         self.now = event["at"]
         kind = event["event"]
-        if kind == "doctor":
-            await self._doctor(event)
-        elif kind == "booked":
-            await self._booked(event)
-        elif kind == "status":
-            await self._status(event)
-        else:
-            return await self._observe(event["doctorId"])
+        try:
+            if kind == "doctor":
+                await self._doctor(event)
+            elif kind == "booked":
+                await self._booked(event)
+            elif kind == "status":
+                await self._status(event)
+            else:
+                return await self._observe(event["doctorId"])
+        except ApiError as exc:
+            details = "; ".join(f"{name}: {' '.join(map(str, messages))}"
+                                for name, messages in (exc.details or {}).items())
+            raise ReplayError(f"{exc.message} {details}".strip()) from None
         return []
 
     async def _doctor(self, event: dict) -> None:
-        doctor_id = event["doctorId"]
-        changes = status_changes({k: v for k, v in event.items() if k not in ("at", "event", "doctorId")})
-        changes["updatedAt"] = self.now
-        if await self.store.find_doctor(doctor_id) is None:
-            await self.store.insert_doctor({
-                "_id": doctor_id, "name": f"Doctor {doctor_id}", "specialization": "",
-                "email": f"{doctor_id}@replay.invalid", "phone": "", "availability": [],
-                "avgConsultMinutes": DEFAULT_AVG_CONSULT_MINUTES,
-                "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None, "createdAt": self.now, "version": 0})
-        doctor = await self.store.update_doctor(doctor_id, changes)
-        await publish.doctor_changed(self.services, doctor)
+        doctor_id = str(event["doctorId"])
+        status = {k: v for k, v in event.items() if k not in ("at", "event", "doctorId")}
+        if await self.store.find_doctor(event["doctorId"]) is None:
+            await doctors.create_doctor(self.services, REPLAY_ADMIN, {
+                "name": f"Doctor {doctor_id}", "specialization": "", "email": f"{doctor_id}@replay.invalid",
+                "phone": ""}, doctor_id=doctor_id)
+        if status:
+            await doctors.set_status(self.services, REPLAY_ADMIN, doctor_id, status)
 
     async def _booked(self, event: dict) -> None:
         doctor_id, appointment_id = event["doctorId"], event["appointmentId"]
         if await self.store.find_doctor(doctor_id) is None:
             raise ReplayError(f"doctor {doctor_id} has no doctor event before this booking")
-        document = {"_id": appointment_id, "patient": ObjectId(), "patientName": "", "patientEmail": "",
-                    "patientPhone": "", "doctor": doctor_id, "date": event["date"], "reason": "",
-                    "status": "pending", "createdAt": self.now, "updatedAt": self.now, "version": 0}
-        try:
-            await self.store.insert_appointment(document)
-        except DuplicateKeyError:
-            raise ReplayError(f"appointment {appointment_id} is already booked") from None
-        await publish.appointments_changed(self.services, str(doctor_id), document)
+        if await self.store.find_appointment(appointment_id) is not None:
+            raise ReplayError(f"appointment {appointment_id} is already booked")
+        patient = Principal(str(ObjectId()), "patient")
+        await appointments.book(self.services, patient, {
+            "patientName": "", "patientEmail": "", "patientPhone": "", "doctor": doctor_id,
+            "date": event["date"], "reason": ""}, appointment_id=str(appointment_id))
 
     async def _status(self, event: dict) -> None:
-        appointment = await self.store.find_appointment(event["appointmentId"])
-        if appointment is None:
+        if await self.store.find_appointment(event["appointmentId"]) is None:
             raise ReplayError(f"appointment {event['appointmentId']} was never booked")
-        target = event["status"]
-        try:
-            check_transition(appointment["status"], target, "admin")
-            updated = await self.store.update_appointment_if(
-                appointment["_id"], appointment["status"], appointment.get("version", 0),
-                status_update(appointment, target, self.services.settings, now=self.now))
-        except ApiError as exc:
-            raise ReplayError(exc.message) from None
-        except DuplicateKeyError:
-            raise ReplayError("the doctor already has a patient in consultation; complete it first") from None
-        await publish.appointments_changed(self.services, str(updated["doctor"]), updated)
+        await appointments.change_status(self.services, REPLAY_ADMIN, str(event["appointmentId"]), event["status"])
 
     async def _observe(self, doctor_id: ObjectId) -> list[dict]:
         if await self.store.find_doctor(doctor_id) is None:
