@@ -1,5 +1,6 @@
 # The two commands a newcomer types: `make run` and `make test`. Both create .venv when it is
-# missing and install the project into it, so a fresh machine needs only Python.
+# missing and install the project into it, so a fresh machine needs only Python and its venv module
+# (Debian/Ubuntu: apt-get install -y python3-venv).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
