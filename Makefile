@@ -1,5 +1,6 @@
 # The two commands a newcomer types: `make run` and `make test`. Both create .venv when it is
-# missing and install the project into it, so a fresh machine needs only Python.
+# missing and install the project into it, so a fresh machine needs only Python and its venv module
+# (Debian/Ubuntu: apt-get install -y python3-venv).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -60,11 +61,8 @@ bench: $(STAMP_BENCH)
 bench-eta: $(STAMP_BENCH)
 	$(BIN)/python -m bench.eta --bound
 
-# Issue 15's figures at full size: one run fills bench/README.md's tables 1-6, one command after the
-# other, each printing its rows as those tables have them (every command takes flags for a smaller
-# check, see --help). The uvloop pair runs back to back. About 20 minutes on 2 shared cores (1 Dec
-# 2026, 04:47-05:07 and 05:22-05:42 UTC): the fan-out about 8 (3 of them the 1,001 changes at 100
-# sockets, 4 the 101 at 5,000), the memory runs about 4, the growth about 6, the uvloop pair about 2.
+# The scale figures: one run fills bench/README.md's table, one command after the other (each takes
+# flags for a smaller check, see --help); the uvloop pair runs back to back so the two compare.
 bench-scale: $(STAMP_BENCH)
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.memory

@@ -6,5 +6,5 @@ never decide how a booking, a status change or a call-next happens. Workflows ta
 with single-document conditional operations, and then announce the committed documents to the
 doctor's queue over the bus (`domain.publish`), returning once the local queue has taken them in.
 
-Dependencies point one way: handlers → domain → store / bus → actors → hub → sockets.
+Imports point one way: live, handlers → domain → infra (store, bus) → actors → core.
 """

@@ -51,26 +51,11 @@ GC_YOUNG_THRESHOLD = 50_000  # see tune_garbage_collector
 
 
 def tune_garbage_collector() -> None:
-    """Lets the garbage collector's youngest generation grow to `GC_YOUNG_THRESHOLD` objects before
-    a collection instead of CPython's 700 (the older generations keep their factors of 10).
+    """Raises the collector's young threshold from CPython's 700 to `GC_YOUNG_THRESHOLD` objects.
 
-    A change fanned out to N watching sockets briefly holds tracked objects per socket (the stream's
-    write future and its done callback; when this was measured, also a wake-up callback per outbox,
-    since replaced by one per fan-out, `live.outbox.Wakeups`): thousands
-    of objects that all die by reference counting a moment later. With a threshold of 700 the
-    collector runs in the middle of every fan-out, finds them alive, and promotes them to the older
-    generations, where they count towards a full collection, which scans every object of every
-    socket. Measured on this server alone (own process, heap not frozen, pings and ticks off, one
-    `queue:state` change after another to N watching sockets, 2 shared cores, 1 Dec 2026):
-    - 5,000 sockets, 31 changes: at 700, 924 young, 84 middle and 7 full collections, the full ones
-      148-169 ms each, so one change in 4-5 carried one; at 10,000, 57 young and 5 middle (up to
-      49 ms), no full one; at 50,000, none at all (nor in 41 more changes with this function in place);
-    - 2,000 sockets, 101 changes: at 700, 8 full collections of 67-83 ms; at 10,000, one young one.
-    Garbage in reference cycles is still collected, after more allocations: at most about 50,000 new
-    objects wait for a young collection, a few MiB.
-    `gc.freeze()` after start-up was measured too and not adopted: it spares the start-up objects
-    (50,000 of 180,000 at 2,000 sockets) but not the sockets', so the full collections stayed as
-    many and as long. The setting is the process's; it is only ever raised here, never lowered."""
+    A fan-out briefly holds a few short-lived objects per socket; at 700 the collector runs mid-fan-out,
+    promotes them, and full collections then scan every socket's objects (figures: bench/README.md,
+    "The garbage collector's young threshold"). Only ever raised here, never lowered."""
     young, middle, old = gc.get_threshold()
     if young < GC_YOUNG_THRESHOLD:
         gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)

@@ -94,10 +94,9 @@ def clinic_zone_where_it_is_morning() -> str:
 
     Queues are per clinic day, and tests book "in 30 minutes" or "in 2.5 hours" and expect to find the
     booking in today's queue. In UTC those bookings fall on tomorrow when the suite runs late in the
-    evening (15 tests failed with the clinic's clock at 23:21), so the test servers' clinic keeps a
-    zone where it is 08:00-08:59 now (09:00-11:59 from 21:00 UTC: no zone is more than 12 hours behind
-    UTC), so bookings up to 12 hours ahead stay on one clinic day. The clinic's date stays UTC's, so a
-    test may still name a day by its UTC date."""
+    evening, so the test servers' clinic keeps a zone where it is 08:00-08:59 now (09:00-11:59
+    from 21:00 UTC: no zone is more than 12 hours behind UTC), so bookings up to 12 hours ahead stay
+    on one clinic day. The clinic's date stays UTC's, so a test may still name a day by its UTC date."""
     offset_hours = max(-12, 8 - datetime.now(timezone.utc).hour)
     return f"Etc/GMT{-offset_hours:+d}"
 
