@@ -290,7 +290,8 @@ async def stop_harness(harness: Harness) -> None:
         await client.close()
 
 
-REDIS_URL = "redis://127.0.0.1:6379/0"  # the Redis these machines (and CI) run
+# The Redis these machines (and CI) run; MEDPHARMA_TEST_REDIS_URL points the tests at another one.
+REDIS_URL = os.environ.get("MEDPHARMA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @contextlib.asynccontextmanager
