@@ -27,7 +27,8 @@ from typing import Callable
 from actors.base import Actor
 from actors.rooms import Outgoing, Rooms, appointment_room, doctor_room
 from actors.learning import DoctorStats, apply_all, events_for
-from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted, Reload
+from actors.messages import Reload
+from core.bus_messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
 from actors.presence import Presence
 from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_update
 from actors.state_frames import state_message

@@ -21,8 +21,8 @@ from typing import Callable
 from actors.base import ActorStopped
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.rooms import Rooms
-from actors.messages import (AppointmentsChanged, DoctorChanged, DoctorDeleted, EnsureLoaded, PresenceChanged,
-                             Reload, Tick)
+from actors.messages import EnsureLoaded, PresenceChanged, Reload, Tick
+from core.bus_messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
 from actors.presence import Presence
 from actors.snapshot import QueueSnapshot
 from core.days import UTC_CALENDAR, ClinicCalendar

@@ -25,7 +25,7 @@ import uuid
 
 from bson import ObjectId
 
-from actors.messages import DoctorChanged
+from core.bus_messages import DoctorChanged
 from bench.fanout import Clients, percentile
 from bench.harness import Client, a_while_from_now, bench_settings
 from bench.memory import book_many, patient_token

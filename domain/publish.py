@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
+from core.bus_messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
 from domain.learning import learn_from
 
 

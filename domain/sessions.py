@@ -21,7 +21,7 @@ from core.errors import Unauthorized
 from core.policy import guarded
 from core.values import to_object_id
 from infra.auth import hash_secret, new_refresh_token
-from infra.revocations import AccountDisabled, SessionsRevoked
+from core.bus_messages import AccountDisabled, SessionsRevoked
 
 REFRESH_REFUSED = "The refresh token is not valid; sign in again."
 

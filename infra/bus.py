@@ -35,15 +35,12 @@ import hashlib
 import hmac
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bson import json_util
-
-from actors.messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
+from core import bus_messages
 from core import metrics
+from core.bus_messages import PRESENCE, RESYNC, REVOCATION, PresenceReport, Resync
 from core.tasks import cancel_and_wait
-from infra.revocations import AccountDisabled, SessionsRevoked
 
 log = logging.getLogger("medpharma.bus")
 
@@ -57,16 +54,6 @@ SIGNATURE_VERSION = b"v1"
 PRESENCE_REPORT_SECONDS = 5.0     # a node tells the others who is here at least this often
 PRESENCE_LIFETIME_PERIODS = 3     # and what it told holds for this many periods
 PRESENCE_COALESCE_SECONDS = 0.1   # arrivals and departures this close share one report
-RESYNC = "resync"
-
-
-@dataclass(frozen=True)
-class PresenceReport:
-    """One node's appointments whose patient is here (subscribed to their own appointment)."""
-
-    appointment_ids: tuple[str, ...]
-    lifetime: float
-    kind = "presence"
 
 
 class InProcessBus:
@@ -85,7 +72,7 @@ class InProcessBus:
 
     async def deliver(self, message) -> None:
         """A queue change to the doctor's actor; a revocation to this node's revocation list."""
-        if isinstance(message, (SessionsRevoked, AccountDisabled)):
+        if message.route == REVOCATION:
             self.revocations.apply(message)
         else:
             await self.registry.deliver(message)
@@ -130,79 +117,11 @@ def verify(raw: str | bytes, key: bytes) -> bytes:
     return body
 
 
-def encode_change(change, node_id: str) -> str:
-    """Extended JSON (bson.json_util) keeps ObjectIds and datetimes exact across the wire."""
-    if isinstance(change, PresenceReport):
-        return json_util.dumps({"node": node_id, "kind": change.kind, "appointmentIds": list(change.appointment_ids),
-                                "lifetime": change.lifetime})
-    if isinstance(change, SessionsRevoked):
-        return json_util.dumps({"node": node_id, "kind": change.kind, "sessionIds": list(change.session_ids)})
-    if isinstance(change, AccountDisabled):
-        return json_util.dumps({"node": node_id, "kind": change.kind, "userId": change.user_id,
-                                "disabled": change.disabled})
-    message = {"node": node_id, "kind": change.kind, "doctorId": change.doctor_id}
-    if isinstance(change, AppointmentsChanged):
-        message["documents"] = list(change.appointments)
-    elif isinstance(change, DoctorChanged):
-        message["document"] = change.doctor
-    return json_util.dumps(message)
-
-
-def encode_resync(doctor_ids, node_id: str) -> str:
-    return json_util.dumps({"node": node_id, "kind": RESYNC, "doctorIds": sorted(doctor_ids)})
-
-
-def decode_change(raw: str | bytes) -> tuple[str, AppointmentsChanged | DoctorChanged | DoctorDeleted]:
-    message = json_util.loads(raw, json_options=json_util.JSONOptions(tz_aware=True))
-    if message["kind"] == PresenceReport.kind:
-        return message["node"], PresenceReport(tuple(message["appointmentIds"]), float(message["lifetime"]))
-    if message["kind"] == SessionsRevoked.kind:
-        return message["node"], SessionsRevoked(tuple(message["sessionIds"]))
-    if message["kind"] == AccountDisabled.kind:
-        return message["node"], AccountDisabled(message["userId"], bool(message["disabled"]))
-    kind, doctor_id = message["kind"], message["doctorId"]
-    if kind == AppointmentsChanged.kind:
-        return message["node"], AppointmentsChanged(doctor_id, tuple(message["documents"]))
-    if kind == DoctorChanged.kind:
-        return message["node"], DoctorChanged(doctor_id, message["document"])
-    if kind == DoctorDeleted.kind:
-        return message["node"], DoctorDeleted(doctor_id)
-    raise ValueError(f"unknown change kind {kind!r}")
-
-
-def decode_message(body: bytes) -> tuple[str, object]:
-    """(sending node, a change or a frozenset of doctor ids to resync); `BadMessage` if malformed."""
+def decode_message(body: bytes) -> tuple[str, bus_messages.BusMessage]:
+    """(sending node, message); `BadMessage` if it is not one of ours, whole."""
     try:
-        message = json_util.loads(body, json_options=json_util.JSONOptions(tz_aware=True))
-        if not isinstance(message, dict) or not isinstance(message.get("node"), str):
-            raise ValueError("not a bus message")
-        if message.get("kind") == RESYNC:
-            doctor_ids = message["doctorIds"]
-            if not isinstance(doctor_ids, list) or not all(isinstance(d, str) for d in doctor_ids):
-                raise ValueError("doctorIds must be a list of strings")
-            return message["node"], frozenset(doctor_ids)
-        if message.get("kind") == PresenceReport.kind:
-            ids, lifetime = message.get("appointmentIds"), message.get("lifetime")
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or \
-                    isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or not 0 < lifetime <= 3600:
-                raise ValueError("appointmentIds must be a list of strings and lifetime a number of seconds")
-        elif message.get("kind") == SessionsRevoked.kind:
-            if not isinstance(message.get("sessionIds"), list) or \
-                    not all(isinstance(s, str) for s in message["sessionIds"]):
-                raise ValueError("sessionIds must be a list of strings")
-        elif message.get("kind") == AccountDisabled.kind:
-            if not isinstance(message.get("userId"), str) or not isinstance(message.get("disabled"), bool):
-                raise ValueError("userId must be a string and disabled a boolean")
-        else:
-            if not isinstance(message.get("doctorId"), str):
-                raise ValueError("doctorId must be a string")
-            if "document" in message and not isinstance(message["document"], dict):
-                raise ValueError("document must be an object")
-            if "documents" in message and (not isinstance(message["documents"], list) or
-                                           not all(isinstance(d, dict) for d in message["documents"])):
-                raise ValueError("documents must be a list of objects")
-        return decode_change(body)
-    except Exception:
+        return bus_messages.decode(body)
+    except ValueError:
         raise BadMessage("malformed") from None
 
 
@@ -263,7 +182,7 @@ class RedisBus(InProcessBus):
         self._outgoing.put_nowait(change)
 
     def _owe(self, change) -> None:
-        if isinstance(change, (SessionsRevoked, AccountDisabled)):
+        if change.route == REVOCATION:
             self.owed_revocations.append(change)
         else:
             self.owed_resync.add(change.doctor_id)
@@ -271,7 +190,7 @@ class RedisBus(InProcessBus):
     async def _publish_forever(self) -> None:
         while True:
             change = await self._outgoing.get()
-            message = sign(encode_change(change, self.node_id), self._key)
+            message = sign(bus_messages.encode(change, self.node_id), self._key)
             if await self._send(message, self.publish_retry_delays):
                 continue
             failed = [change]
@@ -304,14 +223,14 @@ class RedisBus(InProcessBus):
         have missed changes of; keeps trying (with backoff) until Redis takes it all."""
         attempt = 0
         while self.owed_revocations:
-            if await self._send(sign(encode_change(self.owed_revocations[0], self.node_id), self._key), ()):
+            if await self._send(sign(bus_messages.encode(self.owed_revocations[0], self.node_id), self._key), ()):
                 self.owed_revocations.pop(0)
                 continue
             await asyncio.sleep(self.resync_retry_delays[min(attempt, len(self.resync_retry_delays) - 1)])
             attempt += 1
         while self.owed_resync:
             doctors = set(self.owed_resync)
-            if await self._send(sign(encode_resync(doctors, self.node_id), self._key), ()):
+            if await self._send(sign(bus_messages.encode(Resync(frozenset(doctors)), self.node_id), self._key), ()):
                 self.owed_resync -= doctors
                 log.info("published a resync", extra={"doctors": len(doctors)})
                 return
@@ -337,7 +256,7 @@ class RedisBus(InProcessBus):
             self._presence_changed.clear()
             report = PresenceReport(tuple(sorted(self.registry.presence.local_ids())),
                                     self.presence_report_seconds * PRESENCE_LIFETIME_PERIODS)
-            await self._send(sign(encode_change(report, self.node_id), self._key), ())
+            await self._send(sign(bus_messages.encode(report, self.node_id), self._key), ())
 
     # -- receiving ---------------------------------------------------------------------------------
     async def _listen(self) -> None:
@@ -385,11 +304,11 @@ class RedisBus(InProcessBus):
         if node == self.node_id:
             return
         self.received += 1
-        if isinstance(content, PresenceReport):
+        if content.route == PRESENCE:
             changed = self.registry.presence.remote(node, frozenset(content.appointment_ids), content.lifetime)
             self.registry.presence_changed(changed)
-        elif isinstance(content, frozenset):
-            self._spawn(self.registry.reload(content))
+        elif content.route == RESYNC:
+            self._spawn(self.registry.reload(content.doctor_ids))
         else:
             # Not awaited: deliveries to one doctor enter its mailbox in the order they are spawned,
             # while a slow queue keeps no other doctor waiting.

@@ -11,24 +11,9 @@ live; after that the token's own expiry refuses it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable
 
-
-
-@dataclass(frozen=True)
-class SessionsRevoked:
-    """These sessions ended (logout, password change, a stolen refresh token, a disabled account)."""
-
-    session_ids: tuple[str, ...]
-    kind = "sessions_revoked"
-
-
-@dataclass(frozen=True)
-class AccountDisabled:
-    user_id: str
-    disabled: bool
-    kind = "account_disabled"
+from core.bus_messages import AccountDisabled, SessionsRevoked
 
 
 class Revocations:

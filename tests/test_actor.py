@@ -11,7 +11,8 @@ from bson import ObjectId
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.rooms import appointment_room, doctor_room
 from live.hub import Hub
-from actors.messages import AppointmentsChanged, DoctorChanged, Reload
+from actors.messages import Reload
+from core.bus_messages import AppointmentsChanged, DoctorChanged
 from actors.registry import QueueRegistry
 from core.access import Principal
 from infra.store import Store

@@ -15,10 +15,9 @@ import pytest
 import redis.asyncio as redis
 from bson import ObjectId, json_util
 
-from actors.messages import AppointmentsChanged, DoctorDeleted
 from core import metrics
-from infra.bus import (BadMessage, channel_name, decode_change, encode_change, sign, signing_key,
-                        verify)
+from core.bus_messages import AppointmentsChanged, DoctorDeleted, decode, encode
+from infra.bus import BadMessage, channel_name, sign, signing_key, verify
 from infra.store import Store
 from tests.conftest import REDIS_URL, JWT_SECRET, TEST_MONGO_URI, start_harness, stop_harness
 
@@ -27,12 +26,12 @@ from tests.conftest import REDIS_URL, JWT_SECRET, TEST_MONGO_URI, start_harness,
 def test_changes_survive_the_wire_exactly():
     document = {"_id": ObjectId(), "doctor": ObjectId(), "patient": ObjectId(), "status": "pending",
                 "date": datetime(2026, 11, 24, 9, 30, 0, 123000, tzinfo=timezone.utc), "version": 3}
-    node, change = decode_change(encode_change(AppointmentsChanged(str(document["doctor"]), (document,)), "n1"))
+    node, change = decode(encode(AppointmentsChanged(str(document["doctor"]), (document,)), "n1"))
     assert node == "n1"
     assert isinstance(change, AppointmentsChanged)
     assert change.appointments == (document,)
     assert change.doctor_id == str(document["doctor"])
-    node, deleted = decode_change(encode_change(DoctorDeleted("abc"), "n2"))
+    node, deleted = decode(encode(DoctorDeleted("abc"), "n2"))
     assert (node, deleted) == ("n2", DoctorDeleted("abc"))
 
 
@@ -153,7 +152,7 @@ async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
     stored = await node_a.services.store.appointments.find_one({"_id": ObjectId(appointment["id"])})
     forged_document = {**stored, "status": "in_consultation", "version": stored["version"] + 50,
                        "startedAt": datetime.now(timezone.utc), "joinUrl": "https://phish.example.org/pay"}
-    forged = encode_change(AppointmentsChanged(doctor["id"], (forged_document,)), "attacker")
+    forged = encode(AppointmentsChanged(doctor["id"], (forged_document,)), "attacker")
     other_key = signing_key("not-the-deployment-secret-but-long-enough", node_a.services.settings.mongo_db)
     channel = node_a.services.bus.channel
     before = {reason: rejected(reason) for reason in ("unsigned", "bad_signature", "malformed")}
