@@ -101,13 +101,6 @@ class DoctorStats:
                    no_shows=int(doc.get("noShows", 0)), free_since=doc.get("freeSince"),
                    seen=tuple(doc.get("seen", ())))
 
-    def to_document(self) -> dict:
-        return {"consultMinutes": list(self.consult_minutes), "firstCallOffsets": list(self.first_call_offsets),
-                "idleCallOffsets": list(self.idle_call_offsets),
-                "busyCallGaps": list(self.busy_call_gaps), "consultations": self.consultations,
-                "calls": self.calls, "noShows": self.no_shows, "freeSince": self.free_since,
-                "seen": list(self.seen)}
-
     @property
     def usable(self) -> bool:
         return self.consultations >= MIN_CONSULTATIONS

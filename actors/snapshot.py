@@ -184,10 +184,6 @@ class QueueSnapshot:
         span = self.days.get(self.today, range(0))
         return [self.waiting[i].id for i in span]
 
-    def head_today(self) -> QueueEntry | None:
-        span = self.days.get(self.today)
-        return self.waiting[span.start] if span else None
-
     # -- the whole queue of one day, per viewer ----------------------------------------------------
     def state_for(self, staff: bool, viewer_id: str | None, day: date | None = None) -> dict:
         """`queue:state` / `GET /api/queue/doctor/{id}`: names for the doctor and admins only."""

@@ -24,10 +24,6 @@ class Principal:
     expires_at: float | None = None  # the token's `exp`, so a long-lived socket can end with it
     session_id: str | None = None    # the sign-in this token belongs to (`sid`), so it can be ended
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ADMIN
-
 
 def relation(principal: Principal | None, doctor_id: str, patient_id: str | None = None) -> str | None:
     """`admin`, `doctor` (this doctor's own account), `owner` (the patient of this appointment) or None.

@@ -31,8 +31,14 @@ request_info: ContextVar[RequestInfo] = ContextVar("request_info", default=Reque
 
 
 async def record(services, actor: Principal | None, action: str, target: str | None, **details) -> None:
-    assert action in ACTIONS, action
-    assert not any(word in key.lower() for key in details for word in SECRET_WORDS), details
+    """Appends one entry. An unknown action, or a detail named like a secret (a password, a token),
+    is a programming error and refused loudly, whatever Python's `-O` says: the log is append-only,
+    so a secret written once could never be taken out."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    secret = sorted(key for key in details if any(word in key.lower() for word in SECRET_WORDS))
+    if secret:
+        raise ValueError(f"audit details must not hold secrets: {secret}")
     info = request_info.get()
     await services.store.insert_audit({
         "at": services.clock(), "actorId": to_object_id(actor.user_id) if actor else None,

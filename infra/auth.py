@@ -17,7 +17,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import bcrypt
 import jwt
@@ -36,7 +36,6 @@ HASHING_WORKERS = 2
 MAX_HASHING_WAITING = 32
 MAX_HASHING_PER_CLIENT = 8  # running or waiting; a clinic's desks behind one address still fit
 BUSY_RETRY_AFTER_SECONDS = 1
-_password_pool = ThreadPoolExecutor(max_workers=HASHING_WORKERS, thread_name_prefix="bcrypt")
 
 
 class TokenError(Exception):
@@ -55,6 +54,8 @@ class HashingPool:
                  per_client: int = MAX_HASHING_PER_CLIENT):
         self.max_waiting = max_waiting
         self.per_client = per_client
+        # The pool's own threads: two apps in one process (tests, benches) never share a queue.
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
         self.refusal_pause = REFUSAL_PAUSE_SECONDS
         self._free = workers
         self._turns: OrderedDict[str, deque[asyncio.Future]] = OrderedDict()  # client → its waiters, in turn order
@@ -79,7 +80,7 @@ class HashingPool:
         try:
             await self._worker(key)
             try:
-                return await asyncio.get_running_loop().run_in_executor(_password_pool, function, *args)
+                return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
             finally:
                 self._hand_on()
         finally:
@@ -108,6 +109,9 @@ class HashingPool:
                 metrics.password_hashing_waiting.set(self.waiting)
             raise
 
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
     def _hand_on(self) -> None:
         """A worker is free: the client whose turn it is gets it, then goes to the back."""
         while self._turns:
@@ -129,8 +133,19 @@ class PasswordHasher:
     def __init__(self, rounds: int, pool: HashingPool | None = None):
         self.rounds = rounds
         self.pool = pool or HashingPool()
-        # Checked against when the email is unknown, so a miss costs what a hit costs.
-        self._decoy = bcrypt.hashpw(b"decoy-password", bcrypt.gensalt(rounds))
+        self._decoy: asyncio.Future | None = None
+
+    def decoy(self) -> Awaitable[bytes]:
+        """The hash checked against when the email is unknown, so a miss costs what a hit costs. Made
+        once, in the pool's threads (a hash blocks for a quarter of a second at cost 12); the server
+        asks for it at start so no sign-in waits for it."""
+        if self._decoy is None:
+            self._decoy = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(
+                self.pool.executor, bcrypt.hashpw, b"decoy-password", bcrypt.gensalt(self.rounds)))
+        return self._decoy
+
+    def close(self) -> None:
+        self.pool.close()
 
     async def hash(self, password: str, client: str | None = None) -> str:
         """`Busy` when the pool is full; `client` (the caller's address) bounds one sender's share."""
@@ -142,7 +157,7 @@ class PasswordHasher:
         same bcrypt check as a real one, so timing does not tell which emails exist."""
         candidate = password.encode()
         usable = hashed is not None and len(candidate) <= MAX_PASSWORD_BYTES
-        target = hashed.encode() if usable else self._decoy
+        target = hashed.encode() if usable else await self.decoy()
         if not usable:
             candidate = candidate[:MAX_PASSWORD_BYTES]
         matched = await self.pool.run(client, bcrypt.checkpw, candidate, target)

@@ -97,6 +97,7 @@ async def run_seed_admin(settings) -> int:
                                    settings.seed_admin_name)
     finally:
         await services.store.close()
+        services.hasher.close()
     if outcome == "created":
         print(f"seed-admin: created admin {settings.seed_admin_email}")
     else:

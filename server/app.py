@@ -219,11 +219,13 @@ class Server:
                 sock.close()
             await self.services.bus.stop()
             await self.services.store.close()
+            self.services.hasher.close()
             raise
         if settings.embedded_store:
             log.warning("MONGO_URI is not set: using the embedded in-memory store; all data ends with the process")
         if settings.jwt_secret_generated:
             log.warning("JWT_SECRET is not set: using a random secret; tokens end with the process")
+        await self.services.hasher.decoy()  # made now, in the pool, so no sign-in waits for it
         if settings.seed_admin_email:
             outcome = await seed_admin(self.services, settings.seed_admin_email, settings.seed_admin_password,
                                        settings.seed_admin_name)
@@ -276,6 +278,7 @@ class Server:
         await self.services.bus.stop()
         await self.services.queues.stop()
         await self.services.store.close()
+        self.services.hasher.close()
         self.http = None
         log.info("stopped", extra={"seconds": round(time.monotonic() - started, 3)})
 

@@ -118,6 +118,7 @@ class Replay:
 
     async def stop(self) -> None:
         await self.services.queues.stop()
+        self.services.hasher.close()
 
     async def apply(self, event: dict) -> list[dict]:
         """Applies one parsed event; answers the output lines (only `observe` has any). A workflow's
