@@ -34,6 +34,7 @@ from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_
 from actors.state_frames import state_message
 from core import metrics
 from core.days import ClinicCalendar
+from core.doctors import DEFAULT_SOON_MINUTES
 from core.errors import StoreUnavailable
 from core.statuses import IN_CONSULTATION, WAITING
 from core.values import to_object_id
@@ -61,7 +62,7 @@ class DoctorActor(Actor):
 
     def __init__(self, doctor_id: str, *, store, hub: Rooms, clock: Callable[[], datetime],
                  calendar: ClinicCalendar, index: dict[str, str], presence: Presence | None = None,
-                 soon_minutes: int = 10, learning: bool = True):
+                 soon_minutes: int = DEFAULT_SOON_MINUTES, learning: bool = True):
         super().__init__(f"doctor:{doctor_id}")
         self.doctor_id = doctor_id
         self.store = store

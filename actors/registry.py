@@ -26,16 +26,20 @@ from core.bus_messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
 from actors.presence import Presence
 from actors.snapshot import QueueSnapshot
 from core.days import UTC_CALENDAR, ClinicCalendar
+from core.doctors import DEFAULT_SOON_MINUTES
 from core import metrics
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("medpharma.actors")
 
+TICK_SECONDS = 10.0    # how often watched queues re-estimate as time passes
+IDLE_SECONDS = 300.0   # an actor nobody watches or writes to for this long is evicted
+
 
 class QueueRegistry:
     def __init__(self, store, hub: Rooms, *, clock: Callable[[], datetime],
-                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = 10.0, idle_seconds: float = 300.0,
-                 soon_minutes: int = 10, presence: Presence | None = None, learning: bool = True):
+                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = TICK_SECONDS, idle_seconds: float = IDLE_SECONDS,
+                 soon_minutes: int = DEFAULT_SOON_MINUTES, presence: Presence | None = None, learning: bool = True):
         self.store = store
         self.calendar = calendar
         self.soon_minutes = soon_minutes

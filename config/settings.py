@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from core.doctors import DEFAULT_SOON_MINUTES
 from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ class Settings:
     login_failures_per_address_per_minute: int = 50
     registrations_per_hour: int = 20
     ws_max_per_user: int = 20
-    soon_minutes: int = 10
+    soon_minutes: int = DEFAULT_SOON_MINUTES
     eta_learning: bool = True
     clinic_timezone: str = "UTC"
 

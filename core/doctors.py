@@ -1,4 +1,5 @@
 """What a doctor profile holds when nobody said otherwise: one home for the defaults of the ETA rule."""
 
+DEFAULT_SOON_MINUTES = 10  # `turn:soon` when due within this many minutes (SOON_MINUTES)
 DEFAULT_AVG_CONSULT_MINUTES = 12
 MAX_AWAY_HOURS = 12  # a break (`awayUntil`) may be announced at most this far ahead

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from tornado import web
 
 from live.hub import Hub
-from actors.registry import QueueRegistry
+from actors.registry import IDLE_SECONDS, TICK_SECONDS, QueueRegistry
 from config.settings import Settings
 from core.days import ClinicCalendar
 from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app
@@ -147,8 +147,8 @@ def make_app(services: Services) -> web.Application:
 
 
 def build_services(settings: Settings, *, store: Store | None = None,
-                   clock: Callable[[], datetime] = utcnow, tick_seconds: float = 10.0,
-                   idle_seconds: float = 300.0, presence_report_seconds: float = PRESENCE_REPORT_SECONDS) -> Services:
+                   clock: Callable[[], datetime] = utcnow, tick_seconds: float = TICK_SECONDS,
+                   idle_seconds: float = IDLE_SECONDS, presence_report_seconds: float = PRESENCE_REPORT_SECONDS) -> Services:
     store = store or Store.connect(settings.mongo_uri, settings.mongo_db)
     clock = at_store_precision(clock)
     hub = Hub()
