@@ -68,15 +68,12 @@ TARGETS = ("confirmed", "cancelled", "in_consultation", "completed", "no_show")
 
 @dataclass(frozen=True)
 class Away:
-    """A break's end in a status body, `minutes` from the actors' clock (or from the real clock, by which
-    the server measures "at most 12 hours ahead"), resolved when the body is sent."""
+    """A break's end in a status body, `minutes` from the server's one clock, resolved when sent."""
 
     minutes: int
-    real: bool = False
 
     def resolve(self, clock_now: datetime) -> str:
-        base = datetime.now(timezone.utc).replace(microsecond=0) if self.real else clock_now
-        return iso(base + timedelta(minutes=self.minutes))
+        return iso(clock_now + timedelta(minutes=self.minutes))
 
 
 STATUS_BODIES = (  # PATCH /api/doctors/{id}/status: valid ones, then invalid ones (400)
@@ -86,7 +83,7 @@ STATUS_BODIES = (  # PATCH /api/doctors/{id}/status: valid ones, then invalid on
     {"avgConsultMinutes": 30}, {"isRunningLate": True, "lateByMinutes": 0, "avgConsultMinutes": 8},
     {"awayUntil": Away(25)}, {"awayUntil": Away(4)}, {"awayUntil": None}, {"awayUntil": Away(-10)},
     {"isRunningLate": True, "lateByMinutes": 5, "awayUntil": Away(12)},
-    {"awayUntil": Away(13 * 60, real=True)},
+    {"awayUntil": Away(13 * 60)},
     {"lateByMinutes": 601}, {"avgConsultMinutes": 0}, {"isRunningLate": "yes"}, {"colour": "red"},
     {"awayUntil": "2030-01-01T10:00:00"}, {"awayUntil": "soon"},
 )
@@ -94,8 +91,7 @@ VALID_STATUS_BODIES = 15
 MALFORMED_STATUS_BODIES = 16  # from here on the body is refused before anyone is asked who may send it
 PATIENTS = 6
 SLOT_MINUTES = 5  # bookings land on a 5-minute grid, so several patients often share a time
-# How far ahead of the real clock the actors' clock may start: breaks are limited to 12 hours ahead of
-# the server's real clock, and the model's breaks are set from the actors' clock.
+# How far ahead of the real clock the server's clock may start (late in the UTC day, to cross midnight).
 MAX_CLOCK_LEAD = timedelta(hours=10)
 # This model reads clinic days in UTC and sets its clock near midnight UTC to cross one, so its servers
 # keep UTC rather than the suite's morning zone (tests/conftest.py, `clinic_zone_where_it_is_morning`).
@@ -694,7 +690,7 @@ async def apply(world: World, op: tuple, appointments: dict, doctors: dict, step
             when += timedelta(days=1)
         doctor_id, token = spell(doctor.id, up), patient.token
         if variant == "past":
-            when = datetime.now(timezone.utc) - timedelta(minutes=1)
+            when = harness.clock() - timedelta(minutes=1)
         elif variant == "unknown_doctor":
             doctor_id = str(ObjectId())
         elif variant == "as_doctor":
@@ -803,7 +799,7 @@ async def apply(world: World, op: tuple, appointments: dict, doctors: dict, step
                 assert {k: response.body[k] for k in wanted} == wanted, (what, response.body)
                 if "awayUntil" in body:  # the doctor's own answer reads a break that has passed as none
                     away = parsed({"awayUntil": body["awayUntil"]})["awayUntil"]
-                    shown = away if away is not None and away > datetime.now(timezone.utc) else None
+                    shown = away if away is not None and away > harness.clock() else None
                     assert parsed(response.body)["awayUntil"] == shown, (what, response.body)
         return what
 
