@@ -46,6 +46,16 @@ class Rule:
             raise Forbidden()
         return principal
 
+    @property
+    def callers(self) -> tuple[str, ...]:
+        """The roles that can ever pass, for the API description: those named, or those a staff
+        relation implies (only a doctor or an admin can be "that doctor" or an admin); () for any."""
+        if self.roles:
+            return self.roles
+        if self.relations and self.relations <= STAFF:
+            return tuple(role for role in (DOCTOR, ADMIN) if role in self.relations)
+        return ()
+
     def relate(self, principal: Principal | None, doctor_id: str, patient_id: str | None = None) -> str:
         """The relation half, once the resource is known: the caller's relation to it, or `403`."""
         found = relation(principal, doctor_id, patient_id)
@@ -59,7 +69,9 @@ ANYONE = Rule(public=True)
 SIGNED_IN = Rule()
 ADMINS = Rule(roles=(ADMIN,))
 PATIENTS = Rule(roles=(PATIENT,))
-STAFF_OF_DOCTOR = Rule(roles=(DOCTOR, ADMIN), relations=STAFF, says="admins, or that doctor",
+# No role named: whoever is signed in is admitted, and the relation decides once the body is valid
+# (so a malformed body is a 400 for anyone, as it always was).
+STAFF_OF_DOCTOR = Rule(relations=STAFF, says="admins, or that doctor",
                        refusal="Only this doctor or an admin may do this.")
 PARTIES = frozenset({ADMIN, DOCTOR, OWNER})
 PARTY_TO_APPOINTMENT = Rule(relations=PARTIES, says="its patient, its doctor, admins",

@@ -73,7 +73,7 @@ class Operation:
         if self.rule is None:
             return
         declared = policy.rule(self.rule)
-        auth = PUBLIC if declared.public else (declared.roles or SIGNED_IN)
+        auth = PUBLIC if declared.public else (declared.callers or SIGNED_IN)
         object.__setattr__(self, "auth", auth)
         object.__setattr__(self, "relation_rule", declared.says)
 
