@@ -1,8 +1,8 @@
 """Every place the server relies on Tornado below its documented API, in one module.
 
 Each name says why it is needed. `tests/test_tornado_compat.py` holds a canary for each that fails
-loudly when a Tornado release changes what it relies on. Checked against Tornado 6.5.10 and 6.6.1
-(the pin in setup.cfg); re-run those canaries before widening the pin.
+loudly when a Tornado release changes what it relies on. Checked against Tornado 6.5.0, 6.5.10,
+6.6.0 and 6.6.1 (the pin in setup.cfg); re-run those canaries before widening the pin.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tornado.httputil import HTTPHeaders
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-CHECKED_TORNADO_VERSIONS = ("6.5.10", "6.6.1")
+CHECKED_TORNADO_VERSIONS = ("6.5.0", "6.5.10", "6.6.0", "6.6.1")
 
 # -- the HTTP edge (infra/edge.py) ------------------------------------------------------------------
 
