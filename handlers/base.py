@@ -262,13 +262,20 @@ def write_json_error(handler: web.RequestHandler, status_code: int, exc: BaseExc
         if exc.details:
             body["details"] = exc.details
     elif isinstance(exc, web.HTTPError) and status_code < 500:
-        reason = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
-        body = {"message": f"{reason}.", "code": _STATUS_CODES.get(status_code, "http_error")}
+        body = {"message": f"{status_phrase(status_code)}.", "code": _STATUS_CODES.get(status_code, "http_error")}
     else:
         body = {"message": "Something went wrong on our side.", "code": "internal_error"}
     handler.clear_header("Content-Type")
     handler.set_header("Content-Type", "application/json; charset=utf-8")
     handler.finish(json.dumps(body))
+
+
+def status_phrase(status_code: int) -> str:
+    """The standard reason phrase of a status code, or "Error" for one `http.HTTPStatus` does not know."""
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Error"
 
 
 def is_expected_error(e: BaseException | None) -> bool:

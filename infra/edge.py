@@ -24,12 +24,13 @@ import socket
 import time
 import weakref
 
-from tornado.http1connection import HTTP1ConnectionParameters
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
 from core import metrics
+from infra.tornado_compat import (BARE_400, connection_params, copy_connection_params, stream_options,
+                                  use_connection_params)
 
 log = logging.getLogger("medpharma.server")
 
@@ -39,7 +40,6 @@ ACCEPT_BATCH = 128  # connections accepted per readiness event (Tornado's own ba
 ACCEPT_PAUSE_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)  # growing while descriptors stay short
 OUT_OF_DESCRIPTORS_LOG_SECONDS = 60.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_TORNADO_BARE_400 = b"HTTP/1.1 400 Bad Request\r\n\r\n"
 _MALFORMED_BODY = json.dumps({"message": "The request could not be parsed as HTTP.",
                               "code": "malformed_request"}).encode()
 _MALFORMED_ANSWER = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
@@ -49,7 +49,7 @@ _MALFORMED_ANSWER = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/jso
 
 class EdgeIOStream(IOStream):
     def write(self, data, *args, **kwargs):
-        if data == _TORNADO_BARE_400:  # only ever written for a request Tornado could not parse
+        if data == BARE_400:  # only ever written for a request Tornado could not parse
             data = _MALFORMED_ANSWER
         return super().write(data, *args, **kwargs)
 
@@ -58,8 +58,7 @@ class EdgeHTTPServer(HTTPServer):
     def initialize(self, *args, header_timeout: float = HEADER_TIMEOUT_SECONDS,
                    idle_timeout: float = IDLE_TIMEOUT_SECONDS, **kwargs) -> None:
         super().initialize(*args, idle_connection_timeout=header_timeout, body_timeout=idle_timeout, **kwargs)
-        self.idle_params = _copy_params(self.conn_params)
-        self.idle_params.header_timeout = idle_timeout
+        self.idle_params = copy_connection_params(connection_params(self), header_timeout=idle_timeout)
         self._served_before: weakref.WeakSet = weakref.WeakSet()
         self._listening: dict[int, socket.socket] = {}
         self._paused: dict[int, object] = {}  # fd → the timeout that resumes it
@@ -70,7 +69,7 @@ class EdgeHTTPServer(HTTPServer):
     # -- timeouts ------------------------------------------------------------------------------------
     def start_request(self, server_conn, request_conn):
         if server_conn in self._served_before:
-            request_conn.params = self.idle_params  # waiting for a kept-alive connection's next request
+            use_connection_params(request_conn, self.idle_params)  # waiting for a kept-alive connection's next request
         else:
             self._served_before.add(server_conn)
         return super().start_request(server_conn, request_conn)
@@ -116,7 +115,7 @@ class EdgeHTTPServer(HTTPServer):
             self._serve(connection, address)
 
     def _serve(self, connection: socket.socket, address) -> None:
-        stream = EdgeIOStream(connection, max_buffer_size=self.max_buffer_size, read_chunk_size=self.read_chunk_size)
+        stream = EdgeIOStream(connection, **stream_options(self))
         self.handle_stream(stream, address)
 
     def _pause(self, sock: socket.socket, exc: OSError) -> None:
@@ -142,9 +141,3 @@ class EdgeHTTPServer(HTTPServer):
             return
         self._watch(sock)
 
-
-def _copy_params(params: HTTP1ConnectionParameters) -> HTTP1ConnectionParameters:
-    return HTTP1ConnectionParameters(
-        no_keep_alive=params.no_keep_alive, chunk_size=params.chunk_size,
-        max_header_size=params.max_header_size, header_timeout=params.header_timeout,
-        max_body_size=params.max_body_size, body_timeout=params.body_timeout, decompress=params.decompress)

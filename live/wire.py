@@ -13,9 +13,9 @@ is joined with its header and written at once: copying a few KiB costs less than
 call, and the kernel's send buffer (16 KiB to start with on Linux) takes such a frame whole, so the
 copy is freed at once. Only larger frames (a long queue's `queue:state`) go out as header + views.
 
-This reaches one level below `write_message` (the connection's stream, as `WebSocketProtocol13`
-does itself); where that is not plain (per-message compression negotiated, another protocol class)
-it falls back to `write_message` with the joined bytes.
+This reaches one level below `write_message`, to the stream under the socket, as
+`WebSocketProtocol13` does itself (`infra.tornado_compat.frame_stream`). Frames go out unmasked and
+uncompressed, as Tornado's own do: the server never negotiates per-message compression.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import struct
 from typing import Sequence
 
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol13
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from infra.tornado_compat import frame_stream
 
 TEXT_FIN = 0x80 | 0x1  # FIN bit and the text opcode
 JOIN_FRAME_BYTES = 16 * 1024  # frames up to this size are written with their header in one call
@@ -44,15 +46,8 @@ def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memory
     """Sends `pieces`, in order, as one text frame; the returned future resolves when written (it
     is the stream's own: already done when the kernel took the frame at once, failed with
     StreamClosedError if the socket closes first)."""
-    connection = handler.ws_connection
-    if connection is None or connection.is_closing():
-        raise WebSocketClosedError()
-    plain = (type(connection) is WebSocketProtocol13 and getattr(connection, "_compressor", None) is None
-             and not connection.mask_outgoing)
-    if not plain:
-        return handler.write_message(b"".join(pieces))  # compressed or masked: Tornado's own path
+    stream = frame_stream(handler)
     length = sum(len(piece) for piece in pieces)
-    stream = connection.stream
     try:
         if length <= JOIN_FRAME_BYTES:  # one write, one system call (see the module docstring)
             return stream.write(frame_header(length) + b"".join(pieces))

@@ -16,7 +16,6 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from tornado import websocket
-from tornado.httputil import HTTPHeaders
 
 from actors.rooms import Outgoing, appointment_room, doctor_room
 from actors.state_frames import state_message
@@ -28,6 +27,7 @@ from infra.auth import TokenError
 from core.limits import (GOING_AWAY_CLOSE_CODE, MAX_SUBSCRIPTIONS, SESSION_ENDED_CLOSE_CODE,
                          SLOW_READER_CLOSE_CODE)
 from infra.logs import request_id_for
+from infra.tornado_compat import release_upgrade_state, socket_is_open
 from core.errors import Forbidden, NotFound, RateLimited, StoreUnavailable, Unauthorized, ValidationFailed
 from core.values import canonical_id, format_utc
 from domain import presence
@@ -149,19 +149,10 @@ class QueueSocket(JsonErrors, websocket.WebSocketHandler):
         self._expire_with_token()
 
     def _release_upgrade(self) -> None:
-        """Lets go of what only the upgrade's HTTP exchange needed. By now Tornado has answered 101,
-        logged the request and detached the stream from HTTP, and it touches none of these again;
-        left alone they would live as long as the socket, nearly 5 KiB on each idle one
-        (`python -m bench.socket_memory`). The request object itself stays: its method, path and
-        remote address are in Tornado's log line if a frame handler fails."""
-        request = self.request
-        request.connection = None  # the finished HTTP/1.1 exchange: its parser state and futures
-        request.server_connection = None  # its connection reader, which ended when the stream left it
-        # The upgrade's headers, the access token among them: emptied in place, because the
-        # suspended frames of the upgrade (Tornado's `get` and ours) refer to the same object.
-        request.headers.clear()
-        self._headers = HTTPHeaders()  # the 101's headers, already written
-        self.ui = None  # template helpers; a socket renders no templates
+        """Lets go of what only the upgrade's HTTP exchange needed (see `release_upgrade_state`): left
+        alone it would live as long as the socket, nearly 5 KiB on each idle one
+        (`python -m bench.socket_memory`)."""
+        release_upgrade_state(self)
 
     def _expire_with_token(self) -> None:
         """A socket lives no longer than its latest token (the one that opened it, or an `auth` frame's)."""
@@ -330,7 +321,7 @@ class QueueSocket(JsonErrors, websocket.WebSocketHandler):
 
     def _still_open(self) -> bool:
         """After an await: a socket that is closing joins no more rooms."""
-        return self.outbox is not None and self.ws_connection is not None and not self.ws_connection.is_closing()
+        return self.outbox is not None and socket_is_open(self)
 
     def _join(self, room: str) -> None:
         self.rooms.add(room)
