@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import math
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -56,6 +59,24 @@ class LoopThread:
         self.loop.close()
 
 
+async def eventually(condition, what: str, timeout: float = 30.0):
+    """Waits until `condition()` (a plain or an async callable) is true and returns its value as soon
+    as it is. For what the server does after the client has already seen its effect (a counter after
+    a close, a socket leaving the set): a readiness wait, never a speed check. The generous deadline
+    only stops a broken server from hanging the suite; it fails naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() >= deadline:
+            raise AssertionError(f"never happened (waited {timeout:g}s): {what}")
+        await asyncio.sleep(0.01)
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now, for servers started in a subprocess."""
     with socket.socket() as probe:
@@ -79,6 +100,17 @@ class FakeClock:
 
     def advance(self, **delta) -> None:
         self.offset += timedelta(**delta)
+
+
+def short_lived(tokens, seconds: float) -> int:
+    """Makes the token issuer `tokens` (`infra.auth.TokenIssuer`) issue access tokens that expire at
+    the first whole second at least `seconds` from now, by setting its clock back (a JWT's times are
+    whole seconds); returns that second. A test then waits for such a token's end as an event (a
+    socket closed with 4001), about `seconds` long and never less, so its own few requests fit in
+    before. `tokens.clock = time.time` puts the issuer back."""
+    ends_at = math.ceil(time.time() + seconds)
+    tokens.clock = lambda: ends_at - tokens.expires_seconds
+    return ends_at
 
 
 @dataclass
