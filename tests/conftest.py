@@ -222,6 +222,17 @@ class WsClient:
             if frame.get("event") == event and (predicate is None or predicate(frame["data"])):
                 return frame
 
+    async def before_pong(self, timeout: float = 5.0) -> list[dict]:
+        """Sends a ping and returns every frame that arrives before its pong: the server writes a
+        socket's frames in order, so the pong comes after everything offered to the socket before."""
+        await self.send({"type": "ping"})
+        frames = []
+        while (frame := await self.recv(timeout)) != {"event": "pong"}:
+            if frame is None:
+                raise AssertionError("socket closed while waiting for pong")
+            frames.append(frame)
+        return frames
+
     async def drain(self, quiet: float = 0.2) -> list[dict]:
         """Every frame that arrives until none has for `quiet` seconds."""
         frames = []
