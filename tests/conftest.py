@@ -35,6 +35,27 @@ ADMIN_PASSWORD = "admin-password-1"
 JWT_SECRET = "test-secret-that-is-at-least-32-characters-long"
 
 
+# -- markers (registered in setup.cfg), all given here ----------------------------------------------------
+# `make test` runs everything; `make test-fast` deselects these, so its loop needs no browser, no Redis
+# and no long runs. `slow` alone is given where it applies, on each test that takes seconds.
+BROWSER_FIXTURES = {"browser", "browsers", "site"}  # Debian's chromium, driven by playwright
+REDIS_FIXTURES = {"redis_url"}                     # the real Redis on 127.0.0.1:6379
+MARKED_FILES = {"test_api_contract.py": "contract",  # schemathesis against the OpenAPI document
+                "test_fuzz_inputs.py": "fuzz"}       # hypothesis fuzzing of every input
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if fixtures & REDIS_FIXTURES:
+            item.add_marker(pytest.mark.redis)
+        if item.path.name in MARKED_FILES:
+            item.add_marker(MARKED_FILES[item.path.name])
+
+
 class LoopThread:
     """An asyncio loop in a background thread, so a synchronous hypothesis test can drive a server
     (`run` submits a coroutine and waits for its result)."""
@@ -337,15 +358,22 @@ async def stop_harness(harness: Harness) -> None:
 REDIS_URL = "redis://127.0.0.1:6379/0"  # the Redis these machines (and CI) run
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis to use. A test that needs Redis asks for this fixture, itself or through another
+    (`two_nodes`), and is marked `redis` for it (see `pytest_collection_modifyitems`)."""
+    return REDIS_URL
+
+
 @contextlib.asynccontextmanager
-async def nodes_sharing_one_store(count: int = 2, **options):
+async def nodes_sharing_one_store(redis_url: str, count: int = 2, **options):
     """Several servers on one store and the real Redis bus, as a deployment of several nodes."""
     database = f"medpharma_nodes_{uuid.uuid4().hex[:8]}"
     store = Store.connect(TEST_MONGO_URI, database)
     nodes = []
     try:
         for _ in range(count):
-            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": database}, store=store,
+            nodes.append(await start_harness(settings={"redis_url": redis_url, "mongo_db": database}, store=store,
                                              **options))
         yield nodes
     finally:
@@ -354,8 +382,8 @@ async def nodes_sharing_one_store(count: int = 2, **options):
 
 
 @pytest.fixture
-async def two_nodes():
-    async with nodes_sharing_one_store() as nodes:
+async def two_nodes(redis_url):
+    async with nodes_sharing_one_store(redis_url) as nodes:
         yield nodes
 
 

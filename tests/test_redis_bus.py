@@ -1,8 +1,9 @@
 """Two nodes sharing one store and a Redis bus: a change made through one reaches sockets on the other;
 nothing from outside the deployment gets in; a failed publish or a lost connection is repaired.
 
-Needs the Redis on 127.0.0.1:6379 these machines run. Without CI set and without Redis the tests
-fail rather than skip: a skipped test would count as missing.
+Needs the Redis on 127.0.0.1:6379 these machines run (the tests that do ask for the `redis_url`
+fixture and are marked `redis`). Without CI set and without Redis they fail rather than skip: a
+skipped test would count as missing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from core import metrics
 from infra.bus import (BadMessage, PresenceReport, channel_name, decode_change, encode_change, sign,
                        signing_key, verify)
 from infra.store import Store
-from tests.conftest import REDIS_URL, JWT_SECRET, TEST_MONGO_URI, eventually, start_harness, stop_harness
+from tests.conftest import JWT_SECRET, TEST_MONGO_URI, eventually, start_harness, stop_harness
 
 
 
@@ -83,7 +84,7 @@ async def test_a_node_reloads_its_queues_when_told_it_missed_messages(two_nodes)
     assert fresh.body["list"] == []
 
 
-async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconnect(two_nodes):
+async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconnect(two_nodes, redis_url):
     node_a, _ = two_nodes
     admin = await node_a.admin_token()
     doctor = await node_a.create_doctor(admin)
@@ -96,7 +97,7 @@ async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconn
         {"_id": ObjectId(appointment["id"])}, {"$set": {"status": "cancelled"}, "$inc": {"version": 1},
                                                "$unset": {"waitingKey": ""}})
 
-    admin_client = redis.from_url(REDIS_URL)
+    admin_client = redis.from_url(redis_url)
     try:
         killed = await admin_client.client_kill_filter(_type="pubsub")
         assert killed >= 1
@@ -132,7 +133,7 @@ def test_signatures_are_checked_and_bound_to_the_deployment():
     assert channel_name("clinic_a") != channel_name("clinic_b")
 
 
-async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
+async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes, redis_url):
     node_a, node_b = two_nodes
     admin = await node_a.admin_token()
     doctor = await node_a.create_doctor(admin)
@@ -149,7 +150,7 @@ async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
     other_key = signing_key("not-the-deployment-secret-but-long-enough", node_a.services.settings.mongo_db)
     channel = node_a.services.bus.channel
     before = {reason: rejected(reason) for reason in ("unsigned", "bad_signature", "malformed")}
-    client = redis.from_url(REDIS_URL)
+    client = redis.from_url(redis_url)
     try:
         await client.publish(channel, forged)                              # unsigned
         await client.publish(channel, sign(forged, other_key))             # signed with another key
@@ -176,13 +177,13 @@ async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
     watcher.close()
 
 
-async def test_two_deployments_on_one_redis_never_hear_each_other():
+async def test_two_deployments_on_one_redis_never_hear_each_other(redis_url):
     names = {"a": f"medpharma_dep_a_{uuid.uuid4().hex[:6]}", "b": f"medpharma_dep_b_{uuid.uuid4().hex[:6]}"}
     stores = {key: Store.connect(TEST_MONGO_URI, name) for key, name in names.items()}
     nodes = []
     try:
         for key in ("a", "a", "b"):
-            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": names[key]},
+            nodes.append(await start_harness(settings={"redis_url": redis_url, "mongo_db": names[key]},
                                              store=stores[key], presence_report_seconds=3600))  # no reports
         a1, a2, b = nodes
         assert a1.services.bus.channel == a2.services.bus.channel != b.services.bus.channel
@@ -192,7 +193,7 @@ async def test_two_deployments_on_one_redis_never_hear_each_other():
         await a1.book(token, doctor["id"])
         await eventually(lambda: a2.services.bus.received >= 1, "a2 to hear a1's booking")
         heard_by_a2 = a2.services.bus.received
-        client = redis.from_url(REDIS_URL)
+        client = redis.from_url(redis_url)
         spy = client.pubsub(ignore_subscribe_messages=True)
         await spy.subscribe(b.services.bus.channel)
         b_admin = await b.admin_token()
