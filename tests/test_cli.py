@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import server.__main__ as command
 from tests.conftest import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,35 @@ def clean_env(**overrides) -> dict:
 def run_cli(*args: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "server", *args], cwd=PROJECT_ROOT, env=clean_env(**env),
                           capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def cli_in_process(monkeypatch, capsys):
+    """`run_cli` for a start that must stop at its settings, in this process: `server.__main__.main`
+    with the environment `run_cli` gives, sparing a second of interpreter start-up. Should the settings
+    pass after all, the command's work is a stub that returns 0 (never a server left running)."""
+
+    async def started_anyway(*args) -> int:
+        return 0
+
+    def run(*args: str, **env) -> subprocess.CompletedProcess:
+        for name in SETTING_NAMES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in clean_env(**env).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(PROJECT_ROOT)
+        for work in ("serve", "run_seed_admin", "run_eta_replay"):
+            monkeypatch.setattr(command, work, started_anyway)
+        monkeypatch.setattr(command, "configure_logging", lambda level: None)
+        capsys.readouterr()
+        try:
+            code = command.main(list(args))
+        except SystemExit as stopped:
+            code = stopped.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["python", "-m", "server", *args], code, out, err)
+
+    return run
 
 
 
@@ -60,20 +90,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess, variable: str) ->
     ({"ETA_LEARNING": "maybe"}, "ETA_LEARNING"),
     ({"WS_MAX_PER_USER": "0"}, "WS_MAX_PER_USER"),
 ])
-def test_bad_setting_stops_with_one_line(env, variable):
-    result = run_cli(**env)
+def test_bad_setting_stops_with_one_line(cli_in_process, env, variable):
+    result = cli_in_process(**env)
     assert_one_line_error(result, variable)
     assert result.returncode == 2
     assert result.stdout == ""
 
 
-def test_bad_setting_stops_seed_admin_too():
-    result = run_cli("seed-admin", PORT="abc")
+def test_bad_setting_stops_seed_admin_too(cli_in_process):
+    result = cli_in_process("seed-admin", PORT="abc")
     assert_one_line_error(result, "PORT")
 
 
-def test_unknown_command_is_refused():
-    result = run_cli("explode")
+def test_unknown_command_is_refused(cli_in_process):
+    result = cli_in_process("explode")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
 
