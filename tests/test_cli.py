@@ -108,6 +108,7 @@ def test_unknown_command_is_refused(cli_in_process):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_seed_admin_without_mongo_uri_is_refused():
     result = run_cli("seed-admin", SEED_ADMIN_EMAIL=ADMIN_EMAIL, SEED_ADMIN_PASSWORD=ADMIN_PASSWORD)
     assert result.returncode != 0
@@ -116,6 +117,7 @@ def test_seed_admin_without_mongo_uri_is_refused():
     assert "created" not in result.stdout
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_seed_admin_without_credentials_is_refused():
     result = run_cli("seed-admin")
     assert result.returncode != 0
@@ -147,6 +149,7 @@ def wait_until_listening(process: subprocess.Popen, base: str) -> None:
     raise AssertionError("server did not start listening")
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_serve_seed_admin_login_and_sigterm():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -182,6 +185,7 @@ def test_serve_seed_admin_login_and_sigterm():
         process.stderr.close()
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_sigint_also_stops_cleanly():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -201,6 +205,7 @@ def test_sigint_also_stops_cleanly():
         process.stderr.close()
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_port_in_use_is_one_clear_line():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -214,6 +219,7 @@ def test_port_in_use_is_one_clear_line():
 
 
 # -- start-up failures other than settings: one line naming what to check, status 1 ----------------
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_port_in_use_is_one_clear_line_at_the_default_log_level():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -224,6 +230,7 @@ def test_port_in_use_is_one_clear_line_at_the_default_log_level():
     assert result.returncode == 1 and str(port) in result.stderr
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_unreachable_redis_is_one_clear_line():
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
@@ -233,6 +240,7 @@ def test_unreachable_redis_is_one_clear_line():
     assert result.returncode == 1
 
 
+@pytest.mark.slow  # waits out the MongoDB driver's 3 s server selection, as an operator's start would
 def test_unreachable_store_is_one_clear_line():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

@@ -79,6 +79,7 @@ def replay(monkeypatch, capsys):
     return replay
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_good_input_gives_one_line_per_waiting_appointment_per_observe():
     result = run(GOOD)
     assert result.returncode == 0, result.stderr
@@ -183,6 +184,7 @@ def test_from_store_needs_a_database(replay):
     assert result.returncode == 2 and "MONGO_URI" in result.stderr
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_a_missing_file_is_reported():
     result = run([], "/nonexistent/history.jsonl", stdin=False)
     assert result.returncode == 2 and "cannot read" in result.stderr

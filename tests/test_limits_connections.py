@@ -11,6 +11,8 @@ import resource
 import sys
 from pathlib import Path
 
+import pytest
+
 from server.app import Server
 from infra.edge import HEADER_TIMEOUT_SECONDS, IDLE_TIMEOUT_SECONDS
 from tests.conftest import eventually, free_port, make_settings, start_harness, stop_harness
@@ -82,6 +84,7 @@ async def test_a_kept_alive_connection_gets_the_idle_timeout_then_is_closed():
 
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 async def test_out_of_file_descriptors_the_server_keeps_serving_and_heals():
     port = free_port()
     env = {key: value for key, value in os.environ.items()

@@ -175,6 +175,7 @@ def series_count(scrape: str) -> int:
     return sum(1 for line in scrape.splitlines() if line.startswith("medpharma_http_"))
 
 
+@pytest.mark.slow  # a flood of 600 requests: seconds
 async def test_invented_methods_and_paths_do_not_grow_the_metrics(harness):
     for i in range(2):  # every series the flood can touch exists before the count
         await harness.api.request(f"WARM{i}", f"/warm/{i}")

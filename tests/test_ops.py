@@ -380,6 +380,7 @@ async def test_access_line_carries_the_echoed_request_id(harness):
 
 # -- the event loop stays free while bcrypt works ------------------------------------------------------
 
+@pytest.mark.slow  # ten bcrypt hashes at cost 12 (the point: hashing that takes long), 2-7 s
 async def test_ping_is_answered_while_a_burst_of_logins_hashes():
     """bcrypt runs in an executor: with 8 logins at cost 12 all inside the hasher, a WebSocket ping is
     still answered before they finish. Ordering only; the latency figure lives in bench/."""

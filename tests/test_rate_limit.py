@@ -290,6 +290,7 @@ async def test_one_address_holds_only_its_share_of_the_pool(harness):
     assert code == 200
 
 
+@pytest.mark.slow  # a 4-second spray from another process, and sign-ins at bcrypt cost 10
 async def test_honest_sign_ins_stay_quick_during_a_login_spray():
     """Failed logins for made-up emails sprayed from one address (by another process, so its own work
     is not on the server's loop); honest sign-ins from another address take at most a few times what
