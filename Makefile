@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test bench bench-eta bench-scale clean install chromium screenshots
+.PHONY: run test test-fast bench bench-eta bench-scale clean install chromium screenshots
 
 # The browser tests drive Debian's chromium (never a browser Playwright downloads).
 export MEDPHARMA_CHROMIUM ?= /usr/bin/chromium
@@ -43,6 +43,12 @@ chromium:
 
 test: $(STAMP_TEST) chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The quick loop: unit and in-process integration tests, no chromium, no Redis. The markers it leaves
+# out (setup.cfg) each select their part alone: `pytest -m browser`, `-m contract`, `-m fuzz`,
+# `-m redis`, `-m slow`; `make test` runs them all.
+test-fast: $(STAMP_TEST)
+	$(BIN)/python -m pytest -q -m "not browser and not contract and not fuzz and not redis and not slow" $(PYTEST_ARGS)
 
 # Refreshes the README's pictures of every page (phone and desktop width).
 screenshots: $(STAMP_TEST) chromium

@@ -165,12 +165,13 @@ class PasswordHasher:
 
 
 class TokenIssuer:
-    def __init__(self, secret: str, expires_seconds: int):
+    def __init__(self, secret: str, expires_seconds: int, clock: Callable[[], float] = time.time):
         self._secret = secret
         self.expires_seconds = expires_seconds
+        self.clock = clock  # when a token is issued (`iat`); a test's clock issues one that ends when it says
 
     def issue(self, user: dict, session_id: str) -> str:
-        now = int(time.time())
+        now = int(self.clock())
         claims = {"sub": str(user["_id"]), "role": user["role"], "sid": session_id, "iat": now,
                   "exp": now + self.expires_seconds}
         if user.get("doctorId") is not None:

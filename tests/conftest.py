@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import math
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -30,6 +33,27 @@ TEST_MONGO_URI = os.environ.get("MEDPHARMA_TEST_MONGO_URI") or None
 ADMIN_EMAIL = "root@medpharma.test"
 ADMIN_PASSWORD = "admin-password-1"
 JWT_SECRET = "test-secret-that-is-at-least-32-characters-long"
+
+
+# -- markers (registered in setup.cfg), all given here ----------------------------------------------------
+# `make test` runs everything; `make test-fast` deselects these, so its loop needs no browser, no Redis
+# and no long runs. `slow` alone is given where it applies, on each test that takes seconds.
+BROWSER_FIXTURES = {"browser", "browsers", "site"}  # Debian's chromium, driven by playwright
+REDIS_FIXTURES = {"redis_url"}                     # the real Redis on 127.0.0.1:6379
+MARKED_FILES = {"test_api_contract.py": "contract",  # schemathesis against the OpenAPI document
+                "test_fuzz_inputs.py": "fuzz"}       # hypothesis fuzzing of every input
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        if fixtures & REDIS_FIXTURES:
+            item.add_marker(pytest.mark.redis)
+        if item.path.name in MARKED_FILES:
+            item.add_marker(MARKED_FILES[item.path.name])
 
 
 class LoopThread:
@@ -56,6 +80,24 @@ class LoopThread:
         self.loop.close()
 
 
+async def eventually(condition, what: str, timeout: float = 30.0):
+    """Waits until `condition()` (a plain or an async callable) is true and returns its value as soon
+    as it is. For what the server does after the client has already seen its effect (a counter after
+    a close, a socket leaving the set): a readiness wait, never a speed check. The generous deadline
+    only stops a broken server from hanging the suite; it fails naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() >= deadline:
+            raise AssertionError(f"never happened (waited {timeout:g}s): {what}")
+        await asyncio.sleep(0.01)
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now, for servers started in a subprocess."""
     with socket.socket() as probe:
@@ -79,6 +121,17 @@ class FakeClock:
 
     def advance(self, **delta) -> None:
         self.offset += timedelta(**delta)
+
+
+def short_lived(tokens, seconds: float) -> int:
+    """Makes the token issuer `tokens` (`infra.auth.TokenIssuer`) issue access tokens that expire at
+    the first whole second at least `seconds` from now, by setting its clock back (a JWT's times are
+    whole seconds); returns that second. A test then waits for such a token's end as an event (a
+    socket closed with 4001), about `seconds` long and never less, so its own few requests fit in
+    before. `tokens.clock = time.time` puts the issuer back."""
+    ends_at = math.ceil(time.time() + seconds)
+    tokens.clock = lambda: ends_at - tokens.expires_seconds
+    return ends_at
 
 
 @dataclass
@@ -189,6 +242,17 @@ class WsClient:
             if frame.get("event") == event and (predicate is None or predicate(frame["data"])):
                 return frame
 
+    async def before_pong(self, timeout: float = 5.0) -> list[dict]:
+        """Sends a ping and returns every frame that arrives before its pong: the server writes a
+        socket's frames in order, so the pong comes after everything offered to the socket before."""
+        await self.send({"type": "ping"})
+        frames = []
+        while (frame := await self.recv(timeout)) != {"event": "pong"}:
+            if frame is None:
+                raise AssertionError("socket closed while waiting for pong")
+            frames.append(frame)
+        return frames
+
     async def drain(self, quiet: float = 0.2) -> list[dict]:
         """Every frame that arrives until none has for `quiet` seconds."""
         frames = []
@@ -294,15 +358,22 @@ async def stop_harness(harness: Harness) -> None:
 REDIS_URL = os.environ.get("MEDPHARMA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis to use. A test that needs Redis asks for this fixture, itself or through another
+    (`two_nodes`), and is marked `redis` for it (see `pytest_collection_modifyitems`)."""
+    return REDIS_URL
+
+
 @contextlib.asynccontextmanager
-async def nodes_sharing_one_store(count: int = 2, **options):
+async def nodes_sharing_one_store(redis_url: str, count: int = 2, **options):
     """Several servers on one store and the real Redis bus, as a deployment of several nodes."""
     database = f"medpharma_nodes_{uuid.uuid4().hex[:8]}"
     store = Store.connect(TEST_MONGO_URI, database)
     nodes = []
     try:
         for _ in range(count):
-            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": database}, store=store,
+            nodes.append(await start_harness(settings={"redis_url": redis_url, "mongo_db": database}, store=store,
                                              **options))
         yield nodes
     finally:
@@ -311,8 +382,8 @@ async def nodes_sharing_one_store(count: int = 2, **options):
 
 
 @pytest.fixture
-async def two_nodes():
-    async with nodes_sharing_one_store() as nodes:
+async def two_nodes(redis_url):
+    async with nodes_sharing_one_store(redis_url) as nodes:
         yield nodes
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import server.__main__ as command
 from tests.conftest import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,35 @@ def clean_env(**overrides) -> dict:
 def run_cli(*args: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "server", *args], cwd=PROJECT_ROOT, env=clean_env(**env),
                           capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def cli_in_process(monkeypatch, capsys):
+    """`run_cli` for a start that must stop at its settings, in this process: `server.__main__.main`
+    with the environment `run_cli` gives, sparing a second of interpreter start-up. Should the settings
+    pass after all, the command's work is a stub that returns 0 (never a server left running)."""
+
+    async def started_anyway(*args) -> int:
+        return 0
+
+    def run(*args: str, **env) -> subprocess.CompletedProcess:
+        for name in SETTING_NAMES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in clean_env(**env).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(PROJECT_ROOT)
+        for work in ("serve", "run_seed_admin", "run_eta_replay"):
+            monkeypatch.setattr(command, work, started_anyway)
+        monkeypatch.setattr(command, "configure_logging", lambda level: None)
+        capsys.readouterr()
+        try:
+            code = command.main(list(args))
+        except SystemExit as stopped:
+            code = stopped.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["python", "-m", "server", *args], code, out, err)
+
+    return run
 
 
 
@@ -60,24 +90,25 @@ def assert_one_line_error(result: subprocess.CompletedProcess, variable: str) ->
     ({"ETA_LEARNING": "maybe"}, "ETA_LEARNING"),
     ({"WS_MAX_PER_USER": "0"}, "WS_MAX_PER_USER"),
 ])
-def test_bad_setting_stops_with_one_line(env, variable):
-    result = run_cli(**env)
+def test_bad_setting_stops_with_one_line(cli_in_process, env, variable):
+    result = cli_in_process(**env)
     assert_one_line_error(result, variable)
     assert result.returncode == 2
     assert result.stdout == ""
 
 
-def test_bad_setting_stops_seed_admin_too():
-    result = run_cli("seed-admin", PORT="abc")
+def test_bad_setting_stops_seed_admin_too(cli_in_process):
+    result = cli_in_process("seed-admin", PORT="abc")
     assert_one_line_error(result, "PORT")
 
 
-def test_unknown_command_is_refused():
-    result = run_cli("explode")
+def test_unknown_command_is_refused(cli_in_process):
+    result = cli_in_process("explode")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_seed_admin_without_mongo_uri_is_refused():
     result = run_cli("seed-admin", SEED_ADMIN_EMAIL=ADMIN_EMAIL, SEED_ADMIN_PASSWORD=ADMIN_PASSWORD)
     assert result.returncode != 0
@@ -86,6 +117,7 @@ def test_seed_admin_without_mongo_uri_is_refused():
     assert "created" not in result.stdout
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_seed_admin_without_credentials_is_refused():
     result = run_cli("seed-admin")
     assert result.returncode != 0
@@ -117,6 +149,7 @@ def wait_until_listening(process: subprocess.Popen, base: str) -> None:
     raise AssertionError("server did not start listening")
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_serve_seed_admin_login_and_sigterm():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -152,6 +185,7 @@ def test_serve_seed_admin_login_and_sigterm():
         process.stderr.close()
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_sigint_also_stops_cleanly():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -171,6 +205,7 @@ def test_sigint_also_stops_cleanly():
         process.stderr.close()
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_port_in_use_is_one_clear_line():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -184,6 +219,7 @@ def test_port_in_use_is_one_clear_line():
 
 
 # -- start-up failures other than settings: one line naming what to check, status 1 ----------------
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_port_in_use_is_one_clear_line_at_the_default_log_level():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -194,6 +230,7 @@ def test_port_in_use_is_one_clear_line_at_the_default_log_level():
     assert result.returncode == 1 and str(port) in result.stderr
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_unreachable_redis_is_one_clear_line():
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
@@ -203,6 +240,7 @@ def test_unreachable_redis_is_one_clear_line():
     assert result.returncode == 1
 
 
+@pytest.mark.slow  # waits out the MongoDB driver's 3 s server selection, as an operator's start would
 def test_unreachable_store_is_one_clear_line():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

@@ -1,12 +1,20 @@
 """`python -m server eta-replay`: good input gives the estimator's lines; each kind of bad line stops it
-with its line number and exit status 2."""
+with its line number and exit status 2.
 
+Two tests run the real command in a process of its own (`run`); the others run the same `main` with
+the same arguments, environment and standard input in this process (`replay`), which spares each
+about a second of interpreter start-up."""
+
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+import server.__main__ as command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 D = "6563a1d2c2b1e4a7d9f00001"
@@ -33,15 +41,45 @@ GOOD = [
 ]
 
 
+# The replay hashes no password, but the services it builds make their decoy hash at start: at the
+# default cost that is half a second a run.
+QUICK = {"LOG_LEVEL": "ERROR", "BCRYPT_ROUNDS": "4"}
+
+
 def run(lines, *args, env_extra=None, stdin=True):
     import os
-    env = {**os.environ, "LOG_LEVEL": "ERROR", **(env_extra or {})}
+    env = {**os.environ, **QUICK, **(env_extra or {})}
     env.pop("MONGO_URI", None)
-    command = [sys.executable, "-m", "server", "eta-replay", *(args or ["-"])]
-    return subprocess.run(command, input="\n".join(lines) + "\n" if stdin else None, capture_output=True,
+    argv = [sys.executable, "-m", "server", "eta-replay", *(args or ["-"])]
+    return subprocess.run(argv, input="\n".join(lines) + "\n" if stdin else None, capture_output=True,
                           text=True, cwd=PROJECT_ROOT, env=env, timeout=60)
 
 
+@pytest.fixture
+def replay(monkeypatch, capsys):
+    """`run`, in this process: `server.__main__.main(["eta-replay", ...])` with the environment and
+    standard input `run` gives the command; answers what `run` does (returncode, stdout, stderr). Only
+    the logging set-up is left out, so the test process's own logging stays as it is."""
+
+    def replay(lines, *args, env_extra=None, stdin=True):
+        monkeypatch.setattr(command, "configure_logging", lambda level: None)
+        monkeypatch.chdir(PROJECT_ROOT)
+        monkeypatch.delenv("MONGO_URI", raising=False)
+        for key, value in {**QUICK, **(env_extra or {})}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n" if stdin else ""))
+        capsys.readouterr()
+        try:
+            code = command.main(["eta-replay", *(args or (["-"] if stdin else []))])
+        except SystemExit as stopped:  # argparse's usage errors
+            code = stopped.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+    return replay
+
+
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_good_input_gives_one_line_per_waiting_appointment_per_observe():
     result = run(GOOD)
     assert result.returncode == 0, result.stderr
@@ -62,17 +100,19 @@ def test_good_input_gives_one_line_per_waiting_appointment_per_observe():
     ]
 
 
-def test_a_file_gives_the_same_answer_as_standard_input(tmp_path):
+def test_a_file_gives_the_same_answer_as_standard_input(tmp_path, replay):
     path = tmp_path / "history.jsonl"
     path.write_text("\n".join(GOOD) + "\n")
-    assert run([], str(path), stdin=False).stdout == run(GOOD).stdout
+    from_file = replay([], str(path), stdin=False)
+    assert from_file.returncode == 0 and from_file.stdout == replay(GOOD).stdout != ""
 
 
-def test_learning_off_and_on_agree_while_nothing_has_been_learned():
-    assert run(GOOD, env_extra={"ETA_LEARNING": "off"}).stdout == run(GOOD).stdout
+def test_learning_off_and_on_agree_while_nothing_has_been_learned(replay):
+    off = replay(GOOD, env_extra={"ETA_LEARNING": "off"})
+    assert off.returncode == 0 and off.stdout == replay(GOOD).stdout != ""
 
 
-def test_what_is_learned_carries_across_days():
+def test_what_is_learned_carries_across_days(replay):
     """Six consultations of 29 minutes on day one; on day two the second patient is expected after
     the configured 12 minutes (the plain rule says 09:12), though shrunk towards it: six is few."""
     lines = [line("07:00", "doctor", doctorId=D, avgConsultMinutes=12)]
@@ -90,8 +130,8 @@ def test_what_is_learned_carries_across_days():
                json.dumps({"at": "2026-11-24T08:01:00Z", "event": "booked", "doctorId": D, "appointmentId": ids[7],
                            "date": "2026-11-24T09:00:00Z"}),
                json.dumps({"at": "2026-11-24T08:30:00Z", "event": "observe", "doctorId": D})]
-    learned = [json.loads(x) for x in run(lines + day_two).stdout.splitlines()]
-    pinned = [json.loads(x) for x in run(lines + day_two, env_extra={"ETA_LEARNING": "off"}).stdout.splitlines()]
+    learned = [json.loads(x) for x in replay(lines + day_two).stdout.splitlines()]
+    pinned = [json.loads(x) for x in replay(lines + day_two, env_extra={"ETA_LEARNING": "off"}).stdout.splitlines()]
     assert pinned[1]["expectedStartAt"] == "2026-11-24T09:12:00Z"
     assert learned[1]["expectedStartAt"] > "2026-11-24T09:13:00Z"
     assert learned[1]["delayMinutes"] > 12
@@ -119,9 +159,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("name,bad,message", BAD, ids=[b[0] for b in BAD])
-def test_a_malformed_line_stops_with_its_line_number(name, bad, message):
+def test_a_malformed_line_stops_with_its_line_number(replay, name, bad, message):
     lines = GOOD[:4] + bad.split("\n")
-    result = run(lines)
+    result = replay(lines)
     assert result.returncode == 2
     bad_number = 4 + len(bad.split("\n"))
     assert f"line {bad_number}:" in result.stderr and message in result.stderr
@@ -134,17 +174,17 @@ def test_a_malformed_line_stops_with_its_line_number(name, bad, message):
     (["--from-store"], "--doctor"),
     (["x.jsonl", "--doctor", D], "--from-store"),
 ])
-def test_usage_errors(args, message):
-    result = run([], *args, stdin=False) if args else subprocess.run(
-        [sys.executable, "-m", "server", "eta-replay"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
+def test_usage_errors(replay, args, message):
+    result = replay([], *args, stdin=False)  # `eta-replay` alone when args is empty
     assert result.returncode == 2 and message in result.stderr
 
 
-def test_from_store_needs_a_database():
-    result = run([], "--from-store", "--doctor", D, "--since", "2026-11-01", stdin=False)
+def test_from_store_needs_a_database(replay):
+    result = replay([], "--from-store", "--doctor", D, "--since", "2026-11-01", stdin=False)
     assert result.returncode == 2 and "MONGO_URI" in result.stderr
 
 
+@pytest.mark.slow  # starts `python -m server` in a process of its own: about a second each, more under load
 def test_a_missing_file_is_reported():
     result = run([], "/nonexistent/history.jsonl", stdin=False)
     assert result.returncode == 2 and "cannot read" in result.stderr
@@ -182,7 +222,7 @@ def test_history_from_the_store_replays_like_the_recorded_lines():
                                         "updatedAt": day - timedelta(days=3)})  # before --since
         lines = await history_from_store(store, doctor, day - timedelta(hours=9))
         out = io.StringIO()
-        await replay_lines(load_settings({}, env_file=None), lines, out)
+        await replay_lines(load_settings(QUICK, env_file=None), lines, out)
         return lines, [json.loads(x) for x in out.getvalue().splitlines()]
 
     lines, outputs = asyncio.run(scenario())

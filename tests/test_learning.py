@@ -208,6 +208,7 @@ def test_store_and_memory_agree_and_a_restart_keeps_what_was_learned():
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
+@pytest.mark.slow  # 150 examples of 30 estimates each: seconds
 @settings(max_examples=150, deadline=None)
 @given(
     lengths=st.lists(st.floats(min_value=1, max_value=90), min_size=5, max_size=40),

@@ -8,7 +8,7 @@ import json
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.conftest import start_harness, stop_harness
+from tests.conftest import eventually, start_harness, stop_harness
 
 
 async def refused_upgrade(harness, token: str) -> HTTPClientError:
@@ -41,10 +41,9 @@ async def test_one_socket_more_than_ws_max_per_user_is_refused_with_429():
         assert await other.recv() == {"event": "pong"}
         # Closing one frees its place.
         sockets.pop().close()
-        for _ in range(100):
-            if harness.services.sockets_per_user.get(harness.services.tokens.decode(token).user_id) == 2:
-                break
-            await asyncio.sleep(0.02)
+        user_id = harness.services.tokens.decode(token).user_id
+        await eventually(lambda: harness.services.sockets_per_user.get(user_id) == 2,
+                         "the server to give the closed socket's place back")
         again = await harness.ws(token)
         await again.send({"type": "ping"})
         assert await again.recv() == {"event": "pong"}

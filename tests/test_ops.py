@@ -20,23 +20,13 @@ import infra.store
 from core import metrics
 from server.app import GC_YOUNG_THRESHOLD, tune_garbage_collector
 from infra.logs import JsonFormatter
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harness
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, eventually, start_harness, stop_harness
 
 DRIVER_MESSAGE = "No servers found yet, Timeout: 30s, Topology Description: <secret-driver-detail>"
 
 
 def sample(name: str, **labels) -> float:
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def eventually(condition, what: str, attempts: int = 500) -> None:
-    """Waits (bounded) for something the server does after the client has already seen its effect,
-    such as `on_close` after the closing handshake. A readiness wait, not a speed check."""
-    for _ in range(attempts):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 def scraped(text: str) -> dict[tuple[str, frozenset], float]:
@@ -197,7 +187,7 @@ async def test_readyz_follows_the_store(harness, monkeypatch):
     assert (await harness.api.get("/healthz")).status == 200
 
     async def hangs(*args, **kwargs):
-        await asyncio.sleep(3600)
+        await asyncio.get_running_loop().create_future()  # never answers: the readiness ping must time out
 
     monkeypatch.setattr(infra.store, "PING_TIMEOUT_SECONDS", 0.05)
     monkeypatch.setattr(db, "command", hangs)
@@ -390,6 +380,7 @@ async def test_access_line_carries_the_echoed_request_id(harness):
 
 # -- the event loop stays free while bcrypt works ------------------------------------------------------
 
+@pytest.mark.slow  # ten bcrypt hashes at cost 12 (the point: hashing that takes long), 2-7 s
 async def test_ping_is_answered_while_a_burst_of_logins_hashes():
     """bcrypt runs in an executor: with 8 logins at cost 12 all inside the hasher, a WebSocket ping is
     still answered before they finish. Ordering only; the latency figure lives in bench/."""

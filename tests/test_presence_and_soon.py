@@ -92,9 +92,9 @@ async def test_turn_soon_once_when_next_and_again_only_after_moving_back(harness
 
 # -- presence across nodes --------------------------------------------------------------------------------------
 @pytest.fixture
-async def quick_nodes():
+async def quick_nodes(redis_url):
     """Two nodes that report presence every 0.3 s and tick every 0.2 s, so expiry is quick to see."""
-    async with nodes_sharing_one_store(tick_seconds=0.2, presence_report_seconds=0.3) as nodes:
+    async with nodes_sharing_one_store(redis_url, tick_seconds=0.2, presence_report_seconds=0.3) as nodes:
         yield nodes
 
 

@@ -1073,6 +1073,7 @@ def run_model(runner: LoopThread, ops: list[tuple]) -> None:
     runner.run(run_operations(ops))
 
 
+@pytest.mark.slow  # 8 examples of 30-45 operations, each on a fresh server: about 30 s
 def test_the_live_queue_never_goes_stale():
     runner = LoopThread()
     try:

@@ -18,7 +18,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from core.errors import Busy, RateLimited
 from infra.auth import MAX_HASHING_PER_CLIENT, MAX_HASHING_WAITING, HashingPool
 from infra.ratelimit import LoginLimits, WindowLimit
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_harness, stop_harness
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, eventually, start_harness, stop_harness
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OTHER_ADDRESS = "127.0.0.2"  # Linux routes all of 127/8 to loopback: a second client address for free
@@ -90,23 +90,57 @@ async def test_an_attempt_that_raises_is_not_counted_but_a_plain_failure_is():
             pass
 
 
+class StillLoopClock:
+    """Holds the running event loop's clock still (its timers fire only when the test moves it), so a
+    pause is measured in the loop's own time rather than waited out."""
+
+    def __init__(self):
+        self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time()
+
+    def __enter__(self):
+        self.loop.time = lambda: self.now
+        return self
+
+    def __exit__(self, *exc):
+        del self.loop.time  # back to the loop's own clock
+
+    async def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for _ in range(5):  # a few turns of the loop: whatever is now due has run
+            await asyncio.sleep(0)
+
+
 async def test_a_refusal_is_answered_after_a_pause_so_a_tight_retry_loop_slows_down():
     limits = LoginLimits(per_email_per_minute=1, per_address_per_minute=100)
     limits.pause = 0.2
     async with limits.attempt("a@x.org", "1.1.1.1"):
         pass
-    attempt = asyncio.ensure_future(limits.attempt("a@x.org", "1.1.1.1").__aenter__())
-    await asyncio.sleep(0.05)
-    assert not attempt.done()  # still paused
+    with StillLoopClock() as clock:
+        attempt = asyncio.ensure_future(limits.attempt("a@x.org", "1.1.1.1").__aenter__())
+        await clock.advance(0)
+        assert not attempt.done()  # refused at once (no await before the check), but still paused
+        await clock.advance(0.199)
+        assert not attempt.done()
+        await clock.advance(0.001)
+        assert attempt.done()
     with pytest.raises(RateLimited):
         await attempt
 
 
 # -- failed logins --------------------------------------------------------------------------------
+def without_refusal_pauses(harness) -> None:
+    """A refusal's pause (`REFUSAL_PAUSE_SECONDS`, a second) is the subject of its own test above;
+    here it would only add that second to every 429 the test provokes."""
+    services = harness.services
+    services.login_limits.pause = services.registration_limits.pause = services.hasher.pool.refusal_pause = 0
+
+
 @pytest.fixture
 async def default_limits():
     """A server with the limits' default settings (the shared harness raises the registration one)."""
     harness = await start_harness(settings=DEFAULT_LIMITS)
+    without_refusal_pauses(harness)
     try:
         yield harness
     finally:
@@ -193,11 +227,18 @@ class BlockedHashings:
         self.pool = pool
         self.release = threading.Event()
         self.tasks: list[asyncio.Task] = []
+        self.running: list[None] = []  # one entry per hashing a worker thread has started
+
+    def _hashing(self) -> bool:
+        self.running.append(None)
+        return self.release.wait(30)
 
     async def add(self, count: int, client: str | None = None) -> None:
+        """Returns once each added hashing is running on a worker or waiting in the pool's queue."""
         for _ in range(count):
-            self.tasks.append(asyncio.ensure_future(self.pool.run(client, self.release.wait, 30)))
-        await asyncio.sleep(0.05)
+            self.tasks.append(asyncio.ensure_future(self.pool.run(client, self._hashing)))
+        await eventually(lambda: len(self.running) + self.pool.waiting == len(self.tasks),
+                         "every blocked hashing to be running or waiting")
 
     async def finish(self) -> None:
         self.release.set()
@@ -212,8 +253,8 @@ async def test_with_32_hashings_waiting_a_login_or_registration_is_503_busy_at_o
         assert harness.services.hasher.pool.waiting == MAX_HASHING_WAITING - 1
         squeezed = asyncio.ensure_future(harness.api.post("/api/auth/login",
                                                           {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        await asyncio.sleep(0.2)
-        assert harness.services.hasher.pool.waiting == MAX_HASHING_WAITING
+        await eventually(lambda: harness.services.hasher.pool.waiting == MAX_HASHING_WAITING,
+                         "the 33rd login to queue for a worker")
         for response in (await harness.api.post("/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
                          await harness.api.post("/api/auth/register", {"name": "P", "email": "busy@example.org",
                                                                        "password": "patient-password"})):
@@ -230,15 +271,18 @@ async def test_with_32_hashings_waiting_a_login_or_registration_is_503_busy_at_o
 
 
 async def test_one_address_holds_only_its_share_of_the_pool(harness):
+    without_refusal_pauses(harness)
     blocked = BlockedHashings(harness.services.hasher.pool)
     try:
         await blocked.add(MAX_HASHING_PER_CLIENT, client="127.0.0.1")
         mine = await harness.api.post("/api/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
         assert mine.status == 429 and mine.body["code"] == "rate_limited"
         assert mine.headers["Retry-After"] == "1"
+        waiting = harness.services.hasher.pool.waiting
         other = asyncio.ensure_future(post_from(harness, OTHER_ADDRESS, "/api/auth/login",
                                                 {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: harness.services.hasher.pool.waiting == waiting + 1,
+                         "the other address's login to queue for a worker")
         assert not other.done()  # queued behind the blocked ones, not refused
     finally:
         await blocked.finish()
@@ -246,6 +290,7 @@ async def test_one_address_holds_only_its_share_of_the_pool(harness):
     assert code == 200
 
 
+@pytest.mark.slow  # a 4-second spray from another process, and sign-ins at bcrypt cost 10
 async def test_honest_sign_ins_stay_quick_during_a_login_spray():
     """Failed logins for made-up emails sprayed from one address (by another process, so its own work
     is not on the server's loop); honest sign-ins from another address take at most a few times what
@@ -286,10 +331,9 @@ async def test_waiting_clients_take_turns_for_a_free_worker():
         order.append(name)
 
     tasks = [asyncio.ensure_future(pool.run("sprayer", job, f"s{i}")) for i in range(4)]
-    await asyncio.sleep(0.05)
-    tasks.append(asyncio.ensure_future(pool.run("honest", job, "h")))
-    await asyncio.sleep(0.05)
-    assert pool.waiting == 4
+    await eventually(lambda: pool.waiting == 3, "s1-s3 to queue behind s0")
+    tasks.append(asyncio.ensure_future(pool.run("honest", job, "h")))  # the honest one comes after them
+    await eventually(lambda: pool.waiting == 4, "h to queue too")
     gate.set()
     await asyncio.gather(*tasks)
     assert order == ["s0", "s1", "h", "s2", "s3"]  # not behind the sprayer's whole backlog
@@ -298,15 +342,20 @@ async def test_waiting_clients_take_turns_for_a_free_worker():
 
 async def test_a_cancelled_waiter_leaves_the_queue_and_the_worker_moves_on():
     pool = HashingPool(workers=1, max_waiting=32, per_client=8)
-    gate = threading.Event()
-    running = asyncio.ensure_future(pool.run("a", gate.wait, 10))
-    await asyncio.sleep(0.05)
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold() -> bool:
+        holding.set()
+        return gate.wait(10)
+
+    running = asyncio.ensure_future(pool.run("a", hold))
+    await eventually(holding.is_set, "a to hold the only worker")
     waiting = asyncio.ensure_future(pool.run("b", lambda: "b"))
     after = asyncio.ensure_future(pool.run("c", lambda: "c"))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: pool.waiting == 2, "b and c to queue")
     waiting.cancel()
-    await asyncio.sleep(0.01)
-    assert pool.waiting == 1
+    await eventually(lambda: pool.waiting == 1, "the cancelled b to leave the queue")
+    assert waiting.cancelled()
     gate.set()
     assert await running is True
     assert await after == "c"

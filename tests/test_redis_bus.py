@@ -1,8 +1,9 @@
 """Two nodes sharing one store and a Redis bus: a change made through one reaches sockets on the other;
 nothing from outside the deployment gets in; a failed publish or a lost connection is repaired.
 
-Needs the Redis on 127.0.0.1:6379 these machines run. Without CI set and without Redis the tests
-fail rather than skip: a skipped test would count as missing.
+Needs the Redis on 127.0.0.1:6379 these machines run (the tests that do ask for the `redis_url`
+fixture and are marked `redis`). Without CI set and without Redis they fail rather than skip: a
+skipped test would count as missing.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import redis.asyncio as redis
 from bson import ObjectId, json_util
 
 from core import metrics
-from core.bus_messages import AppointmentsChanged, DoctorDeleted, decode, encode
+from core.bus_messages import AppointmentsChanged, DoctorDeleted, PresenceReport, decode, encode
 from infra.bus import BadMessage, channel_name, sign, signing_key, verify
 from infra.store import Store
-from tests.conftest import REDIS_URL, JWT_SECRET, TEST_MONGO_URI, start_harness, stop_harness
+from tests.conftest import JWT_SECRET, TEST_MONGO_URI, eventually, start_harness, stop_harness
 
 
 
@@ -82,7 +83,7 @@ async def test_a_node_reloads_its_queues_when_told_it_missed_messages(two_nodes)
     assert fresh.body["list"] == []
 
 
-async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconnect(two_nodes):
+async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconnect(two_nodes, redis_url):
     node_a, _ = two_nodes
     admin = await node_a.admin_token()
     doctor = await node_a.create_doctor(admin)
@@ -95,25 +96,24 @@ async def test_a_node_that_loses_its_bus_connection_reloads_its_queues_on_reconn
         {"_id": ObjectId(appointment["id"])}, {"$set": {"status": "cancelled"}, "$inc": {"version": 1},
                                                "$unset": {"waitingKey": ""}})
 
-    admin_client = redis.from_url(REDIS_URL)
+    admin_client = redis.from_url(redis_url)
     try:
         killed = await admin_client.client_kill_filter(_type="pubsub")
         assert killed >= 1
     finally:
         await admin_client.aclose()
 
-    for _ in range(100):
+    async def reloaded():
         fresh = await node_a.api.get(f"/api/queue/doctor/{doctor['id']}", token=admin)
-        if fresh.body["list"] == []:
-            break
-        await asyncio.sleep(0.05)
-    assert fresh.body["list"] == []
+        return fresh.body["list"] == []
+
+    await eventually(reloaded, "node A to reconnect and reload the queue")
     assert node_a.services.bus.subscribed.is_set()
 
 
 # -- signatures and isolation ----------------------------------------------------------------------
 def rejected(reason: str) -> float:
-    return metrics.bus_rejected_total.labels(reason)._value.get()
+    return metrics.REGISTRY.get_sample_value("medpharma_bus_rejected_total", {"reason": reason}) or 0.0
 
 
 def test_signatures_are_checked_and_bound_to_the_deployment():
@@ -132,14 +132,7 @@ def test_signatures_are_checked_and_bound_to_the_deployment():
     assert channel_name("clinic_a") != channel_name("clinic_b")
 
 
-async def wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
+async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes, redis_url):
     node_a, node_b = two_nodes
     admin = await node_a.admin_token()
     doctor = await node_a.create_doctor(admin)
@@ -156,7 +149,7 @@ async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
     other_key = signing_key("not-the-deployment-secret-but-long-enough", node_a.services.settings.mongo_db)
     channel = node_a.services.bus.channel
     before = {reason: rejected(reason) for reason in ("unsigned", "bad_signature", "malformed")}
-    client = redis.from_url(REDIS_URL)
+    client = redis.from_url(redis_url)
     try:
         await client.publish(channel, forged)                              # unsigned
         await client.publish(channel, sign(forged, other_key))             # signed with another key
@@ -166,10 +159,11 @@ async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
     finally:
         await client.aclose()
     # each of the two nodes drops each message
-    await wait_for(lambda: rejected("unsigned") - before["unsigned"] >= 2
-                   and rejected("bad_signature") - before["bad_signature"] >= 2
-                   and rejected("malformed") - before["malformed"] >= 4)
-    frames = await watcher.drain(0.3)
+    await eventually(lambda: rejected("unsigned") - before["unsigned"] >= 2
+                     and rejected("bad_signature") - before["bad_signature"] >= 2
+                     and rejected("malformed") - before["malformed"] >= 4, "both nodes to drop all four")
+    # A dropped message is never handed on, so every frame it could have caused is before this pong.
+    frames = await watcher.before_pong()
     assert not [f for f in frames if f["event"] == "turn:now"], frames
     position = await node_a.api.get(f"/api/queue/appointment/{appointment['id']}/position", token=token)
     assert position.body["status"] == "pending" and position.body["position"] == 0
@@ -182,26 +176,45 @@ async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes):
     watcher.close()
 
 
-async def test_two_deployments_on_one_redis_never_hear_each_other():
+async def test_two_deployments_on_one_redis_never_hear_each_other(redis_url):
     names = {"a": f"medpharma_dep_a_{uuid.uuid4().hex[:6]}", "b": f"medpharma_dep_b_{uuid.uuid4().hex[:6]}"}
     stores = {key: Store.connect(TEST_MONGO_URI, name) for key, name in names.items()}
     nodes = []
     try:
         for key in ("a", "a", "b"):
-            nodes.append(await start_harness(settings={"redis_url": REDIS_URL, "mongo_db": names[key]},
-                                             store=stores[key]))
+            nodes.append(await start_harness(settings={"redis_url": redis_url, "mongo_db": names[key]},
+                                             store=stores[key], presence_report_seconds=3600))  # no reports
         a1, a2, b = nodes
         assert a1.services.bus.channel == a2.services.bus.channel != b.services.bus.channel
         admin = await a1.admin_token()
         doctor = await a1.create_doctor(admin)
         token, _ = await a1.register()
         await a1.book(token, doctor["id"])
-        await wait_for(lambda: a2.services.bus.received >= 1)
+        await eventually(lambda: a2.services.bus.received >= 1, "a2 to hear a1's booking")
+        heard_by_a2 = a2.services.bus.received
+        client = redis.from_url(redis_url)
+        spy = client.pubsub(ignore_subscribe_messages=True)
+        await spy.subscribe(b.services.bus.channel)
         b_admin = await b.admin_token()
-        await b.create_doctor(b_admin)
-        await asyncio.sleep(0.3)
-        assert b.services.bus.received == 0
-        assert a1.services.bus.received == 0 and a2.services.bus.received >= 1
+        b_doctor = await b.create_doctor(b_admin)
+        changed = await b.api.put(f"/api/doctors/{b_doctor['id']}", {"specialization": "ENT"}, token=b_admin)
+        assert changed.status == 200  # a change B publishes
+        # B's change is on Redis once the spy on B's channel has it. Redis hands every subscriber its
+        # messages in the order it took them in, so a marker published after it, on each deployment's
+        # channel, reaches a node after anything of the other deployment that reached it before.
+        assert await eventually(lambda: spy.get_message(timeout=0.5), "B's change on B's channel")
+        await spy.aclose()
+        marker = PresenceReport((), 1.0)  # signed by a node of each deployment that is not running
+        try:
+            for key in ("a", "b"):
+                await client.publish(channel_name(names[key]),
+                                     sign(encode(marker, f"marker-{key}"), signing_key(JWT_SECRET, names[key])))
+        finally:
+            await client.aclose()
+        await eventually(lambda: b.services.bus.received >= 1 and a1.services.bus.received >= 1
+                         and a2.services.bus.received >= heard_by_a2 + 1, "every node to hear its marker")
+        assert b.services.bus.received == 1  # its marker only: nothing of deployment A's
+        assert a1.services.bus.received == 1 and a2.services.bus.received == heard_by_a2 + 1  # nothing of B's
     finally:
         for node in nodes:
             await stop_harness(node)
@@ -234,14 +247,14 @@ async def test_when_publishing_gives_up_the_other_node_still_ends_up_right(two_n
         return await real_publish(channel, message)
 
     bus._client.publish = flaky_publish
-    failures_before = metrics.bus_publish_failures_total._value.get()
+    failures_before = metrics.REGISTRY.get_sample_value("medpharma_bus_publish_failures_total")
     cancelled = await node_a.api.patch(f"/api/appointments/{first['id']}/status", {"status": "cancelled"},
                                        token=first_token)
     assert cancelled.status == 200  # the REST answer did not wait for Redis
     moved = await watcher.expect("queue:update", timeout=10, predicate=lambda d: d["position"] == 0)
     assert moved["data"]["appointmentId"] == second["id"]
     assert calls["failed"] == 5
-    assert metrics.bus_publish_failures_total._value.get() == failures_before + 1
+    assert metrics.REGISTRY.get_sample_value("medpharma_bus_publish_failures_total") == failures_before + 1
     assert bus.owed_resync == set()
     on_b = await node_b.api.get(f"/api/queue/appointment/{second['id']}/position", token=second_token)
     assert on_b.body["position"] == 0
@@ -280,10 +293,6 @@ async def test_a_slow_queue_does_not_hold_up_other_doctors_changes(two_nodes):
             response = await node_b.api.get(f"/api/queue/doctor/{other_doctor['id']}", token=admin)
             return response.body["list"] == []
 
-        for _ in range(100):
-            if await other_queue_empty():
-                break
-            await asyncio.sleep(0.05)
-        assert await other_queue_empty()
+        await eventually(other_queue_empty, "the other doctor's change to reach node B")
     finally:
         stuck.set()

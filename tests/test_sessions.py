@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import pytest
 from bson import ObjectId
 
-from tests.conftest import ADMIN_PASSWORD, future, start_harness
+from tests.conftest import ADMIN_PASSWORD, future, short_lived, start_harness
 
 
 async def sign_in(harness, email: str, password: str):
@@ -120,32 +121,34 @@ async def test_revocations_survive_a_restart(harness):
 
 # -- the WebSocket auth frame --------------------------------------------------------------------------------------
 async def test_an_auth_frame_keeps_a_socket_open_past_its_first_token(harness):
-    harness.services.tokens.expires_seconds = 2
     email, signed = await new_patient(harness)
-    ws = await harness.ws(signed["token"])
-    renewed = await harness.api.post("/api/auth/refresh", {"refreshToken": signed["refreshToken"]})
-    harness.services.tokens.expires_seconds = 60
-    fresher = await harness.api.post("/api/auth/refresh", {"refreshToken": renewed.body["refreshToken"]})
+    short_lived(harness.services.tokens, seconds=1)
+    first = await harness.api.post("/api/auth/refresh", {"refreshToken": signed["refreshToken"]})  # ends in 1-2 s
+    harness.services.tokens.clock = time.time
+    fresher = await harness.api.post("/api/auth/refresh", {"refreshToken": first.body["refreshToken"]})
+    ws = await harness.ws(first.body["token"])
+    witness = await harness.ws(first.body["token"])  # opened after `ws` with the same token, never renewed
     await ws.send({"type": "auth", "token": fresher.body["token"]})
     ok = await ws.expect("auth:ok")
     assert ok["data"]["expiresAt"].endswith("Z")
-    await asyncio.sleep(2.5)                                  # the first token has expired by now
+    assert await closed_with(witness, timeout=10) == 4001   # the first token has expired by now
     await ws.send({"type": "ping"})
     assert (await ws.expect("pong"))["event"] == "pong"
     ws.close()
 
 
 async def test_an_auth_frame_with_someone_elses_token_changes_nothing(harness):
-    harness.services.tokens.expires_seconds = 2
     _, mine = await new_patient(harness)
-    harness.services.tokens.expires_seconds = 60
     _, theirs = await new_patient(harness)
-    ws = await harness.ws(mine["token"])
+    short_lived(harness.services.tokens, seconds=1)
+    short = await harness.api.post("/api/auth/refresh", {"refreshToken": mine["refreshToken"]})  # ends in 1-2 s
+    harness.services.tokens.clock = time.time
+    ws = await harness.ws(short.body["token"])
     for token in (theirs["token"], "not-a-token", 5):
         await ws.send({"type": "auth", "token": token})
         error = await ws.expect("error")
         assert error["data"]["code"] in ("bad_token", "bad_frame")
-    assert await closed_with(ws, timeout=4) == 4001          # still ends with its own token
+    assert await closed_with(ws, timeout=10) == 4001         # still ends with its own token
 
 
 # -- accounts an admin can stop ----------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ ADMIN_EMAIL = "root@shutdown.test"
 ADMIN_PASSWORD = "shutdown-admin-pw-1"
 EXIT_BUDGET_SECONDS = 10  # what the operations issue promises, not a speed target
 
+pytestmark = pytest.mark.slow  # each test starts `python -m server` in a process of its own: a second or more
+
 
 
 class ServerProcess:

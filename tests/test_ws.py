@@ -9,7 +9,7 @@ import pytest
 from bson import ObjectId
 from tornado.httpclient import HTTPClientError
 
-from tests.conftest import future, start_harness, stop_harness
+from tests.conftest import eventually, future, start_harness, stop_harness
 from core.limits import MAX_SUBSCRIPTIONS
 
 UPDATE_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "isRunningLate",
@@ -439,10 +439,7 @@ async def test_closed_socket_leaves_its_rooms(harness):
     hub = harness.services.hub
     assert hub.member_count(f"appointment:{appointment['id']}") == 1
     ws.close()
-    for _ in range(100):
-        if not harness.services.sockets:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: not harness.services.sockets, "the server to see the socket close")
     assert harness.services.sockets == set()
     assert hub.member_count(f"appointment:{appointment['id']}") == 0
     assert hub.member_count(f"doctor:{doctor['id']}") == 0

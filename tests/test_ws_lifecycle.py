@@ -6,7 +6,7 @@ from bson import ObjectId
 
 from core import metrics
 from infra.auth import TokenIssuer
-from tests.conftest import JWT_SECRET
+from tests.conftest import JWT_SECRET, eventually, short_lived
 
 
 def dropped(reason: str) -> float:
@@ -15,16 +15,17 @@ def dropped(reason: str) -> float:
 
 async def test_socket_is_closed_with_4001_when_its_token_expires(harness):
     _, user = await harness.register()
-    short_lived = TokenIssuer(JWT_SECRET, expires_seconds=1).issue(
-        {"_id": user["id"], "role": "patient"}, str(ObjectId()))
+    issuer = TokenIssuer(JWT_SECRET, expires_seconds=60)
+    short_lived(issuer, seconds=1)
+    token = issuer.issue({"_id": user["id"], "role": "patient"}, str(ObjectId()))  # ends in 1-2 s
     before = dropped("token_expired")
-    ws = await harness.ws(short_lived)
+    ws = await harness.ws(token)
     await ws.send({"type": "ping"})
     assert await ws.recv() == {"event": "pong"}
     closed = await asyncio.wait_for(ws.connection.read_message(), 10)
     assert closed is None
     assert ws.connection.close_code == 4001
-    await asyncio.sleep(0.05)
+    await eventually(lambda: dropped("token_expired") >= before + 1, "token_expired to count it")
     assert dropped("token_expired") == before + 1
 
 
@@ -38,20 +39,12 @@ async def test_a_long_lived_token_keeps_the_socket_open(harness):
     ws.close()
 
 
-async def _wait_for(predicate, what: str):
-    for _ in range(200):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_a_close_with_a_code_counts_as_client_closed(harness):
     token, _ = await harness.register()
     before, lost_before = dropped("client_closed"), dropped("connection_lost")
     ws = await harness.ws(token)
     ws.connection.close(1000)
-    await _wait_for(lambda: dropped("client_closed") == before + 1, "client_closed to count it")
+    await eventually(lambda: dropped("client_closed") == before + 1, "client_closed to count it")
     assert dropped("connection_lost") == lost_before
 
 
@@ -61,7 +54,7 @@ async def test_a_vanished_peer_counts_as_connection_lost(harness):
     open_before = metrics.REGISTRY.get_sample_value("medpharma_ws_connections_open")
     ws = await harness.ws(token)
     ws.connection.stream.close()  # TCP gone, no close frame
-    await _wait_for(lambda: dropped("connection_lost") == before + 1, "connection_lost to count it")
+    await eventually(lambda: dropped("connection_lost") == before + 1, "connection_lost to count it")
     assert metrics.REGISTRY.get_sample_value("medpharma_ws_connections_open") == open_before
 
 
