@@ -38,7 +38,8 @@ IDLE_SECONDS = 300.0   # an actor nobody watches or writes to for this long is e
 
 class QueueRegistry:
     def __init__(self, store, hub: Rooms, *, clock: Callable[[], datetime],
-                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = TICK_SECONDS, idle_seconds: float = IDLE_SECONDS,
+                 calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = TICK_SECONDS,
+                 idle_seconds: float = IDLE_SECONDS,
                  soon_minutes: int = DEFAULT_SOON_MINUTES, presence: Presence | None = None, learning: bool = True):
         self.store = store
         self.calendar = calendar

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ADMIN, DOCTOR, OWNER = "admin", "doctor", "owner"
+PATIENT = "patient"  # the role; a patient relates to their own appointment as its OWNER
 STAFF = frozenset({DOCTOR, ADMIN})  # relations that see identities and run a doctor's queue
-ROLES = ("patient", "doctor", "admin")
+ROLES = (PATIENT, DOCTOR, ADMIN)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def relation(principal: Principal | None, doctor_id: str, patient_id: str | None
         return ADMIN
     if principal.role == DOCTOR and principal.doctor_id is not None and principal.doctor_id == doctor_id:
         return DOCTOR
-    if patient_id is not None and principal.role == "patient" and principal.user_id == patient_id:
+    if patient_id is not None and principal.role == PATIENT and principal.user_id == patient_id:
         return OWNER
     return None
 

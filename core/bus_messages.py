@@ -162,7 +162,8 @@ class Resync:
         return cls(frozenset(_strings(fields.get("doctorIds"), "doctorIds")))
 
 
-BusMessage = AppointmentsChanged | DoctorChanged | DoctorDeleted | SessionsRevoked | AccountDisabled | PresenceReport | Resync
+BusMessage = (AppointmentsChanged | DoctorChanged | DoctorDeleted | SessionsRevoked | AccountDisabled | PresenceReport
+              | Resync)
 KINDS: dict[str, type] = {cls.kind: cls for cls in (AppointmentsChanged, DoctorChanged, DoctorDeleted, SessionsRevoked,
                                                     AccountDisabled, PresenceReport, Resync)}
 

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from core import metrics
-from core.access import ADMIN, DOCTOR, OWNER, STAFF, Principal, relation
+from core.access import ADMIN, DOCTOR, OWNER, PATIENT, STAFF, Principal, relation
 from core.errors import Forbidden, Unauthorized
-
-PATIENT = "patient"
 
 
 @dataclass(frozen=True)
@@ -120,8 +118,8 @@ def rule(name: str) -> Rule:
 
 def guarded(name: str) -> Callable:
     """Declares a workflow as operation `name`: unless the rule is public, its caller (the argument
-    after `services`) is admitted by that rule first. The wrapper keeps the rule as `.rule` and the name as `.operation`,
-    so an edge can admit early and a test can find every guarded workflow."""
+    after `services`) is admitted by that rule first. The wrapper keeps the rule as `.rule` and the
+    name as `.operation`, so an edge can admit early and a test can find every guarded workflow."""
     declared = RULES[name]
 
     def wrap(workflow: Callable) -> Callable:

@@ -84,7 +84,8 @@ async def book(services, principal: Principal, body: dict, *, appointment_id: st
     if doctor is None:
         raise NotFound("Doctor not found.", code="doctor_not_found")
     patient = to_object_id(principal.user_id)
-    document = {**({"_id": to_object_id(appointment_id)} if appointment_id else {}), **body, "patient": patient, "status": PENDING, "createdAt": now, "updatedAt": now,
+    chosen_id = {"_id": to_object_id(appointment_id)} if appointment_id else {}
+    document = {**chosen_id, **body, "patient": patient, "status": PENDING, "createdAt": now, "updatedAt": now,
                 "version": 0, "waitingKey": f"{patient}:{doctor['_id']}"}
     try:
         appointment = await store.insert_appointment(document)

@@ -37,7 +37,8 @@ async def get_doctor(services, doctor_id: str) -> dict:
 async def create_doctor(services, admin: Principal, body: dict, *, doctor_id: str | None = None) -> dict:
     """`doctor_id` keeps a recorded id (`eta-replay`); the API lets the store choose one."""
     now = services.clock()
-    document = {**({"_id": to_object_id(doctor_id)} if doctor_id else {}),"name": body["name"], "specialization": body["specialization"], "email": body["email"],
+    chosen_id = {"_id": to_object_id(doctor_id)} if doctor_id else {}
+    document = {**chosen_id, "name": body["name"], "specialization": body["specialization"], "email": body["email"],
                 "phone": body["phone"], "availability": body.get("availability", []),
                 "avgConsultMinutes": body.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES),
                 "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None,
