@@ -171,6 +171,17 @@ class Endpoint:
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("*", self._event)
+        socketio_sees_closed = self.sio.eio.handlers["disconnect"]
+
+        async def closed(eio_sid: str, *reason: Any) -> None:
+            """An Engine.IO session closed: a long-poll still waiting on it gets its (empty) answer
+            now, not when Engine.IO's ping timeout (40 s) would end it."""
+            await socketio_sees_closed(eio_sid, *reason)
+            socket = self.sio.eio.sockets.get(eio_sid)
+            if socket is not None:
+                socket.queue.put_nowait(None)
+
+        self.sio.eio.on("disconnect", closed)
 
     def background(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -75,14 +75,12 @@ async def sio(harness, token: str | None = None, *, how: str = "auth", transport
 async def refused(harness, token: str | None = None, **options) -> dict:
     """Connects expecting a refusal; returns the connect_error's data."""
     client = SioClient()
-    url = harness.base
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await client.client.connect(url, auth={"token": token} if token else None,
+        await client.client.connect(harness.base, auth={"token": token} if token else None,
                                     headers=options.get("headers", {}),
                                     transports=list(options.get("transports", ("websocket",))), wait_timeout=10)
-    data = await asyncio.wait_for(client.refusal, 10)
-    await client.client.disconnect()
-    return data["data"]
+    assert not client.client.connected
+    return (await asyncio.wait_for(client.refusal, 10))["data"]
 
 
 async def subscribed(harness, token, transports=("websocket",), **frame) -> SioClient:
