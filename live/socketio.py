@@ -225,6 +225,18 @@ def _parse(raw: tuple[str, tuple]) -> dict:
     return checked_frame(data)
 
 
+async def stop(application: Any, seconds: float = 1.0) -> None:
+    """Ends python-socketio's background work (Engine.IO pings, its session sweeper) when the server
+    stops, after the sessions were ended the usual way; a client that stopped polling is not waited
+    for beyond `seconds`."""
+    endpoint = application.settings.get("socketio")
+    if endpoint is not None:
+        try:
+            await asyncio.wait_for(endpoint.sio.shutdown(), seconds)
+        except asyncio.TimeoutError:
+            log.warning("some Socket.IO clients did not close in time")
+
+
 def endpoint_of(application: Any) -> Endpoint:
     settings = application.settings
     endpoint = settings.get("socketio")

@@ -271,6 +271,7 @@ class Server:
             await asyncio.sleep(0.02)
         else:
             log.warning("some requests did not finish in time", extra={"inFlight": len(self.services.in_flight)})
+        await live_socketio.stop(http.request_callback)
         try:
             await asyncio.wait_for(http.close_all_connections(), 1.0)
         except asyncio.TimeoutError:
