@@ -300,6 +300,25 @@ async def test_disabling_the_account_disconnects_it(harness):
     await asyncio.wait_for(client.gone.wait(), 10)
 
 
+async def test_the_connection_ends_with_its_token(harness):
+    from bson import ObjectId
+
+    from infra.auth import TokenIssuer
+    from tests.conftest import JWT_SECRET, short_lived
+    from tests.test_ws_lifecycle import dropped
+    _, user = await harness.register()
+    issuer = TokenIssuer(JWT_SECRET, expires_seconds=60)
+    short_lived(issuer, seconds=1)
+    token = issuer.issue({"_id": user["id"], "role": "patient"}, str(ObjectId()))  # ends in 1-2 s
+    before = dropped("token_expired")
+    client = await sio(harness, token)
+    assert await client.before_pong() == []
+    assert (await client.expect("error"))["code"] == "token_expired"
+    await asyncio.wait_for(client.gone.wait(), 10)
+    await eventually(lambda: dropped("token_expired") >= before + 1, "token_expired to count it")
+    assert dropped("token_expired") == before + 1
+
+
 # -- long-polling, several nodes ----------------------------------------------------------------------------
 
 async def test_long_polling_carries_the_same_session(harness):
