@@ -55,6 +55,9 @@ class Socket:
             assert opened.startswith("0"), opened
             await self.connection.write_message("40" + json.dumps({"token": self.token}))
             acknowledged = await self.connection.read_message()
+            while acknowledged == "2":  # an Engine.IO ping came first (a slow start): answer it
+                await self.connection.write_message("3")
+                acknowledged = await self.connection.read_message()
             assert acknowledged.startswith("40"), acknowledged
             await self.connection.write_message("42" + json.dumps(["queue:subscribe", self.subscribe]))
         asyncio.get_running_loop().create_task(self.read())

@@ -302,5 +302,7 @@ class SocketIOHandler(JsonErrors, socketio.get_tornado_handler(_EachApplication(
             written.add_done_callback(self._flushed)
         return written
 
-    def _flushed(self, _written) -> None:
+    def _flushed(self, written) -> None:
         self._unflushed -= 1
+        if not written.cancelled():
+            written.exception()  # a write to a closed stream is no error here (the close is handled)
