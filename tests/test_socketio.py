@@ -349,6 +349,31 @@ async def test_a_change_on_one_node_reaches_socketio_clients_on_another(two_node
     await client.close()
 
 
+async def test_a_client_that_stops_reading_is_dropped_not_buffered_for(harness):
+    """A long-polling client that sends but never polls: what it is sent piles up in python-socketio's
+    queue until the bound, then it is dropped (as /ws drops a socket with 1013)."""
+    import json
+    from tornado.httpclient import AsyncHTTPClient
+    from tests.test_ws_lifecycle import dropped
+    token, _ = await harness.register()
+    http = AsyncHTTPClient()
+    url = f"{harness.base}/socket.io/?EIO=4&transport=polling"
+    opened = await http.fetch(url)
+    sid = json.loads(opened.body.decode()[1:])["sid"]
+    url += f"&sid={sid}"
+    await http.fetch(url, method="POST", body="40" + json.dumps({"token": token}))
+    await eventually(lambda: harness.services.sockets, "the session to open")
+    before = dropped("slow_reader")
+    bad = "\x1e".join(['42["queue:subscribe","x"]'] * 16)  # each answered with an `error` event
+    for _ in range(40):  # 640 events; the bound is 256
+        if not harness.services.sockets:
+            break
+        await http.fetch(url, method="POST", body=bad, raise_error=False)
+    await eventually(lambda: not harness.services.sockets, "the reader that never reads to be dropped")
+    assert dropped("slow_reader") == before + 1
+    assert not harness.services.sockets_per_user
+
+
 # -- the packet ---------------------------------------------------------------------------------------------
 
 def test_a_ws_frame_becomes_the_socketio_event_packet():
