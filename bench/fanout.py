@@ -8,7 +8,10 @@ For each N (100, 1,000, 5,000 by default) and each server, in one run:
 - **bare tornado** (the floor): a Tornado WebSocket handler that keeps its connections in a set;
   an HTTP POST writes one pre-encoded frame of the same size to each with `write_message`;
 - **python-socketio**: its own server (AsyncServer on Tornado), every socket in one room; an HTTP POST
-  emits the same data to the room.
+  emits the same data to the room;
+- **medpharma socket.io**: this server again, N Socket.IO clients (over WebSocket) watching a second
+  doctor with as many waiting through `/socket.io/` (issue 27): the same change on that doctor, the
+  same `queue:state`, written by the same outboxes as Socket.IO event packets.
 
 Each server runs in this process on its own thread and event loop; the sockets are held by three
 child processes (`bench/fanout_clients.py`), one per server, all open at once, and the changes take
@@ -71,6 +74,7 @@ from tornado.websocket import WebSocketHandler
 
 from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings, percentile
 from bench.memory import book_many, patient_token
+from live.socketio import endpoint_of
 
 DELIVERIES_PER_SERVER = 100_000  # changes x sockets at each N: each N takes about the same time
 FEWEST_CHANGES, MOST_CHANGES = 101, 1001  # p99 (nearest rank) is then never just the slowest change
@@ -171,20 +175,20 @@ class Stamps:
         return stamp
 
 
-def stamp_state_publishes(hub, stamp) -> None:
-    """Stamps the moment the doctor's queue hands a new `queue:state` to its room (bench only: wraps
-    this server's hub instance)."""
+def stamp_state_publishes(hub, stamps_by_room: dict) -> None:
+    """Stamps the moment a doctor's queue hands a new `queue:state` to its room (bench only: wraps
+    this server's hub instance); one stamp per watched doctor's room."""
     publish = hub.publish
 
     def stamped(room, message, key=None):
-        if key is not None and key.startswith("queue:state:"):
-            stamp()
+        if key is not None and key.startswith("queue:state:") and room in stamps_by_room:
+            stamps_by_room[room]()
         return publish(room, message, key)
 
     hub.publish = stamped
 
 
-SERVERS = ("medpharma", "bare tornado", "python-socketio")
+SERVERS = ("medpharma", "bare tornado", "python-socketio", "medpharma socket.io")
 
 
 async def run(args) -> list[tuple]:
@@ -192,12 +196,17 @@ async def run(args) -> list[tuple]:
     stamps = Stamps()
     ours = await ServerThread(bench_settings(ws_max_per_user=20_000), tick_seconds=PERIODIC_OFF_SECONDS).start()
     ours.server.http.request_callback.settings["websocket_ping_interval"] = 0  # see the module docstring
-    stamp_state_publishes(ours.services.hub, stamps.setter("medpharma"))
+    engine = endpoint_of(ours.server.http.request_callback).sio.eio  # and our Socket.IO endpoint's
+    engine.ping_interval = engine.ping_timeout = PERIODIC_OFF_SECONDS
     client = Client(ours.port)
     try:
         admin = await client.admin_token()
         doctor_id = (await client.create_doctor(admin))["id"]
         await book_many(client, ours, doctor_id, args.waiting)
+        sio_doctor_id = (await client.create_doctor(admin))["id"]  # watched over /socket.io/
+        await book_many(client, ours, sio_doctor_id, args.waiting)
+        stamp_state_publishes(ours.services.hub, {f"doctor:{doctor_id}": stamps.setter("medpharma"),
+                                                  f"doctor:{sio_doctor_id}": stamps.setter("medpharma socket.io")})
         stranger, _ = patient_token(ours)
         data = await client.ok("GET", f"/api/queue/doctor/{doctor_id}", token=stranger)
         frame = json.dumps({"event": "queue:state", "data": data}, separators=(",", ":"))
@@ -205,12 +214,18 @@ async def run(args) -> list[tuple]:
         booked: list[str] = []
         cancelled: list[ObjectId] = []
 
-        async def change(run: int) -> None:
-            if not booked:
-                booked.append((await client.book(booker, doctor_id, a_while_from_now(60)))["id"])
-            else:
-                cancelled.append(ObjectId(booked[-1]))
-                await client.ok("PATCH", f"/api/appointments/{booked.pop()}/status", {"status": "cancelled"}, booker)
+        def changes_of(doctor: str, booked: list):
+            async def change(run: int) -> None:
+                if not booked:
+                    booked.append((await client.book(booker, doctor, a_while_from_now(60)))["id"])
+                else:
+                    cancelled.append(ObjectId(booked[-1]))
+                    await client.ok("PATCH", f"/api/appointments/{booked.pop()}/status", {"status": "cancelled"},
+                                    booker)
+            return change
+
+        change = changes_of(doctor_id, booked)
+        sio_change = changes_of(sio_doctor_id, [])
 
         async def tidy() -> None:
             """Removes the cancelled bookings' documents (see the module docstring)."""
@@ -233,6 +248,10 @@ async def run(args) -> list[tuple]:
                                       "sockets": [None] * count}, _poster(client, floor.port)),
                     "python-socketio": ({"url": f"ws://127.0.0.1:{sio.port}/socket.io/?EIO=4&transport=websocket",
                                          "kind": "socketio", "sockets": [None] * count}, _poster(client, sio.port)),
+                    "medpharma socket.io": (
+                        {"url": f"ws://127.0.0.1:{ours.port}/socket.io/?EIO=4&transport=websocket",
+                         "kind": "medpharma-socketio", "sockets": [patient_token(ours)[0] for _ in range(count)],
+                         "subscribe": {"doctorId": sio_doctor_id}}, sio_change),
                 }
                 clients = {}
                 try:
@@ -243,14 +262,14 @@ async def run(args) -> list[tuple]:
                     gc.freeze()  # see the module docstring
                     started = time.monotonic()
                     results = await turns(clients, {name: trigger for name, (_, trigger) in setups.items()},
-                                          {"medpharma": tidy}, stamps, count, runs)
+                                          {"medpharma": tidy, "medpharma socket.io": tidy}, stamps, count, runs)
                     round_seconds = (time.monotonic() - started) / runs
                 finally:
                     gc.unfreeze()
                     for process in clients.values():
                         process.close()
                 rows += table_rows(count, runs, results, round_seconds)
-                print("\n".join("| " + " | ".join(r) + " |" for r in rows[-3:]), flush=True)
+                print("\n".join("| " + " | ".join(r) + " |" for r in rows[-len(SERVERS):]), flush=True)
         finally:
             floor.stop()
             sio.stop()
@@ -295,7 +314,7 @@ def table_rows(count: int, runs: int, results: dict, round_seconds: float) -> li
                      f"{e2e_p99 / percentile(floor_e2e, 0.99):.2f}x",
                      f"{statistics.median(from_change) * 1000:.1f} / {change_p99 * 1000:.1f} ms",
                      f"{change_p99 / percentile(floor_change, 0.99):.2f}x",
-                     f"{runs} changes, frame {size} bytes, {round_seconds:.2f} s a round of three"))
+                     f"{runs} changes, frame {size} bytes, {round_seconds:.2f} s a round of {len(SERVERS)}"))
     return rows
 
 

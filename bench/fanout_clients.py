@@ -3,7 +3,9 @@
 Reads one JSON line `{"url": U, "kind": K, "sockets": [token or null, ...], "subscribe": {...}}`:
 kind `medpharma` sends `queue:subscribe` and waits for its first `queue:state`; `bare` waits for a
 first frame; `socketio` speaks Engine.IO 4 / Socket.IO 5 over a plain WebSocket (open packet, connect
-to the default namespace, answer pings) and waits for the connect acknowledgement. Then commands:
+to the default namespace, answer pings) and waits for the connect acknowledgement; `medpharma-socketio`
+does the same against our `/socket.io/` (the token in the connect packet's auth), then emits
+`queue:subscribe` and waits for its first `queue:state` event. Then commands:
 - `open`: prints `ready <sockets>`;
 - `next`: waits until every socket has one more broadcast frame than before; prints
   `got <sockets that did> <CLOCK_MONOTONIC when the last one arrived> <bytes of that frame>`.
@@ -39,7 +41,7 @@ class Socket:
         self.changed = asyncio.Event()
 
     async def open(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token and self.kind == "medpharma" else {}
         self.connection = await websocket_connect(HTTPRequest(self.url, headers=headers, connect_timeout=60,
                                                               request_timeout=60), max_message_size=64 * 1024 * 1024)
         if self.kind == "medpharma":
@@ -48,6 +50,16 @@ class Socket:
             opened = await self.connection.read_message()
             assert opened.startswith("0"), opened
             await self.connection.write_message("40")
+        elif self.kind == "medpharma-socketio":
+            opened = await self.connection.read_message()
+            assert opened.startswith("0"), opened
+            await self.connection.write_message("40" + json.dumps({"token": self.token}))
+            acknowledged = await self.connection.read_message()
+            while acknowledged == "2":  # an Engine.IO ping came first (a slow start): answer it
+                await self.connection.write_message("3")
+                acknowledged = await self.connection.read_message()
+            assert acknowledged.startswith("40"), acknowledged
+            await self.connection.write_message("42" + json.dumps(["queue:subscribe", self.subscribe]))
         asyncio.get_running_loop().create_task(self.read())
         await self.until(1)  # the first state / hello / connect acknowledgement
 
@@ -56,7 +68,7 @@ class Socket:
             message = await self.connection.read_message()
             if message is None:
                 return
-            if self.kind == "socketio":
+            if self.kind in ("socketio", "medpharma-socketio"):
                 if message == "2":  # Engine.IO ping
                     try:
                         await self.connection.write_message("3")
@@ -64,6 +76,8 @@ class Socket:
                         return
                     continue
                 if not (message.startswith("40") or message.startswith("42")):
+                    continue
+                if self.kind == "medpharma-socketio" and not message.startswith('42["queue:state"'):
                     continue
             elif self.kind == "medpharma" and not message.startswith('{"event":"queue:state"'):
                 continue

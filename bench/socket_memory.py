@@ -7,6 +7,9 @@ more, each subscribed to one of 10 doctors' rooms. The difference between two sn
 after `gc.collect()` before and after the N sockets opened, is divided by N and printed by the
 source line that allocated it (`--by lineno`, the default) or by its whole stack (`--by traceback`).
 
+`--socketio`: the same for Socket.IO clients of our `/socket.io/` (over WebSocket, held by
+`bench/fanout_clients.py`, each subscribed to the first doctor's room) instead of `/ws` sockets.
+
 tracemalloc counts Python's allocations only (no allocator fragmentation) and its own bookkeeping
 is not counted, so its total is a little under `bench.memory`'s RSS figure; it inflates RSS a lot
 while on, so never read RSS from this command.
@@ -23,7 +26,7 @@ import sys
 import time
 import tracemalloc
 
-from bench.harness import Client, ServerThread, bench_settings
+from bench.harness import Client, ClientProcess, ServerThread, bench_settings
 from bench.memory import Watchers, book_many, patient_token
 
 WARM_SOCKETS = 50
@@ -45,12 +48,20 @@ async def run(args) -> None:
             await book_many(client, server, doctor_id, 10)
         sockets = [[patient_token(server)[0], {"doctorId": doctors[i % DOCTORS]}]
                    for i in range(WARM_SOCKETS + args.sockets)]
-        warm = Watchers(server.port, sockets[:WARM_SOCKETS])
+        def holders(batch):
+            if not args.socketio:
+                return Watchers(server.port, batch)
+            return ClientProcess("bench.fanout_clients", {
+                "url": f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket",
+                "kind": "medpharma-socketio", "sockets": [token for token, _ in batch],
+                "subscribe": {"doctorId": doctors[0]}}, quit_seconds=60)
+
+        warm = holders(sockets[:WARM_SOCKETS])
         await warm.command("open")
         tracemalloc.start(args.depth)
         await server.run(_collect())
         before = tracemalloc.take_snapshot()
-        watchers = Watchers(server.port, sockets[WARM_SOCKETS:])
+        watchers = holders(sockets[WARM_SOCKETS:])
         await watchers.command("open")
         await asyncio.sleep(1)
         await server.run(_collect())
@@ -66,7 +77,8 @@ async def run(args) -> None:
     stats = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), args.by)
     n = args.sockets
     total = sum(stat.size_diff for stat in stats)
-    print(f"{total / n:.0f} bytes ({total / n / 1024:.1f} KiB) allocated per idle subscribed socket, "
+    print(f"{total / n:.0f} bytes ({total / n / 1024:.1f} KiB) allocated per idle subscribed "
+          f"{'Socket.IO connection' if args.socketio else 'socket'}, "
           f"{sum(stat.count_diff for stat in stats) / n:.0f} blocks ({n} sockets)\n")
     print("| bytes per socket | blocks per socket | allocated at |\n|---|---|---|")
     for stat in stats[:args.top]:
@@ -84,6 +96,7 @@ def main() -> int:
     parser.add_argument("--by", choices=("lineno", "traceback"), default="lineno")
     parser.add_argument("--depth", type=int, default=12, help="frames kept per allocation (--by traceback)")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--socketio", action="store_true", help="Socket.IO clients of /socket.io/ instead of /ws")
     args = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     logging.disable(logging.WARNING)

@@ -81,12 +81,29 @@ def build_asyncapi(close_codes: dict[int, str], limits: str) -> dict:
                  "description": "One WebSocket per client at `/ws`. Authenticate on the upgrade with "
                                 "`Authorization: Bearer <JWT>` or `?token=<JWT>` (browsers); a missing or bad "
                                 "token is refused with 401 before the upgrade, a disallowed Origin with 403. "
-                                f"{limits}\n\nClose codes:\n{closes}"},
+                                f"{limits}\n\nClose codes:\n{closes}\n\n"
+                                "The same messages are spoken over Socket.IO (v5, Engine.IO v4; WebSocket and "
+                                "long-polling) at `/socket.io/` (server `socketio`), for clients written for the "
+                                "original design: each message's `event` is the Socket.IO event name and its "
+                                "`data` the event's one argument; a client message's `type` is the event it emits "
+                                "(`queue:subscribe`, `queue:unsubscribe`, `auth`) with the other fields as its "
+                                "argument. The token goes in the connection's `auth: {token}`, `?token=` or the "
+                                "`Authorization` header; a missing or bad token, a disallowed Origin or a full "
+                                "per-user cap refuse the connection with a `connect_error` whose data is `{code, "
+                                "message}`. Where `/ws` closes with a code, a Socket.IO client gets an `error` "
+                                "event whose `code` says why (`session_ended`, `token_expired`, `account_disabled`, "
+                                "`shutdown`) and is disconnected."},
         "defaultContentType": "application/json",
         "servers": {"this": {"host": "localhost:5000", "protocol": "ws",
                              "description": "The server that serves this document (wss behind TLS).",
                              "security": [{"$ref": "#/components/securitySchemes/bearer"},
-                                          {"$ref": "#/components/securitySchemes/queryToken"}]}},
+                                          {"$ref": "#/components/securitySchemes/queryToken"}]},
+                    "socketio": {"host": "localhost:5000", "pathname": "/socket.io/", "protocol": "socketio",
+                                 "protocolVersion": "5",
+                                 "description": "The same messages over Socket.IO, for the original design's "
+                                                "clients (see the description above).",
+                                 "security": [{"$ref": "#/components/securitySchemes/bearer"},
+                                              {"$ref": "#/components/securitySchemes/queryToken"}]}},
         "channels": {"queue": {"address": "/ws", "title": "Live queue",
                                "description": "Rooms: `doctor:{id}` (anyone signed in) and `appointment:{id}` "
                                               "(its patient, its doctor, admins).",

@@ -131,6 +131,16 @@ OPERATIONS: tuple[Operation, ...] = (
               errors={400: "Not a WebSocket upgrade request (`not_websocket`).",
                       403: "The browser's Origin is not allowed (`origin_not_allowed`).",
                       429: "This user already holds the most sockets allowed on this node."}),
+    *(Operation("/socket.io/", method, f"Socket.IO (Engine.IO v4) {what}, for clients of the original design",
+                "live", (200, TEXT), auth=PUBLIC, api=False,
+                description="Spoken by a Socket.IO client library, never by hand: the same events and rules as "
+                            "`/ws` (see /api/asyncapi.json). The token goes in the Socket.IO `auth` "
+                            "`{token}`, `?token=` or `Authorization: Bearer`; a missing or bad one, a "
+                            "disallowed Origin or a full per-user cap refuse the connection with a "
+                            "`connect_error` whose data is `{code, message}`.",
+                errors={400: "Not a valid Engine.IO request (unknown session, transport or protocol version)."})
+      for method, what in (("get", "handshake, long-polling read and WebSocket upgrade"),
+                           ("post", "long-polling write"))),
     Operation("/api/openapi.json", "get", "This description (OpenAPI 3.1)", "descriptions", (200, JSON_DOCUMENT),
               auth=PUBLIC, api=False),
     Operation("/api/asyncapi.json", "get", "The live socket's description (AsyncAPI 3)", "descriptions",

@@ -23,7 +23,7 @@ from actors.registry import IDLE_SECONDS, TICK_SECONDS, QueueRegistry
 from config.settings import Settings
 from core.days import ClinicCalendar
 from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app
-from live import ws
+from live import socketio as live_socketio, ws
 from handlers.base import LivenessHandler, NotFoundHandler
 from core import metrics
 from core.limits import (ACCOUNT_DISABLED_CLOSE_CODE, HARD_BODY_BYTES, MAX_FRAME_BYTES, PING_INTERVAL_SECONDS,
@@ -93,6 +93,7 @@ ROUTES: list[tuple[str, type]] = [
     (r"/readyz", ops.ReadyHandler),
     (r"/metrics", ops.MetricsHandler),
     (r"/ws", ws.QueueSocket),
+    (live_socketio.PATH, live_socketio.SocketIOHandler),
     (r"/api/auth/register", auth_handlers.RegisterHandler),
     (r"/api/auth/login", auth_handlers.LoginHandler),
     (r"/api/auth/me", auth_handlers.MeHandler),
@@ -270,6 +271,7 @@ class Server:
             await asyncio.sleep(0.02)
         else:
             log.warning("some requests did not finish in time", extra={"inFlight": len(self.services.in_flight)})
+        await live_socketio.stop(http.request_callback)
         try:
             await asyncio.wait_for(http.close_all_connections(), 1.0)
         except asyncio.TimeoutError:
