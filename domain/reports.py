@@ -112,9 +112,10 @@ async def roll_up(services) -> int:
     return len(missing)
 
 
-async def keep_rolling_up(services) -> None:
+async def keep_rolling_up(services, rolled_up: asyncio.Event | None = None) -> None:
     """The server's roll-up task: at start (days that closed while it was down), then just after
-    each clinic midnight. A failed roll-up (the store away) is logged and tried again at the next."""
+    each clinic midnight. A failed roll-up (the store away) is logged and tried again at the next.
+    `rolled_up` is set after each pass, so a test can wait for the first."""
     while True:
         try:
             made = await roll_up(services)
@@ -122,6 +123,8 @@ async def keep_rolling_up(services) -> None:
                 log.info("day summaries made", extra={"days": made})
         except Exception as exc:  # noqa: BLE001 - a report still works without summaries, only slower
             log.warning("day roll-up failed", extra={"error": type(exc).__name__})
+        if rolled_up is not None:
+            rolled_up.set()
         await asyncio.sleep(seconds_to_next_day(services) + 5)
 
 

@@ -202,6 +202,7 @@ class Server:
         self.port: int | None = None
         self._probe: asyncio.Task | None = None
         self._roll_up: asyncio.Task | None = None
+        self.days_rolled_up = asyncio.Event()  # set after each pass of the day roll-up (domain.reports)
 
     async def start(self) -> "Server":
         """Connects what the server needs first, so a start that cannot succeed fails before any
@@ -236,7 +237,8 @@ class Server:
             log.info("seed admin %s", outcome, extra={"email": settings.seed_admin_email})
         self.services.queues.start()
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
-        self._roll_up = asyncio.get_running_loop().create_task(reports.keep_rolling_up(self.services))
+        self._roll_up = asyncio.get_running_loop().create_task(
+            reports.keep_rolling_up(self.services, self.days_rolled_up))
         app = make_app(self.services)
         self.http = EdgeHTTPServer(app, max_body_size=HARD_BODY_BYTES, xheaders=False,
                                    header_timeout=self.header_timeout, idle_timeout=self.idle_timeout)
