@@ -9,8 +9,9 @@ have one; `etaRange` counts each `etaRangeOutcome` (early / inside / late). Mean
 and null when there is nothing to average — as `domain.stats.day_stats` does for one day.
 
 The fast path: a day that has closed (its end is past) is summarised once into ONE document per
-clinic day holding every doctor's row (`daySummaries`, `_id` = zone and date), so a 90-day report
-reads 90 small documents instead of the appointments. A day is summarised by the roll-up
+clinic day holding every doctor's row (`daySummaries`, `_id` = zone and date; the rows kept as one
+compact JSON text, which no query looks inside and which the embedded store copies in one piece), so
+a 90-day report reads 90 small documents instead of the appointments. A day is summarised by the roll-up
 (`roll_up`, run at start and after each clinic midnight: a day that closed while the server was down
 is summarised when it comes back) or, failing that, by the first report that needs it. A change to
 an appointment of a closed day drops that day's summary (`Store.update_appointment_if`), so the next
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 import asyncio
+import json
 import logging
 from datetime import date, timedelta
 from statistics import fmean
@@ -79,7 +81,8 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
     keeping what was made."""
     store, calendar = services.store, services.calendar
     zone = calendar.zone.key
-    kept = {d["date"]: d["rows"] for d in await store.day_summaries_between(zone, first.isoformat(), last.isoformat())
+    kept = {d["date"]: json.loads(d["rows"])
+            for d in await store.day_summaries_between(zone, first.isoformat(), last.isoformat())
             if d.get("version") == SUMMARY_VERSION}
     missing = [day for day in _days(first, last) if day.isoformat() not in kept]
     if missing:
@@ -91,7 +94,8 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
             kept[key] = made.get(key, [])
             await store.save_day_summary({"_id": f"{zone}|{key}", "zone": zone, "date": key,
                                           "start": calendar.start_of(day), "end": calendar.end_of(day),
-                                          "version": SUMMARY_VERSION, "rows": kept[key], "madeAt": now})
+                                          "version": SUMMARY_VERSION, "madeAt": now,
+                                          "rows": json.dumps(kept[key], separators=(",", ":"))})
     return {key: [dict(row) for row in kept[key]] for key in sorted(kept)}
 
 

@@ -115,6 +115,7 @@ class Store:
                                             name="one_answer_per_user_key")
         await self.idempotency.create_index([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_SECONDS,
                                             name="keys_expire")
+        await self.appointments.create_index([("date", ASCENDING)], name="by_date")  # reports: a span, all doctors
         await self.day_summaries.create_index([("zone", ASCENDING), ("date", ASCENDING)], name="zone_date")
         await self.day_summaries.create_index([("start", ASCENDING), ("end", ASCENDING)], name="bounds")
 

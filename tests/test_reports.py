@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -239,7 +240,7 @@ async def test_the_summaries_survive_a_restart_of_the_roll_up():
     try:
         await second.server.days_rolled_up.wait()
         made = await store.day_summaries.find_one({"date": str(today)})
-        assert made is not None and [(r["doctorId"], r["noShows"]) for r in made["rows"]] == [(built["ada"]["id"], 1)]
+        assert made is not None and [(r["doctorId"], r["noShows"]) for r in json.loads(made["rows"])] == [(built["ada"]["id"], 1)]
         reads_before = store.calls["report_appointments"]
         admin = await second.admin_token()
         after = (await report(second, admin, *span)).body
