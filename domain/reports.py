@@ -100,11 +100,17 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
 
 
 async def roll_up(services) -> int:
-    """Summarises the closed days of the last `ROLL_UP_DAYS` that have no summary yet (days that closed
-    since the last roll-up, or while the server was down); returns how many it made."""
+    """Summarises the closed days of the last `ROLL_UP_DAYS` (none before the oldest appointment) that
+    have no summary yet (days that closed since the last roll-up, or while the server was down);
+    returns how many it made."""
     store, calendar = services.store, services.calendar
     yesterday = calendar.day_of(services.clock()) - timedelta(days=1)
-    first = yesterday - timedelta(days=ROLL_UP_DAYS - 1)
+    oldest = await store.first_appointment_date()
+    if oldest is None:
+        return 0
+    first = max(yesterday - timedelta(days=ROLL_UP_DAYS - 1), calendar.day_of(oldest))
+    if first > yesterday:
+        return 0
     zone = calendar.zone.key
     kept = {d["date"] for d in await store.day_summaries_between(zone, first.isoformat(), yesterday.isoformat())
             if d.get("version") == SUMMARY_VERSION}

@@ -462,6 +462,12 @@ class Store:
         return await self._find_list("day_summaries", self.day_summaries.find(
             {"zone": zone, "date": {"$gte": first, "$lte": last}}))
 
+    async def first_appointment_date(self) -> datetime | None:
+        """When the oldest appointment is booked for (the roll-up summarises no day before it)."""
+        first = await self._find_list("report_appointments", self.appointments.find({}, {"date": 1}).sort(
+            [("date", ASCENDING)]).limit(1))
+        return first[0]["date"] if first else None
+
     async def save_day_summary(self, document: dict) -> None:
         """Writes (or replaces) one day's summary; its `_id` names the zone and the day."""
         await self._run("save_day_summary", self.day_summaries.replace_one(

@@ -253,14 +253,19 @@ async def test_the_summaries_survive_a_restart_of_the_roll_up():
 
 
 async def test_the_roll_up_and_the_zone(harness):
-    """A summary is kept per clinic zone: another zone's summaries are not read as this one's."""
+    """The roll-up summarises each closed day from the oldest appointment to yesterday, once; a summary
+    is kept per clinic zone, so another zone's are not read as this one's."""
+    store = harness.services.store
     await harness.server.days_rolled_up.wait()
+    assert await store.day_summaries.count_documents({}) == 0  # an empty store: nothing to summarise
+    built = await build_days(harness)
+    assert await reports.roll_up(harness.services) == 6  # day A (6 days ago) to yesterday
+    assert await reports.roll_up(harness.services) == 0  # nothing new has closed
     zone = harness.services.calendar.zone.key
     yesterday = clinic_day(harness, 1)
-    kept = await harness.services.store.day_summaries_between(zone, str(yesterday), str(yesterday))
-    assert len(kept) == 1 and kept[0]["_id"] == f"{zone}|{yesterday}"
-    assert await harness.services.store.day_summaries_between("Asia/Tokyo", str(yesterday), str(yesterday)) == []
-    assert await reports.roll_up(harness.services) == 0  # nothing new has closed
+    kept = await store.day_summaries_between(zone, str(built["day"]), str(yesterday))
+    assert [d["_id"] for d in kept] == [f"{zone}|{built['day'] + timedelta(days=n)}" for n in range(6)]
+    assert await store.day_summaries_between("Asia/Tokyo", str(built["day"]), str(yesterday)) == []
 
 
 def test_p90_is_the_nearest_rank():
