@@ -50,9 +50,9 @@ def test_an_admin_reads_one_doctor_as_charts_a_table_and_csv(site, browsers):
     assert int(ranges.locator(f"rect[data-date='{rows[0]['date']}'][data-series=late]").get_attribute("data-value")) == 1
     # each chart has a text summary, and the table holds every row
     expect(waits).to_have_accessible_description("Mean wait: highest 8.3 min on " + rows[0]["date"] + ", lowest 8.3 min on "
-                                                 + rows[0]["date"] + ", over 1 days with data. 90th percentile wait: "
+                                                 + rows[0]["date"] + ", over 1 day with data. 90th percentile wait: "
                                                  "highest 20 min on " + rows[0]["date"] + ", lowest 20 min on "
-                                                 + rows[0]["date"] + ", over 1 days with data.")
+                                                 + rows[0]["date"] + ", over 1 day with data.")
     table = page.get_by_role("table", name="The numbers, day by day")
     expect(table.locator("tbody tr")).to_have_count(3)
     expect(table.locator("tbody tr").first).to_contain_text("8.3")

@@ -145,7 +145,7 @@ function describe(points, key, unit, what) {
   if (!known.length) return `No ${what} in this range.`;
   const highest = known.reduce((a, b) => (b[key] > a[key] ? b : a));
   const lowest = known.reduce((a, b) => (b[key] < a[key] ? b : a));
-  return `${what[0].toUpperCase()}${what.slice(1)}: highest ${highest[key]}${unit} on ${highest.date}, lowest ${lowest[key]}${unit} on ${lowest.date}, over ${known.length} days with data.`;
+  return `${what[0].toUpperCase()}${what.slice(1)}: highest ${highest[key]}${unit} on ${highest.date}, lowest ${lowest[key]}${unit} on ${lowest.date}, over ${known.length} ${known.length === 1 ? 'day' : 'days'} with data.`;
 }
 
 function table(rows) {
