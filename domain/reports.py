@@ -37,6 +37,7 @@ from core.values import to_object_id
 log = logging.getLogger("medpharma.reports")
 
 ROLL_UP_DAYS = 366      # how far back the roll-up looks for closed days with no summary
+READ_DAYS = 14          # missing days are made from the appointments this many days per read
 SUMMARY_VERSION = 1     # bumped when a definition changes: older summaries are made again
 RANGE_OUTCOMES = ("early", "inside", "late")
 FIELDS = ("date", "doctorId", "doctorName", "booked", "completed", "noShows", "cancelled", "meanWaitMinutes",
@@ -85,11 +86,12 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
             for d in await store.day_summaries_between(zone, first.isoformat(), last.isoformat())
             if d.get("version") == SUMMARY_VERSION}
     missing = [day for day in _days(first, last) if day.isoformat() not in kept]
-    if missing:
-        found = await store.appointments_in(calendar.start_of(missing[0]), calendar.end_of(missing[-1]))
+    now = services.clock()
+    for start in range(0, len(missing), READ_DAYS):
+        chunk = missing[start:start + READ_DAYS]
+        found = await store.appointments_in(calendar.start_of(chunk[0]), calendar.end_of(chunk[-1]))
         made = summarise(found, calendar, doctors)
-        now = services.clock()
-        for day in missing:
+        for day in chunk:
             key = day.isoformat()
             kept[key] = made.get(key, [])
             await store.save_day_summary({"_id": f"{zone}|{key}", "zone": zone, "date": key,
