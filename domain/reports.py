@@ -107,16 +107,15 @@ async def roll_up(services) -> int:
     returns how many it made."""
     store, calendar = services.store, services.calendar
     yesterday = calendar.day_of(services.clock()) - timedelta(days=1)
-    oldest = await store.first_appointment_date()
-    if oldest is None:
-        return 0
-    first = max(yesterday - timedelta(days=ROLL_UP_DAYS - 1), calendar.day_of(oldest))
-    if first > yesterday:
-        return 0
+    first = yesterday - timedelta(days=ROLL_UP_DAYS - 1)
     zone = calendar.zone.key
     kept = {d["date"] for d in await store.day_summaries_between(zone, first.isoformat(), yesterday.isoformat())
             if d.get("version") == SUMMARY_VERSION}
     missing = [day for day in _days(first, yesterday) if day.isoformat() not in kept]
+    if missing and (not kept or missing[0].isoformat() < min(kept)):
+        # days before any summary: none is made before the oldest appointment (an empty store has none)
+        oldest = await store.first_appointment_date()
+        missing = [] if oldest is None else [day for day in missing if day >= calendar.day_of(oldest)]
     if not missing:
         return 0
     doctors = {str(d["_id"]): d.get("name", "") for d in await store.list_doctors()}
