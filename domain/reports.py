@@ -92,13 +92,17 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
         found = await store.appointments_in(calendar.start_of(chunk[0]), calendar.end_of(chunk[-1]))
         made = summarise(found, calendar, doctors)
         for day in chunk:
-            key = day.isoformat()
-            kept[key] = made.get(key, [])
-            await store.save_day_summary({"_id": f"{zone}|{key}", "zone": zone, "date": key,
-                                          "start": calendar.start_of(day), "end": calendar.end_of(day),
-                                          "version": SUMMARY_VERSION, "madeAt": now,
-                                          "rows": json.dumps(kept[key], separators=(",", ":"))})
+            kept[day.isoformat()] = made.get(day.isoformat(), [])
+            await save_summary(services, day, kept[day.isoformat()], now)
     return {key: [dict(row) for row in kept[key]] for key in sorted(kept)}
+
+
+async def save_summary(services, day: date, rows: list[dict], now=None) -> None:
+    calendar, zone, key = services.calendar, services.calendar.zone.key, day.isoformat()
+    await services.store.save_day_summary({"_id": f"{zone}|{key}", "zone": zone, "date": key,
+                                           "start": calendar.start_of(day), "end": calendar.end_of(day),
+                                           "version": SUMMARY_VERSION, "madeAt": now or services.clock(),
+                                           "rows": json.dumps(rows, separators=(",", ":"))})
 
 
 async def roll_up(services) -> int:
@@ -115,7 +119,11 @@ async def roll_up(services) -> int:
     if missing and (not kept or missing[0].isoformat() < min(kept)):
         # days before any summary: none is made before the oldest appointment (an empty store has none)
         oldest = await store.first_appointment_date()
-        missing = [] if oldest is None else [day for day in missing if day >= calendar.day_of(oldest)]
+        if oldest is None:
+            return 0
+        for day in [day for day in missing if day < calendar.day_of(oldest)]:  # no appointment: an empty summary,
+            await save_summary(services, day, [])                                # so this is not asked again
+        missing = [day for day in missing if day >= calendar.day_of(oldest)]
     if not missing:
         return 0
     doctors = {str(d["_id"]): d.get("name", "") for d in await store.list_doctors()}
