@@ -109,6 +109,9 @@ RULES: dict[str, Rule] = {
     "queue.of_doctor": SIGNED_IN,
     "queue.position": PARTY_TO_APPOINTMENT,
     "live.watch_doctor": SIGNED_IN,
+    # the clinic over weeks: an admin for any doctor (or all), a doctor for their own days only
+    "reports.days": Rule(roles=(DOCTOR, ADMIN), relations=STAFF, says="admins (any doctor or all), or that doctor",
+                         refusal="A doctor may read only their own days."),
 }
 
 

@@ -38,6 +38,8 @@ PING_TIMEOUT_SECONDS = 2.0
 STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
 SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (the API contract)
+REPORT_FIELDS = {"doctor": 1, "date": 1, "status": 1, "startedAt": 1, "completedAt": 1, "etaErrorMinutes": 1,
+                 "etaRangeOutcome": 1}
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # the API contract's queue order
 
 __all__ = ["Store", "DuplicateKeyError"]
@@ -67,6 +69,7 @@ class Store:
         self.idempotency = self.db["idempotencyKeys"]
         self.audit = self.db["audit"]
         self.sessions = self.db["sessions"]
+        self.day_summaries = self.db["daySummaries"]
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -112,6 +115,9 @@ class Store:
                                             name="one_answer_per_user_key")
         await self.idempotency.create_index([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_SECONDS,
                                             name="keys_expire")
+        await self.appointments.create_index([("date", ASCENDING)], name="by_date")  # reports: a span, all doctors
+        await self.day_summaries.create_index([("zone", ASCENDING), ("date", ASCENDING)], name="zone_date")
+        await self.day_summaries.create_index([("start", ASCENDING), ("end", ASCENDING)], name="bounds")
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
@@ -294,9 +300,12 @@ class Store:
                                     expected_version: int, update: dict) -> dict | None:
         """Applies `update` only if the appointment is still as read; None when someone got there first."""
         update.setdefault("$inc", {})["version"] = 1
-        return _normalise(await self._run("update_appointment", self.appointments.find_one_and_update(
+        updated = _normalise(await self._run("update_appointment", self.appointments.find_one_and_update(
             {"_id": appointment_id, "status": expected_status, "version": expected_version},
             update, return_document=ReturnDocument.AFTER)))
+        if updated is not None:
+            await self.forget_day_summary(updated["date"])
+        return updated
 
     async def find_appointments(self, appointment_ids: list[ObjectId]) -> list[dict]:
         return await self._find_list("find_appointment", self.appointments.find({"_id": {"$in": appointment_ids}}))
@@ -337,6 +346,14 @@ class Store:
         """Every appointment of a doctor booked for `since` or later: the history `eta-replay` replays."""
         return await self._find_list("list_appointments", self.appointments.find(
             {"doctor": doctor_id, "date": {"$gte": since}}).sort([("createdAt", ASCENDING), ("_id", ASCENDING)]))
+
+    async def appointments_in(self, start: datetime, end: datetime, doctor_id: ObjectId | None = None) -> list[dict]:
+        """Every appointment dated in [start, end), of one doctor or of all: the days a report summarises.
+        Only the fields a summary reads are fetched."""
+        query: dict = {"date": {"$gte": start, "$lt": end}}
+        if doctor_id is not None:
+            query["doctor"] = doctor_id
+        return await self._find_list("report_appointments", self.appointments.find(query, REPORT_FIELDS))
 
     async def appointments_between(self, doctor_id: ObjectId, start: datetime, end: datetime) -> list[dict]:
         """Every appointment of the doctor dated in [start, end): one clinic day, whatever its status."""
@@ -438,3 +455,26 @@ class Store:
         except DuplicateKeyError:
             return False
         return result.matched_count == 1 or result.upserted_id is not None
+
+    # -- the clinic over weeks: one summary document per closed clinic day (see domain.reports) ----------
+    async def day_summaries_between(self, zone: str, first: str, last: str) -> list[dict]:
+        """The summaries of the clinic days `first`..`last` (YYYY-MM-DD) kept for this clinic zone."""
+        return await self._find_list("day_summaries", self.day_summaries.find(
+            {"zone": zone, "date": {"$gte": first, "$lte": last}}))
+
+    async def first_appointment_date(self) -> datetime | None:
+        """When the oldest appointment is booked for (the roll-up summarises no day before it)."""
+        first = await self._find_list("report_appointments", self.appointments.find({}, {"date": 1}).sort(
+            [("date", ASCENDING)]).limit(1))
+        return first[0]["date"] if first else None
+
+    async def save_day_summary(self, document: dict) -> None:
+        """Writes (or replaces) one day's summary; its `_id` names the zone and the day."""
+        await self._run("save_day_summary", self.day_summaries.replace_one(
+            {"_id": document["_id"]}, document, upsert=True))
+
+    async def forget_day_summary(self, moment: datetime) -> None:
+        """An appointment dated `moment` changed: the summary of its day, if one is kept, is stale and
+        goes (the next report or roll-up makes it again from the appointments)."""
+        await self._run("forget_day_summary", self.day_summaries.delete_many(
+            {"start": {"$lte": moment}, "end": {"$gt": moment}}))

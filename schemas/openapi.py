@@ -215,6 +215,8 @@ def _operation(operation: Operation) -> dict:
         result["requestBody"] = {"required": not operation.body_optional, "content": {JSON: media}}
     ok = {"description": _ok_words(ok_status)}
     content = _content(ok_answer, operation.examples.get(ok_status))
+    for alternative in operation.also:
+        content = {**(content or {}), **_content(alternative)}
     if content:
         ok["content"] = content
     if ok_status == 302:

@@ -21,6 +21,7 @@ from schemas.auth import (AuditQuerySchema, InviteCreatedSchema, InviteCreateSch
                           InviteRegisterSchema, LoginSchema, PasswordChangeSchema, RefreshSchema, RegisterSchema,
                           UserListQuerySchema, UserPatchSchema, UserSchema)
 from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorSchema, DoctorStatusSchema
+from schemas.reports import CSV_COLUMNS, DaysReportQuerySchema, ReportDaySchema
 
 PUBLIC = "public"            # no token needed; a token, if sent, must be valid (it may change the answer)
 SIGNED_IN = "signed-in"      # any valid access token
@@ -67,6 +68,7 @@ class Operation:
     description: str = ""
     examples: dict = field(default_factory=dict)   # "request" / status → an example value
     api: bool = True                         # under /api: JSON errors, store behind it
+    also: tuple = ()                         # other media types of the success answer (Raw), by Accept
 
     def __post_init__(self) -> None:
         """Who may call it comes from the rule the domain enforces, never written here a second time."""
@@ -291,4 +293,17 @@ OPERATIONS: tuple[Operation, ...] = (
               examples={200: PUBLIC_QUEUE}),
     Operation("/api/queue/appointment/{appointmentId}/position", "get", "An appointment's place and ETA", "queue",
               (200, QueuePositionSchema), rule="queue.position", examples={200: POSITION}),
+
+    # -- the clinic over weeks ---------------------------------------------------------------------------
+    Operation("/api/reports/days", "get", "Clinic days in numbers, one row per day per doctor", "reports",
+              (200, Many(ReportDaySchema)), rule="reports.days", query=DaysReportQuerySchema,
+              also=(Raw("text/csv", {"type": "string", "description": "With `Accept: text/csv`: a header line "
+                                     "`" + ",".join(CSV_COLUMNS) + "`, then the same rows (null → empty)."}),),
+              errors={404: "`doctor` names no doctor, or a doctor account has no doctor profile."},
+              description="Days with no appointment have no row; oldest first. A doctor reads their own days "
+                          "(`doctor` omitted or their own id); an admin any doctor's or, without `doctor`, all.",
+              examples={200: [{"date": "2026-11-23", "doctorId": DOCTOR_ID, "doctorName": "Dr. Ada Lovelace",
+                               "booked": 14, "completed": 9, "noShows": 1, "cancelled": 1, "meanWaitMinutes": 6.5,
+                               "p90WaitMinutes": 14.0, "meanConsultMinutes": 11.2, "etaMaeMinutes": 3.1,
+                               "etaScored": 8, "etaRange": {"early": 1, "inside": 6, "late": 1}}]}),
 )

@@ -23,6 +23,7 @@ from actors.registry import IDLE_SECONDS, TICK_SECONDS, QueueRegistry
 from config.settings import Settings
 from core.days import ClinicCalendar
 from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app
+from handlers import reports as report_handlers
 from live import socketio as live_socketio, ws
 from handlers.base import LivenessHandler, NotFoundHandler
 from core import metrics
@@ -37,6 +38,7 @@ from infra.revocations import Revocations
 from core.errors import StartupError
 from domain.sessions import load_revocations
 from domain.accounts import seed_admin
+from domain import reports
 from infra.store import Store
 from core.tasks import cancel_and_wait
 from core.values import truncate_ms, utcnow
@@ -118,6 +120,7 @@ ROUTES: list[tuple[str, type]] = [
     (rf"/api/appointments/{ID}/status", appointments.AppointmentStatusHandler),
     (rf"/api/queue/doctor/{ID}", queue.DoctorQueueHandler),
     (rf"/api/queue/appointment/{ID}/position", queue.AppointmentPositionHandler),
+    (r"/api/reports/days", report_handlers.DaysReportHandler),
     (r"/api/openapi.json", spec.OpenApiHandler),
     (r"/api/asyncapi.json", spec.AsyncApiHandler),
     (r"/api/docs", spec.ApiDocsHandler),
@@ -199,6 +202,8 @@ class Server:
         self.http: EdgeHTTPServer | None = None
         self.port: int | None = None
         self._probe: asyncio.Task | None = None
+        self._roll_up: asyncio.Task | None = None
+        self.days_rolled_up = asyncio.Event()  # set after each pass of the day roll-up (domain.reports)
 
     async def start(self) -> "Server":
         """Connects what the server needs first, so a start that cannot succeed fails before any
@@ -233,6 +238,8 @@ class Server:
             log.info("seed admin %s", outcome, extra={"email": settings.seed_admin_email})
         self.services.queues.start()
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
+        self._roll_up = asyncio.get_running_loop().create_task(
+            reports.keep_rolling_up(self.services, self.days_rolled_up))
         app = make_app(self.services)
         self.http = EdgeHTTPServer(app, max_body_size=HARD_BODY_BYTES, xheaders=False,
                                    header_timeout=self.header_timeout, idle_timeout=self.idle_timeout)
@@ -277,6 +284,7 @@ class Server:
         except asyncio.TimeoutError:
             log.warning("some connections did not close in time")
         await cancel_and_wait(self._probe)
+        await cancel_and_wait(self._roll_up)
         await self.services.bus.stop()
         await self.services.queues.stop()
         await self.services.store.close()

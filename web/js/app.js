@@ -12,6 +12,7 @@ import { appointmentsPage, bookPage } from './views/patient.js';
 import { waitingPage } from './views/waiting.js';
 import { consolePage } from './views/console.js';
 import { adminPage } from './views/admin.js';
+import { reportsPage } from './views/reports.js';
 
 const ROUTES = [
   { pattern: /^\/app\/?$/, page: homePage },
@@ -23,6 +24,7 @@ const ROUTES = [
   { pattern: /^\/app\/waiting\/([^/]+)$/, page: waitingPage, roles: ['patient', 'doctor', 'admin'] },
   { pattern: /^\/app\/console$/, page: consolePage, roles: ['doctor', 'admin'] },
   { pattern: /^\/app\/admin$/, page: adminPage, roles: ['admin'] },
+  { pattern: /^\/app\/reports$/, page: reportsPage, roles: ['doctor', 'admin'] },
 ];
 
 const ROLE_NAMES = { patient: 'patients', doctor: 'doctors', admin: 'administrators' };
@@ -104,6 +106,7 @@ function drawNav() {
   if (role === 'patient') items.push(link('/app/appointments', 'My appointments'), link('/app/book', 'Book'));
   if (role === 'doctor') items.push(link('/app/console', 'Console'));
   if (role === 'admin') items.push(link('/app/admin', 'Admin'), link('/app/console', 'Console'));
+  if (role === 'doctor' || role === 'admin') items.push(link('/app/reports', 'Reports'));
   items.push(h('button', { type: 'button', class: 'link-button', onclick: signOut }, 'Sign out'));
   replace(nav, h('ul', {}, items.map((item) => h('li', {}, item))));
 }
