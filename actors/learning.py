@@ -32,7 +32,7 @@ import numpy as np
 MIN_CONSULT_MINUTES = 1.0
 MAX_CONSULT_MINUTES = 240.0
 MIN_CONSULTATIONS = 5
-PRIOR_WEIGHT = 10
+PRIOR_WEIGHT = 3
 SAMPLE_LIMIT = 200
 SEEN_LIMIT = 500
 # A call more than this far from the booked time is a leftover from another day, not a habit.

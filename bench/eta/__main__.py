@@ -16,6 +16,7 @@ import asyncio
 import io
 import json
 import logging
+from concurrent.futures import ProcessPoolExecutor
 
 from bench.eta.score import Score, Truth, score
 from bench.eta.simulate import SCENARIOS, iso, simulate_clinic
@@ -60,30 +61,37 @@ def main() -> None:
     parser.add_argument("--doctors", type=int, default=6)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--no-bound", action="store_true", help="skip the clairvoyant bound (the slow part)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes (the table is the same whatever the number)")
     parser.add_argument("--cost", action="store_true", help="time one recompute at 50 and 2,000 waiting instead")
     args = parser.parse_args()
     if args.cost:
         from bench.eta.cost import main as cost
         cost()
         return
-    logging.disable(logging.WARNING)
     print(HEADER)
-    for scenario in args.scenarios.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
-            events, habits = simulate_clinic(seed, args.doctors, args.days, scenario)
-            truth = Truth.read(events)
-            bound = None
-            if not args.no_bound:
-                from bench.eta.bound import clairvoyant
-                bound = score(truth, clairvoyant(events, habits))
-            plain_predictions = replay(events, False)
-            rows = [("position × avg + late", score(truth, plain_predictions, truth.seed_estimate)),
-                    ("plain rule (default range)", score(truth, plain_predictions)),
-                    ("learned", score(truth, replay(events, True)))]
-            if bound:
-                rows.append(("clairvoyant bound (median, 5-90 %)", bound))
-            for name, result in rows:
-                print(row(scenario, seed, name, result, bound), flush=True)
+    work = [(scenario, int(seed), args.doctors, args.days, not args.no_bound)
+            for scenario in args.scenarios.split(",") for seed in args.seeds.split(",")]
+    with ProcessPoolExecutor(args.jobs) as pool:  # each (scenario, seed) is independent and deterministic
+        for lines in pool.map(_one, work):
+            print("\n".join(lines), flush=True)
+
+
+def _one(job: tuple) -> list[str]:
+    scenario, seed, doctors, days, with_bound = job
+    logging.disable(logging.WARNING)
+    events, habits = simulate_clinic(seed, doctors, days, scenario)
+    truth = Truth.read(events)
+    bound = None
+    if with_bound:
+        from bench.eta.bound import clairvoyant
+        bound = score(truth, clairvoyant(events, habits))
+    plain_predictions = replay(events, False)
+    rows = [("position × avg + late", score(truth, plain_predictions, truth.seed_estimate)),
+            ("plain rule (default range)", score(truth, plain_predictions)),
+            ("learned", score(truth, replay(events, True)))]
+    if bound:
+        rows.append(("clairvoyant bound (median, 5-90 %)", bound))
+    return [row(scenario, seed, name, result, bound) for name, result in rows]
 
 
 if __name__ == "__main__":
