@@ -156,8 +156,8 @@ def _plain(booked_times, now, avg_minutes, late_minutes, started_at, away_until)
     centre = free - p * avg_minutes * positions * _MINUTE
     low = np.maximum(-_Z[EARLIEST_LEVEL] * sd, -_Z[FAR_EARLY_LEVEL] * sd - FAR_EARLY_MINUTES) * _MINUTE
     earliest = np.minimum(starts, np.maximum(np.maximum(booked - int(DEFAULT_EARLY_CALL_MINUTES * _MINUTE), floor),
-                                             _ms(centre - low)))
-    latest = np.maximum(starts, _ms(centre + _Z[LATEST_LEVEL] * sd * _MINUTE))
+                                             _seconds(centre - low)))
+    latest = np.maximum(starts, _seconds(centre + _Z[LATEST_LEVEL] * sd * _MINUTE))
     return _estimates(now_us, booked, starts, earliest, latest)
 
 
@@ -198,9 +198,9 @@ def _learned(booked_times, now, avg_minutes, late_minutes, started_at, away_unti
         quantiles = {level: np.concatenate((quantiles[level], tail[level])) for level in _LEVELS}
     far_early, early, expected, late = (quantiles[level] for level in _LEVELS)
     now_us = _us(now)
-    starts = now_us + _ms(expected * _MINUTE)
-    earliest = np.minimum(starts, now_us + _ms(np.minimum(early, far_early + FAR_EARLY_MINUTES) * _MINUTE))
-    latest = np.maximum(starts, now_us + _ms(late * _MINUTE))
+    starts = _seconds(now_us + expected * _MINUTE)
+    earliest = np.minimum(starts, _seconds(now_us + np.minimum(early, far_early + FAR_EARLY_MINUTES) * _MINUTE))
+    latest = np.maximum(starts, _seconds(now_us + late * _MINUTE))
     booked = np.array([_us(b) for b in booked_times], dtype=np.int64)
     return _estimates(now_us, booked, starts, earliest, latest)
 
@@ -334,9 +334,11 @@ def _us(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_US
 
 
-def _ms(microseconds: np.ndarray) -> np.ndarray:
-    """Whole milliseconds (the store's precision), rounded down, as integer microseconds."""
-    return (np.floor(np.asarray(microseconds, dtype=float) / 1000) * 1000).astype(np.int64)
+def _seconds(microseconds: np.ndarray) -> np.ndarray:
+    """Whole seconds, rounded down, as integer microseconds: nobody plans to the millisecond, and two
+    computations of the same time (the range is floating point) then agree but for a one in a
+    hundred million chance of falling on either side of a second."""
+    return (np.floor(np.asarray(microseconds, dtype=float) / 1e6) * 1e6).astype(np.int64)
 
 
 def _datetimes(microseconds: np.ndarray) -> list[datetime]:
