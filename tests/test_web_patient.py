@@ -52,6 +52,11 @@ def test_patient_registers_books_waits_and_joins_when_called(site, browsers):
     status = status_region(page)
     expect(status).to_contain_text("1 ahead of you")
     expect(status).to_contain_text(re.compile(r"Expected in about \d+ minutes, around \d{1,2}:\d{2}"))
+    # The range the server gives with the estimate, and when to be ready, in words.
+    expect(status).to_contain_text(re.compile(r"Most likely between \d{1,2}:\d{2}.{0,4} and \d{1,2}:\d{2}"))
+    expect(status).to_contain_text(re.compile(r"Please be ready (from \d{1,2}:\d{2}|now)"))
+    place = site.run(harness.api.get(f"/api/queue/appointment/{appointment_id}/position", token=doctor_token)).body
+    assert place["earliestStartAt"] < place["expectedStartAt"] < place["latestStartAt"]
     assert no_horizontal_scroll(page)
 
     # The one ahead cancels: the waiting room moves on its own.
