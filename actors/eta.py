@@ -36,8 +36,8 @@ from typing import Sequence
 
 import numpy as np
 
-from actors.learning import (CALL_BUSY, CALL_FIRST, CALL_IDLE, DEFAULT_NO_SHOW_RATE, NO_SHOW, DoctorStats, LearnedModel,
-                             call_kind, normal_quantile)
+from actors.learning import (CALL_BUSY, CALL_FIRST, CALL_IDLE, DEFAULT_NO_SHOW_RATE, NO_SHOW, SESSION_GAP, DoctorStats,
+                             LearnedModel, call_kind, normal_quantile)
 
 # -- the range's levels (the API contract) -----------------------------------------------------------
 # The contract asks for about 5 % of real starts before earliestStartAt (at most 1 % more than 10
@@ -64,6 +64,7 @@ _Z = {level: float(normal_quantile(np.array([level]))[0])
 
 # -- the learned range: plays of the rest of the day ---------------------------------------------------
 PATHS = 256
+LATENESS_HORIZON_MINUTES = SESSION_GAP.total_seconds() / 60  # declared lateness: for a head due within this
 MC_DEPTH = 64  # positions played; further back, see `_tail`
 _SEED = 20261201
 _LEVELS = (FAR_EARLY_LEVEL, EARLIEST_LEVEL, EXPECTED_LEVEL, LATEST_LEVEL)
@@ -249,7 +250,8 @@ def _head(model: LearnedModel, stats: DoctorStats, now: datetime, booked: dateti
     free_since = stats.free_since if stats.free_since is not None and stats.free_since <= now else None
     kind = call_kind(free_since, booked)
     callable_in = _minutes(free_since - now) if kind == CALL_BUSY else due
-    callable_in += late_minutes
+    if due < LATENESS_HORIZON_MINUTES:  # today's lateness is no news for a queue hours away (tomorrow's)
+        callable_in += late_minutes
     waited = -callable_in
     calls = model.offsets(kind)
     call = np.maximum(callable_in + calls.above(waited, draws.call_level), blocked)

@@ -347,3 +347,11 @@ def test_with_no_event_estimates_only_move_later(lengths, offsets, firsts, gaps,
                         continue
                     assert all(b >= a for a, b in zip(before, after)), (position, minute, before, after)
             previous = times
+
+
+def test_todays_declared_lateness_does_not_move_tomorrows_queue():
+    stats = DoctorStats(**{**habitual().__dict__, "free_since": at(-20)})
+    tomorrow = [at(23 * 60), at(23 * 60 + 12)]
+    on_time, late = (estimate_queue(tomorrow, now=NOW, avg_minutes=12, late_minutes=minutes, consultation_started_at=None,
+                                    stats=stats) for minutes in (0, 30))
+    assert on_time == late
