@@ -183,7 +183,8 @@ def test_turn_soon_and_turn_now_raise_browser_notifications_when_allowed(site, b
     _, first_token, _ = new_patient(site, "First")
     first = site.run(harness.book(first_token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=5)))
     email, token, _ = new_patient(site)
-    appointment = site.run(harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=20)))
+    # 40 minutes ahead: its "be ready by" (30 minutes ahead) is beyond SOON_MINUTES until it is next.
+    appointment = site.run(harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=40)))
 
     context, _ = browsers.context(PHONE, permissions=["notifications"])
     # Headless chromium shows no notifications; record what the page asks for instead.
