@@ -65,7 +65,7 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench.limits
 
 bench-eta: $(STAMP_BENCH)
-	$(BIN)/python -m bench.eta --bound
+	$(BIN)/python -m bench.eta
 
 # The scale figures: one run fills bench/README.md's table, one command after the other (each takes
 # flags for a smaller check, see --help); the uvloop pair runs back to back so the two compare.

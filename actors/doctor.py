@@ -22,7 +22,7 @@ import logging
 import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from actors.base import Actor
 from actors.rooms import Outgoing, Rooms, appointment_room, doctor_room
@@ -43,7 +43,8 @@ log = logging.getLogger("medpharma.actors")
 
 # Positions and ETAs read through REST are re-estimated when the snapshot is older than this.
 READ_FRESHNESS = timedelta(seconds=1)
-# An expectedStartAt that drifts by less than this (with nothing else moving) is not worth a push.
+# A time of the range (expected, earliest, latest) that drifts by less than this (with nothing else
+# moving) is not worth a push.
 START_DRIFT = timedelta(minutes=1)
 # Versions of appointments that left the queue, kept to ignore late duplicates about them.
 GONE_MEMORY = 2048
@@ -53,6 +54,20 @@ SCORE_HORIZON = timedelta(minutes=30)
 
 class DoctorNotFound(LookupError):
     pass
+
+
+class Told(NamedTuple):
+    """What an appointment's watchers were told of its start: the best guess and the range."""
+
+    expected: datetime
+    earliest: datetime
+    latest: datetime
+
+    def outcome(self, started_at: datetime) -> str:
+        """Where a real start fell against the range: `early`, `inside` or `late` (the metric's labels)."""
+        if started_at < self.earliest:
+            return "early"
+        return "late" if started_at > self.latest else "inside"
 
 
 class DoctorActor(Actor):
@@ -76,7 +91,7 @@ class DoctorActor(Actor):
         # What watchers were last told; kept across reloads (see the module docstring).
         self._sent: dict[str, tuple] = {}
         self._soon: set[str] = set()       # appointments told turn:soon and still soon
-        self._expectations: dict[str, list[tuple[datetime, datetime]]] = {}  # id → (told at, expectedStartAt)
+        self._expectations: dict[str, list[tuple[datetime, Told]]] = {}  # id → (told at, the range told)
         self._sent_state: tuple | None = None
         self._sent_status: dict | None = None
         self._announced: set[str] = set()  # consultations whose turn:now went out
@@ -246,12 +261,13 @@ class DoctorActor(Actor):
             update = snapshot.update_for(appointment_id)
             signature = (update["status"], update["position"], update["etaMinutes"], update["delayMinutes"],
                          update["isRunningLate"], update["lateByMinutes"])
-            if self._moved(appointment_id, signature, update["expectedStartAt"]):
-                self._sent[appointment_id] = (signature, update["expectedStartAt"])
+            times = (update["expectedStartAt"], update["earliestStartAt"], update["latestStartAt"])
+            if self._moved(appointment_id, signature, times):
+                self._sent[appointment_id] = (signature, times)
                 hub.publish(appointment_room(appointment_id), Outgoing("queue:update", update),
                             key=f"queue:update:{appointment_id}")
                 if update["status"] in WAITING:
-                    self._remember_expectation(appointment_id, now, update["expectedStartAt"])
+                    self._remember_expectation(appointment_id, now, times)
 
         soon = snapshot.soon(self.soon_minutes)
         for appointment_id in soon.keys() - self._soon:
@@ -282,31 +298,32 @@ class DoctorActor(Actor):
         metrics.push_lag_seconds.observe(time.perf_counter() - queued_at)
 
     # -- keeping score -------------------------------------------------------------------------------
-    def _remember_expectation(self, appointment_id: str, now: datetime, expected: str) -> None:
+    def _remember_expectation(self, appointment_id: str, now: datetime, times: tuple) -> None:
         """Keeps what was told and when, as far back as SCORE_HORIZON needs: of the told values older
         than the horizon only the newest can still be "the last one told 30 minutes before a start"."""
         told = self._expectations.setdefault(appointment_id, [])
-        told.append((now, _parse(expected)))
+        told.append((now, Told(*(_parse(t) for t in times))))
         while len(told) > 1 and told[1][0] <= now - SCORE_HORIZON:
             told.pop(0)
 
-    def expectation_for(self, appointment_id: str, started_at: datetime) -> datetime | None:
-        """The expectedStartAt last pushed for this appointment at least SCORE_HORIZON before
-        `started_at`, or None if nothing was told that early (the API contract's self-scoring rule)."""
+    def expectation_for(self, appointment_id: str, started_at: datetime) -> Told | None:
+        """The range (expected, earliest, latest) last pushed for this appointment at least
+        SCORE_HORIZON before `started_at`, or None if nothing was told that early (the API contract's
+        self-scoring rule)."""
         chosen = None
-        for told_at, expected in self._expectations.get(appointment_id, ()):
+        for told_at, told in self._expectations.get(appointment_id, ()):
             if told_at <= started_at - SCORE_HORIZON:
-                chosen = expected
+                chosen = told
         return chosen
 
-    def _moved(self, appointment_id: str, signature: tuple, expected_start_at: str | None) -> bool:
-        """Anything but expectedStartAt changed, or expectedStartAt drifted by a minute or more."""
+    def _moved(self, appointment_id: str, signature: tuple, times: tuple) -> bool:
+        """Anything but the three times changed, or one of them drifted by a minute or more."""
         sent = self._sent.get(appointment_id)
         if sent is None or sent[0] != signature:
             return True
-        if sent[1] == expected_start_at:
+        if sent[1] == times:
             return False
-        return _drift(sent[1], expected_start_at) >= START_DRIFT
+        return any(_drift(before, after) >= START_DRIFT for before, after in zip(sent[1], times) if before != after)
 
 
 def _drift(previous: str | None, current: str | None) -> timedelta:

@@ -21,15 +21,18 @@ import bisect
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from statistics import NormalDist, median
+from functools import lru_cache
+from statistics import median
 from typing import Sequence
+
+import numpy as np
 
 # Consultations outside this range (in minutes) are mistakes (a call left open overnight, a click on
 # "complete" right after "call") and teach nothing.
 MIN_CONSULT_MINUTES = 1.0
 MAX_CONSULT_MINUTES = 240.0
 MIN_CONSULTATIONS = 5
-PRIOR_WEIGHT = 10
+PRIOR_WEIGHT = 3
 SAMPLE_LIMIT = 200
 SEEN_LIMIT = 500
 # A call more than this far from the booked time is a leftover from another day, not a habit.
@@ -39,15 +42,14 @@ MAX_CALL_OFFSET_MINUTES = 240.0
 PRIOR_LOG_SPREAD = 0.45
 LOG_SPREAD_BOUNDS = (0.05, 1.5)
 MAD_TO_SIGMA = 1.4826
-# Which quantile of the running consultation's remaining time is quoted (0.5 = the median, what
-# minimises absolute error). Then the guard against missed turns: being told too late costs a
-# patient their turn, too early only a wait. A start is quoted no later than `MISSED_TURN_MINUTES`
-# after a low quantile (`MISSED_TURN_SIGMAS` standard deviations of the queue's accumulated
-# uncertainty below the expected start): near the head that changes nothing, far down the queue,
-# where the spread is wide, it quotes early. Tuned on bench seeds 1-3 (bench/eta/README.md).
-RUNNING_QUANTILE = 0.5
-MISSED_TURN_MINUTES = 10.0
-MISSED_TURN_SIGMAS = 1.5
+# The default assumptions (before any history, and the prior every learned value is shrunk towards):
+# a patient does not come with this chance, and the doctor, waiting for one who does not come, marks
+# it this many minutes after they could have been called. Documented in the README ("The learned ETA").
+DEFAULT_NO_SHOW_RATE = 0.08
+DEFAULT_NO_SHOW_WAIT_MINUTES = 3.0
+# Empirical distributions (call offsets, no-show waits) are read as piecewise linear between the
+# samples, widened by this much beyond the smallest and largest so the prior's ties make no step.
+EDGE_MINUTES = 1.0
 
 CONSULTATION = "consultation"
 CALL_FIRST = "call_first"
@@ -59,16 +61,16 @@ SESSION_GAP = timedelta(hours=3)
 NO_SHOW = "no_show"
 
 _SAMPLE_FIELD = {CONSULTATION: "consultMinutes", CALL_FIRST: "firstCallOffsets", CALL_IDLE: "idleCallOffsets",
-                 CALL_BUSY: "busyCallGaps"}
+                 CALL_BUSY: "busyCallGaps", NO_SHOW: "noShowWaits"}
 _COUNT_FIELD = {CONSULTATION: "consultations", CALL_FIRST: "calls", CALL_IDLE: "calls", CALL_BUSY: "calls",
                 NO_SHOW: "noShows"}
-_STANDARD = NormalDist()
 
 
 @dataclass(frozen=True)
 class LearningEvent:
     """One thing a doctor did that teaches something: a consultation finished (its length), a patient
-    called (how many minutes after they could have been: negative = early), a patient who did not come."""
+    called (how many minutes after they could have been: negative = early), a patient who did not come
+    (and, when they were waited for, how long after they could have been called the doctor gave up)."""
 
     key: str
     kind: str
@@ -82,6 +84,7 @@ class DoctorStats:
     first_call_offsets: tuple[float, ...] = ()  # call minus booked time, first of a session (late starts)
     idle_call_offsets: tuple[float, ...] = ()  # call minus booked time; the doctor was free before it
     busy_call_gaps: tuple[float, ...] = ()  # call minus the end of the previous one; the patient was due
+    no_show_waits: tuple[float, ...] = ()  # no-show marked minus when the patient could have been called
     consultations: int = 0
     calls: int = 0
     no_shows: int = 0
@@ -97,6 +100,7 @@ class DoctorStats:
                    first_call_offsets=tuple(float(x) for x in doc.get("firstCallOffsets", ())),
                    idle_call_offsets=tuple(float(x) for x in doc.get("idleCallOffsets", ())),
                    busy_call_gaps=tuple(float(x) for x in doc.get("busyCallGaps", ())),
+                   no_show_waits=tuple(float(x) for x in doc.get("noShowWaits", ())),
                    consultations=int(doc.get("consultations", 0)), calls=int(doc.get("calls", 0)),
                    no_shows=int(doc.get("noShows", 0)), free_since=doc.get("freeSince"),
                    seen=tuple(doc.get("seen", ())))
@@ -106,7 +110,7 @@ class DoctorStats:
         return self.consultations >= MIN_CONSULTATIONS
 
     def model(self, configured_avg_minutes: float) -> "LearnedModel":
-        return LearnedModel.fit(self, configured_avg_minutes)
+        return _fitted(self, configured_avg_minutes)
 
 
 # -- events from appointments ----------------------------------------------------------------------
@@ -131,7 +135,16 @@ def events_for(stats: DoctorStats, appointment: dict) -> list[LearningEvent]:
     status = appointment.get("status")
     started, booked = appointment.get("startedAt"), appointment.get("date")
     if status == "no_show":
-        return [LearningEvent(f"{appointment_id}:{NO_SHOW}", NO_SHOW)]
+        marked = appointment.get("updatedAt")
+        if started is not None or marked is None or booked is None:  # called, never joined: no wait to learn
+            return [LearningEvent(f"{appointment_id}:{NO_SHOW}", NO_SHOW, free_at=marked)]
+        # Waited for, then marked: measured like a call, from when the patient could have been called.
+        # A no-show that opens a session says nothing of the wait (the doctor was not there yet).
+        kind = call_kind(stats.free_since, booked)
+        waited = None if kind == CALL_FIRST else _minutes(marked - (stats.free_since if kind == CALL_BUSY else booked))
+        if waited is not None and not 0 <= waited <= MAX_CALL_OFFSET_MINUTES:
+            waited = None
+        return [LearningEvent(f"{appointment_id}:{NO_SHOW}", NO_SHOW, waited, free_at=marked)]
     if status == "in_consultation" and started is not None and booked is not None:
         return [call_event(appointment_id, booked, started, stats.free_since)]
     if status == "completed" and started is not None and appointment.get("completedAt") is not None:
@@ -175,7 +188,7 @@ def apply(stats: DoctorStats, event: LearningEvent) -> DoctorStats:
     if event.free_at is not None and (stats.free_since is None or event.free_at > stats.free_since):
         changes["free_since"] = event.free_at
     if teaches(event):
-        if event.kind in _SAMPLE_FIELD:
+        if event.kind in _SAMPLE_FIELD and event.minutes is not None:
             name = _attribute(_SAMPLE_FIELD[event.kind])
             changes[name] = (getattr(stats, name) + (event.minutes,))[-SAMPLE_LIMIT:]
         count = _attribute(_COUNT_FIELD[event.kind])
@@ -191,7 +204,7 @@ def store_update(event: LearningEvent) -> tuple[dict, dict]:
     if event.free_at is not None:
         update["$max"] = {"freeSince": event.free_at}
     if teaches(event):
-        if event.kind in _SAMPLE_FIELD:
+        if event.kind in _SAMPLE_FIELD and event.minutes is not None:
             update["$push"][_SAMPLE_FIELD[event.kind]] = {"$each": [event.minutes], "$slice": -SAMPLE_LIMIT}
         update["$inc"] = {_COUNT_FIELD[event.kind]: 1}
     return {"seen": {"$ne": event.key}}, update
@@ -204,7 +217,7 @@ def _minutes(delta) -> float:
 def _attribute(document_field: str) -> str:
     return {"consultMinutes": "consult_minutes", "firstCallOffsets": "first_call_offsets",
             "idleCallOffsets": "idle_call_offsets",
-            "busyCallGaps": "busy_call_gaps", "consultations": "consultations", "calls": "calls",
+            "busyCallGaps": "busy_call_gaps", "noShowWaits": "no_show_waits", "consultations": "consultations", "calls": "calls",
             "noShows": "no_shows"}[document_field]
 
 
@@ -212,7 +225,8 @@ def _attribute(document_field: str) -> str:
 @dataclass(frozen=True)
 class LearnedModel:
     """Consultation lengths as a log-normal (skewed, long-tailed, as they are), the no-show rate, and
-    the empirical distributions of call offsets; each shrunk towards the configuration."""
+    the empirical distributions of call offsets and no-show waits; each shrunk towards the default
+    assumptions (`PRIOR_WEIGHT` pseudo-observations of them)."""
 
     log_mu: float
     log_sigma: float
@@ -220,6 +234,7 @@ class LearnedModel:
     first_offsets: tuple[float, ...]  # sorted
     idle_offsets: tuple[float, ...]  # sorted
     busy_gaps: tuple[float, ...]  # sorted
+    no_show_waits: tuple[float, ...] = (DEFAULT_NO_SHOW_WAIT_MINUTES,)  # sorted
 
     @classmethod
     def fit(cls, stats: DoctorStats, configured_avg_minutes: float) -> "LearnedModel":
@@ -235,81 +250,110 @@ class LearnedModel:
             centre, spread = prior_mu, prior_sigma
         weight = n / (n + PRIOR_WEIGHT)
         attended = stats.calls + stats.no_shows
-        no_show_rate = stats.no_shows / (attended + PRIOR_WEIGHT)  # the configuration assumes everyone comes
+        no_show_rate = (stats.no_shows + DEFAULT_NO_SHOW_RATE * PRIOR_WEIGHT) / (attended + PRIOR_WEIGHT)
         prior_offsets = (0.0,) * PRIOR_WEIGHT  # the configuration calls exactly when the patient is due
         return cls(log_mu=weight * centre + (1 - weight) * prior_mu,
                    log_sigma=weight * spread + (1 - weight) * prior_sigma,
                    no_show_rate=no_show_rate,
                    first_offsets=tuple(sorted(stats.first_call_offsets + prior_offsets)),
                    idle_offsets=tuple(sorted(stats.idle_call_offsets + prior_offsets)),
-                   busy_gaps=tuple(sorted(stats.busy_call_gaps + prior_offsets)))
+                   busy_gaps=tuple(sorted(stats.busy_call_gaps + prior_offsets)),
+                   no_show_waits=tuple(sorted(stats.no_show_waits
+                                              + (DEFAULT_NO_SHOW_WAIT_MINUTES,) * PRIOR_WEIGHT)))
 
-    def remaining_consultation_minutes(self, elapsed_minutes: float) -> float:
-        """A quantile (`RUNNING_QUANTILE`) of how long the running consultation still takes, given it
-        has run `elapsed_minutes`: P(T <= e + r | T > e). It grows as the consultation overruns, the
-        way a long tail says it should, instead of "avg minus elapsed" hitting zero."""
+    def remaining_consultation_minutes(self, elapsed_minutes: float, level: float = 0.5) -> float:
+        """The `level` quantile of how long the running consultation still takes, given it has run
+        `elapsed_minutes`. It grows as the consultation overruns, the way a long tail says it should,
+        instead of "avg minus elapsed" hitting zero."""
+        z_end = float(self.running_end_z(elapsed_minutes, np.array([level]))[0])
+        return max(0.0, math.exp(self.log_mu + self.log_sigma * z_end) - max(elapsed_minutes, 0.0))
+
+    def running_end_z(self, elapsed_minutes: float, levels: np.ndarray) -> np.ndarray:
+        """Standardised log-lengths T of a consultation known to exceed `elapsed_minutes`, at the given
+        levels of P(T <= t | T > e). Worked on the upper tail, P(T > t) = (1 - level) P(T > e), with
+        erfc: far into an overrun the tail is tiny and 1 - cdf would round to 0 and make the end jump
+        back to "now"."""
         if elapsed_minutes <= 0:
-            return self._length_quantile(RUNNING_QUANTILE)
-        # Worked on the upper tail, P(T > t) = (1 - q) P(T > e), with erfc: far into an overrun the
-        # tail is tiny and 1 - cdf would round to 0 and make the end jump back to "now".
+            return normal_quantile(levels)
         z_elapsed = (math.log(elapsed_minutes) - self.log_mu) / self.log_sigma
-        tail = (1 - RUNNING_QUANTILE) * 0.5 * math.erfc(z_elapsed / math.sqrt(2))
-        if tail > 1e-300:
-            z_end = -_STANDARD.inv_cdf(tail)
-        else:  # beyond any double: the normal tail's own asymptote, S(z + d) / S(z) ~ exp(-z d)
-            z_end = z_elapsed + math.log(1 / (1 - RUNNING_QUANTILE)) / z_elapsed
-        return max(0.0, math.exp(self.log_mu + self.log_sigma * z_end) - elapsed_minutes)
+        survival = 0.5 * math.erfc(z_elapsed / math.sqrt(2))
+        if survival > 1e-290:
+            return np.maximum(-normal_quantile((1 - levels) * survival), z_elapsed)
+        # beyond any double: the normal tail's own asymptote, S(z + d) / S(z) ~ exp(-z d)
+        return z_elapsed + np.log(1 / np.maximum(1 - levels, 1e-12)) / z_elapsed
 
-    def slot_minutes(self) -> tuple[float, float]:
-        """Mean and variance of the time a waiting patient ahead takes from the doctor: a consultation,
-        unless they do not come. Means add up along the queue, and so do variances, which is how
-        the estimate knows that the tenth patient's start is less certain than the first's."""
-        mean = math.exp(self.log_mu + self.log_sigma ** 2 / 2)
-        variance = (math.exp(self.log_sigma ** 2) - 1) * mean ** 2
-        p = self.no_show_rate
-        return (1 - p) * mean, (1 - p) * variance + p * (1 - p) * mean ** 2
-
-    def _length_quantile(self, level: float) -> float:
-        return math.exp(self.log_mu + self.log_sigma * _STANDARD.inv_cdf(level))
-
-    def call_offset_minutes(self, kind: str, waited_minutes: float) -> float:
-        """How long after the patient could be called they are called, given nobody was called during
-        the `waited_minutes` already gone by (negative: not yet callable). The median of the offsets
-        above that: "the head is due and nobody is called" reads lateness from the clock, and the
-        estimate moves only one way as the wait goes on."""
-        samples = {CALL_FIRST: self.first_offsets, CALL_IDLE: self.idle_offsets, CALL_BUSY: self.busy_gaps}[kind]
-        return conditional_quantile(samples, waited_minutes, 0.5)
+    def offsets(self, kind: str) -> "Empirical":
+        """The distribution of call offsets of a kind (CALL_FIRST, CALL_IDLE, CALL_BUSY) or, for
+        NO_SHOW, of how long the doctor waits for a patient who does not come."""
+        return _empirical({CALL_FIRST: self.first_offsets, CALL_IDLE: self.idle_offsets,
+                           CALL_BUSY: self.busy_gaps, NO_SHOW: self.no_show_waits}[kind])
 
 
-def conditional_quantile(ordered: Sequence[float], floor: float, level: float) -> float:
-    """The `level` quantile of the samples given the value exceeds `floor`, on a piecewise-linear
-    empirical CDF so the answer moves smoothly (not in jumps from sample to sample) as `floor` moves.
-    Never below `floor`; `floor` itself once every sample lies below it."""
-    n = len(ordered)
-    if n == 0 or floor >= ordered[-1]:
-        return floor
-    # One point per distinct value, at the middle of its tied ranks, so ties make no step either.
-    values, probabilities = [], []
-    for i, x in enumerate(ordered):
-        if values and values[-1] == x:
-            continue
-        last = bisect.bisect_right(ordered, x)
-        values.append(x)
-        probabilities.append((i + last) / 2 / n)
-    if len(values) == 1:
-        return max(floor, values[0])
-    below = _interpolate(floor, values, probabilities) if floor > values[0] else probabilities[0]
-    target = below + level * (1 - below)
-    return max(floor, _interpolate(target, probabilities, values))
+class Empirical:
+    """A distribution read from samples: piecewise linear between them (one point per distinct value,
+    at the middle of its tied ranks, so ties make no step), reaching 0 and 1 `EDGE_MINUTES` beyond the
+    smallest and largest. Smooth, so a quantile given "more than w" moves smoothly as w moves."""
+
+    __slots__ = ("values", "levels")
+
+    def __init__(self, ordered: Sequence[float]):
+        values, levels = [ordered[0] - EDGE_MINUTES], [0.0]
+        n = len(ordered)
+        for i, x in enumerate(ordered):
+            if values[-1] == x and i:
+                continue
+            last = bisect.bisect_right(ordered, x)
+            values.append(x)
+            levels.append((i + last) / 2 / n)
+        values.append(ordered[-1] + EDGE_MINUTES)
+        levels.append(1.0)
+        self.values, self.levels = np.array(values), np.array(levels)
+
+    def cdf(self, x: float) -> float:
+        return float(np.interp(x, self.values, self.levels))
+
+    def quantile(self, levels: np.ndarray) -> np.ndarray:
+        return np.interp(levels, self.levels, self.values)
+
+    def above(self, floor: float, levels: np.ndarray) -> np.ndarray:
+        """Quantiles given the value exceeds `floor`; `floor` itself once every sample lies below it.
+        With fixed levels, each quantile only grows as `floor` grows."""
+        below = self.cdf(floor)
+        return np.maximum(self.quantile(below + levels * (1 - below)), floor)
 
 
-def _interpolate(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_right(xs, x)
-    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-    if x1 == x0:
-        return y1
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+@lru_cache(maxsize=512)
+def _empirical(ordered: tuple[float, ...]) -> Empirical:
+    return Empirical(ordered)
+
+
+@lru_cache(maxsize=256)
+def _fitted(stats: DoctorStats, configured_avg_minutes: float) -> LearnedModel:
+    return LearnedModel.fit(stats, configured_avg_minutes)
+
+
+# Acklam's rational approximation of the standard normal quantile (relative error < 1.2e-9), vectorised:
+# numpy has no inverse error function, and this runs for every path of every estimate.
+_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+      -3.066479806614716e+01, 2.506628277459239e+00)
+_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+      -1.328068155288572e+01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+      4.374664141464968e+00, 2.938163982698783e+00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00)
+
+
+def normal_quantile(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-300, 1 - 1e-16)
+    z = np.empty_like(p)
+    low, high = p < 0.02425, p > 1 - 0.02425
+    mid = ~(low | high)
+    q = p[mid] - 0.5
+    r = q * q
+    z[mid] = ((((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
+              / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1))
+    for mask, sign, tail in ((low, 1.0, p[low]), (high, -1.0, 1 - p[high])):
+        q = np.sqrt(-2 * np.log(tail))
+        z[mask] = sign * (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) \
+            / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1)
+    return z

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Callable
 
 from actors.base import ActorStopped
-from actors.doctor import DoctorActor, DoctorNotFound
+from actors.doctor import DoctorActor, DoctorNotFound, Told
 from actors.rooms import Rooms
 from actors.messages import EnsureLoaded, PresenceChanged, Reload, Tick
 from core.bus_messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
@@ -99,8 +99,9 @@ class QueueRegistry:
         """Which live queue holds this appointment, with no store round trip."""
         return self.appointment_doctor.get(appointment_id)
 
-    def expectation_for(self, doctor_id: str, appointment_id: str, started_at: datetime) -> datetime | None:
-        """What the live queue told this appointment's watchers at least 30 minutes before `started_at`."""
+    def expectation_for(self, doctor_id: str, appointment_id: str, started_at: datetime) -> Told | None:
+        """What the live queue told this appointment's watchers at least 30 minutes before `started_at`:
+        the expected start and its range."""
         actor = self.live(doctor_id)
         return actor.expectation_for(appointment_id, started_at) if actor is not None else None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from actors.eta import Estimate, delay_minutes, estimate_queue
+from actors.eta import Estimate, delay_minutes, estimate_queue, minutes_until
 from actors.learning import DoctorStats
 from core.days import ClinicCalendar
 from core.doctors import DEFAULT_AVG_CONSULT_MINUTES
@@ -92,7 +92,8 @@ def finished_update(appointment_id: str, status: str) -> dict:
     Nothing about it moves any more, so it carries none of the doctor's lateness: a later status
     change is not pushed to rooms of appointments that left, and a REST read must not disagree."""
     return {"appointmentId": appointment_id, "status": status, "position": -1, "etaMinutes": 0,
-            "expectedStartAt": None, "delayMinutes": 0, "isRunningLate": False, "lateByMinutes": 0}
+            "expectedStartAt": None, "earliestStartAt": None, "latestStartAt": None, "delayMinutes": 0,
+            "isRunningLate": False, "lateByMinutes": 0}
 
 
 @dataclass
@@ -164,12 +165,15 @@ class QueueSnapshot:
             return {"appointmentId": appointment_id, "status": entry.status, "position": estimate.position,
                     "etaMinutes": estimate.eta_minutes,
                     "expectedStartAt": format_utc(estimate.expected_start_at),
+                    "earliestStartAt": format_utc(estimate.earliest_start_at),
+                    "latestStartAt": format_utc(estimate.latest_start_at),
                     "delayMinutes": estimate.delay_minutes,
                     "isRunningLate": settings.is_running_late, "lateByMinutes": settings.late_by_minutes}
         current = self.in_consultation
         if current is not None and current.id == appointment_id:
+            started = format_utc(current.started_at)  # the range has closed on the real start
             return {"appointmentId": appointment_id, "status": current.status, "position": -1,
-                    "etaMinutes": 0, "expectedStartAt": format_utc(current.started_at),
+                    "etaMinutes": 0, "expectedStartAt": started, "earliestStartAt": started, "latestStartAt": started,
                     "delayMinutes": estimate_delay(current.date, current.started_at),
                     "isRunningLate": settings.is_running_late, "lateByMinutes": settings.late_by_minutes}
         return None
@@ -226,20 +230,25 @@ class QueueSnapshot:
                 {"appointmentId": e.id, "patient": e.patient, "patientName": e.patient_name,
                  "date": format_utc(e.date), "status": e.status, "reason": e.reason, "position": est.position,
                  "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at),
+                 "earliestStartAt": format_utc(est.earliest_start_at),
+                 "latestStartAt": format_utc(est.latest_start_at),
                  "delayMinutes": est.delay_minutes, "present": e.id in self.present}
                 for e, est in ((self.waiting[i], self.estimates[i]) for i in self._span(day))]
         return self._staff_lists[day]
 
     def soon(self, soon_minutes: int) -> dict[str, dict]:
-        """`turn:soon` data of today's appointments that are next or due within `soon_minutes`."""
+        """`turn:soon` data of today's appointments that are next, or whose `earliestStartAt` ("be
+        ready by") is within `soon_minutes`."""
         found = {}
         for i in self._span(self.today):
             estimate = self.estimates[i]
-            if estimate.position == 0 or estimate.eta_minutes <= soon_minutes:
-                entry_id = self.waiting[i].id
-                found[entry_id] = {"appointmentId": entry_id, "position": estimate.position,
-                                   "etaMinutes": estimate.eta_minutes,
-                                   "expectedStartAt": format_utc(estimate.expected_start_at)}
+            if estimate.position != 0 and minutes_until(self.computed_at, estimate.earliest_start_at) > soon_minutes:
+                continue
+            entry_id = self.waiting[i].id
+            found[entry_id] = {"appointmentId": entry_id, "position": estimate.position,
+                               "etaMinutes": estimate.eta_minutes,
+                               "expectedStartAt": format_utc(estimate.expected_start_at),
+                               "earliestStartAt": format_utc(estimate.earliest_start_at)}
         return found
 
     def _public_entries(self, day: date, viewer_id: str | None) -> list:
@@ -247,6 +256,8 @@ class QueueSnapshot:
             self._public_lists[day] = [
                 {"position": est.position, "date": format_utc(e.date), "status": e.status,
                  "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at),
+                 "earliestStartAt": format_utc(est.earliest_start_at),
+                 "latestStartAt": format_utc(est.latest_start_at),
                  "delayMinutes": est.delay_minutes, "mine": False}
                 for e, est in ((self.waiting[i], self.estimates[i]) for i in self._span(day))]
         shared = self._public_lists[day]

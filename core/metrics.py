@@ -108,6 +108,13 @@ eta_error_minutes = Histogram(
     "minutes before: the ETA keeping score of itself.", registry=REGISTRY,
     buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240))
 
+# Where a consultation's real start fell against the range published for it at least 30 minutes before.
+ETA_RANGE_OUTCOMES = ("early", "inside", "late")
+eta_range_total = Counter(
+    "medpharma_eta_range_total",
+    "Consultations that started before (early), inside or after (late) the range [earliestStartAt, "
+    "latestStartAt] last pushed for them at least 30 minutes before.", ["outcome"], registry=REGISTRY)
+
 auth_failures_total = Counter(
     "medpharma_auth_failures_total",
     "Refused authentications and authorizations, by reason.", ["reason"], registry=REGISTRY)
@@ -154,5 +161,7 @@ for _limit in REFUSAL_LIMITS:
     requests_refused_total.labels(_limit)
 for _reason in BUS_REJECT_REASONS:
     bus_rejected_total.labels(_reason)
+for _outcome in ETA_RANGE_OUTCOMES:
+    eta_range_total.labels(_outcome)
 for _message in ACTOR_MESSAGES:
     actor_message_duration_seconds.labels(_message)

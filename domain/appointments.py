@@ -121,20 +121,25 @@ def status_update(current: dict, target: str, settings, now: datetime) -> dict:
 
 def update_to(services, appointment: dict, target: str) -> dict:
     """`status_update`, and when a consultation starts, the ETA's score: how far the start is from
-    what the live queue told this appointment at least 30 minutes before (the API contract's self-scoring)."""
+    what the live queue told this appointment at least 30 minutes before, and whether it fell before,
+    inside or after the range told then (the API contract's self-scoring)."""
     update = status_update(appointment, target, services.settings, services.clock())
     if target == IN_CONSULTATION:
         started = update["$set"]["startedAt"]
-        expected = services.queues.expectation_for(str(appointment["doctor"]), str(appointment["_id"]), started)
-        if expected is not None:
-            update["$set"]["etaErrorMinutes"] = round(abs((started - expected).total_seconds()) / 60, 2)
+        told = services.queues.expectation_for(str(appointment["doctor"]), str(appointment["_id"]), started)
+        if told is not None:
+            update["$set"]["etaErrorMinutes"] = round(abs((started - told.expected).total_seconds()) / 60, 2)
+            update["$set"]["etaRange"] = told.outcome(started)
     return update
 
 
 def scored(started: dict | None) -> None:
-    """Feeds a consultation that just started into the ETA's error histogram, if it was scored."""
+    """Feeds a consultation that just started into the ETA's error histogram and range counter, if it
+    was scored."""
     if started is not None and started.get("etaErrorMinutes") is not None:
         metrics.eta_error_minutes.observe(started["etaErrorMinutes"])
+    if started is not None and started.get("etaRange") in metrics.ETA_RANGE_OUTCOMES:
+        metrics.eta_range_total.labels(started["etaRange"]).inc()
 
 
 @guarded("appointments.set_status")

@@ -6,6 +6,7 @@ from datetime import date
 from statistics import fmean
 
 from core.access import Principal
+from core.metrics import ETA_RANGE_OUTCOMES
 from core.errors import NotFound
 from core.policy import guarded
 from core.statuses import CANCELLED, COMPLETED, NO_SHOW, WAITING
@@ -25,11 +26,13 @@ async def day_stats(services, principal: Principal, doctor_id: str, day: date | 
     consults = [_minutes(a["completedAt"] - a["startedAt"]) for a in booked
                 if a["status"] == COMPLETED and a.get("startedAt") is not None and a.get("completedAt") is not None]
     scored = [float(a["etaErrorMinutes"]) for a in booked if a.get("etaErrorMinutes") is not None]
+    ranges = [a.get("etaRange") for a in booked]
     count = lambda statuses: sum(1 for a in booked if a["status"] in statuses)  # noqa: E731
     return {"date": day.isoformat(), "booked": len(booked), "completed": count({COMPLETED}),
             "noShows": count({NO_SHOW}), "cancelled": count({CANCELLED}), "waiting": count(WAITING),
             "meanWaitMinutes": _mean(waits), "meanConsultMinutes": _mean(consults),
-            "etaMaeMinutes": _mean(scored), "etaScored": len(scored)}
+            "etaMaeMinutes": _mean(scored), "etaScored": len(scored),
+            "etaRange": {outcome: ranges.count(outcome) for outcome in ETA_RANGE_OUTCOMES}}
 
 
 def _minutes(delta) -> float:

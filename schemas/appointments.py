@@ -53,6 +53,8 @@ class QueuePositionSchema(StrictSchema):
     position = fields.Integer(required=True)
     etaMinutes = fields.Integer(required=True)
     expectedStartAt = fields.String(required=True, allow_none=True)
+    earliestStartAt = fields.String(required=True, allow_none=True)
+    latestStartAt = fields.String(required=True, allow_none=True)
     delayMinutes = fields.Integer(required=True)
     avgConsultMinutes = fields.Integer(required=True)
     isRunningLate = fields.Boolean(required=True)

@@ -21,7 +21,7 @@ SERVER_MESSAGES: dict[str, tuple[type | None, str]] = {
     "queue:update": (r.QueueUpdateSchema, "An appointment's place, on subscribing and whenever its status, "
                                           "position, ETA or the doctor's lateness changes."),
     "turn:now": (r.TurnNowSchema, "The appointment went into consultation: join the call."),
-    "turn:soon": (r.TurnSoonSchema, "Once, when the appointment first becomes next or due within SOON_MINUTES."),
+    "turn:soon": (r.TurnSoonSchema, "Once, when the appointment first becomes next or its earliestStartAt (be ready by) comes within SOON_MINUTES."),
     "doctor:status": (r.DoctorStatusEventSchema, "The doctor's lateness, consultation length or break changed."),
     "auth:ok": (r.AuthOkSchema, "An `auth` frame was accepted: the socket now lives until `expiresAt`."),
     "error": (r.FrameErrorSchema, "A bad frame or a forbidden subscription; the socket stays open."),

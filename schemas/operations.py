@@ -104,12 +104,15 @@ PUBLIC_QUEUE = {"doctorId": DOCTOR_ID, "date": "2026-11-23", "isRunningLate": Fa
                 "inConsultation": {"date": "2026-11-23T10:00:00Z", "status": "in_consultation",
                                    "startedAt": "2026-11-23T10:03:00Z", "mine": False},
                 "list": [{"position": 0, "date": "2026-11-23T10:10:00Z", "status": "confirmed", "etaMinutes": 10,
-                          "expectedStartAt": "2026-11-23T10:15:00Z", "delayMinutes": 5, "mine": False},
+                          "expectedStartAt": "2026-11-23T10:15:00Z", "earliestStartAt": "2026-11-23T10:05:00Z",
+                          "latestStartAt": "2026-11-23T10:24:00Z", "delayMinutes": 5, "mine": False},
                          {"position": 1, "date": "2026-11-23T10:20:00Z", "status": "pending", "etaMinutes": 22,
-                          "expectedStartAt": "2026-11-23T10:27:00Z", "delayMinutes": 7, "mine": True,
+                          "expectedStartAt": "2026-11-23T10:27:00Z", "earliestStartAt": "2026-11-23T10:14:00Z",
+                          "latestStartAt": "2026-11-23T10:39:00Z", "delayMinutes": 7, "mine": True,
                           "appointmentId": APPOINTMENT_ID}]}
 POSITION = {"appointmentId": APPOINTMENT_ID, "status": "pending", "position": 1, "etaMinutes": 22,
-            "expectedStartAt": "2026-11-23T10:27:00Z", "delayMinutes": 7, "avgConsultMinutes": 12,
+            "expectedStartAt": "2026-11-23T10:27:00Z", "earliestStartAt": "2026-11-23T10:14:00Z",
+            "latestStartAt": "2026-11-23T10:39:00Z", "delayMinutes": 7, "avgConsultMinutes": 12,
             "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None}
 
 TEXT = Raw("text/plain", {"type": "string"})
@@ -250,7 +253,8 @@ OPERATIONS: tuple[Operation, ...] = (
               query=DayQuerySchema,
               examples={200: {"date": "2026-11-23", "booked": 14, "completed": 9, "noShows": 1, "cancelled": 1,
                               "waiting": 3, "meanWaitMinutes": 6.5, "meanConsultMinutes": 11.2,
-                              "etaMaeMinutes": 3.1, "etaScored": 8}}),
+                              "etaMaeMinutes": 3.1, "etaScored": 8,
+                              "etaRange": {"early": 0, "inside": 7, "late": 1}}}),
 
     # -- appointments ----------------------------------------------------------------------------------
     Operation("/api/appointments", "post", "Book an appointment", "appointments", (201, AppointmentSchema),

@@ -25,6 +25,12 @@ def _required(field_class, *args, **kwargs):
     return field_class(*args, required=True, **kwargs)
 
 
+# The range every estimate carries (earliestStartAt <= expectedStartAt <= latestStartAt).
+_EARLIEST = '"Be ready by": about 5 % of real starts come before it, at most 1 % more than 10 minutes before.'
+_LATEST = "About 10 % of real starts come after it."
+_GONE = " Null once the appointment left the queue; the real start once it is in consultation."
+
+
 class ErrorSchema(StrictSchema):
     """Every error answer, HTTP or refused upgrade: a sentence for people, a code for programs, and
     sometimes facts about the refusal (`invalid_transition` names `from` and `to`)."""
@@ -107,6 +113,16 @@ class DayStatsSchema(StrictSchema):
     meanConsultMinutes = _required(fields.Float, allow_none=True)
     etaMaeMinutes = _required(fields.Float, allow_none=True)
     etaScored = _required(fields.Integer, validate=validate.Range(min=0))
+    etaRange = _required(fields.Nested, lambda: EtaRangeCountsSchema())
+
+
+class EtaRangeCountsSchema(StrictSchema):
+    """Of the day's scored consultations, how many started before, inside and after the range
+    [earliestStartAt, latestStartAt] published for them at least 30 minutes before."""
+
+    early = _required(fields.Integer, validate=validate.Range(min=0))
+    inside = _required(fields.Integer, validate=validate.Range(min=0))
+    late = _required(fields.Integer, validate=validate.Range(min=0))
 
 
 # -- the queue: REST reads and socket events share these ---------------------------------------------
@@ -118,6 +134,8 @@ class QueueUpdateSchema(StrictSchema):
     position = _required(fields.Integer, validate=validate.Range(min=-1))
     etaMinutes = _required(fields.Integer, validate=validate.Range(min=0))
     expectedStartAt = _required(UtcDateTime, allow_none=True)
+    earliestStartAt = _required(UtcDateTime, allow_none=True, metadata={"description": _EARLIEST + _GONE})
+    latestStartAt = _required(UtcDateTime, allow_none=True, metadata={"description": _LATEST + _GONE})
     delayMinutes = _required(fields.Integer, validate=validate.Range(min=0))
     isRunningLate = _required(fields.Boolean)
     lateByMinutes = _required(fields.Integer, validate=validate.Range(min=0))
@@ -131,6 +149,8 @@ class _WaitingEntrySchema(StrictSchema):
     status = _required(fields.String, validate=STATUS)
     etaMinutes = _required(fields.Integer, validate=validate.Range(min=0))
     expectedStartAt = _required(UtcDateTime)
+    earliestStartAt = _required(UtcDateTime, metadata={"description": _EARLIEST})
+    latestStartAt = _required(UtcDateTime, metadata={"description": _LATEST})
     delayMinutes = _required(fields.Integer, validate=validate.Range(min=0))
 
 
@@ -202,6 +222,7 @@ class TurnSoonSchema(StrictSchema):
     position = _required(fields.Integer, validate=validate.Range(min=0))
     etaMinutes = _required(fields.Integer, validate=validate.Range(min=0))
     expectedStartAt = _required(UtcDateTime)
+    earliestStartAt = _required(UtcDateTime, metadata={"description": _EARLIEST})
 
 
 class DoctorStatusEventSchema(StrictSchema):

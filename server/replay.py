@@ -16,7 +16,8 @@ Input, JSON Lines in time order (times ISO 8601 with a zone; ids 24-hex):
     {"at", "event": "status", "appointmentId", "status"}
     {"at", "event": "observe", "doctorId"}
 Output, per `observe`, one line per waiting appointment in queue order:
-    {"at", "appointmentId", "position", "etaMinutes", "expectedStartAt", "delayMinutes"}
+    {"at", "appointmentId", "position", "etaMinutes", "expectedStartAt", "earliestStartAt", "latestStartAt",
+     "delayMinutes"}
 A malformed line stops the replay with its line number on stderr (exit status 2).
 """
 
@@ -175,7 +176,8 @@ class Replay:
         at = format_utc(self.now)
         return [{"at": at, "appointmentId": entry.id, "position": estimate.position,
                  "etaMinutes": estimate.eta_minutes, "expectedStartAt": format_utc(estimate.expected_start_at),
-                 "delayMinutes": estimate.delay_minutes}
+                 "earliestStartAt": format_utc(estimate.earliest_start_at),
+                 "latestStartAt": format_utc(estimate.latest_start_at), "delayMinutes": estimate.delay_minutes}
                 for entry, estimate in zip(snapshot.waiting, snapshot.estimates)]
 
 

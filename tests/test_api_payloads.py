@@ -37,7 +37,7 @@ async def test_every_frame_a_real_day_sends_matches_its_description(harness):
     first_token, _ = await harness.register()
     second_token, second_user = await harness.register(password="second-password")
     first = await harness.book(first_token, doctor["id"], future(2), reason="Cough")
-    second = await harness.book(second_token, doctor["id"], future(20))
+    second = await harness.book(second_token, doctor["id"], future(30))  # be ready by: 20 minutes away
 
     staff = await harness.ws(doctor_token)
     patient = await harness.ws(second_token)

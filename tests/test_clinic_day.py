@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from bson import ObjectId
 
+from actors.doctor import Told
 from core import metrics
 from tests.conftest import future
 
@@ -84,11 +85,12 @@ async def test_the_day_in_numbers(harness):
     assert stats.status == 200
     body = stats.body
     assert set(body) == {"date", "booked", "completed", "noShows", "cancelled", "waiting", "meanWaitMinutes",
-                         "meanConsultMinutes", "etaMaeMinutes", "etaScored"}
+                         "meanConsultMinutes", "etaMaeMinutes", "etaScored", "etaRange"}
     assert (body["booked"], body["completed"], body["noShows"], body["cancelled"], body["waiting"]) == (5, 1, 1, 1, 1)
     assert body["meanWaitMinutes"] == 0.0            # both started before their booked time
     assert body["meanConsultMinutes"] is not None and body["meanConsultMinutes"] < 1
     assert (body["etaMaeMinutes"], body["etaScored"]) == (None, 0)  # nothing was told 30 minutes ahead
+    assert body["etaRange"] == {"early": 0, "inside": 0, "late": 0}
     assert body["date"] == (await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=admin)).body["date"]
     assert (await harness.api.get(f"/api/doctors/{doctor['id']}/stats", token=admin)).body == body
     other_day = await harness.api.get(f"/api/doctors/{doctor['id']}/stats?date=2030-01-01", token=admin)
@@ -117,13 +119,44 @@ async def test_the_eta_keeps_score_when_it_told_thirty_minutes_ahead(harness):
     actor._expectations[booked["id"]] = [(at - timedelta(minutes=35), expected)
                                          for at, expected in actor._expectations[booked["id"]]]
     before = eta_error_sum()
+    ranges_before = {outcome: range_count(outcome) for outcome in ("early", "inside", "late")}
     called = await harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=doctor_token)
     assert called.body["current"]["id"] == booked["id"]
     stats = (await harness.api.get(f"/api/doctors/{doctor['id']}/stats", token=doctor_token)).body
     assert stats["etaScored"] == 1 and 39 <= stats["etaMaeMinutes"] <= 41  # told ~40 minutes later than it came
     assert 39 <= eta_error_sum() - before <= 41
+    # The range told then was [booked - 10, booked]: a start 40 minutes early fell before it.
+    assert stats["etaRange"] == {"early": 1, "inside": 0, "late": 0}
+    assert {outcome: range_count(outcome) - ranges_before[outcome] for outcome in ranges_before} == {
+        "early": 1, "inside": 0, "late": 0}
     assert told
+
+
+async def test_a_start_inside_the_range_told_is_scored_inside(harness):
+    """Told 35 minutes before that the start would be between `earliest` and `latest`, and called in
+    between: `inside`, in the counter and in the day's statistics."""
+    admin, doctor, doctor_token = await clinic(harness)
+    patient, _ = await harness.register()
+    booked = await harness.book(patient, doctor["id"], future(40))
+    watcher = await harness.ws(patient)
+    await watcher.send({"type": "queue:subscribe", "appointmentId": booked["id"]})
+    await watcher.expect("queue:update")
+    actor = harness.services.queues.live(doctor["id"])
+    now = harness.clock()
+    actor._expectations[booked["id"]] = [(now - timedelta(minutes=35), Told(now + timedelta(minutes=3),
+                                                                             now - timedelta(minutes=5),
+                                                                             now + timedelta(minutes=9)))]
+    before = range_count("inside")
+    await harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=doctor_token)
+    stats = (await harness.api.get(f"/api/doctors/{doctor['id']}/stats", token=doctor_token)).body
+    assert stats["etaRange"] == {"early": 0, "inside": 1, "late": 0}
+    assert range_count("inside") - before == 1
     watcher.close()
+
+
+def range_count(outcome: str) -> float:
+    """`medpharma_eta_range_total{outcome}` as a scrape reads it."""
+    return metrics.REGISTRY.get_sample_value("medpharma_eta_range_total", {"outcome": outcome})
 
 
 # -- bookings safe to retry -------------------------------------------------------------------------------------

@@ -84,19 +84,30 @@ def test_good_input_gives_one_line_per_waiting_appointment_per_observe():
     result = run(GOOD)
     assert result.returncode == 0, result.stderr
     outputs = [json.loads(x) for x in result.stdout.splitlines()]
+    # The range is the default one (no history), to the second: worked out by hand in the comments,
+    # checked against the documented formula in tests/test_eta.py.
     assert outputs == [
+        # nobody ahead: the doctor may call up to 10 minutes early, nothing can make it late
         {"at": "2026-11-23T08:30:00Z", "appointmentId": A1, "position": 0, "etaMinutes": 30,
-         "expectedStartAt": "2026-11-23T09:00:00Z", "delayMinutes": 0},
+         "expectedStartAt": "2026-11-23T09:00:00Z", "earliestStartAt": "2026-11-23T08:50:00Z",
+         "latestStartAt": "2026-11-23T09:00:00Z", "delayMinutes": 0},
+        # one ahead: sd 6.612 (0.92 × 6² + 0.08 × 0.92 × 12²), centred 0.96 minute early:
+        # 09:12 - 0.96 - 1.6449 sd and 09:12 - 0.96 + 1.2816 sd
         {"at": "2026-11-23T08:30:00Z", "appointmentId": A2, "position": 1, "etaMinutes": 42,
-         "expectedStartAt": "2026-11-23T09:12:00Z", "delayMinutes": 12},
+         "expectedStartAt": "2026-11-23T09:12:00Z", "earliestStartAt": "2026-11-23T09:00:09Z",
+         "latestStartAt": "2026-11-23T09:19:30Z", "delayMinutes": 12},
         # declared 30 minutes late at 08:40: nobody before 09:15
         {"at": "2026-11-23T08:45:00Z", "appointmentId": A1, "position": 0, "etaMinutes": 30,
-         "expectedStartAt": "2026-11-23T09:15:00Z", "delayMinutes": 15},
+         "expectedStartAt": "2026-11-23T09:15:00Z", "earliestStartAt": "2026-11-23T09:15:00Z",
+         "latestStartAt": "2026-11-23T09:15:00Z", "delayMinutes": 15},
         {"at": "2026-11-23T08:45:00Z", "appointmentId": A2, "position": 1, "etaMinutes": 42,
-         "expectedStartAt": "2026-11-23T09:27:00Z", "delayMinutes": 27},
-        # A1 started 09:05 (12 minutes a consultation): A2 at 09:17
+         "expectedStartAt": "2026-11-23T09:27:00Z", "earliestStartAt": "2026-11-23T09:15:09Z",
+         "latestStartAt": "2026-11-23T09:34:30Z", "delayMinutes": 27},
+        # A1 started 09:05 (12 minutes a consultation): A2 at 09:17, give or take the running one's
+        # spread (sd 6): from now (09:07 is past) to 09:17 + 1.2816 × 6
         {"at": "2026-11-23T09:10:00Z", "appointmentId": A2, "position": 0, "etaMinutes": 7,
-         "expectedStartAt": "2026-11-23T09:17:00Z", "delayMinutes": 17},
+         "expectedStartAt": "2026-11-23T09:17:00Z", "earliestStartAt": "2026-11-23T09:10:00Z",
+         "latestStartAt": "2026-11-23T09:24:41Z", "delayMinutes": 17},
     ]
 
 

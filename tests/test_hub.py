@@ -56,7 +56,8 @@ def test_queue_state_frames_are_shared_per_variant_and_personal_ones_are_not():
     frames = {message.frame_for(viewer) for viewer in strangers}
     assert len(frames) == 1
     public = json.loads(frames.pop())["data"]["list"]
-    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
+    assert all(set(entry) == {"position", "date", "status", "etaMinutes", "expectedStartAt", "earliestStartAt",
+                              "latestStartAt", "delayMinutes", "mine"}
                for entry in public)
 
     mine = json.loads(message.frame_for(Principal("p1", "patient")))["data"]["list"]

@@ -62,9 +62,11 @@ async def test_turn_soon_once_when_next_and_again_only_after_moving_back(harness
     first_token, _ = await harness.register()
     mine_token, _ = await harness.register()
     early_token, _ = await harness.register()
-    base = future(2)
+    # Booked in 30 minutes: at position 1 the start is then (eta ~45) and "be ready by" is its booked
+    # time less the 10 minutes a doctor may call early, both beyond SOON_MINUTES.
+    base = future(30)
     first = await harness.book(first_token, doctor["id"], base)
-    mine = await harness.book(mine_token, doctor["id"], base)        # position 1, eta ~17 > 10
+    mine = await harness.book(mine_token, doctor["id"], base)
     ws = await harness.ws(mine_token)
     await ws.send({"type": "queue:subscribe", "appointmentId": mine["id"]})
     assert (await ws.expect("queue:update"))["data"]["position"] == 1
@@ -73,13 +75,13 @@ async def test_turn_soon_once_when_next_and_again_only_after_moving_back(harness
     await harness.api.patch(f"/api/appointments/{first['id']}/status", {"status": "cancelled"}, token=first_token)
     soon = await ws.expect("turn:soon")
     assert soon["data"]["appointmentId"] == mine["id"] and soon["data"]["position"] == 0
-    assert set(soon["data"]) == {"appointmentId", "position", "etaMinutes", "expectedStartAt"}
+    assert set(soon["data"]) == {"appointmentId", "position", "etaMinutes", "expectedStartAt", "earliestStartAt"}
     await harness.services.queues.reload_all()                      # a reload never repeats it
     harness.clock.advance(seconds=30)
     await harness.services.queues.tick()
     assert not [f for f in await ws.drain(0.3) if f["event"] == "turn:soon"]
 
-    # Someone booked earlier goes ahead: position 1 and more than SOON_MINUTES away — moved back.
+    # Someone booked earlier goes ahead: position 1 and "be ready by" more than SOON_MINUTES away — moved back.
     await harness.book(early_token, doctor["id"], future(1))
     moved = await ws.expect("queue:update", predicate=lambda d: d["position"] == 1)
     assert moved["data"]["etaMinutes"] > 10
@@ -87,6 +89,29 @@ async def test_turn_soon_once_when_next_and_again_only_after_moving_back(harness
     await harness.api.patch(f"/api/appointments/{early['id']}/status", {"status": "cancelled"}, token=early_token)
     again = await ws.expect("turn:soon")
     assert again["data"]["position"] == 0
+    ws.close()
+
+
+async def test_turn_soon_fires_when_be_ready_by_comes_within_soon_minutes(harness):
+    """Not next and its expected start more than SOON_MINUTES away, but its earliestStartAt (be ready
+    by) within them: the heads-up goes out then, with the time to be ready by."""
+    admin, doctor, doctor_token = await clinic(harness, avg=15)
+    ahead_token, _ = await harness.register()
+    mine_token, _ = await harness.register()
+    await harness.book(ahead_token, doctor["id"], future(30))
+    mine = await harness.book(mine_token, doctor["id"], future(31))
+    ws = await harness.ws(mine_token)
+    await ws.send({"type": "queue:subscribe", "appointmentId": mine["id"]})
+    first = (await ws.expect("queue:update"))["data"]
+    assert first["position"] == 1 and first["etaMinutes"] > 30
+    assert not [f for f in await ws.drain(0.2) if f["event"] == "turn:soon"]
+    # 21 minutes on: expected at 45 (24 minutes away); be ready from the plain start less the spread
+    # of one consultation ahead (the default range: 45 - 1.2 - 1.645 × 8.27 = 30.2, 9 minutes away).
+    harness.clock.advance(minutes=21)
+    await harness.services.queues.tick()
+    soon = await ws.expect("turn:soon")
+    assert soon["data"]["position"] == 1 and soon["data"]["etaMinutes"] > 10
+    assert soon["data"]["earliestStartAt"] < soon["data"]["expectedStartAt"]
     ws.close()
 
 

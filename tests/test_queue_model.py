@@ -49,10 +49,11 @@ from bson import ObjectId
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.conftest import FakeClock, LoopThread, start_harness, stop_harness
+from tests.test_eta import default_range
 
 WAITING = ("pending", "confirmed")
 FINISHED = ("completed", "cancelled", "no_show")
-TIME_KEYS = {"date", "expectedStartAt", "startedAt", "awayUntil"}
+TIME_KEYS = {"date", "expectedStartAt", "earliestStartAt", "latestStartAt", "startedAt", "awayUntil"}
 CLINIC_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # a queue's `date`: a day, not a time
 SOON_MINUTES = 10  # the server's default SOON_MINUTES
 DOUBLE_SUBMIT = timedelta(seconds=5)
@@ -340,6 +341,12 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def nearest_minutes(delta: timedelta) -> int:
+    """`delayMinutes`: whole minutes, to the nearest (half a minute up); 0 if not after."""
+    micros = delta // timedelta(microseconds=1)
+    return max(0, (micros + 30_000_000) // 60_000_000)
+
+
 def ceil_minutes(delta: timedelta) -> int:
     micros = delta // timedelta(microseconds=1)
     return -(-micros // 60_000_000)
@@ -373,6 +380,8 @@ class Row:
     eta: int
     start: datetime
     delay: int
+    earliest: datetime | None = None  # the default range (no history in these tests), see tests/test_eta.py
+    latest: datetime | None = None
 
     @property
     def id(self) -> str:
@@ -421,10 +430,12 @@ class ExpectedQueue:
         return today[0].id if today else None
 
     def soon(self) -> dict[str, dict]:
-        """`turn:soon` data of today's appointments that are next or due within SOON_MINUTES."""
+        """`turn:soon` data of today's appointments that are next or whose earliestStartAt (be ready by)
+        is within SOON_MINUTES."""
         return {row.id: {"appointmentId": row.id, "position": row.position, "etaMinutes": row.eta,
-                         "expectedStartAt": row.start}
-                for row in self.of_day(self.today) if row.position == 0 or row.eta <= SOON_MINUTES}
+                         "expectedStartAt": row.start, "earliestStartAt": row.earliest}
+                for row in self.of_day(self.today)
+                if row.position == 0 or ceil_minutes(row.earliest - self.now) <= SOON_MINUTES}
 
 
 def expected_queue(doctor: dict, appointments: dict, now: datetime) -> ExpectedQueue:
@@ -451,8 +462,16 @@ def expected_queue(doctor: dict, appointments: dict, now: datetime) -> ExpectedQ
         free_at, position = free[day]
         start = max(free_at, appointment["date"])
         queue.rows.append(Row(appointment, day, position, ceil_minutes(start - now), start,
-                              ceil_minutes(start - appointment["date"])))
+                              nearest_minutes(start - appointment["date"])))
         free[day] = [start + avg, position + 1]
+    for day in queue.days():
+        rows = queue.of_day(day)
+        started = current["startedAt"] if current is not None and day == queue.today else None
+        ranges = default_range([row.appointment["date"] for row in rows], doctor["avgConsultMinutes"],
+                               doctor["lateByMinutes"] if doctor["isRunningLate"] else 0, started,
+                               doctor.get("awayUntil"), now=now)
+        for row, (earliest, latest) in zip(rows, ranges):
+            row.earliest, row.latest = earliest, latest
     return queue
 
 
@@ -468,10 +487,12 @@ def expected_state(queue: ExpectedQueue, viewer: str | None, present: set[str], 
                             "patientName": appointment["patientName"], "date": appointment["date"],
                             "status": appointment["status"], "reason": appointment.get("reason", ""),
                             "position": row.position, "etaMinutes": row.eta, "expectedStartAt": row.start,
+                            "earliestStartAt": row.earliest, "latestStartAt": row.latest,
                             "delayMinutes": row.delay, "present": row.id in present})
         else:
             entry = {"position": row.position, "date": appointment["date"], "status": appointment["status"],
-                     "etaMinutes": row.eta, "expectedStartAt": row.start, "delayMinutes": row.delay,
+                     "etaMinutes": row.eta, "expectedStartAt": row.start, "earliestStartAt": row.earliest,
+                     "latestStartAt": row.latest, "delayMinutes": row.delay,
                      "mine": str(appointment["patient"]) == viewer}
             if entry["mine"]:
                 entry["appointmentId"] = row.id
@@ -497,13 +518,16 @@ def expected_position(queue: ExpectedQueue, appointment: dict) -> dict:
     """`GET .../position`; a later day's appointment has its place within its own day."""
     aid = str(appointment["_id"])
     answer = {"appointmentId": aid, "status": appointment["status"], "position": -1, "etaMinutes": 0,
-              "expectedStartAt": None, "delayMinutes": 0, **queue.settings, "awayUntil": queue.away}
+              "expectedStartAt": None, "earliestStartAt": None, "latestStartAt": None, "delayMinutes": 0,
+              **queue.settings, "awayUntil": queue.away}
     row = queue.row(aid)
     if row is not None:
-        answer.update(position=row.position, etaMinutes=row.eta, expectedStartAt=row.start, delayMinutes=row.delay)
+        answer.update(position=row.position, etaMinutes=row.eta, expectedStartAt=row.start,
+                      earliestStartAt=row.earliest, latestStartAt=row.latest, delayMinutes=row.delay)
     elif appointment["status"] == "in_consultation":
         started = appointment["startedAt"]
-        answer.update(expectedStartAt=started, delayMinutes=max(0, ceil_minutes(started - appointment["date"])))
+        answer.update(expectedStartAt=started, earliestStartAt=started, latestStartAt=started,
+                      delayMinutes=max(0, nearest_minutes(started - appointment["date"])))
     else:  # it left the queue: nobody's lateness is its business any more
         answer.update(isRunningLate=False, lateByMinutes=0)
     return answer

@@ -49,10 +49,14 @@ def _reference_frame(snapshot: QueueSnapshot, staff: bool, viewer_id: str | None
                             "date": format_utc(e.date), "status": e.status, "reason": e.reason,
                             "position": est.position, "etaMinutes": est.eta_minutes,
                             "expectedStartAt": format_utc(est.expected_start_at),
+                            "earliestStartAt": format_utc(est.earliest_start_at),
+                            "latestStartAt": format_utc(est.latest_start_at),
                             "delayMinutes": est.delay_minutes, "present": e.id in snapshot.present})
         else:
             item = {"position": est.position, "date": format_utc(e.date), "status": e.status,
                     "etaMinutes": est.eta_minutes, "expectedStartAt": format_utc(est.expected_start_at),
+                    "earliestStartAt": format_utc(est.earliest_start_at),
+                    "latestStartAt": format_utc(est.latest_start_at),
                     "delayMinutes": est.delay_minutes, "mine": e.patient == viewer_id}
             if item["mine"]:
                 item["appointmentId"] = e.id

@@ -52,6 +52,11 @@ def test_patient_registers_books_waits_and_joins_when_called(site, browsers):
     status = status_region(page)
     expect(status).to_contain_text("1 ahead of you")
     expect(status).to_contain_text(re.compile(r"Expected in about \d+ minutes, around \d{1,2}:\d{2}"))
+    # The range the server gives with the estimate, and when to be ready, in words.
+    expect(status).to_contain_text(re.compile(r"Most likely between \d{1,2}:\d{2}.{0,4} and \d{1,2}:\d{2}"))
+    expect(status).to_contain_text(re.compile(r"Please be ready (from \d{1,2}:\d{2}|now)"))
+    place = site.run(harness.api.get(f"/api/queue/appointment/{appointment_id}/position", token=doctor_token)).body
+    assert place["earliestStartAt"] < place["expectedStartAt"] < place["latestStartAt"]
     assert no_horizontal_scroll(page)
 
     # The one ahead cancels: the waiting room moves on its own.
@@ -178,7 +183,8 @@ def test_turn_soon_and_turn_now_raise_browser_notifications_when_allowed(site, b
     _, first_token, _ = new_patient(site, "First")
     first = site.run(harness.book(first_token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=5)))
     email, token, _ = new_patient(site)
-    appointment = site.run(harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=20)))
+    # 40 minutes ahead: its "be ready by" (30 minutes ahead) is beyond SOON_MINUTES until it is next.
+    appointment = site.run(harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=40)))
 
     context, _ = browsers.context(PHONE, permissions=["notifications"])
     # Headless chromium shows no notifications; record what the page asks for instead.

@@ -55,6 +55,9 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     expect(page.get_by_role("heading", name="Console")).to_be_visible()
     expect(queue_entry(page, "Anna Early")).to_contain_text("Reason: Check-up")
     expect(page.get_by_role("heading", name="Waiting (2)")).to_be_visible()
+    # Each patient's window (earliestStartAt to latestStartAt) beside the expected time.
+    for name in ("Anna Early", "Ben Second"):
+        expect(queue_entry(page, name)).to_contain_text(re.compile(r"window \d{1,2}:\d{2}.{0,4} to \d{1,2}:\d{2}"))
 
     # Confirm: the badge changes.
     page.get_by_role("button", name="Confirm Anna Early").click()

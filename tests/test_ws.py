@@ -14,7 +14,23 @@ from core.limits import MAX_SUBSCRIPTIONS
 
 UPDATE_KEYS = {"appointmentId", "status", "position", "etaMinutes", "expectedStartAt", "isRunningLate",
                "lateByMinutes"}
-PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "delayMinutes", "mine"}
+PUBLIC_VIEW_KEYS = {"position", "date", "status", "etaMinutes", "expectedStartAt", "earliestStartAt", "latestStartAt",
+                    "delayMinutes", "mine"}
+RANGE_KEYS = ("earliestStartAt", "latestStartAt")
+
+
+def ranged(payload):
+    """The payload less the range of each estimate in it, once checked that every one has both times,
+    in order (earliest <= expected <= latest; all three null once the appointment left). The range's
+    values are tested in tests/test_eta.py and tests/test_queue_api.py."""
+    if isinstance(payload, list):
+        return [ranged(item) for item in payload]
+    if not isinstance(payload, dict):
+        return payload
+    if "expectedStartAt" in payload:
+        times = [payload["earliestStartAt"], payload["expectedStartAt"], payload["latestStartAt"]]
+        assert times == sorted(times) if None not in times else times == [None] * 3, times
+    return {k: ranged(v) for k, v in payload.items() if k not in RANGE_KEYS}
 
 
 def iso(moment: datetime) -> str:
@@ -201,13 +217,14 @@ async def test_subscribe_answers_at_once_with_exact_payloads(harness):
     starts = [base + timedelta(minutes=m) for m in (30, 40, 50)]
 
     ws = await subscribed(harness, t1, appointmentId=a1["id"])
-    update = await ws.recv()
+    update = ranged(await ws.recv())
     assert update == {"event": "queue:update", "data": {
         "appointmentId": a1["id"], "status": "pending", "position": 1, "etaMinutes": 40,
         "expectedStartAt": iso(starts[1]), "delayMinutes": 10, "isRunningLate": False, "lateByMinutes": 0}}
 
     staff = await subscribed(harness, doctor_token, doctorId=doctor["id"])
-    state = await staff.recv()
+    raw_state = await staff.recv()
+    state = ranged(raw_state)
     rest = await harness.api.get(f"/api/queue/doctor/{doctor['id']}", token=doctor_token)
     rest_day = rest.body["date"]
     assert state == {"event": "queue:state", "data": {
@@ -217,11 +234,11 @@ async def test_subscribe_answers_at_once_with_exact_payloads(harness):
                   "status": "pending", "reason": "Checkup", "position": i, "etaMinutes": eta,
                   "expectedStartAt": iso(start), "delayMinutes": delay, "present": i == 1}
                  for i, ((_, u, a), eta, start, delay) in enumerate(zip(booked, (30, 40, 50), starts, (0, 10, 15)))]}}
-    assert rest.body == state["data"]
+    assert rest.body == raw_state["data"]
 
     # Both rooms in one frame: the update and the (redacted) state.
     both = await subscribed(harness, t2, doctorId=doctor["id"], appointmentId=a2["id"])
-    frames = {f["event"]: f["data"] for f in [await both.recv(), await both.recv()]}
+    frames = {f["event"]: ranged(f["data"]) for f in [await both.recv(), await both.recv()]}
     assert frames["queue:update"] == {"appointmentId": a2["id"], "status": "pending", "position": 2,
                                       "etaMinutes": 50, "expectedStartAt": iso(starts[2]), "delayMinutes": 15,
                                       "isRunningLate": False, "lateByMinutes": 0}
@@ -243,7 +260,8 @@ async def test_subscribe_to_a_finished_appointment(harness):
     ws = await subscribed(harness, token, appointmentId=appointment["id"])
     assert await ws.recv() == {"event": "queue:update", "data": {
         "appointmentId": appointment["id"], "status": "cancelled", "position": -1, "etaMinutes": 0,
-        "expectedStartAt": None, "delayMinutes": 0, "isRunningLate": False, "lateByMinutes": 0}}
+        "expectedStartAt": None, "earliestStartAt": None, "latestStartAt": None, "delayMinutes": 0,
+        "isRunningLate": False, "lateByMinutes": 0}}
     ws.close()
 
 
@@ -266,7 +284,8 @@ async def test_a_patient_never_sees_other_patients_identities(harness):
         for state in states[name]:
             if mine_id == "staff":
                 assert all(set(e) == {"appointmentId", "patient", "patientName", "date", "status", "reason",
-                                      "position", "etaMinutes", "expectedStartAt", "delayMinutes", "present"}
+                                      "position", "etaMinutes", "expectedStartAt", *RANGE_KEYS, "delayMinutes",
+                                      "present"}
                            for e in state["list"])
                 continue
             for entry in state["list"]:
@@ -323,12 +342,12 @@ async def test_cancellation_pushes_to_all_three_behind(harness):
                                      token=booked[0][0])
     assert cancel.status == 200
     final = await sockets[0].expect("queue:update")
-    assert final["data"] == {"appointmentId": booked[0][2]["id"], "status": "cancelled", "position": -1,
+    assert ranged(final["data"]) == {"appointmentId": booked[0][2]["id"], "status": "cancelled", "position": -1,
                              "etaMinutes": 0, "expectedStartAt": None, "delayMinutes": 0,
                              "isRunningLate": False, "lateByMinutes": 0}
     for index in (1, 2, 3):
         update = await sockets[index].expect("queue:update")
-        assert update["data"] == {"appointmentId": booked[index][2]["id"], "status": "pending",
+        assert ranged(update["data"]) == {"appointmentId": booked[index][2]["id"], "status": "pending",
                                   "position": index - 1, "etaMinutes": 30 + 10 * (index - 1),
                                   "expectedStartAt": iso(base + timedelta(minutes=30 + 10 * (index - 1))),
                                   "delayMinutes": 10 * (index - 1), "isRunningLate": False, "lateByMinutes": 0}

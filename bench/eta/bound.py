@@ -8,13 +8,10 @@ then plays the rest of the day `PATHS` times by the simulator's own rules (`benc
 vectorised here), cancellations included. That gives every waiting patient's start as a
 distribution, which no estimator that only learns from history can know better.
 
-What is left is which time to quote from that distribution. The median minimises absolute error; a
-quote earlier than the median loses some of that, but is less often more than 10 minutes after the
-real start (a missed turn). For each prediction the bound quotes the candidate (low quantiles + 10
-minutes, and the median) that minimises E|quote - start| + price × P(start < quote - 10 min), so
-every `price` spends the missed-turn budget where it buys the most accuracy; going through the prices
-traces the best MAE reachable at each missed-turn share. If that curve stays above a target at the
-plain rule's share of missed turns, no estimator meets both on these days.
+It quotes, per prediction, the median of those plays as `expectedStartAt` (the best MAE any
+estimator could reach here) and their 5 % and 90 % quantiles as `earliestStartAt` and
+`latestStartAt`: the narrowest honest window. Targets are set against it: an estimator's MAE within
+1.10x the bound's, its window no wider than 1.2x the bound's.
 """
 
 from __future__ import annotations
@@ -29,18 +26,16 @@ from bench.eta.score import parse_time
 from bench.eta.simulate import Habits, iso
 
 PATHS = 800
-PRICES = (40.0, 80.0, 160.0, 320.0)  # minutes of absolute error one missed turn is worth
-LEVELS = np.array([0.003, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.4])  # low quantiles tried
-MISSED_TURN_MINUTES = 10.0
+WINDOW = (0.05, 0.90)
 
 
-def clairvoyant(events: list[dict], habits: dict[str, Habits], seed: int = 0) -> dict[str, list[dict]]:
-    """Predictions in the replay's output format, one list for the median and one per price. Every
+def clairvoyant(events: list[dict], habits: dict[str, Habits], seed: int = 0) -> list[dict]:
+    """Predictions in the replay's output format (the median, and the 5 %-90 % window). Every
     observation plays its futures from the same random numbers, so a quote moves only when what is
     seen moves (the direction-change column then counts the bound's turns, not sampling noise)."""
     doctors: dict[str, dict] = {}
     doctor_of: dict[str, str] = {}
-    out: dict[str, list[dict]] = {"median": [], **{f"price {p:g}": [] for p in PRICES}}
+    out: list[dict] = []
     for event in events:
         at, kind = event["at"], event["event"]
         if kind == "doctor":
@@ -68,9 +63,11 @@ def clairvoyant(events: list[dict], habits: dict[str, Habits], seed: int = 0) ->
             if doctor["waiting"]:
                 starts = _play_rest_of_day(np.random.default_rng(seed), habits[event["doctorId"]], at, doctor)
                 for position, ((_, appointment_id), sample) in enumerate(zip(doctor["waiting"], starts)):
-                    for name, minutes in _quotes(sample).items():
-                        out[name].append({"at": iso(at), "appointmentId": appointment_id, "position": position,
-                                          "expectedStartAt": iso(at + timedelta(minutes=max(minutes, 0.0)))})
+                    low, median, high = (at + timedelta(minutes=max(float(m), 0.0))
+                                         for m in np.quantile(sample, (WINDOW[0], 0.5, WINDOW[1])))
+                    out.append({"at": iso(at), "appointmentId": appointment_id, "position": position,
+                                "expectedStartAt": iso(median), "earliestStartAt": iso(low),
+                                "latestStartAt": iso(high)})
     return out
 
 
@@ -109,18 +106,6 @@ def _play_rest_of_day(rng, habits: Habits, now: datetime, doctor: dict) -> list[
                          call + _lengths(rng, habits, PATHS))
         free = np.where(rng.random(PATHS) < _cancel_chance_from_now(due), free, after)
     return starts
-
-
-def _quotes(starts: np.ndarray) -> dict[str, float]:
-    ordered = np.sort(starts)
-    median = float(np.median(ordered))
-    candidates = np.minimum(np.append(np.quantile(ordered, LEVELS) + MISSED_TURN_MINUTES, median), median)
-    absolute = np.abs(candidates[:, None] - ordered[None, :]).mean(axis=1)
-    missed = (ordered[None, :] < candidates[:, None] - MISSED_TURN_MINUTES).mean(axis=1)
-    quotes = {"median": median}
-    for price in PRICES:
-        quotes[f"price {price:g}"] = float(candidates[np.argmin(absolute + price * missed)])
-    return quotes
 
 
 def _cancel_chance_from_now(due_minutes: float) -> float:

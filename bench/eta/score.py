@@ -6,7 +6,10 @@
 - missed turns: the share of those predictions where the real start came more than `MISSED_TURN`
   before the predicted one (the patient, trusting it, would have been away when called);
 - direction changes: per patient, how many times their ETA, as observed, turned from moving later
-  to moving earlier or back (moves under a minute, which are never pushed, are ignored).
+  to moving earlier or back (moves under a minute, which are never pushed, are ignored);
+- the range, over the same predictions: the share of real starts before `earliestStartAt`, more than
+  `MISSED_TURN` before it (a patient ready by then would still have missed the call), and after
+  `latestStartAt`; the window's mean width (`latestStartAt - earliestStartAt`), in minutes.
 
 The seed's original estimate, `position × avg + late`, is scored from the same observations: the
 positions come from the replay, the average and lateness from the `doctor` events in force.
@@ -35,6 +38,10 @@ class Score:
     missed_turn_share: float
     direction_changes_per_patient: float
     predictions: int
+    before_earliest: float | None = None
+    far_before_earliest: float | None = None
+    after_latest: float | None = None
+    width: float | None = None
 
 
 @dataclass
@@ -77,10 +84,13 @@ class Truth:
 
 
 def score(truth: Truth, predictions: list[dict], estimate=None) -> Score:
-    """`estimate(prediction) → datetime`; by default the replay's own `expectedStartAt`."""
+    """`estimate(prediction) → datetime`; by default the replay's own `expectedStartAt`. The range
+    is scored when the predictions carry one (and `estimate` is not given)."""
+    ranged = estimate is None and bool(predictions) and predictions[0].get("earliestStartAt") is not None
     estimate = estimate or (lambda p: parse_time(p["expectedStartAt"]))
     errors: list[float] = []
-    missed = 0
+    missed = before = far_before = after = 0
+    widths: list[float] = []
     history: dict[str, list[datetime]] = {}
     for prediction in predictions:
         appointment_id = prediction["appointmentId"]
@@ -92,10 +102,21 @@ def score(truth: Truth, predictions: list[dict], estimate=None) -> Score:
         error = expected - real
         errors.append(abs(error.total_seconds()) / 60)
         missed += error > MISSED_TURN
+        if ranged:
+            earliest, latest = parse_time(prediction["earliestStartAt"]), parse_time(prediction["latestStartAt"])
+            before += real < earliest
+            far_before += real < earliest - MISSED_TURN
+            after += real > latest
+            widths.append((latest - earliest).total_seconds() / 60)
     changes = [direction_changes(series) for series in history.values()]
+    count = len(errors)
     return Score(mae=statistics.fmean(errors), median=statistics.median(errors),
-                 missed_turn_share=missed / len(errors),
-                 direction_changes_per_patient=statistics.fmean(changes), predictions=len(errors))
+                 missed_turn_share=missed / count,
+                 direction_changes_per_patient=statistics.fmean(changes), predictions=count,
+                 before_earliest=before / count if ranged else None,
+                 far_before_earliest=far_before / count if ranged else None,
+                 after_latest=after / count if ranged else None,
+                 width=statistics.fmean(widths) if ranged else None)
 
 
 def direction_changes(series: list[datetime]) -> int:

@@ -44,6 +44,8 @@ export async function waitingPage(root, context) {
     position: place.position,
     etaMinutes: place.etaMinutes,
     expectedStartAt: place.expectedStartAt,
+    earliestStartAt: place.earliestStartAt,
+    latestStartAt: place.latestStartAt,
     delayMinutes: place.delayMinutes,
     isRunningLate: place.isRunningLate ?? doctor?.isRunningLate ?? false,
     lateByMinutes: place.lateByMinutes ?? doctor?.lateByMinutes ?? 0,
@@ -115,8 +117,8 @@ export async function waitingPage(root, context) {
   const stops = [
     live.on('queue:update', (data) => {
       if (data.appointmentId !== appointment.id) return;
-      Object.assign(state, pick(data, ['status', 'position', 'etaMinutes', 'expectedStartAt', 'delayMinutes',
-        'isRunningLate', 'lateByMinutes', 'awayUntil']));
+      Object.assign(state, pick(data, ['status', 'position', 'etaMinutes', 'expectedStartAt', 'earliestStartAt',
+        'latestStartAt', 'delayMinutes', 'isRunningLate', 'lateByMinutes', 'awayUntil']));
       drawStatus();
     }),
     live.on('doctor:status', (data) => {
@@ -137,7 +139,7 @@ export async function waitingPage(root, context) {
       notified.add('soon');
       notify('Your turn is coming up',
         data.position === 0 ? 'You are next. Please be ready to join the call.'
-          : `About ${minutes(data.etaMinutes)} to go. Please be ready to join the call.`);
+          : `About ${minutes(data.etaMinutes)} to go. Please be ready to join the call from ${clock(data.earliestStartAt)}.`);
     }),
     live.on('state', drawConnection),
     live.subscribe({ appointmentId: appointment.id }),
@@ -191,6 +193,16 @@ export function statusLines(state) {
     lines.push(['eta', state.etaMinutes > 0
       ? `Expected in about ${minutes(state.etaMinutes)}, around ${clock(state.expectedStartAt)}.`
       : `Expected now (${clock(state.expectedStartAt)}). Please be ready to join the call.`]);
+    // The range the server gives with every estimate: most starts fall inside it, and few come
+    // before "be ready by", so that is the time a patient should plan on.
+    if (state.earliestStartAt && state.latestStartAt && state.etaMinutes > 0) {
+      const early = clock(state.earliestStartAt);
+      const late = clock(state.latestStartAt);
+      if (early !== late) lines.push(['range', `Most likely between ${early} and ${late}.`]);
+      lines.push(['ready', new Date(state.earliestStartAt).getTime() > Date.now()
+        ? `Please be ready from ${early}: the doctor may call you that early.`
+        : 'Please be ready now: the doctor may call you at any moment.']);
+    }
   }
   const declaredLate = state.isRunningLate && state.lateByMinutes > 0 ? state.lateByMinutes : 0;
   if (declaredLate) lines.push(['notice late', `The doctor is running ${minutes(declaredLate)} late.`]);
