@@ -61,7 +61,7 @@ async def seed(services, rng: random.Random) -> list[str]:
             document.update(status="completed", startedAt=started,
                             completedAt=started + timedelta(minutes=rng.uniform(5, 25)),
                             etaErrorMinutes=round(rng.uniform(0, 15), 2),
-                            etaRangeOutcome=rng.choice(("early", "inside", "inside", "late")))
+                            etaRange=rng.choice(("early", "inside", "inside", "late")))
         batch.append(document)
     for start in range(0, len(batch), 10_000):
         await services.store.appointments.insert_many(batch[start:start + 10_000])

@@ -5,7 +5,7 @@ A row counts every appointment dated that clinic day (`CLINIC_TIMEZONE`): `booke
 booked time (0 when it started early), `meanWaitMinutes` and `p90WaitMinutes` (nearest rank: the
 smallest wait at least 90 % of waits do not exceed); `meanConsultMinutes` over completed
 consultations; `etaMaeMinutes` the mean of `etaErrorMinutes` over the `etaScored` consultations that
-have one; `etaRange` counts each `etaRangeOutcome` (early / inside / late). Means are rounded to 0.1
+have one; `etaRange` counts each `etaRange` (early / inside / late). Means are rounded to 0.1
 and null when there is nothing to average — as `domain.stats.day_stats` does for one day.
 
 The fast path: a day that has closed (its end is past) is summarised once into ONE document per
@@ -171,7 +171,7 @@ def day_row(day: str, doctor_id: str, doctor_name: str, booked: list[dict]) -> d
     consults = [_minutes(a["completedAt"] - a["startedAt"]) for a in booked
                 if a["status"] == COMPLETED and a.get("startedAt") is not None and a.get("completedAt") is not None]
     scored = [float(a["etaErrorMinutes"]) for a in booked if a.get("etaErrorMinutes") is not None]
-    outcomes = [a.get("etaRangeOutcome") for a in booked]
+    outcomes = [a.get("etaRange") for a in booked]
     count = lambda status: sum(1 for a in booked if a["status"] == status)  # noqa: E731
     return {"date": day, "doctorId": doctor_id, "doctorName": doctor_name, "booked": len(booked),
             "completed": count(COMPLETED), "noShows": count(NO_SHOW), "cancelled": count(CANCELLED),

@@ -39,7 +39,7 @@ STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up aft
 SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (the API contract)
 REPORT_FIELDS = {"doctor": 1, "date": 1, "status": 1, "startedAt": 1, "completedAt": 1, "etaErrorMinutes": 1,
-                 "etaRangeOutcome": 1}
+                 "etaRange": 1}
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # the API contract's queue order
 
 __all__ = ["Store", "DuplicateKeyError"]

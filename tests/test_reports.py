@@ -41,7 +41,7 @@ async def put(harness, doctor_id: str, booked: datetime, status: str, *, started
     if eta_error is not None:
         document["etaErrorMinutes"] = eta_error
     if outcome is not None:
-        document["etaRangeOutcome"] = outcome
+        document["etaRange"] = outcome
     stored = await harness.services.store.insert_appointment(document)
     await harness.services.store.forget_day_summary(booked)
     return stored
