@@ -165,7 +165,7 @@ async def test_subscribing_answers_with_the_payloads_ws_sends(harness):
 
 async def test_every_event_reaches_socketio_as_it_reaches_ws(harness):
     admin, doctor, doctor_token = await clinic(harness, avg=15)
-    base, [(first_token, _, first), (token, _, mine)] = await patients_booked(harness, doctor, [2, 2])
+    base, [(first_token, _, first), (token, _, mine)] = await patients_booked(harness, doctor, [30, 30])
     client = await subscribed(harness, token, appointmentId=mine["id"])
     ws = await harness.ws(token)
     await ws.send({"type": "queue:subscribe", "appointmentId": mine["id"]})
