@@ -36,7 +36,6 @@ log = logging.getLogger("medpharma.store")
 
 PING_TIMEOUT_SECONDS = 2.0
 STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
-SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (the API contract)
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # the API contract's queue order
 
@@ -100,8 +99,12 @@ class Store:
                                              name="one_waiting_per_patient_doctor")
         await self.appointments.create_index([("consultingDoctor", ASCENDING)], unique=True, sparse=True,
                                              name="one_consultation_per_doctor")
-        await self.sessions.create_index([("refreshHash", ASCENDING)], unique=True, name="refresh_hash_unique")
-        await self.sessions.create_index([("spentHashes", ASCENDING)], name="spent_hashes")
+        # Sessions were once found by their refresh token's hash: its unique index would now refuse
+        # every second session (none has the field), so it goes, with the spent hashes' index.
+        existing = await self.sessions.index_information()
+        for retired in ("refresh_hash_unique", "spent_hashes"):
+            if retired in existing:
+                await self.sessions.drop_index(retired)
         await self.sessions.create_index([("userId", ASCENDING), ("revokedAt", ASCENDING)], name="by_user")
         await self.sessions.create_index([("revokedAt", ASCENDING)], name="by_revocation")
         await self.audit.create_index([("at", DESCENDING), ("_id", DESCENDING)], name="newest_first")
@@ -382,17 +385,16 @@ class Store:
     async def insert_session(self, document: dict) -> None:
         await self._run("insert_session", self.sessions.insert_one(document))
 
-    async def rotate_session(self, spent_hash: str, new_hash: str, now: datetime) -> dict | None:
-        """Spends a live session's refresh token and puts a new one in its place, in one conditional
-        update: of two uses of the same token, one rotates and the other finds it spent."""
-        return _normalise(await self._run("rotate_session", self.sessions.find_one_and_update(
-            {"refreshHash": spent_hash, "revokedAt": None, "expiresAt": {"$gt": now}},
-            {"$set": {"refreshHash": new_hash, "lastUsedAt": now},
-             "$push": {"spentHashes": {"$each": [spent_hash], "$slice": -SPENT_TOKENS_KEPT}}},
-            return_document=ReturnDocument.AFTER)))
+    async def find_session(self, session_id: ObjectId) -> dict | None:
+        return _normalise(await self._run("find_session", self.sessions.find_one({"_id": session_id})))
 
-    async def session_with_spent(self, spent_hash: str) -> dict | None:
-        return _normalise(await self._run("find_session", self.sessions.find_one({"spentHashes": spent_hash})))
+    async def rotate_session(self, session_id: ObjectId, generation: int, now: datetime) -> dict | None:
+        """Moves a live session from `generation` to the next one, in one conditional update: of two
+        uses of the same refresh token, one rotates and the other finds it spent."""
+        return _normalise(await self._run("rotate_session", self.sessions.find_one_and_update(
+            {"_id": session_id, "generation": generation, "revokedAt": None, "expiresAt": {"$gt": now}},
+            {"$inc": {"generation": 1}, "$set": {"lastUsedAt": now}},
+            return_document=ReturnDocument.AFTER)))
 
     async def revoke_sessions(self, query: dict, now: datetime, reason: str) -> list[str]:
         """Ends the live sessions matching `query`; returns their ids."""

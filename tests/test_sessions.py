@@ -4,6 +4,7 @@ audit log. Each rule is tried the way someone would try to break it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 
@@ -53,6 +54,54 @@ async def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(har
     for bad in ({"refreshToken": "nope"}, {"refreshToken": ""}, {}, {"refreshToken": 5}, {"token": "x"}):
         refused = await harness.api.post("/api/auth/refresh", bad)
         assert refused.status in (400, 401), bad
+
+
+async def test_a_spent_refresh_token_ends_the_session_however_many_rotations_ago(harness):
+    """The attack: a thief rotates a stolen refresh token again and again (65 times was enough when the
+    server remembered the last 64 spent ones), then the real device presents its spent copy."""
+    _, signed = await new_patient(harness)
+    original = signed["refreshToken"]
+    latest = original
+    for _ in range(70):
+        renewed = await harness.api.post("/api/auth/refresh", {"refreshToken": latest})
+        assert renewed.status == 200
+        latest, access = renewed.body["refreshToken"], renewed.body["token"]
+    assert (await harness.api.get("/api/auth/me", token=access)).status == 200
+
+    presented = await harness.api.post("/api/auth/refresh", {"refreshToken": original})
+    assert presented.status == 401 and presented.body["code"] == "invalid_refresh_token"
+    # The session is over for the thief too: its newest refresh and access tokens are dead.
+    assert (await harness.api.post("/api/auth/refresh", {"refreshToken": latest})).status == 401
+    refused = await harness.api.get("/api/auth/me", token=access)
+    assert refused.status == 401 and refused.body["code"] == "session_revoked"
+    stored = await harness.services.store.sessions.find_one({"_id": ObjectId(access_session(access))})
+    assert stored["revokedReason"] == "refresh_token_reused"
+    # What the store keeps per session does not grow with the rotations: no list of spent tokens.
+    assert set(stored) <= {"_id", "userId", "createdAt", "lastUsedAt", "expiresAt", "generation", "tokenValue",
+                           "revokedAt", "revokedReason"}
+    assert original not in json.dumps(stored, default=str) and latest not in json.dumps(stored, default=str)
+
+
+async def test_a_refresh_token_the_server_did_not_make_revokes_nothing(harness):
+    """Knowing a session's id (it is in every access token) and guessing a generation is not enough to end
+    someone's session: only a token whose MAC checks out counts as a spent one."""
+    _, signed = await new_patient(harness)
+    session_id, generation, mac = signed["refreshToken"].split(".")
+    altered = mac[:-1] + ("B" if mac[-1] != "B" else "C")
+    renewed = await harness.api.post("/api/auth/refresh", {"refreshToken": signed["refreshToken"]})
+    assert renewed.status == 200
+    for forged in (f"{session_id}.{generation}.{'A' * 43}", f"{session_id}.1.{'A' * 43}",
+                   f"{session_id}.0.{altered}", signed["refreshToken"] + "x",
+                   f"{'0' * 24}.0.{'A' * 43}", session_id):
+        refused = await harness.api.post("/api/auth/refresh", {"refreshToken": forged})
+        assert refused.status == 401 and refused.body["code"] == "invalid_refresh_token", forged
+    assert (await harness.api.get("/api/auth/me", token=renewed.body["token"])).status == 200
+    assert (await harness.api.post("/api/auth/refresh", {"refreshToken": renewed.body["refreshToken"]})).status == 200
+
+
+def access_session(token: str) -> str:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
 
 
 async def test_concurrent_refreshes_with_one_token_rotate_once(harness):
