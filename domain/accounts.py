@@ -36,8 +36,8 @@ def new_user(now, name: str, email: str, password_hash: str, role: str, doctor_i
 
 @guarded("auth.register")
 async def register(services, body: dict, client_address: str | None = None) -> SignedIn:
-    """Public registration: always a patient; limited per client address (only registrations that
-    went through count)."""
+    """Public registration: always a patient; limited per client address, every attempt counting (a
+    `409` too, so probing which emails have an account runs into the same `429`)."""
     store = services.store
     async with services.registration_limits.attempt(client_address):
         if await store.user_email_taken(body["email"]):
@@ -71,14 +71,23 @@ async def sign_in(services, email: str, password: str, client_address: str) -> S
 
 
 @guarded("auth.change_password")
-async def change_password(services, principal: Principal, current: str, new: str) -> None:
-    """Every other session of the user ends: whoever else knew the old password is signed out."""
+async def change_password(services, principal: Principal, current: str, new: str,
+                          client_address: str | None = None) -> None:
+    """Every other session of the user ends: whoever else knew the old password is signed out. A wrong
+    current password is a failed login for that account and address (the same limits and `429`: a
+    stolen access token is no licence to guess), and both hashings go through the pool with the
+    caller's per-address share, as a sign-in's do."""
     store = services.store
     user = await current_user(services, principal)
-    if not await services.hasher.verify(current, user["passwordHash"]):
+    async with services.login_limits.attempt(user["email"], client_address) as attempt:
+        matched = await services.hasher.verify(current, user["passwordHash"], client=client_address)
+        if matched:
+            attempt.forgive()
+    if not matched:
         metrics.auth_failures_total.labels("bad_credentials").inc()
         raise Unauthorized("The current password is wrong.", code="invalid_credentials")
-    await store.set_password(user["_id"], await services.hasher.hash(new), services.clock())
+    password_hash = await services.hasher.hash(new, client=client_address)
+    await store.set_password(user["_id"], password_hash, services.clock())
     await sessions.end_other_sessions(services, principal)
     await audit.record(services, principal, "password.changed", principal.user_id)
 

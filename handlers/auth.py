@@ -64,6 +64,7 @@ class PasswordHandler(APIHandler):
     async def post(self) -> None:
         principal = self.caller_of(accounts.change_password)
         body = load_body(password_change_schema, self.json_body())
-        await accounts.change_password(self.services, principal, body["currentPassword"], body["newPassword"])
+        await accounts.change_password(self.services, principal, body["currentPassword"], body["newPassword"],
+                                       self.request.remote_ip)
         self.set_status(204)
         self.finish()
