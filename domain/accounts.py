@@ -40,7 +40,10 @@ async def register(services, body: dict, client_address: str | None = None) -> S
     `409` too, so probing which emails have an account runs into the same `429`)."""
     store = services.store
     async with services.registration_limits.attempt(client_address):
-        if await store.user_email_taken(body["email"]):
+        if await store.user_email_taken(body["email"]) or \
+                await store.email_has_active_invite(body["email"], services.clock()):
+            # An email invited as staff is kept for its invite: registering it first would block
+            # that person's onboarding (the invite could never be redeemed).
             raise Conflict(EMAIL_TAKEN, code="email_taken")
         password_hash = await services.hasher.hash(body["password"], client=client_address)
         try:
@@ -152,7 +155,8 @@ async def create_invite(services, principal: Principal, body: dict) -> tuple[dic
         raise ApiError(details={"doctorId": ["Only a doctor invite is linked to a doctor profile."]},
                        code="validation_error")
     if await store.user_email_taken(body["email"]):
-        raise Conflict(EMAIL_TAKEN, code="email_taken")
+        raise Conflict("An account with this email already exists; an account with no history can be deleted "
+                       "(DELETE /api/admin/users/{id}) to free it.", code="email_taken")
     now = services.clock()
     active_key = f"{body['role']}:{body['email']}"
     await store.release_expired_invites(active_key, now)

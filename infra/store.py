@@ -111,6 +111,7 @@ class Store:
         await self.audit.create_index([("action", ASCENDING), ("at", DESCENDING)], name="by_action")
         await self.users.create_index([("role", ASCENDING), ("createdAt", DESCENDING)], name="by_role")
         await self.invites.create_index([("createdAt", DESCENDING)], name="newest_first")
+        await self.invites.create_index([("email", ASCENDING)], name="by_email")
         await self.idempotency.create_index([("userId", ASCENDING), ("key", ASCENDING)], unique=True,
                                             name="one_answer_per_user_key")
         await self.idempotency.create_index([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_SECONDS,
@@ -186,6 +187,17 @@ class Store:
     async def user_email_taken(self, email: str) -> bool:
         return await self._run("find_user", self.users.count_documents({"email": email}, limit=1)) > 0
 
+    async def user_has_history(self, user_id: ObjectId) -> bool:
+        """An appointment of theirs, or anything they did that the audit log records."""
+        booked = await self._run("count_appointments", self.appointments.count_documents({"patient": user_id}, limit=1))
+        if booked:
+            return True
+        return await self._run("count_audit", self.audit.count_documents({"actorId": user_id}, limit=1)) > 0
+
+    async def delete_user(self, user_id: ObjectId) -> bool:
+        result = await self._run("delete_user", self.users.delete_one({"_id": user_id}))
+        return result.deleted_count == 1
+
     # -- doctors -----------------------------------------------------------------------------------
     async def insert_doctor(self, document: dict) -> dict:
         result = await self._run("insert_doctor", self.doctors.insert_one(document))
@@ -239,6 +251,10 @@ class Store:
         return result.deleted_count == 1
 
     # -- invites -----------------------------------------------------------------------------------
+    async def email_has_active_invite(self, email: str, now: datetime) -> bool:
+        return await self._run("find_invite", self.invites.count_documents(
+            {"email": email, "usedAt": None, "revokedAt": None, "expiresAt": {"$gt": now}}, limit=1)) > 0
+
     async def release_expired_invites(self, active_key: str, now: datetime) -> None:
         await self._run("release_invites", self.invites.update_many(
             {"activeKey": active_key, "expiresAt": {"$lte": now}}, {"$unset": {"activeKey": ""}}))

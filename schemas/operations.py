@@ -145,8 +145,9 @@ OPERATIONS: tuple[Operation, ...] = (
     # -- auth ----------------------------------------------------------------------------------------
     Operation("/api/auth/register", "post", "Register as a patient", "auth", (201, r.SignedInSchema), rule="auth.register",
               body=RegisterSchema,
-              errors={409: "The email is taken (`email_taken`).",
-                      429: "Too many registrations from this address (`Retry-After`)."},
+              errors={409: "The email is taken, or kept for a pending staff invite (`email_taken`).",
+                      429: "Too many registration attempts from this address, refused ones included "
+                           "(`Retry-After`)."},
               examples={"request": {"name": "Pat Patient", "email": "pat@example.org",
                                     "password": "a-long-password"}, 201: SIGNED_IN_EXAMPLE}),
     Operation("/api/auth/login", "post", "Sign in", "auth", (200, r.SignedInSchema), rule="auth.login", body=LoginSchema,
@@ -192,6 +193,12 @@ OPERATIONS: tuple[Operation, ...] = (
               body=UserPatchSchema,
               errors={409: "An admin cannot disable themself (`cannot_disable_self`)."},
               description="Disabling revokes all the user's sessions; their sockets close with 4003."),
+    Operation("/api/admin/users/{userId}", "delete", "Delete an account that has no history", "admin", (204, None),
+              rule="users.delete",
+              errors={409: "The account has appointments or recorded actions (`user_has_history`: disable it "
+                           "instead), or is your own (`cannot_delete_self`)."},
+              description="For a squatted or mistaken registration: the account and its sessions end and its "
+                          "email is free again (audited as `user.deleted`)."),
     Operation("/api/admin/audit", "get", "The audit log, newest first", "admin", (200, r.AuditPageSchema), rule="audit.list",
               query=AuditQuerySchema),
 

@@ -240,6 +240,53 @@ async def test_who_may_manage_accounts(harness):
     assert (await harness.api.get("/api/admin/users?role=king", token=admin)).status == 400
 
 
+async def test_deleting_an_account_without_history_frees_it_and_ends_its_sessions(harness):
+    admin = await harness.admin_token()
+    email, signed = await new_patient(harness)
+    user_id = signed["user"]["id"]
+    for who in ((await new_patient(harness))[1]["token"], None):
+        refused = await harness.api.delete(f"/api/admin/users/{user_id}", token=who)
+        assert refused.status == (403 if who else 401)
+    doctor = await harness.create_doctor(admin)
+    doctor_token, _ = await harness.doctor_account(doctor, admin)
+    assert (await harness.api.delete(f"/api/admin/users/{user_id}", token=doctor_token)).status == 403
+    ws = await harness.ws(signed["token"])
+    deleted = await harness.api.delete(f"/api/admin/users/{user_id}", token=admin)
+    assert deleted.status == 204 and deleted.text == ""
+    assert await closed_with(ws) == 4001
+    assert (await harness.api.get("/api/auth/me", token=signed["token"])).status == 401
+    assert (await harness.api.post("/api/auth/refresh", {"refreshToken": signed["refreshToken"]})).status == 401
+    assert (await sign_in(harness, email, "patient-password")).status == 401
+    assert (await harness.api.delete(f"/api/admin/users/{user_id}", token=admin)).status == 404
+    assert (await harness.api.delete(f"/api/admin/users/{ObjectId()}", token=admin)).status == 404
+    assert (await harness.api.delete("/api/admin/users/not-an-id", token=admin)).status == 404
+    again = await harness.api.post("/api/auth/register", {"name": "Pat", "email": email, "password": "patient-password"})
+    assert again.status == 201 and again.body["user"]["id"] != user_id
+
+
+async def test_an_account_with_history_or_your_own_is_not_deleted(harness):
+    admin = await harness.admin_token()
+    me = await harness.api.get("/api/auth/me", token=admin)
+    refused = await harness.api.delete(f"/api/admin/users/{me.body['user']['id']}", token=admin)
+    assert refused.status == 409 and refused.body["code"] == "cannot_delete_self"
+    doctor = await harness.create_doctor(admin)
+    _, booked = await new_patient(harness)
+    appointment = await harness.book(booked["token"], doctor["id"], future(30))
+    cancelled = await harness.api.patch(f"/api/appointments/{appointment['id']}/status", {"status": "cancelled"},
+                                        token=booked["token"])
+    assert cancelled.status == 200
+    _, changed = await new_patient(harness)
+    assert (await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                          "newPassword": "another-password-2"},
+                                   token=changed["token"])).status == 204  # audited: history
+    _, invited = await harness.doctor_account(await harness.create_doctor(admin), admin)  # redeemed: audited
+    for user in (booked["user"], changed["user"], invited):
+        refused = await harness.api.delete(f"/api/admin/users/{user['id']}", token=admin)
+        assert refused.status == 409 and refused.body["code"] == "user_has_history", user
+        assert (await harness.services.store.users.find_one({"_id": ObjectId(user["id"])})) is not None
+    assert (await harness.api.get("/api/auth/me", token=booked["token"])).status == 200
+
+
 async def test_deleting_a_doctor_profile_disables_its_accounts(harness):
     admin = await harness.admin_token()
     doctor = await harness.create_doctor(admin)
