@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import dotenv_values
 
 from core.doctors import DEFAULT_SOON_MINUTES
+from core.emails import normalise_email
 from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -128,9 +129,10 @@ def origins(value: str) -> tuple[str, ...]:
 
 
 def email(value: str) -> str:
-    if "@" not in value:
-        raise ValueError("is not an email address")
-    return value.lower()
+    try:
+        return normalise_email(value)
+    except ValueError as exc:
+        raise ValueError(f"is not an email address an account can have ({exc})") from None
 
 
 def password(value: str) -> str:

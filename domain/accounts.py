@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from core import metrics
 from core.access import Principal
+from core.emails import normalise_email
 from core.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized
 from core.policy import guarded
 from core.values import to_object_id
@@ -53,11 +54,20 @@ async def register(services, body: dict, client_address: str | None = None) -> S
     return await sessions.open_session(services, user)
 
 
+def sign_in_spelling(email: str) -> str:
+    """The stored spelling of a typed email; one that can have no account is kept as typed (lower case),
+    so it is refused like any unknown email (`401`, after the same checks), not told apart."""
+    try:
+        return normalise_email(email)
+    except ValueError:
+        return email.strip().lower()
+
+
 @guarded("auth.login")
 async def sign_in(services, email: str, password: str, client_address: str) -> SignedIn:
     """Same answer for a wrong email and a wrong password; failures are limited per email and per
     client address before any password is checked (`infra.ratelimit.LoginLimits`)."""
-    email = email.strip().lower()
+    email = sign_in_spelling(email)
     async with services.login_limits.attempt(email, client_address) as attempt:
         user = await services.store.find_user_by_email(email)
         matched = await services.hasher.verify(password, user["passwordHash"] if user else None,
@@ -244,7 +254,7 @@ async def seed_admin(services, email: str, password: str, name: str) -> str:
     Idempotent: an existing admin with that email is left as it is; an existing non-admin account
     with that email is refused rather than silently promoted."""
     store = services.store
-    email = email.strip().lower()
+    email = normalise_email(email)
     existing = await store.find_user_by_email(email)
     if existing is not None:
         if existing["role"] != "admin":

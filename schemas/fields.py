@@ -11,6 +11,7 @@ from datetime import timezone
 
 from marshmallow import ValidationError, fields, validate
 
+from core.emails import normalise_email
 from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
 from core.values import format_utc, to_object_id, truncate_ms
 
@@ -89,12 +90,17 @@ class CleanString(fields.String):
 
 
 class NormalisedEmail(fields.Email):
-    """Trimmed and lower-cased before validation, so `A@X.org ` and `a@x.org` are one account."""
+    """One spelling per address (`core.emails.normalise_email`: trimmed, NFKC, lower case, the domain in
+    its `xn--` form), so `A@X.org `, `ａ@x.org` and `a@x.org` are one account; a non-ASCII local part or
+    an invisible character is refused."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             refuse_over_long(self, value)
-            value = value.strip().lower()
+            try:
+                value = normalise_email(value)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
         return super()._deserialize(value, attr, data, **kwargs)
 
 
