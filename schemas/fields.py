@@ -7,7 +7,7 @@ and normalise the latter, so handlers only ever see clean Python values.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import date, timezone
 
 from marshmallow import ValidationError, fields, validate
 
@@ -38,14 +38,23 @@ class UtcDateTime(fields.AwareDateTime):
 
 
 class ClinicDate(fields.Date):
-    """A calendar day, `YYYY-MM-DD` and nothing else (a clinic day has no time or zone)."""
+    """A calendar day, `YYYY-MM-DD` and nothing else (a clinic day has no time or zone); with `earliest`
+    and `latest`, only a day between them (a day near year 1 or 9999 has no start or end in UTC)."""
 
-    default_error_messages = {"invalid": "Give a day as YYYY-MM-DD."}
+    default_error_messages = {"invalid": "Give a day as YYYY-MM-DD.",
+                              "range": "Give a day from {earliest} to {latest}."}
+
+    def __init__(self, *, earliest: date | None = None, latest: date | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.earliest, self.latest = earliest, latest
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or len(value) != 10:
             raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if (self.earliest and day < self.earliest) or (self.latest and day > self.latest):
+            raise self.make_error("range", earliest=self.earliest.isoformat(), latest=self.latest.isoformat())
+        return day
 
 
 class StrictInteger(fields.Integer):

@@ -58,7 +58,8 @@ def _strict_field(self, field, **kwargs) -> dict:
         # are the tightest that hold for every valid password: 2 four-byte characters are 8 bytes.
         return {"minLength": 2, "maxLength": 72, "description": "8 to 72 bytes of UTF-8 (bcrypt's limit)."}
     if isinstance(field, ours.ClinicDate):
-        return {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+        bounded = {"description": f"From {field.earliest} to {field.latest}."} if field.earliest and field.latest else {}
+        return {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", **bounded}
     return {}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from core import policy
 from schemas import responses as r
 from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema, AppointmentSchema,
-                                  AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema)
+                                  AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema, StatsDayQuerySchema)
 from schemas.auth import (AuditQuerySchema, InviteCreatedSchema, InviteCreateSchema, InviteListQuerySchema,
                           InviteRegisterSchema, LoginSchema, PasswordChangeSchema, RefreshSchema, RegisterSchema,
                           UserListQuerySchema, UserPatchSchema, UserSchema)
@@ -226,7 +226,7 @@ OPERATIONS: tuple[Operation, ...] = (
                   **APPOINTMENT, "status": "in_consultation", "startedAt": "2026-11-23T10:21:00Z",
                   "joinUrl": "https://meet.jit.si/medpharma-Qm3x"}}}),
     Operation("/api/doctors/{doctorId}/stats", "get", "A clinic day in numbers", "doctors", (200, r.DayStatsSchema), rule="doctors.day_stats",
-              query=DayQuerySchema,
+              query=StatsDayQuerySchema,
               examples={200: {"date": "2026-11-23", "booked": 14, "completed": 9, "noShows": 1, "cancelled": 1,
                               "waiting": 3, "meanWaitMinutes": 6.5, "meanConsultMinutes": 11.2,
                               "etaMaeMinutes": 3.1, "etaScored": 8}}),

@@ -99,6 +99,20 @@ async def test_the_day_in_numbers(harness):
     assert (await harness.api.get(f"/api/doctors/{doctor['id']}/stats?date=tomorrow", token=admin)).status == 400
 
 
+async def test_a_day_outside_this_century_is_a_400_not_a_500(harness):
+    """`?date=9999-12-31` answered 500: the day after it (its end) does not exist."""
+    admin = await harness.admin_token()
+    doctor = await harness.create_doctor(admin)
+    for day in ("9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01"):
+        refused = await harness.api.get(f"/api/doctors/{doctor['id']}/stats?date={day}", token=admin)
+        assert refused.status == 400 and set(refused.body["details"]) == {"date"}, (day, refused.body)
+        assert "2000-01-01 to 2099-12-31" in refused.body["details"]["date"][0]
+        assert (await harness.api.get(f"/api/queue/doctor/{doctor['id']}?date={day}", token=admin)).status == 200
+    for day in ("2000-01-01", "2099-12-31"):
+        answered = await harness.api.get(f"/api/doctors/{doctor['id']}/stats?date={day}", token=admin)
+        assert answered.status == 200 and answered.body["date"] == day
+
+
 async def test_the_eta_keeps_score_when_it_told_thirty_minutes_ahead(harness):
     """A patient told an expectedStartAt 40 minutes ahead is called 40 minutes later (the clock moved
     on): the start is compared with what was told, into the histogram and the day's statistics."""
