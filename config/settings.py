@@ -10,6 +10,7 @@ traceback half-way through serving requests. The few rules that tie two variable
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -112,6 +113,17 @@ def mongo_db_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", value):
         raise ValueError("must be 1-63 letters, digits, '_' or '-'")
     return value
+
+
+MIN_SECRET_BITS = 128
+
+
+def secret_bits(value: str) -> float:
+    """A generous estimate of a secret's strength: its length times log2 of its distinct characters
+    (`aaaa…` is 0 bits, a short word repeated is its few letters' worth). It overrates a passphrase of
+    real words; it never underrates a random string of the same alphabet."""
+    distinct = len(set(value))
+    return len(value) * math.log2(distinct) if distinct > 1 else 0.0
 
 
 def jwt_secret(value: str) -> str:
@@ -234,6 +246,12 @@ def _check_together(values: dict[str, Any]) -> None:
     """The rules that need two variables at once."""
     if "jwt_secret" in values:
         values["jwt_secret_generated"] = False
+        bits = secret_bits(values["jwt_secret"])
+        if "mongo_uri" in values and bits < MIN_SECRET_BITS:
+            raise ConfigError("JWT_SECRET", f"is too weak for a deployment with MONGO_URI: about {bits:.0f} bits "
+                                            f"(length × log2 of its {len(set(values['jwt_secret']))} distinct "
+                                            f"characters), at least {MIN_SECRET_BITS} bits needed; make one with "
+                                            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
     elif "mongo_uri" in values:
         raise ConfigError("JWT_SECRET", "is required (at least 32 characters) when MONGO_URI is set")
     if ("seed_admin_email" in values) != ("seed_admin_password" in values):
