@@ -24,6 +24,7 @@ from dotenv import dotenv_values
 from core.doctors import DEFAULT_SOON_MINUTES
 from core.emails import normalise_email
 from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
+from core.passwords import is_common
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JOIN_URL_TEMPLATE = "https://meet.jit.si/medpharma-{room}"
@@ -150,6 +151,8 @@ def email(value: str) -> str:
 def password(value: str) -> str:
     if not MIN_PASSWORD_BYTES <= len(value.encode()) <= MAX_PASSWORD_BYTES:
         raise ValueError(f"must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes long")
+    if is_common(value):
+        raise ValueError("is one of the 10,000 most common passwords; choose another")
     return value
 
 

@@ -13,6 +13,9 @@ from marshmallow import ValidationError, fields, validate
 
 from core.emails import normalise_email
 from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
+from core.passwords import is_common
+
+COMMON_PASSWORD = "This is one of the 10,000 most common passwords, the first ones anyone guesses; choose another."
 from core.values import format_utc, to_object_id, truncate_ms
 
 
@@ -129,13 +132,16 @@ class ObjectIdField(fields.Field):
 
 
 class Password(fields.String):
-    """`MIN_PASSWORD_BYTES` to `MAX_PASSWORD_BYTES`: bcrypt ignores every byte past its limit."""
+    """`MIN_PASSWORD_BYTES` to `MAX_PASSWORD_BYTES` (bcrypt ignores every byte past its limit), and not
+    one of the 10,000 most common passwords (`core.passwords`)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         size = len(text.encode("utf-8"))
         if size < MIN_PASSWORD_BYTES or size > MAX_PASSWORD_BYTES:
             raise ValidationError(f"Must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes long.")
+        if is_common(text):
+            raise ValidationError(COMMON_PASSWORD)
         return text
 
 

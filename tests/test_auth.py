@@ -168,6 +168,34 @@ async def test_a_look_alike_or_invisible_email_is_refused(harness, email):
     assert login.status == 401 and login.body["code"] == "invalid_credentials"
 
 
+@pytest.mark.parametrize("password", ["password", "PASSWORD", " password ", "12345678", "iloveyou", "aaaaaaaa",
+                                      "qwertyuiop", "football", "baseball", "superman", "trustno1"])
+async def test_a_common_password_is_refused_everywhere_a_password_is_chosen(harness, password):
+    """"password" was accepted as a password. Any of the 10,000 most common ones is a 400 now: at
+    registration, at an invite's redemption and as a new password."""
+    response = await harness.api.post("/api/auth/register", {"name": "Pat", "email": unique_email(),
+                                                             "password": password})
+    assert response.status == 400 and set(response.body["details"]) == {"password"}, response.body
+    assert "most common" in response.body["details"]["password"][0]
+    token, _ = await harness.register()
+    changed = await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                            "newPassword": password}, token=token)
+    assert changed.status == 400 and set(changed.body["details"]) == {"newPassword"}
+    admin = await harness.admin_token()
+    invite = await harness.api.post("/api/admin/invites", {"email": unique_email(), "role": "admin"}, token=admin)
+    redeemed = await harness.api.post("/api/auth/register/invite", {"token": invite.body["token"], "name": "A",
+                                                                    "password": password})
+    assert redeemed.status == 400 and set(redeemed.body["details"]) == {"password"}
+
+
+def test_the_common_password_list_is_the_ten_thousand_most_common():
+    from core.passwords import COMMON_PASSWORDS_FILE, common_passwords, is_common
+    assert len(common_passwords()) == 10_000
+    notice = COMMON_PASSWORDS_FILE.with_name("common-passwords-10k.LICENSE.txt").read_text()
+    assert "Django 5.2.20" in notice and "Redistribution and use in source and binary forms" in notice
+    assert is_common("Password") and is_common("123456") and not is_common("patient-password")
+
+
 async def test_register_with_the_seed_admin_email_is_409(harness):
     response = await harness.api.post("/api/auth/register", {"name": "Fake root", "email": ADMIN_EMAIL.upper(),
                                                              "password": "patient-password"})
@@ -176,7 +204,7 @@ async def test_register_with_the_seed_admin_email_is_409(harness):
 
 @pytest.mark.parametrize("password, status", [
     ("a" * 7, 400),
-    ("a" * 8, 201),
+    ("qz" * 4, 201),            # 8 bytes ("a" × 8 is a common password: tested below)
     ("a" * 72, 201),
     ("a" * 73, 400),
     ("é" * 36, 201),            # 72 bytes in UTF-8

@@ -101,6 +101,11 @@ def test_a_strong_enough_jwt_secret_is_taken_with_mongo_uri(secret):
     assert load(MONGO_URI=MONGO, JWT_SECRET=secret).jwt_secret == secret
 
 
+def test_a_common_seed_admin_password_is_refused():
+    error = refused("SEED_ADMIN_PASSWORD", SEED_ADMIN_EMAIL="root@example.org", SEED_ADMIN_PASSWORD="password1")
+    assert "common" in str(error) and "password1" not in str(error)
+
+
 def test_mongo_uri_without_jwt_secret_is_refused():
     error = refused("JWT_SECRET", MONGO_URI=MONGO)
     assert "MONGO_URI" in str(error)
