@@ -219,6 +219,13 @@ class Store:
         return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
             {"_id": doctor_id}, {"$set": changes, "$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)))
 
+    async def end_break(self, doctor_id: ObjectId, now: datetime) -> dict | None:
+        """Clears the doctor's `awayUntil` if one is set (bumping `version`); None if there was none."""
+        return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
+            {"_id": doctor_id, "awayUntil": {"$ne": None}},
+            {"$set": {"awayUntil": None, "updatedAt": now}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER)))
+
     async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime, stale_before: datetime,
                               quiet_since: datetime | None) -> bool:
         """Marks a call-next for this doctor as in flight (`callNextClaim`), unless another one is (and
