@@ -104,12 +104,15 @@ class APIHandler(JsonErrors, web.RequestHandler):
         return self.application.settings["services"]
 
     def set_default_headers(self) -> None:
-        """CORS for the browser apps named in CLIENT_ORIGIN; tokens travel in a header, not cookies."""
+        """CORS for the browser apps named in CLIENT_ORIGIN: access tokens travel in a header; the
+        session cookie (handlers.auth) may travel too, only to these origins."""
         super().set_default_headers()
         origin = self.request.headers.get("Origin")
         if origin and origin.rstrip("/") in self.services.settings.client_origins:
             self.set_header("Access-Control-Allow-Origin", origin.rstrip("/"))
-            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, X-Request-Id, X-Session-Cookie")
             self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
             self.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
             self.set_header("Access-Control-Max-Age", "600")

@@ -28,6 +28,11 @@ METRICS = "metrics"          # METRICS_TOKEN, when the operator set one
 
 ID_PATTERN = "^[0-9a-fA-F]{24}$"
 IDEMPOTENCY_KEY_PATTERN = "^[\\x20-\\x7e]{1,64}$"
+SESSION_COOKIE_HEADER = {"in": "header", "name": "X-Session-Cookie", "required": False,
+                         "description": "`1`: the refresh token is set as the `HttpOnly` cookie `medpharma_refresh` "
+                                        "(`SameSite=Strict; Path=/api/auth`) instead of being in the answer, "
+                                        "out of reach of the page's scripts.",
+                         "schema": {"type": "string", "enum": ["1"]}}
 
 
 @dataclass(frozen=True)
@@ -144,13 +149,14 @@ OPERATIONS: tuple[Operation, ...] = (
 
     # -- auth ----------------------------------------------------------------------------------------
     Operation("/api/auth/register", "post", "Register as a patient", "auth", (201, r.SignedInSchema), rule="auth.register",
-              body=RegisterSchema,
+              body=RegisterSchema, headers=(SESSION_COOKIE_HEADER,),
               errors={409: "The email is taken, or kept for a pending staff invite (`email_taken`).",
                       429: "Too many registration attempts from this address, refused ones included "
                            "(`Retry-After`)."},
               examples={"request": {"name": "Pat Patient", "email": "pat@example.org",
                                     "password": "a-long-password"}, 201: SIGNED_IN_EXAMPLE}),
     Operation("/api/auth/login", "post", "Sign in", "auth", (200, r.SignedInSchema), rule="auth.login", body=LoginSchema,
+              headers=(SESSION_COOKIE_HEADER,),
               errors={401: "Wrong email or password, one message for both (`invalid_credentials`).",
                       403: "The account is disabled (`account_disabled`).",
                       429: "Too many failed logins for this email or address (`Retry-After`)."},
@@ -160,18 +166,25 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("/api/auth/me", "get", "The signed-in user", "auth", (200, r.MeSchema), rule="auth.me", examples={200: {"user": USER}}),
     Operation("/api/auth/register/invite", "post", "Register with an invite (doctor or admin)", "auth",
               (201, r.SignedInSchema), rule="auth.register_invite", body=InviteRegisterSchema,
+              headers=(SESSION_COOKIE_HEADER,),
               errors={400: "Also an unusable invite: `invite_invalid`, `invite_used`, `invite_expired`, "
                            "`invite_revoked`.",
                       404: "The doctor profile the invite was for is gone (`doctor_not_found`).",
                       409: "The invite's email is taken (`email_taken`)."}),
     Operation("/api/auth/refresh", "post", "Swap a refresh token for a new pair", "auth", (200, r.TokensSchema), rule="auth.refresh",
-              body=RefreshSchema,
+              body=RefreshSchema, body_optional=True,
               errors={401: "Unknown, expired or already spent (`invalid_refresh_token`); a spent one revokes "
-                           "the whole session."}),
+                           "the whole session, however many rotations ago it was spent.",
+                      403: "The session cookie came without an allowed `Origin` (`origin_not_allowed`)."},
+              description="Without `refreshToken` (no body, or `{}`) the `medpharma_refresh` cookie is read and "
+                          "rotated: the answer sets the next one and carries only `token`."),
     Operation("/api/auth/logout", "post", "End this session", "auth", (204, None), rule="auth.logout",
-              description="Its access token answers 401 from then on, and its sockets close with 4001."),
+              description="Its access token answers 401 from then on, and its sockets close with 4001; the "
+                          "`medpharma_refresh` cookie is cleared."),
     Operation("/api/auth/password", "post", "Change the password", "auth", (204, None), rule="auth.change_password", body=PasswordChangeSchema,
-              errors={401: "The current password is wrong (`invalid_credentials`)."},
+              errors={401: "The current password is wrong (`invalid_credentials`); it counts as a failed login.",
+                      429: "Too many failed logins for this account or address, or too many hashings from this "
+                           "address (`Retry-After`)."},
               description="Every other session of the user is revoked."),
 
     # -- admin ---------------------------------------------------------------------------------------
