@@ -31,8 +31,9 @@ IDEMPOTENCY_KEY_PATTERN = "^[\\x20-\\x7e]{1,64}$"
 SESSION_COOKIE_HEADER = {"in": "header", "name": "X-Session-Cookie", "required": False,
                          "description": "`1`: the refresh token is set as the `HttpOnly` cookie `medpharma_refresh` "
                                         "(`SameSite=Strict; Path=/api/auth`) instead of being in the answer, "
-                                        "out of reach of the page's scripts.",
-                         "schema": {"type": "string", "enum": ["1"]}}
+                                        "out of reach of the page's scripts. Any other value is as if it were "
+                                        "not sent.",
+                         "schema": {"type": "string"}}
 
 
 @dataclass(frozen=True)
