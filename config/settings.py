@@ -10,6 +10,7 @@ traceback half-way through serving requests. The few rules that tie two variable
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -21,7 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import dotenv_values
 
 from core.doctors import DEFAULT_SOON_MINUTES
+from core.emails import normalise_email
 from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
+from core.passwords import is_common
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JOIN_URL_TEMPLATE = "https://meet.jit.si/medpharma-{room}"
@@ -113,6 +116,17 @@ def mongo_db_name(value: str) -> str:
     return value
 
 
+MIN_SECRET_BITS = 128
+
+
+def secret_bits(value: str) -> float:
+    """A generous estimate of a secret's strength: its length times log2 of its distinct characters
+    (`aaaa…` is 0 bits, a short word repeated is its few letters' worth). It overrates a passphrase of
+    real words; it never underrates a random string of the same alphabet."""
+    distinct = len(set(value))
+    return len(value) * math.log2(distinct) if distinct > 1 else 0.0
+
+
 def jwt_secret(value: str) -> str:
     if len(value) < 32:
         raise ValueError("must be at least 32 characters long")
@@ -128,14 +142,17 @@ def origins(value: str) -> tuple[str, ...]:
 
 
 def email(value: str) -> str:
-    if "@" not in value:
-        raise ValueError("is not an email address")
-    return value.lower()
+    try:
+        return normalise_email(value)
+    except ValueError as exc:
+        raise ValueError(f"is not an email address an account can have ({exc})") from None
 
 
 def password(value: str) -> str:
     if not MIN_PASSWORD_BYTES <= len(value.encode()) <= MAX_PASSWORD_BYTES:
         raise ValueError(f"must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes long")
+    if is_common(value):
+        raise ValueError("is one of the 10,000 most common passwords; choose another")
     return value
 
 
@@ -232,6 +249,12 @@ def _check_together(values: dict[str, Any]) -> None:
     """The rules that need two variables at once."""
     if "jwt_secret" in values:
         values["jwt_secret_generated"] = False
+        bits = secret_bits(values["jwt_secret"])
+        if "mongo_uri" in values and bits < MIN_SECRET_BITS:
+            raise ConfigError("JWT_SECRET", f"is too weak for a deployment with MONGO_URI: about {bits:.0f} bits "
+                                            f"(length × log2 of its {len(set(values['jwt_secret']))} distinct "
+                                            f"characters), at least {MIN_SECRET_BITS} bits needed; make one with "
+                                            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
     elif "mongo_uri" in values:
         raise ConfigError("JWT_SECRET", "is required (at least 32 characters) when MONGO_URI is set")
     if ("seed_admin_email" in values) != ("seed_admin_password" in values):

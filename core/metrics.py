@@ -23,7 +23,7 @@ AUTH_FAILURE_REASONS = ("missing_token", "bad_token", "expired_token", "bad_cred
                         "invite_used", "invite_expired", "forbidden")
 REFUSAL_LIMITS = ("login_email", "login_address", "registration_address", "hashing_busy", "hashing_per_client",
                   "ws_per_user")
-BUS_REJECT_REASONS = ("unsigned", "bad_signature", "malformed")
+BUS_REJECT_REASONS = ("unsigned", "bad_signature", "malformed", "stale", "replayed")
 ACTOR_MESSAGES = ("load", "appointment_changed", "doctor_changed", "doctor_deleted", "tick", "presence_changed")
 
 def method_label(method: str | None) -> str:
@@ -130,7 +130,7 @@ password_hashing_waiting = Gauge(
 
 bus_rejected_total = Counter(
     "medpharma_bus_rejected_total",
-    "Bus messages dropped because they were unsigned, badly signed or malformed, by reason.", ["reason"],
+    "Bus messages dropped because they were unsigned, badly signed, malformed, too old or already seen, by reason.", ["reason"],
     registry=REGISTRY)
 
 bus_publish_failures_total = Counter(

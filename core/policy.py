@@ -89,6 +89,7 @@ RULES: dict[str, Rule] = {
     "invites.revoke": ADMINS,
     "users.list": ADMINS,
     "users.set_disabled": ADMINS,
+    "users.delete": ADMINS,
     "audit.list": ADMINS,
     "doctors.list": ANYONE,
     "doctors.get": ANYONE,

@@ -31,12 +31,21 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (PENDING, COMPLETED): STAFF,
     (CONFIRMED, COMPLETED): STAFF,
     (IN_CONSULTATION, COMPLETED): STAFF,
-    (PENDING, NO_SHOW): STAFF,
+    (PENDING, NO_SHOW): STAFF,       # only once its booked time has passed: `check_timing`
     (CONFIRMED, NO_SHOW): STAFF,
+    (IN_CONSULTATION, NO_SHOW): STAFF,  # called, never joined
 }
 ROLES_BY_TARGET: dict[str, frozenset[str]] = {}
 for (_from, _to), _roles in TRANSITIONS.items():
     ROLES_BY_TARGET[_to] = ROLES_BY_TARGET.get(_to, frozenset()) | _roles
+
+
+def check_timing(current: str, target: str, booked_at, now) -> None:
+    """A waiting patient is no no-show before the time they booked: `409 too_early` (they may be in the
+    waiting room, early). Checked after `check_transition`, so a move the table refuses says so first."""
+    if target == NO_SHOW and current in WAITING and booked_at > now:
+        raise Conflict("This appointment's time has not come yet; it cannot be a no-show before it.",
+                       code="too_early", details={"date": booked_at.isoformat().replace("+00:00", "Z")})
 
 
 def check_transition(current: str, target: str, caller: str | None) -> None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from core import metrics
 from core.access import Principal
+from core.emails import normalise_email
 from core.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized
 from core.policy import guarded
 from core.values import to_object_id
@@ -36,11 +37,14 @@ def new_user(now, name: str, email: str, password_hash: str, role: str, doctor_i
 
 @guarded("auth.register")
 async def register(services, body: dict, client_address: str | None = None) -> SignedIn:
-    """Public registration: always a patient; limited per client address (only registrations that
-    went through count)."""
+    """Public registration: always a patient; limited per client address, every attempt counting (a
+    `409` too, so probing which emails have an account runs into the same `429`)."""
     store = services.store
     async with services.registration_limits.attempt(client_address):
-        if await store.user_email_taken(body["email"]):
+        if await store.user_email_taken(body["email"]) or \
+                await store.email_has_active_invite(body["email"], services.clock()):
+            # An email invited as staff is kept for its invite: registering it first would block
+            # that person's onboarding (the invite could never be redeemed).
             raise Conflict(EMAIL_TAKEN, code="email_taken")
         password_hash = await services.hasher.hash(body["password"], client=client_address)
         try:
@@ -50,11 +54,20 @@ async def register(services, body: dict, client_address: str | None = None) -> S
     return await sessions.open_session(services, user)
 
 
+def sign_in_spelling(email: str) -> str:
+    """The stored spelling of a typed email; one that can have no account is kept as typed (lower case),
+    so it is refused like any unknown email (`401`, after the same checks), not told apart."""
+    try:
+        return normalise_email(email)
+    except ValueError:
+        return email.strip().lower()
+
+
 @guarded("auth.login")
 async def sign_in(services, email: str, password: str, client_address: str) -> SignedIn:
     """Same answer for a wrong email and a wrong password; failures are limited per email and per
     client address before any password is checked (`infra.ratelimit.LoginLimits`)."""
-    email = email.strip().lower()
+    email = sign_in_spelling(email)
     async with services.login_limits.attempt(email, client_address) as attempt:
         user = await services.store.find_user_by_email(email)
         matched = await services.hasher.verify(password, user["passwordHash"] if user else None,
@@ -71,14 +84,23 @@ async def sign_in(services, email: str, password: str, client_address: str) -> S
 
 
 @guarded("auth.change_password")
-async def change_password(services, principal: Principal, current: str, new: str) -> None:
-    """Every other session of the user ends: whoever else knew the old password is signed out."""
+async def change_password(services, principal: Principal, current: str, new: str,
+                          client_address: str | None = None) -> None:
+    """Every other session of the user ends: whoever else knew the old password is signed out. A wrong
+    current password is a failed login for that account and address (the same limits and `429`: a
+    stolen access token is no licence to guess), and both hashings go through the pool with the
+    caller's per-address share, as a sign-in's do."""
     store = services.store
     user = await current_user(services, principal)
-    if not await services.hasher.verify(current, user["passwordHash"]):
+    async with services.login_limits.attempt(user["email"], client_address) as attempt:
+        matched = await services.hasher.verify(current, user["passwordHash"], client=client_address)
+        if matched:
+            attempt.forgive()
+    if not matched:
         metrics.auth_failures_total.labels("bad_credentials").inc()
         raise Unauthorized("The current password is wrong.", code="invalid_credentials")
-    await store.set_password(user["_id"], await services.hasher.hash(new), services.clock())
+    password_hash = await services.hasher.hash(new, client=client_address)
+    await store.set_password(user["_id"], password_hash, services.clock())
     await sessions.end_other_sessions(services, principal)
     await audit.record(services, principal, "password.changed", principal.user_id)
 
@@ -143,7 +165,8 @@ async def create_invite(services, principal: Principal, body: dict) -> tuple[dic
         raise ApiError(details={"doctorId": ["Only a doctor invite is linked to a doctor profile."]},
                        code="validation_error")
     if await store.user_email_taken(body["email"]):
-        raise Conflict(EMAIL_TAKEN, code="email_taken")
+        raise Conflict("An account with this email already exists; an account with no history can be deleted "
+                       "(DELETE /api/admin/users/{id}) to free it.", code="email_taken")
     now = services.clock()
     active_key = f"{body['role']}:{body['email']}"
     await store.release_expired_invites(active_key, now)
@@ -231,7 +254,7 @@ async def seed_admin(services, email: str, password: str, name: str) -> str:
     Idempotent: an existing admin with that email is left as it is; an existing non-admin account
     with that email is refused rather than silently promoted."""
     store = services.store
-    email = email.strip().lower()
+    email = normalise_email(email)
     existing = await store.find_user_by_email(email)
     if existing is not None:
         if existing["role"] != "admin":

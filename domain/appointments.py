@@ -18,9 +18,10 @@ from core import metrics
 from core.access import STAFF, Principal, relation
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.policy import guarded
-from core.statuses import CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_transition
+from core.statuses import (CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_timing,
+                           check_transition)
 from core.values import to_object_id
-from domain import audit, publish
+from domain import audit, doctors, publish
 from infra.auth import new_room_token
 from infra.store import DuplicateKeyError
 
@@ -152,6 +153,7 @@ async def change_status(services, principal: Principal, appointment_id: str, tar
     change_status.rule.relate(principal, str(appointment["doctor"]), str(appointment["patient"]))
     for _ in range(ATTEMPTS):
         check_transition(appointment["status"], target, relation_to(principal, appointment))
+        check_timing(appointment["status"], target, appointment["date"], services.clock())
         try:
             updated = await store.update_appointment_if(
                 appointment["_id"], appointment["status"], appointment.get("version", 0),
@@ -162,6 +164,8 @@ async def change_status(services, principal: Principal, appointment_id: str, tar
             if target == IN_CONSULTATION:
                 scored(updated)
             await publish.appointments_changed(services, str(updated["doctor"]), updated)
+            if target == IN_CONSULTATION:
+                await doctors.end_break(services, str(updated["doctor"]))
             if relation_to(principal, updated) in STAFF:
                 await audit.record(services, principal, "appointment.status_changed", appointment_id,
                                    **{"from": appointment["status"], "to": target})
@@ -211,6 +215,8 @@ async def call_next(services, principal: Principal, doctor_id: str, expect_curre
         raise
     await store.finish_call_next(oid, token, now, result.completed and result.completed["_id"],
                                  result.current and result.current["_id"])
+    if result.current is not None:
+        await doctors.end_break(services, doctor_id)
     await audit.record(services, principal, "queue.call_next", doctor_id,
                        completed=str(result.completed["_id"]) if result.completed else None,
                        called=str(result.current["_id"]) if result.current else None)

@@ -17,6 +17,7 @@ from domain import audit, publish, sessions
 from infra.store import DuplicateKeyError
 
 EMAIL_TAKEN = "A doctor with this email already exists."
+AWAY_PAST_SLACK = timedelta(minutes=1)
 HAS_PATIENTS = "This doctor still has waiting or in-consultation appointments."
 
 
@@ -106,14 +107,28 @@ def status_changes(body: dict) -> dict:
 @guarded("doctors.set_status")
 async def set_status(services, principal: Principal, doctor_id: str, body: dict) -> dict:
     """Lateness, the consultation length, a break. `isRunningLate: false` without `lateByMinutes`
-    resets the lateness to 0; a break may be announced at most MAX_AWAY_HOURS ahead."""
+    resets the lateness to 0; a break may be announced at most MAX_AWAY_HOURS ahead, and not for a
+    time more than AWAY_PAST_SLACK ago (a slow clock or network is forgiven that much); a refused
+    body changes nothing."""
     set_status.rule.relate(principal, doctor_id)
     now = services.clock()
     body = status_changes(body)
     away_until = body.get("awayUntil")
     if away_until is not None and away_until > now + timedelta(hours=MAX_AWAY_HOURS):
         raise ValidationFailed(details={"awayUntil": [f"Must be at most {MAX_AWAY_HOURS} hours ahead."]})
+    if away_until is not None and away_until < now - AWAY_PAST_SLACK:
+        raise ValidationFailed(details={"awayUntil": ["Must not be in the past; send null to end a break."]})
     doctor = await _write_doctor(services, doctor_id, body)
     await audit.record(services, principal, "doctor.status_changed", doctor_id,
                        fields=sorted(k for k in body if k != "updatedAt"))
     return doctor
+
+
+async def end_break(services, doctor_id: str) -> None:
+    """A break ends at once when the doctor starts a consultation (call-next, or `in_consultation`): they
+    are plainly back, and nobody waiting should still be told the doctor is away. Watchers hear it as a
+    `doctor:status` with `awayUntil: null`. Not a workflow of its own: the consultation's caller was
+    admitted by the workflow that started it."""
+    doctor = await services.store.end_break(to_object_id(doctor_id), services.clock())
+    if doctor is not None:
+        await publish.doctor_changed(services, doctor)

@@ -3,9 +3,11 @@
 The first request with a key claims it by inserting a record under a unique (user, key) index, so of
 two identical requests racing, one does the work and the other waits for its answer. The record holds
 a fingerprint of the body: the same key with another body is a client bug (`409
-idempotency_mismatch`), not a retry. Answers of the client's own making (4xx) are kept like successes;
-a failure of ours (the store went away) releases the key, so the retry does the work. Keys expire after
-a day through a TTL index.
+idempotency_mismatch`), not a retry. A request refused for what it sent, before anything was booked
+(`400`, `401`, `403`, `404`, `413`, `415`), is not remembered: the form corrected and sent again with the
+same key must book, not answer `409 idempotency_mismatch`. Other refusals (a `409` such as
+`already_booked`) are kept like successes; a failure of ours (the store went away) releases the key, so
+the retry does the work. Keys expire after a day through a TTL index.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from core.errors import ApiError, Conflict
 from infra.store import IDEMPOTENCY_SECONDS
 
 ANSWER_WAIT_SECONDS = 10.0
+NOT_REMEMBERED = frozenset({400, 401, 403, 404, 413, 415})  # refused for what was sent: nothing was booked
 
 
 def fingerprint(body) -> str:
@@ -41,7 +44,7 @@ async def once(services, principal: Principal, key: str, body,
     try:
         status, answer = await run()
     except ApiError as exc:
-        if exc.status >= 500:
+        if exc.status >= 500 or exc.status in NOT_REMEMBERED:
             await store.release_idempotency_key(principal.user_id, key)
             raise
         answer = {"message": exc.message, "code": exc.code, **({"details": exc.details} if exc.details else {})}

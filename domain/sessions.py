@@ -1,9 +1,11 @@
 """Sessions: every sign-in opens one; it can end (logout, password change, a disabled account, a
 stolen refresh token) and its access tokens stop working at once, on every node.
 
-A session is a document in the store holding the hash of its current refresh token. Refreshing spends
-that token and issues the next (rotation); a spent token presented again means a copy was stolen, so
-the whole session ends (reuse detection, as OAuth 2.1 recommends). Ends are published on the bus: each
+A session is a document in the store holding a generation number and a random value; its refresh
+token is bound to both (`infra.auth.TokenIssuer.refresh_token`). Refreshing spends that token and
+issues the next generation's (rotation); a spent token — of any earlier generation, however many
+rotations ago — presented again means a copy was stolen, so the whole session ends (reuse detection,
+as OAuth 2.1 recommends), with no list of spent tokens to grow or to forget. Ends are published on the bus: each
 node keeps the ended sessions and disabled accounts in memory (`infra.revocations`), so checking a
 token never costs a store round trip.
 """
@@ -20,7 +22,7 @@ from core.access import Principal
 from core.errors import Unauthorized
 from core.policy import guarded
 from core.values import to_object_id
-from infra.auth import hash_secret, new_refresh_token
+from infra.auth import new_session_value
 from core.bus_messages import AccountDisabled, SessionsRevoked
 
 REFRESH_REFUSED = "The refresh token is not valid; sign in again."
@@ -36,33 +38,48 @@ class SignedIn:
 async def open_session(services, user: dict) -> SignedIn:
     now = services.clock()
     session_id = ObjectId()
-    refresh_token = new_refresh_token()
+    value = new_session_value()
     await services.store.insert_session({
         "_id": session_id, "userId": user["_id"], "createdAt": now, "lastUsedAt": now,
         "expiresAt": now + timedelta(seconds=services.settings.refresh_expires_seconds),
-        "refreshHash": hash_secret(refresh_token), "spentHashes": [], "revokedAt": None})
-    return SignedIn(services.tokens.issue(user, str(session_id)), refresh_token, user)
+        "generation": 0, "tokenValue": value, "revokedAt": None})
+    return SignedIn(services.tokens.issue(user, str(session_id)),
+                    services.tokens.refresh_token(str(session_id), 0, value), user)
+
+
+def _refused() -> Unauthorized:
+    metrics.auth_failures_total.labels("bad_token").inc()
+    return Unauthorized(REFRESH_REFUSED, code="invalid_refresh_token")
 
 
 @guarded("auth.refresh")
 async def refresh(services, refresh_token: str) -> SignedIn:
     """The next access token and refresh token; the one presented is spent."""
     store = services.store
+    tokens = services.tokens
+    claimed = tokens.read_refresh_token(refresh_token)
+    if claimed is None:
+        raise _refused()
+    session_id, generation = claimed
+    session = await store.find_session(to_object_id(session_id))
+    if session is None or "tokenValue" not in session or \
+            not tokens.refresh_token_is_authentic(refresh_token, session["tokenValue"]):
+        raise _refused()  # not one the server made: nothing to revoke
     now = services.clock()
-    spent = hash_secret(refresh_token)
-    replacement = new_refresh_token()
-    session = await store.rotate_session(spent, hash_secret(replacement), now)
-    if session is None:
-        stolen = await store.session_with_spent(spent)
-        if stolen is not None and stolen.get("revokedAt") is None:
-            await end_sessions(services, {"_id": stolen["_id"]}, "refresh_token_reused")
-        metrics.auth_failures_total.labels("bad_token").inc()
-        raise Unauthorized(REFRESH_REFUSED, code="invalid_refresh_token")
-    user = await store.find_user(session["userId"])
+    rotated = None
+    if session.get("revokedAt") is None and session["generation"] == generation and session["expiresAt"] > now:
+        rotated = await store.rotate_session(session["_id"], generation, now)
+    if rotated is None:
+        if generation < (await store.find_session(session["_id"]) or session)["generation"]:
+            # Spent: this token was rotated away, so someone else holds (or held) the newer one.
+            await end_sessions(services, {"_id": session["_id"]}, "refresh_token_reused")
+        raise _refused()
+    user = await store.find_user(rotated["userId"])
     if user is None or user.get("disabled"):
-        await end_sessions(services, {"_id": session["_id"]}, "account_disabled")
-        raise Unauthorized(REFRESH_REFUSED, code="invalid_refresh_token")
-    return SignedIn(services.tokens.issue(user, str(session["_id"])), replacement, user)
+        await end_sessions(services, {"_id": rotated["_id"]}, "account_disabled")
+        raise _refused()
+    return SignedIn(tokens.issue(user, session_id), tokens.refresh_token(session_id, rotated["generation"],
+                                                                          rotated["tokenValue"]), user)
 
 
 @guarded("auth.logout")

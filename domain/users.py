@@ -1,4 +1,5 @@
-"""Admins managing accounts: the list, and stopping or restarting an account."""
+"""Admins managing accounts: the list, stopping or restarting an account, and deleting one that has no
+history (a squatted or mistaken registration), which frees its email."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from core.errors import Conflict, NotFound
 from core.policy import guarded
 from core.values import to_object_id
 from domain import audit, sessions
+
+HAS_HISTORY = "This account has appointments or recorded actions; disable it instead."
 
 
 @guarded("users.list")
@@ -33,3 +36,27 @@ async def set_disabled(services, admin: Principal, user_id: str, disabled: bool)
     await sessions.user_disabled(services, user_id, disabled)
     await audit.record(services, admin, "user.disabled" if disabled else "user.enabled", user_id)
     return user
+
+
+@guarded("users.delete")
+async def delete(services, admin: Principal, user_id: str) -> None:
+    """Only an account that never had an appointment nor did anything the audit log records: anything
+    else is history to keep (disable it instead). Its sessions end at once, on every node. A booking
+    landing between the check and the delete puts the account back (same id) and answers 409, as
+    deleting a doctor does."""
+    if user_id == admin.user_id:
+        raise Conflict("You cannot delete your own account.", code="cannot_delete_self")
+    store = services.store
+    oid = to_object_id(user_id)
+    user = await store.find_user(oid)
+    if user is None:
+        raise NotFound("User not found.")
+    if await store.user_has_history(oid):
+        raise Conflict(HAS_HISTORY, code="user_has_history")
+    if not await store.delete_user(oid):
+        raise NotFound("User not found.")
+    if await store.user_has_history(oid):
+        await store.insert_user(user)
+        raise Conflict(HAS_HISTORY, code="user_has_history")
+    await sessions.end_sessions(services, {"userId": oid}, "account_deleted")
+    await audit.record(services, admin, "user.deleted", user_id, email=user["email"], role=user["role"])

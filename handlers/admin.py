@@ -53,6 +53,12 @@ class UserHandler(APIHandler):
         body = load_body(user_patch_schema, self.json_body())
         self.send_json(public_user(await users.set_disabled(self.services, admin, user_id, body["disabled"])))
 
+    async def delete(self, user_id: str) -> None:
+        admin = self.caller_of(users.delete)
+        await users.delete(self.services, admin, self.path_id(user_id, "User"))
+        self.set_status(204)
+        self.finish()
+
 
 class AuditHandler(APIHandler):
     async def get(self) -> None:

@@ -49,7 +49,19 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-class JsonErrors:
+class NoServerBanner:
+    """No answer names the server software (the API contract): Tornado's `RequestHandler.clear()` puts
+    `Server: TornadoServer/<version>` on every answer — at the start and again before an error page —
+    and then calls `set_default_headers`, where this takes it off (`clear_header`, public API). Mixed
+    into every handler class the application routes to (`tests/test_http_conventions.py` checks them
+    all); the edge's own answer to an unparsable request never had one (`infra.edge`)."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.clear_header("Server")
+
+
+class JsonErrors(NoServerBanner):
     """Mixed into every handler (the API's, the web app's files, the socket's upgrade): an `ApiError`
     answers with the status it carries, any error answers the API's JSON shape, and an expected
     answer stays out of the error log. Tornado calls `send_error` with 500 for any exception that is
@@ -92,11 +104,15 @@ class APIHandler(JsonErrors, web.RequestHandler):
         return self.application.settings["services"]
 
     def set_default_headers(self) -> None:
-        """CORS for the browser apps named in CLIENT_ORIGIN; tokens travel in a header, not cookies."""
+        """CORS for the browser apps named in CLIENT_ORIGIN: access tokens travel in a header; the
+        session cookie (handlers.auth) may travel too, only to these origins."""
+        super().set_default_headers()
         origin = self.request.headers.get("Origin")
         if origin and origin.rstrip("/") in self.services.settings.client_origins:
             self.set_header("Access-Control-Allow-Origin", origin.rstrip("/"))
-            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, X-Request-Id, X-Session-Cookie")
             self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS")
             self.set_header("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
             self.set_header("Access-Control-Max-Age", "600")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from domain import appointments, doctors, stats
 from domain.appointments import NOT_GIVEN
 from handlers.base import APIHandler
-from schemas.appointments import DayQuerySchema, present
+from schemas.appointments import StatsDayQuerySchema, present
 from schemas.base import load_body
 from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorStatusSchema, present_doctor
 
@@ -13,7 +13,7 @@ from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorStatusSche
 doctor_create_schema = DoctorCreateSchema()
 doctor_status_schema = DoctorStatusSchema()
 call_next_schema = CallNextSchema()
-day_query_schema = DayQuerySchema()
+day_query_schema = StatsDayQuerySchema()
 
 
 class DoctorRenderer:

@@ -15,7 +15,7 @@ import time
 
 from tornado import web
 
-from handlers.base import write_json_error
+from handlers.base import NoServerBanner, write_json_error
 from core import metrics
 from infra.logs import request_id_for
 
@@ -31,7 +31,7 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 
 
-class WebAppHandler(web.StaticFileHandler):
+class WebAppHandler(NoServerBanner, web.StaticFileHandler):
     route = "/app/{path}"
 
     def initialize(self, route: str = "/app/{path}") -> None:  # type: ignore[override]
@@ -40,6 +40,7 @@ class WebAppHandler(web.StaticFileHandler):
         self._started = time.perf_counter()
 
     def set_default_headers(self) -> None:
+        super().set_default_headers()
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")  # invite tokens live in /app/invite?token=…
@@ -97,7 +98,7 @@ CONTENT_TYPES = {
 }
 
 
-class AppRedirectHandler(web.RequestHandler):
+class AppRedirectHandler(NoServerBanner, web.RequestHandler):
     """`/app` → `/app/`, so relative addresses inside the app resolve the same way."""
 
     def initialize(self, route: str = "/app") -> None:

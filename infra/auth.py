@@ -12,7 +12,10 @@ not the honest sign-in that arrives next.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
+import re
 import secrets
 import time
 from collections import Counter, OrderedDict, deque
@@ -164,11 +167,42 @@ class PasswordHasher:
         return matched and usable
 
 
+_REFRESH_TOKEN = re.compile(r"([0-9a-f]{24})\.(\d{1,9})\.([A-Za-z0-9_-]{43})")
+
+
 class TokenIssuer:
     def __init__(self, secret: str, expires_seconds: int, clock: Callable[[], float] = time.time):
         self._secret = secret
         self.expires_seconds = expires_seconds
         self.clock = clock  # when a token is issued (`iat`); a test's clock issues one that ends when it says
+        # A key of its own for refresh tokens (a leaked refresh key forges no access token).
+        self._refresh_key = hmac.new(secret.encode(), b"medpharma-refresh-token", hashlib.sha256).digest()
+
+    # -- refresh tokens ------------------------------------------------------------------------------
+    # `<session id>.<generation>.<MAC>`, the MAC (HMAC-SHA256) over the session id, the generation and
+    # a random value the session keeps in the store. Rotating bumps the session's generation, which
+    # spends every token of a lower one at once: a spent token presented however many rotations later
+    # is still recognised, with nothing but one number kept per session. Neither the store (no key)
+    # nor the secret alone (no session value) is enough to make one.
+    def refresh_token(self, session_id: str, generation: int, session_value: str) -> str:
+        return f"{session_id}.{generation}.{self._refresh_mac(session_id, generation, session_value)}"
+
+    def _refresh_mac(self, session_id: str, generation: int, session_value: str) -> str:
+        digest = hmac.new(self._refresh_key, f"{session_id}.{generation}.{session_value}".encode(),
+                          hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    @staticmethod
+    def read_refresh_token(token: str) -> tuple[str, int] | None:
+        """(session id, generation) as the token claims them, or None if it is not shaped like one."""
+        match = _REFRESH_TOKEN.fullmatch(token)
+        return (match.group(1), int(match.group(2))) if match else None
+
+    def refresh_token_is_authentic(self, token: str, session_value: str) -> bool:
+        claimed = self.read_refresh_token(token)
+        if claimed is None:
+            return False
+        return hmac.compare_digest(token.encode(), self.refresh_token(*claimed, session_value).encode())
 
     def issue(self, user: dict, session_id: str) -> str:
         now = int(self.clock())
@@ -193,8 +227,8 @@ class TokenIssuer:
                          canonical_id(claims.get("sid")))
 
 
-def new_refresh_token() -> str:
-    """256 random bits, URL-safe; only its SHA-256 is stored."""
+def new_session_value() -> str:
+    """256 random bits a session keeps in the store, bound into each of its refresh tokens."""
     return secrets.token_urlsafe(32)
 
 
@@ -204,7 +238,7 @@ def new_invite_token() -> str:
 
 
 def hash_secret(token: str) -> str:
-    """What the store keeps of an invite or refresh token: its SHA-256, enough to find it again."""
+    """What the store keeps of an invite token: its SHA-256, enough to find it again."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -16,6 +16,13 @@ MongoDB, the source of truth:
   and `MONGO_DB`): whoever can reach Redis but does not hold the secret cannot inject a change (a
   forged `turn:now` with a phishing link, say). Anything unsigned, badly signed or malformed is
   dropped and counted in `medpharma_bus_rejected_total`; the listener never stops for it.
+- **No replays.** The signature also covers the sending node, the time it was sent and that node's
+  sequence number (the envelope), so a message captured off Redis and published again changes
+  nothing: one more than `MAX_AGE_SECONDS` old is dropped as `stale` (so a node started later
+  cannot be fooled either), and one whose (node, sequence) was already taken in as `replayed`
+  (`ReplayGuard`: per node, its highest sequence and a bitmap of the `REPLAY_WINDOW` below it —
+  bounded memory; a node silent for longer than a message lives is forgotten). Nodes' clocks must
+  agree within well under a minute (NTP).
 - **Publishing never holds up the answer.** The local actor is awaited; the Redis publish goes to a
   background publisher that retries with backoff, in order. If it gives up, the node reloads the
   queues concerned and, once Redis answers again, publishes a signed `resync` naming those doctors,
@@ -34,7 +41,10 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from core import bus_messages
@@ -50,7 +60,9 @@ PUBLISH_RETRY_DELAYS_SECONDS = (0.1, 0.3, 1.0, 3.0)  # then give up and repair
 RESYNC_RETRY_DELAYS_SECONDS = (0.5, 1, 2, 5)
 STOP_FLUSH_SECONDS = 1.0
 MAX_OUTGOING = 10_000  # past this the oldest changes are not published, only resynced
-SIGNATURE_VERSION = b"v1"
+SIGNATURE_VERSION = b"v2"  # v2: the signature covers the envelope (node, sequence, time) and the body
+MAX_AGE_SECONDS = 60.0  # an older message is dropped as stale (the API contract)
+REPLAY_WINDOW = 4096  # sequence numbers below a node's highest that are still told apart
 PRESENCE_REPORT_SECONDS = 5.0     # a node tells the others who is here at least this often
 PRESENCE_LIFETIME_PERIODS = 3     # and what it told holds for this many periods
 PRESENCE_COALESCE_SECONDS = 0.1   # arrivals and departures this close share one report
@@ -98,23 +110,88 @@ class BadMessage(Exception):
         self.reason = reason  # a medpharma_bus_rejected_total label
 
 
-def sign(payload: str, key: bytes) -> bytes:
-    body = payload.encode()
-    digest = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
-    return SIGNATURE_VERSION + b"." + digest + b"." + body
+@dataclass(frozen=True)
+class Envelope:
+    """What the signature binds to a body besides its content: who sent it, which of theirs it is, when."""
+
+    node: str
+    sequence: int
+    sent_at: float  # seconds since the epoch, by the sender's clock
 
 
-def verify(raw: str | bytes, key: bytes) -> bytes:
-    """The signed payload, or `BadMessage` saying why not."""
+_HEADER = re.compile(rb"([0-9A-Za-z_-]{1,64}):(\d{1,19}):(\d{1,16})")
+
+
+def sign(payload: str, key: bytes, *, node: str, sequence: int, sent_at: float) -> bytes:
+    """`v2.<hex HMAC>.<node>:<sequence>:<milliseconds>.<body>`, the HMAC over everything after it."""
+    signed = f"{node}:{sequence}:{int(sent_at * 1000)}".encode() + b"." + payload.encode()
+    digest = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
+    return SIGNATURE_VERSION + b"." + digest + b"." + signed
+
+
+def verify(raw: str | bytes, key: bytes) -> tuple[Envelope, bytes]:
+    """The envelope and the signed body, or `BadMessage` saying why not."""
     data = raw.encode() if isinstance(raw, str) else raw
     version, _, rest = data.partition(b".")
-    digest, _, body = rest.partition(b".")
+    digest, _, signed = rest.partition(b".")
     if version != SIGNATURE_VERSION or len(digest) != 64:
         raise BadMessage("unsigned")
-    expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    expected = hmac.new(key, signed, hashlib.sha256).hexdigest().encode()
     if not hmac.compare_digest(digest, expected):
         raise BadMessage("bad_signature")
-    return body
+    header, _, body = signed.partition(b".")
+    match = _HEADER.fullmatch(header)
+    if match is None:
+        raise BadMessage("malformed")
+    node, sequence, millis = match.groups()
+    return Envelope(node.decode(), int(sequence), int(millis) / 1000), body
+
+
+class ReplayGuard:
+    """Which signed messages were already taken in, in bounded memory, and which are too old.
+
+    Each node numbers its messages 1, 2, 3, …; Redis delivers one publisher's messages nearly in
+    order (a retry or two tasks publishing at once can swap neighbours). So per node it is enough to
+    keep the highest sequence seen and a bitmap of the `window` sequences below it: a sequence
+    already marked, or further below than the window, is a replay. A node whose newest message is
+    older than `max_age` is forgotten — anything of its that could come again is stale by then."""
+
+    def __init__(self, window: int = REPLAY_WINDOW, max_age: float = MAX_AGE_SECONDS):
+        self.window = window
+        self.max_age = max_age
+        self._nodes: dict[str, list] = {}  # node → [highest sequence, bitmap, newest sent_at]
+        self._swept_at = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def admit(self, envelope: Envelope, now: float) -> str | None:
+        """None if the message is new and fresh (and records it), else the reason to drop it."""
+        if now - envelope.sent_at > self.max_age:
+            return "stale"
+        if now - self._swept_at > self.max_age:
+            self._sweep(now)
+        seen = self._nodes.get(envelope.node)
+        if seen is None:
+            self._nodes[envelope.node] = [envelope.sequence, 1, envelope.sent_at]
+            return None
+        highest, bitmap, newest = seen
+        if envelope.sequence > highest:
+            shift = envelope.sequence - highest
+            bitmap = ((bitmap << shift) | 1) & ((1 << self.window) - 1) if shift < self.window else 1
+            highest = envelope.sequence
+        else:
+            offset = highest - envelope.sequence
+            if offset >= self.window or (bitmap >> offset) & 1:
+                return "replayed"
+            bitmap |= 1 << offset
+        seen[:] = [highest, bitmap, max(newest, envelope.sent_at)]
+        return None
+
+    def _sweep(self, now: float) -> None:
+        self._swept_at = now
+        for node in [n for n, (_, _, newest) in self._nodes.items() if now - newest > self.max_age]:
+            del self._nodes[node]
 
 
 def decode_message(body: bytes) -> tuple[str, bus_messages.BusMessage]:
@@ -136,6 +213,9 @@ class RedisBus(InProcessBus):
         self.channel = channel_name(mongo_db)
         self._key = signing_key(jwt_secret, mongo_db)
         self.node_id = uuid.uuid4().hex
+        self.wall_clock: Callable[[], float] = time.time  # the envelope's time (not the workflows' clock)
+        self.replays = ReplayGuard()
+        self._sequence = 0
         self.publish_retry_delays = PUBLISH_RETRY_DELAYS_SECONDS
         self.resync_retry_delays = RESYNC_RETRY_DELAYS_SECONDS
         self.received = 0  # messages from other nodes accepted (for tests and debugging)
@@ -187,10 +267,16 @@ class RedisBus(InProcessBus):
         else:
             self.owed_resync.add(change.doctor_id)
 
+    def _signed(self, message) -> bytes:
+        """The wire form of `message` in a fresh envelope: this node's next sequence number, now."""
+        self._sequence += 1
+        return sign(bus_messages.encode(message, self.node_id), self._key, node=self.node_id,
+                    sequence=self._sequence, sent_at=self.wall_clock())
+
     async def _publish_forever(self) -> None:
         while True:
             change = await self._outgoing.get()
-            message = sign(bus_messages.encode(change, self.node_id), self._key)
+            message = self._signed(change)
             if await self._send(message, self.publish_retry_delays):
                 continue
             failed = [change]
@@ -223,14 +309,14 @@ class RedisBus(InProcessBus):
         have missed changes of; keeps trying (with backoff) until Redis takes it all."""
         attempt = 0
         while self.owed_revocations:
-            if await self._send(sign(bus_messages.encode(self.owed_revocations[0], self.node_id), self._key), ()):
+            if await self._send(self._signed(self.owed_revocations[0]), ()):
                 self.owed_revocations.pop(0)
                 continue
             await asyncio.sleep(self.resync_retry_delays[min(attempt, len(self.resync_retry_delays) - 1)])
             attempt += 1
         while self.owed_resync:
             doctors = set(self.owed_resync)
-            if await self._send(sign(bus_messages.encode(Resync(frozenset(doctors)), self.node_id), self._key), ()):
+            if await self._send(self._signed(Resync(frozenset(doctors))), ()):
                 self.owed_resync -= doctors
                 log.info("published a resync", extra={"doctors": len(doctors)})
                 return
@@ -256,7 +342,7 @@ class RedisBus(InProcessBus):
             self._presence_changed.clear()
             report = PresenceReport(tuple(sorted(self.registry.presence.local_ids())),
                                     self.presence_report_seconds * PRESENCE_LIFETIME_PERIODS)
-            await self._send(sign(bus_messages.encode(report, self.node_id), self._key), ())
+            await self._send(self._signed(report), ())
 
     # -- receiving ---------------------------------------------------------------------------------
     async def _listen(self) -> None:
@@ -296,12 +382,18 @@ class RedisBus(InProcessBus):
 
     def _receive(self, raw) -> None:
         try:
-            node, content = decode_message(verify(raw, self._key))
+            envelope, body = verify(raw, self._key)
+            node, content = decode_message(body)
+            if node != envelope.node:  # the body names another sender than the envelope
+                raise BadMessage("malformed")
+            if node == self.node_id:
+                return
+            refused = self.replays.admit(envelope, self.wall_clock())
+            if refused is not None:
+                raise BadMessage(refused)
         except BadMessage as bad:
             metrics.bus_rejected_total.labels(bad.reason).inc()
             log.warning("dropped a bus message", extra={"reason": bad.reason})
-            return
-        if node == self.node_id:
             return
         self.received += 1
         if content.route == PRESENCE:

@@ -12,7 +12,8 @@ server a timer instead of its event loop (honest clients are never refused, so n
 
 `LoginLimits` keeps two such windows, per email and per client address, so guessing one account's
 password from many addresses and spraying many accounts from one address are both held back, while a
-successful sign-in never counts. `RegistrationLimits` counts registrations per address per hour.
+successful sign-in never counts (a wrong current password given to change one counts as a failed
+login too). `RegistrationLimits` counts registration attempts per address per hour, refused ones too.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
 
 from core import metrics
-from core.errors import RateLimited
+from core.errors import ApiError, RateLimited
 
 REFUSAL_PAUSE_SECONDS = 1.0
 
@@ -102,7 +103,9 @@ class Attempt:
 
 
 @asynccontextmanager
-async def _reserve(pause: float, *limits: tuple[WindowLimit, str, str]) -> AsyncIterator[Attempt]:
+async def _reserve(pause: float, *limits: tuple[WindowLimit, str, str],
+                   counts: Callable[[BaseException], bool] = lambda exc: False) -> AsyncIterator[Attempt]:
+    """Reserves a slot in each limit; an exception out of the block gives them back unless `counts(exc)`."""
     try:
         for limit, key, message in limits:
             limit.check(key, message)
@@ -112,8 +115,9 @@ async def _reserve(pause: float, *limits: tuple[WindowLimit, str, str]) -> Async
     attempt = Attempt([(limit, key, limit.take(key)) for limit, key, _ in limits])
     try:
         yield attempt
-    except BaseException:
-        attempt.forgive()
+    except BaseException as exc:
+        if not counts(exc):
+            attempt.forgive()
         raise
 
 
@@ -139,6 +143,9 @@ class RegistrationLimits:
         self.pause = REFUSAL_PAUSE_SECONDS
 
     def attempt(self, address: str | None):
-        """`async with limits.attempt(ip):` register; only a registration that went through counts."""
+        """`async with limits.attempt(ip):` register. Every attempt counts, refused ones too (`409`
+        `email_taken` included: else registering is a free, unlimited test of which emails have an
+        account); only a failure of the server's own (`5xx`, the store away, a bug) is given back."""
         return _reserve(self.pause, (self.by_address, address or "", "Too many registrations from your address; "
-                                                         "try again later."))
+                                                         "try again later."),
+                        counts=lambda exc: isinstance(exc, ApiError) and exc.status < 500)

@@ -36,7 +36,6 @@ log = logging.getLogger("medpharma.store")
 
 PING_TIMEOUT_SECONDS = 2.0
 STARTUP_PING_TIMEOUT_SECONDS = 5.0  # the driver's server selection gives up after 3 s
-SPENT_TOKENS_KEPT = 64  # a session's spent refresh tokens remembered to catch a stolen copy's reuse
 IDEMPOTENCY_SECONDS = 24 * 3600  # how long an Idempotency-Key answers again (the API contract)
 REPORT_FIELDS = {"doctor": 1, "date": 1, "status": 1, "startedAt": 1, "completedAt": 1, "etaErrorMinutes": 1,
                  "etaRange": 1}
@@ -103,14 +102,19 @@ class Store:
                                              name="one_waiting_per_patient_doctor")
         await self.appointments.create_index([("consultingDoctor", ASCENDING)], unique=True, sparse=True,
                                              name="one_consultation_per_doctor")
-        await self.sessions.create_index([("refreshHash", ASCENDING)], unique=True, name="refresh_hash_unique")
-        await self.sessions.create_index([("spentHashes", ASCENDING)], name="spent_hashes")
+        # Sessions were once found by their refresh token's hash: its unique index would now refuse
+        # every second session (none has the field), so it goes, with the spent hashes' index.
+        existing = await self.sessions.index_information()
+        for retired in ("refresh_hash_unique", "spent_hashes"):
+            if retired in existing:
+                await self.sessions.drop_index(retired)
         await self.sessions.create_index([("userId", ASCENDING), ("revokedAt", ASCENDING)], name="by_user")
         await self.sessions.create_index([("revokedAt", ASCENDING)], name="by_revocation")
         await self.audit.create_index([("at", DESCENDING), ("_id", DESCENDING)], name="newest_first")
         await self.audit.create_index([("action", ASCENDING), ("at", DESCENDING)], name="by_action")
         await self.users.create_index([("role", ASCENDING), ("createdAt", DESCENDING)], name="by_role")
         await self.invites.create_index([("createdAt", DESCENDING)], name="newest_first")
+        await self.invites.create_index([("email", ASCENDING)], name="by_email")
         await self.idempotency.create_index([("userId", ASCENDING), ("key", ASCENDING)], unique=True,
                                             name="one_answer_per_user_key")
         await self.idempotency.create_index([("createdAt", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_SECONDS,
@@ -189,6 +193,17 @@ class Store:
     async def user_email_taken(self, email: str) -> bool:
         return await self._run("find_user", self.users.count_documents({"email": email}, limit=1)) > 0
 
+    async def user_has_history(self, user_id: ObjectId) -> bool:
+        """An appointment of theirs, or anything they did that the audit log records."""
+        booked = await self._run("count_appointments", self.appointments.count_documents({"patient": user_id}, limit=1))
+        if booked:
+            return True
+        return await self._run("count_audit", self.audit.count_documents({"actorId": user_id}, limit=1)) > 0
+
+    async def delete_user(self, user_id: ObjectId) -> bool:
+        result = await self._run("delete_user", self.users.delete_one({"_id": user_id}))
+        return result.deleted_count == 1
+
     # -- doctors -----------------------------------------------------------------------------------
     async def insert_doctor(self, document: dict) -> dict:
         result = await self._run("insert_doctor", self.doctors.insert_one(document))
@@ -209,6 +224,13 @@ class Store:
         """Applies `changes` and bumps `version`, which orders the doctor's writes for the actors."""
         return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
             {"_id": doctor_id}, {"$set": changes, "$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)))
+
+    async def end_break(self, doctor_id: ObjectId, now: datetime) -> dict | None:
+        """Clears the doctor's `awayUntil` if one is set (bumping `version`); None if there was none."""
+        return _normalise(await self._run("update_doctor", self.doctors.find_one_and_update(
+            {"_id": doctor_id, "awayUntil": {"$ne": None}},
+            {"$set": {"awayUntil": None, "updatedAt": now}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER)))
 
     async def claim_call_next(self, doctor_id: ObjectId, token: str, now: datetime, stale_before: datetime,
                               quiet_since: datetime | None) -> bool:
@@ -242,6 +264,10 @@ class Store:
         return result.deleted_count == 1
 
     # -- invites -----------------------------------------------------------------------------------
+    async def email_has_active_invite(self, email: str, now: datetime) -> bool:
+        return await self._run("find_invite", self.invites.count_documents(
+            {"email": email, "usedAt": None, "revokedAt": None, "expiresAt": {"$gt": now}}, limit=1)) > 0
+
     async def release_expired_invites(self, active_key: str, now: datetime) -> None:
         await self._run("release_invites", self.invites.update_many(
             {"activeKey": active_key, "expiresAt": {"$lte": now}}, {"$unset": {"activeKey": ""}}))
@@ -399,17 +425,16 @@ class Store:
     async def insert_session(self, document: dict) -> None:
         await self._run("insert_session", self.sessions.insert_one(document))
 
-    async def rotate_session(self, spent_hash: str, new_hash: str, now: datetime) -> dict | None:
-        """Spends a live session's refresh token and puts a new one in its place, in one conditional
-        update: of two uses of the same token, one rotates and the other finds it spent."""
-        return _normalise(await self._run("rotate_session", self.sessions.find_one_and_update(
-            {"refreshHash": spent_hash, "revokedAt": None, "expiresAt": {"$gt": now}},
-            {"$set": {"refreshHash": new_hash, "lastUsedAt": now},
-             "$push": {"spentHashes": {"$each": [spent_hash], "$slice": -SPENT_TOKENS_KEPT}}},
-            return_document=ReturnDocument.AFTER)))
+    async def find_session(self, session_id: ObjectId) -> dict | None:
+        return _normalise(await self._run("find_session", self.sessions.find_one({"_id": session_id})))
 
-    async def session_with_spent(self, spent_hash: str) -> dict | None:
-        return _normalise(await self._run("find_session", self.sessions.find_one({"spentHashes": spent_hash})))
+    async def rotate_session(self, session_id: ObjectId, generation: int, now: datetime) -> dict | None:
+        """Moves a live session from `generation` to the next one, in one conditional update: of two
+        uses of the same refresh token, one rotates and the other finds it spent."""
+        return _normalise(await self._run("rotate_session", self.sessions.find_one_and_update(
+            {"_id": session_id, "generation": generation, "revokedAt": None, "expiresAt": {"$gt": now}},
+            {"$inc": {"generation": 1}, "$set": {"lastUsedAt": now}},
+            return_document=ReturnDocument.AFTER)))
 
     async def revoke_sessions(self, query: dict, now: datetime, reason: str) -> list[str]:
         """Ends the live sessions matching `query`; returns their ids."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date as calendar_day
+
 from marshmallow import fields, validate
 
 from core.access import relation
@@ -66,6 +68,12 @@ class DayQuerySchema(StrictSchema):
     """`?date=YYYY-MM-DD` on a doctor's queue or stats: another clinic day (default today)."""
 
     date = ClinicDate(load_default=None)
+
+
+class StatsDayQuerySchema(StrictSchema):
+    """`?date=YYYY-MM-DD` on a doctor's day in numbers: a day of this century (default today)."""
+
+    date = ClinicDate(load_default=None, earliest=calendar_day(2000, 1, 1), latest=calendar_day(2099, 12, 31))
 
 
 appointment_schema = AppointmentSchema()

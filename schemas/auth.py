@@ -38,7 +38,9 @@ class InviteCreateSchema(StrictSchema):
 
 
 class RefreshSchema(StrictSchema):
-    refreshToken = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    """`refreshToken`, or nothing (no body, or `{}`) to use the session cookie."""
+
+    refreshToken = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
 
 
 class PasswordChangeSchema(StrictSchema):

@@ -7,11 +7,15 @@ and normalise the latter, so handlers only ever see clean Python values.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import date, timezone
 
 from marshmallow import ValidationError, fields, validate
 
+from core.emails import normalise_email
 from core.limits import MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES
+from core.passwords import is_common
+
+COMMON_PASSWORD = "This is one of the 10,000 most common passwords, the first ones anyone guesses; choose another."
 from core.values import format_utc, to_object_id, truncate_ms
 
 
@@ -37,14 +41,23 @@ class UtcDateTime(fields.AwareDateTime):
 
 
 class ClinicDate(fields.Date):
-    """A calendar day, `YYYY-MM-DD` and nothing else (a clinic day has no time or zone)."""
+    """A calendar day, `YYYY-MM-DD` and nothing else (a clinic day has no time or zone); with `earliest`
+    and `latest`, only a day between them (a day near year 1 or 9999 has no start or end in UTC)."""
 
-    default_error_messages = {"invalid": "Give a day as YYYY-MM-DD."}
+    default_error_messages = {"invalid": "Give a day as YYYY-MM-DD.",
+                              "range": "Give a day from {earliest} to {latest}."}
+
+    def __init__(self, *, earliest: date | None = None, latest: date | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.earliest, self.latest = earliest, latest
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str) or len(value) != 10:
             raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if (self.earliest and day < self.earliest) or (self.latest and day > self.latest):
+            raise self.make_error("range", earliest=self.earliest.isoformat(), latest=self.latest.isoformat())
+        return day
 
 
 class StrictInteger(fields.Integer):
@@ -89,12 +102,17 @@ class CleanString(fields.String):
 
 
 class NormalisedEmail(fields.Email):
-    """Trimmed and lower-cased before validation, so `A@X.org ` and `a@x.org` are one account."""
+    """One spelling per address (`core.emails.normalise_email`: trimmed, NFKC, lower case, the domain in
+    its `xn--` form), so `A@X.org `, `ａ@x.org` and `a@x.org` are one account; a non-ASCII local part or
+    an invisible character is refused."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             refuse_over_long(self, value)
-            value = value.strip().lower()
+            try:
+                value = normalise_email(value)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -114,13 +132,16 @@ class ObjectIdField(fields.Field):
 
 
 class Password(fields.String):
-    """`MIN_PASSWORD_BYTES` to `MAX_PASSWORD_BYTES`: bcrypt ignores every byte past its limit."""
+    """`MIN_PASSWORD_BYTES` to `MAX_PASSWORD_BYTES` (bcrypt ignores every byte past its limit), and not
+    one of the 10,000 most common passwords (`core.passwords`)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         size = len(text.encode("utf-8"))
         if size < MIN_PASSWORD_BYTES or size > MAX_PASSWORD_BYTES:
             raise ValidationError(f"Must be {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes long.")
+        if is_common(text):
+            raise ValidationError(COMMON_PASSWORD)
         return text
 
 

@@ -56,9 +56,11 @@ def _strict_field(self, field, **kwargs) -> dict:
     if isinstance(field, ours.Password):
         # The rule counts UTF-8 bytes; JSON Schema counts characters (1 to 4 bytes each). These bounds
         # are the tightest that hold for every valid password: 2 four-byte characters are 8 bytes.
-        return {"minLength": 2, "maxLength": 72, "description": "8 to 72 bytes of UTF-8 (bcrypt's limit)."}
+        return {"minLength": 2, "maxLength": 72, "description": "8 to 72 bytes of UTF-8 (bcrypt's limit), not one of the "
+                                                           "10,000 most common passwords."}
     if isinstance(field, ours.ClinicDate):
-        return {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+        bounded = {"description": f"From {field.earliest} to {field.latest}."} if field.earliest and field.latest else {}
+        return {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", **bounded}
     return {}
 
 

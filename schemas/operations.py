@@ -16,7 +16,7 @@ from typing import Any
 from core import policy
 from schemas import responses as r
 from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema, AppointmentSchema,
-                                  AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema)
+                                  AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema, StatsDayQuerySchema)
 from schemas.auth import (AuditQuerySchema, InviteCreatedSchema, InviteCreateSchema, InviteListQuerySchema,
                           InviteRegisterSchema, LoginSchema, PasswordChangeSchema, RefreshSchema, RegisterSchema,
                           UserListQuerySchema, UserPatchSchema, UserSchema)
@@ -29,6 +29,12 @@ METRICS = "metrics"          # METRICS_TOKEN, when the operator set one
 
 ID_PATTERN = "^[0-9a-fA-F]{24}$"
 IDEMPOTENCY_KEY_PATTERN = "^[\\x20-\\x7e]{1,64}$"
+SESSION_COOKIE_HEADER = {"in": "header", "name": "X-Session-Cookie", "required": False,
+                         "description": "`1`: the refresh token is set as the `HttpOnly` cookie `medpharma_refresh` "
+                                        "(`SameSite=Strict; Path=/api/auth`) instead of being in the answer, "
+                                        "out of reach of the page's scripts. Any other value is as if it were "
+                                        "not sent.",
+                         "schema": {"type": "string"}}
 
 
 @dataclass(frozen=True)
@@ -158,15 +164,15 @@ OPERATIONS: tuple[Operation, ...] = (
               errors={404: "The path names a file (it has an extension) that does not exist."}),
 
     # -- auth ----------------------------------------------------------------------------------------
-    Operation("/api/auth/register", "post", "Register as a patient", "auth", (201, r.SignedInSchema),
-              rule="auth.register",
-              body=RegisterSchema,
-              errors={409: "The email is taken (`email_taken`).",
-                      429: "Too many registrations from this address (`Retry-After`)."},
+    Operation("/api/auth/register", "post", "Register as a patient", "auth", (201, r.SignedInSchema), rule="auth.register",
+              body=RegisterSchema, headers=(SESSION_COOKIE_HEADER,),
+              errors={409: "The email is taken, or kept for a pending staff invite (`email_taken`).",
+                      429: "Too many registration attempts from this address, refused ones included "
+                           "(`Retry-After`)."},
               examples={"request": {"name": "Pat Patient", "email": "pat@example.org",
                                     "password": "a-long-password"}, 201: SIGNED_IN_EXAMPLE}),
-    Operation("/api/auth/login", "post", "Sign in", "auth", (200, r.SignedInSchema),
-              rule="auth.login", body=LoginSchema,
+    Operation("/api/auth/login", "post", "Sign in", "auth", (200, r.SignedInSchema), rule="auth.login", body=LoginSchema,
+              headers=(SESSION_COOKIE_HEADER,),
               errors={401: "Wrong email or password, one message for both (`invalid_credentials`).",
                       403: "The account is disabled (`account_disabled`).",
                       429: "Too many failed logins for this email or address (`Retry-After`)."},
@@ -177,20 +183,25 @@ OPERATIONS: tuple[Operation, ...] = (
               rule="auth.me", examples={200: {"user": USER}}),
     Operation("/api/auth/register/invite", "post", "Register with an invite (doctor or admin)", "auth",
               (201, r.SignedInSchema), rule="auth.register_invite", body=InviteRegisterSchema,
+              headers=(SESSION_COOKIE_HEADER,),
               errors={400: "Also an unusable invite: `invite_invalid`, `invite_used`, `invite_expired`, "
                            "`invite_revoked`.",
                       404: "The doctor profile the invite was for is gone (`doctor_not_found`).",
                       409: "The invite's email is taken (`email_taken`)."}),
-    Operation("/api/auth/refresh", "post", "Swap a refresh token for a new pair", "auth", (200, r.TokensSchema),
-              rule="auth.refresh",
-              body=RefreshSchema,
+    Operation("/api/auth/refresh", "post", "Swap a refresh token for a new pair", "auth", (200, r.TokensSchema), rule="auth.refresh",
+              body=RefreshSchema, body_optional=True,
               errors={401: "Unknown, expired or already spent (`invalid_refresh_token`); a spent one revokes "
-                           "the whole session."}),
+                           "the whole session, however many rotations ago it was spent.",
+                      403: "The session cookie came without an allowed `Origin` (`origin_not_allowed`)."},
+              description="Without `refreshToken` (no body, or `{}`) the `medpharma_refresh` cookie is read and "
+                          "rotated: the answer sets the next one and carries only `token`."),
     Operation("/api/auth/logout", "post", "End this session", "auth", (204, None), rule="auth.logout",
-              description="Its access token answers 401 from then on, and its sockets close with 4001."),
-    Operation("/api/auth/password", "post", "Change the password", "auth", (204, None),
-              rule="auth.change_password", body=PasswordChangeSchema,
-              errors={401: "The current password is wrong (`invalid_credentials`)."},
+              description="Its access token answers 401 from then on, and its sockets close with 4001; the "
+                          "`medpharma_refresh` cookie is cleared."),
+    Operation("/api/auth/password", "post", "Change the password", "auth", (204, None), rule="auth.change_password", body=PasswordChangeSchema,
+              errors={401: "The current password is wrong (`invalid_credentials`); it counts as a failed login.",
+                      429: "Too many failed logins for this account or address, or too many hashings from this "
+                           "address (`Retry-After`)."},
               description="Every other session of the user is revoked."),
 
     # -- admin ---------------------------------------------------------------------------------------
@@ -217,8 +228,13 @@ OPERATIONS: tuple[Operation, ...] = (
               body=UserPatchSchema,
               errors={409: "An admin cannot disable themself (`cannot_disable_self`)."},
               description="Disabling revokes all the user's sessions; their sockets close with 4003."),
-    Operation("/api/admin/audit", "get", "The audit log, newest first", "admin", (200, r.AuditPageSchema),
-              rule="audit.list",
+    Operation("/api/admin/users/{userId}", "delete", "Delete an account that has no history", "admin", (204, None),
+              rule="users.delete",
+              errors={409: "The account has appointments or recorded actions (`user_has_history`: disable it "
+                           "instead), or is your own (`cannot_delete_self`)."},
+              description="For a squatted or mistaken registration: the account and its sessions end and its "
+                          "email is free again (audited as `user.deleted`)."),
+    Operation("/api/admin/audit", "get", "The audit log, newest first", "admin", (200, r.AuditPageSchema), rule="audit.list",
               query=AuditQuerySchema),
 
     # -- doctors ---------------------------------------------------------------------------------------
@@ -248,9 +264,8 @@ OPERATIONS: tuple[Operation, ...] = (
               examples={"request": {"expectCurrent": None}, 200: {"completed": None, "current": {
                   **APPOINTMENT, "status": "in_consultation", "startedAt": "2026-11-23T10:21:00Z",
                   "joinUrl": "https://meet.jit.si/medpharma-Qm3x"}}}),
-    Operation("/api/doctors/{doctorId}/stats", "get", "A clinic day in numbers", "doctors", (200, r.DayStatsSchema),
-              rule="doctors.day_stats",
-              query=DayQuerySchema,
+    Operation("/api/doctors/{doctorId}/stats", "get", "A clinic day in numbers", "doctors", (200, r.DayStatsSchema), rule="doctors.day_stats",
+              query=StatsDayQuerySchema,
               examples={200: {"date": "2026-11-23", "booked": 14, "completed": 9, "noShows": 1, "cancelled": 1,
                               "waiting": 3, "meanWaitMinutes": 6.5, "meanConsultMinutes": 11.2,
                               "etaMaeMinutes": 3.1, "etaScored": 8,

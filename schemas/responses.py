@@ -60,13 +60,15 @@ class ReadySchema(StrictSchema):
 
 class SignedInSchema(StrictSchema):
     token = _required(fields.String)
-    refreshToken = _required(fields.String)
+    refreshToken = fields.String(metadata={"description": "Absent when the sign-in sent `X-Session-Cookie: 1`: "
+                                                          "it is then the `medpharma_refresh` cookie."})
     user = _required(fields.Nested, UserSchema)
 
 
 class TokensSchema(StrictSchema):
     token = _required(fields.String)
-    refreshToken = _required(fields.String)
+    refreshToken = fields.String(metadata={"description": "Absent when the session cookie was used: the cookie "
+                                                          "holds the next one."})
 
 
 class MeSchema(StrictSchema):

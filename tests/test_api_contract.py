@@ -143,7 +143,7 @@ def test_the_described_password_bounds_admit_every_password_the_server_accepts()
 
     described = openapi_document()["components"]["schemas"]["Register"]["properties"]["password"]
     base = {"name": "Pat", "email": "pat@example.org"}
-    for accepted in ("é" * 4, "\U0001f600" * 2, "a" * 8, "a" * 72, "é" * 36):
+    for accepted in ("é" * 4, "\U0001f600" * 2, "qz" * 4, "a" * 72, "é" * 36):  # ("a" × 8 is a common password)
         assert RegisterSchema().load({**base, "password": accepted})
         assert described["minLength"] <= len(accepted) <= described["maxLength"]
     for refused in ("a" * 7, "é" * 37, "a" * 73):

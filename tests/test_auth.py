@@ -106,6 +106,96 @@ async def test_register_duplicate_email_in_any_case_or_spacing_is_409(harness, v
     assert await harness.services.store.users.count_documents({"email": email}) == 1
 
 
+def full_width(text: str) -> str:
+    """ASCII letters and digits as their full-width forms (U+FF01..U+FF5E), which look the same to a reader."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" and c != "@" else c for c in text)
+
+
+async def test_a_full_width_email_is_the_same_account(harness):
+    """The attack: `ａdmin@…` in full-width letters looked like `admin@…` in the admin's lists yet was a
+    separate account. NFKC makes it the same address: taken, and it signs in to the one account."""
+    email = unique_email("twin")
+    _, user = await harness.register(email=email)
+    for spelling in (full_width(email), full_width(email.split("@")[0]) + "@" + email.split("@")[1]):
+        twin = await harness.api.post("/api/auth/register", {"name": "Twin", "email": spelling,
+                                                             "password": "patient-password"})
+        assert twin.status == 409 and twin.body["code"] == "email_taken", spelling
+        login = await harness.api.post("/api/auth/login", {"email": spelling, "password": "patient-password"})
+        assert login.status == 200 and login.body["user"]["id"] == user["id"]
+    admin = await harness.admin_token()
+    refused = await harness.api.post("/api/admin/invites", {"email": full_width(email), "role": "admin"}, token=admin)
+    assert refused.status == 409 and refused.body["code"] == "email_taken"
+
+
+async def test_a_homoglyph_domain_is_stored_and_shown_in_its_xn_form(harness):
+    """`exаmple.org` with a Cyrillic `а` is another domain; it is kept as `xn--exmple-4nf.org`, so the two
+    never look alike in a list."""
+    local = f"pat-{uuid.uuid4().hex[:8]}"
+    latin = await harness.api.post("/api/auth/register", {"name": "Pat", "email": f"{local}@example.org",
+                                                          "password": "patient-password"})
+    cyrillic = await harness.api.post("/api/auth/register", {"name": "Pat", "email": f"{local}@ex\u0430mple.org",
+                                                             "password": "patient-password"})
+    assert latin.status == cyrillic.status == 201
+    assert cyrillic.body["user"]["email"] == f"{local}@xn--exmple-4nf.org"
+    admin = await harness.admin_token()
+    listed = await harness.api.get(f"/api/admin/users?q={local}", token=admin)
+    assert sorted(u["email"] for u in listed.body["items"]) == [f"{local}@example.org", f"{local}@xn--exmple-4nf.org"]
+    # Typed either way, the Cyrillic one is the same account.
+    login = await harness.api.post("/api/auth/login", {"email": f"{local}@ex\u0430mple.org", "password": "patient-password"})
+    assert login.status == 200 and login.body["user"]["id"] == cyrillic.body["user"]["id"]
+    login = await harness.api.post("/api/auth/login", {"email": f"{local}@xn--exmple-4nf.org",
+                                                       "password": "patient-password"})
+    assert login.status == 200 and login.body["user"]["id"] == cyrillic.body["user"]["id"]
+
+
+@pytest.mark.parametrize("email", [
+    "ad\u200bmin@example.org",         # zero-width space in the local part
+    "admin@exam\u200bple.org",         # … in the domain
+    "admin\u200d@example.org",         # zero-width joiner
+    "\u202eadmin@example.org",         # right-to-left override
+    "ad\u00admin@example.org",         # soft hyphen
+    "admin\u3164@example.org",         # Hangul filler, a "letter" drawn as nothing
+    "adm\u0456n@example.org",          # Cyrillic і in the local part: not ASCII
+    "jos\u00e9@example.org",           # é: not ASCII either
+    "ad min@example.org", "admin@exa\tmple.org", "admin@example.org\u0000",
+    "admin@xn--.org", "@example.org", "admin@",
+])
+async def test_a_look_alike_or_invisible_email_is_refused(harness, email):
+    response = await harness.api.post("/api/auth/register", {"name": "Pat", "email": email,
+                                                             "password": "patient-password"})
+    assert response.status == 400 and set(response.body["details"]) == {"email"}, (email, response.body)
+    login = await harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"})
+    assert login.status == 401 and login.body["code"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize("password", ["password", "PASSWORD", " password ", "12345678", "iloveyou", "aaaaaaaa",
+                                      "qwertyuiop", "football", "baseball", "superman", "trustno1"])
+async def test_a_common_password_is_refused_everywhere_a_password_is_chosen(harness, password):
+    """"password" was accepted as a password. Any of the 10,000 most common ones is a 400 now: at
+    registration, at an invite's redemption and as a new password."""
+    response = await harness.api.post("/api/auth/register", {"name": "Pat", "email": unique_email(),
+                                                             "password": password})
+    assert response.status == 400 and set(response.body["details"]) == {"password"}, response.body
+    assert "most common" in response.body["details"]["password"][0]
+    token, _ = await harness.register()
+    changed = await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                            "newPassword": password}, token=token)
+    assert changed.status == 400 and set(changed.body["details"]) == {"newPassword"}
+    admin = await harness.admin_token()
+    invite = await harness.api.post("/api/admin/invites", {"email": unique_email(), "role": "admin"}, token=admin)
+    redeemed = await harness.api.post("/api/auth/register/invite", {"token": invite.body["token"], "name": "A",
+                                                                    "password": password})
+    assert redeemed.status == 400 and set(redeemed.body["details"]) == {"password"}
+
+
+def test_the_common_password_list_is_the_ten_thousand_most_common():
+    from core.passwords import COMMON_PASSWORDS_FILE, common_passwords, is_common
+    assert len(common_passwords()) == 10_000
+    notice = COMMON_PASSWORDS_FILE.with_name("common-passwords-10k.LICENSE.txt").read_text()
+    assert "Django 5.2.20" in notice and "Redistribution and use in source and binary forms" in notice
+    assert is_common("Password") and is_common("123456") and not is_common("patient-password")
+
+
 async def test_register_with_the_seed_admin_email_is_409(harness):
     response = await harness.api.post("/api/auth/register", {"name": "Fake root", "email": ADMIN_EMAIL.upper(),
                                                              "password": "patient-password"})
@@ -114,7 +204,7 @@ async def test_register_with_the_seed_admin_email_is_409(harness):
 
 @pytest.mark.parametrize("password, status", [
     ("a" * 7, 400),
-    ("a" * 8, 201),
+    ("qz" * 4, 201),            # 8 bytes ("a" × 8 is a common password: tested below)
     ("a" * 72, 201),
     ("a" * 73, 400),
     ("é" * 36, 201),            # 72 bytes in UTF-8

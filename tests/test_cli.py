@@ -82,6 +82,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, variable: str) ->
     ({"PORT": "70000"}, "PORT"),
     ({"JWT_SECRET": "too-short"}, "JWT_SECRET"),
     ({"MONGO_URI": "mongodb://127.0.0.1:9"}, "JWT_SECRET"),
+    ({"MONGO_URI": "mongodb://127.0.0.1:9", "JWT_SECRET": "a" * 40}, "JWT_SECRET"),
     ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
     ({"JWT_EXPIRES_IN": "7x"}, "JWT_EXPIRES_IN"),
@@ -246,6 +247,6 @@ def test_unreachable_store_is_one_clear_line():
         closed.bind(("127.0.0.1", 0))
         dead_port = closed.getsockname()[1]
     result = run_cli(PORT=str(free_port()), MONGO_URI=f"mongodb://127.0.0.1:{dead_port}",
-                     JWT_SECRET="s" * 40)
+                     JWT_SECRET="a-strong-enough-secret-0123456789-xyz")
     assert_one_line_error(result, "MONGO_URI")
     assert result.returncode == 1

@@ -6,7 +6,7 @@ import pytest
 
 from config.settings import DEFAULT_JOIN_URL_TEMPLATE, ConfigError, load_settings, parse_duration
 
-SECRET = "s" * 32
+SECRET = "k3J9x-Q2v8Lm_Zp0Rt7Wy4Nb6Hc1Df5G"  # 32 characters, all distinct: 160 bits by the estimate
 MONGO = "mongodb://db.example.org:27017"
 
 
@@ -86,6 +86,24 @@ def test_short_jwt_secret(secret):
 def test_jwt_secret_of_32_characters_is_used():
     settings = load(JWT_SECRET=SECRET)
     assert settings.jwt_secret == SECRET and settings.jwt_secret_generated is False
+
+
+@pytest.mark.parametrize("secret", ["a" * 40, "s" * 200, "password" * 4, "abcd" * 8, "a-test-secret-of-32-characters!!"])
+def test_a_weak_jwt_secret_is_refused_with_mongo_uri(secret):
+    """`a` × 40 was accepted in production mode: 40 characters, no secret at all."""
+    error = refused("JWT_SECRET", MONGO_URI=MONGO, JWT_SECRET=secret)
+    assert "weak" in str(error) and "128 bits" in str(error) and secret not in str(error)
+    assert load(JWT_SECRET=secret).jwt_secret == secret  # the embedded store holds nothing worth forging for
+
+
+@pytest.mark.parametrize("secret", [SECRET, "Tr0ub4dor&3-correct-horse-battery", "0123456789abcdef" * 2])
+def test_a_strong_enough_jwt_secret_is_taken_with_mongo_uri(secret):
+    assert load(MONGO_URI=MONGO, JWT_SECRET=secret).jwt_secret == secret
+
+
+def test_a_common_seed_admin_password_is_refused():
+    error = refused("SEED_ADMIN_PASSWORD", SEED_ADMIN_EMAIL="root@example.org", SEED_ADMIN_PASSWORD="password1")
+    assert "common" in str(error) and "password1" not in str(error)
 
 
 def test_mongo_uri_without_jwt_secret_is_refused():

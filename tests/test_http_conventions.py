@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -249,3 +250,71 @@ async def test_bodies_that_are_not_utf8_json_are_refused(harness, raw):
     response = await harness.api.post("/api/auth/login", raw=raw)
     assert response.status == 400
     assert response.body["code"] == "invalid_json"
+
+
+# -- no banner ---------------------------------------------------------------------------------------------
+def test_every_handler_class_takes_off_the_server_banner():
+    from handlers.base import NoServerBanner, NotFoundHandler
+    from server.app import ROUTES
+    classes = {handler for _, handler in ROUTES} | {NotFoundHandler}
+    assert [cls.__name__ for cls in classes if not issubclass(cls, NoServerBanner)] == []
+
+
+async def raw_answer(harness, request: bytes) -> tuple[int, dict[str, str]]:
+    """The status and headers of the first answer to `request`, sent as it is over a new connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", harness.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers
+
+
+async def test_no_answer_names_the_server_software(harness):
+    """Every answer named `TornadoServer/6.6.1`: the API's, the web app's files, a 404, a refused socket."""
+    token, _ = await harness.register()
+    head = "\r\nHost: 127.0.0.1\r\n"
+    upgrade = ("GET /ws?token={token} HTTP/1.1" + head + "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n")
+    requests = {
+        "api": f"GET /api/doctors HTTP/1.1{head}\r\n",
+        "liveness": f"GET / HTTP/1.1{head}\r\n",
+        "api 401": f"GET /api/auth/me HTTP/1.1{head}\r\n",
+        "api 404": f"GET /api/nothing-here HTTP/1.1{head}\r\n",
+        "api 405": f"DELETE /api/auth/login HTTP/1.1{head}\r\n",
+        "preflight": f"OPTIONS /api/auth/login HTTP/1.1{head}Origin: https://app.example.com\r\n\r\n",
+        "metrics": f"GET /metrics HTTP/1.1{head}\r\n",
+        "description": f"GET /api/openapi.json HTTP/1.1{head}\r\n",
+        "static": f"GET /app/app.css HTTP/1.1{head}\r\n",
+        "app page": f"GET /app/waiting/123 HTTP/1.1{head}\r\n",
+        "static 404": f"GET /app/missing.js HTTP/1.1{head}\r\n",
+        "app redirect": f"GET /app HTTP/1.1{head}\r\n",
+        "socket without upgrade": f"GET /ws?token={token} HTTP/1.1{head}\r\n",
+        "socket without token": upgrade.format(token="", extra=""),
+        "socket from another origin": upgrade.format(token=token, extra="Origin: https://evil.example\r\n"),
+        "socket": upgrade.format(token=token, extra=""),
+        "unparsable": "NOT HTTP AT ALL\r\n\r\n",
+    }
+    statuses = {}
+    for name, request in requests.items():
+        status, headers = await raw_answer(harness, request.encode())
+        statuses[name] = status
+        assert "server" not in headers, (name, headers)
+    assert statuses == {"api": 200, "liveness": 200, "api 401": 401, "api 404": 404, "api 405": 405,
+                        "preflight": 204, "metrics": 200, "description": 200, "static": 200, "app page": 200,
+                        "static 404": 404, "app redirect": 302, "socket without upgrade": 400,
+                        "socket without token": 401, "socket from another origin": 403, "socket": 101,
+                        "unparsable": 400}
+    # Nor does a 304 for a file the browser already has.
+    _, first = await raw_answer(harness, f"GET /app/app.css HTTP/1.1{head}\r\n".encode())
+    status, headers = await raw_answer(harness, f"GET /app/app.css HTTP/1.1{head}If-None-Match: {first['etag']}\r\n\r\n"
+                                       .encode())
+    assert status == 304 and "server" not in headers

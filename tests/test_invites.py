@@ -328,14 +328,64 @@ async def test_a_refused_redemption_does_not_use_up_the_invite(harness):
 
 
 async def test_invite_email_taken_meanwhile_is_409_and_invite_stays_usable(harness):
+    """An account of the invite's email that appears anyway (a registration whose check ran just before the
+    invite was made: registering an invited email is refused now, so the store is written directly)."""
     admin = await harness.admin_token()
     email = unique_email()
     created = await invite(harness, admin, email=email)
-    await harness.register(email=email)
+    await harness.services.store.users.insert_one({"name": "Early", "email": email, "passwordHash": "x",
+                                                   "role": "patient"})
     response = await redeem(harness, created.body["token"])
     assert response.status == 409 and response.body["code"] == "email_taken"
     stored = await harness.services.store.invites.find_one({"_id": ObjectId(created.body["inviteId"])})
     assert stored["usedAt"] is None
+
+
+# -- squatting an invited email -------------------------------------------------------------------------
+async def test_an_email_with_a_pending_invite_cannot_be_registered(harness):
+    """The attack: someone who learns a new doctor's email registers it as a patient before the doctor
+    redeems the invite, which then fails for good. The registration is refused; the invite still works."""
+    admin = await harness.admin_token()
+    doctor = await harness.create_doctor(admin)
+    created = await invite(harness, admin, email=doctor["email"], role="doctor")
+    assert created.status == 201
+    for email in (doctor["email"], doctor["email"].upper(), f"  {doctor['email']} "):
+        squat = await harness.api.post("/api/auth/register", {"name": "Squatter", "email": email,
+                                                              "password": "squatter-password"})
+        assert squat.status == 409 and squat.body["code"] == "email_taken", email
+    redeemed = await redeem(harness, created.body["token"])
+    assert redeemed.status == 201 and redeemed.body["user"]["role"] == "doctor"
+
+    # Only a usable invite keeps its email: a revoked one frees it.
+    other = unique_email()
+    revoked = await invite(harness, admin, email=other)
+    assert (await harness.api.delete(f"/api/admin/invites/{revoked.body['inviteId']}", token=admin)).status == 204
+    assert (await harness.api.post("/api/auth/register", {"name": "P", "email": other,
+                                                          "password": "patient-password"})).status == 201
+
+
+async def test_an_email_squatted_before_its_invite_is_freed_by_deleting_the_account(harness):
+    """Registered before the invite was made: the invite is refused (`email_taken`), disabling the squatter
+    does not free the email, deleting the account (it has no history) does."""
+    admin = await harness.admin_token()
+    doctor = await harness.create_doctor(admin)
+    squatter_token, squatter = await harness.register(email=doctor["email"])
+    refused = await invite(harness, admin, email=doctor["email"], role="doctor")
+    assert refused.status == 409 and refused.body["code"] == "email_taken"
+    disabled = await harness.api.patch(f"/api/admin/users/{squatter['id']}", {"disabled": True}, token=admin)
+    assert disabled.status == 200
+    assert (await invite(harness, admin, email=doctor["email"], role="doctor")).status == 409
+
+    deleted = await harness.api.delete(f"/api/admin/users/{squatter['id']}", token=admin)
+    assert deleted.status == 204, deleted.body
+    created = await invite(harness, admin, email=doctor["email"], role="doctor")
+    assert created.status == 201
+    redeemed = await redeem(harness, created.body["token"])
+    assert redeemed.status == 201 and redeemed.body["user"]["email"] == doctor["email"]
+    assert redeemed.body["user"]["id"] != squatter["id"]
+    assert (await harness.api.get("/api/auth/me", token=squatter_token)).status == 401
+    log = await harness.api.get(f"/api/admin/audit?action=user.deleted&target={squatter['id']}", token=admin)
+    assert log.body["total"] == 1 and log.body["items"][0]["details"]["email"] == doctor["email"]
 
 
 async def test_concurrent_redemptions_of_one_invite_create_one_account(harness):

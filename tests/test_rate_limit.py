@@ -201,14 +201,16 @@ async def test_successful_logins_never_count(default_limits):
 
 # -- registrations -----------------------------------------------------------------------------------
 async def test_twenty_registrations_per_address_per_hour(default_limits):
+    """Every attempt counts, refused ones included (API.md: `409`s count towards REGISTRATIONS_PER_HOUR;
+    this test used to assert that a 409 was given back)."""
     harness = default_limits
     taken = f"taken-{uuid.uuid4().hex[:6]}@example.org"
     await harness.register(email=taken)
-    for _ in range(3):  # a registration that does not go through does not count
+    for _ in range(3):
         again = await harness.api.post("/api/auth/register", {"name": "P", "email": taken,
                                                               "password": "patient-password"})
         assert again.status == 409
-    for _ in range(19):
+    for _ in range(16):
         await harness.register()
     refused = await harness.api.post("/api/auth/register", {"name": "P", "email": f"x-{uuid.uuid4().hex[:6]}@e.org",
                                                             "password": "patient-password"})
@@ -217,6 +219,85 @@ async def test_twenty_registrations_per_address_per_hour(default_limits):
     code, _, _ = await post_from(harness, OTHER_ADDRESS, "/api/auth/register",
                                  {"name": "P", "email": f"y-{uuid.uuid4().hex[:6]}@e.org", "password": "patient-password"})
     assert code == 201
+
+
+async def test_registration_is_no_free_test_of_which_emails_have_an_account(default_limits):
+    """The attack: 40 registrations with emails that may have an account, in a tenth of a second, each
+    `409 email_taken` telling which do (staff emails the public directory hides among them), with the
+    allowance given back each time. Now every attempt counts: past 20, all answer 429 alike."""
+    harness = default_limits
+    harness.services.registration_limits.pause = 0  # the one-second pause is tested above; 20 of them here would only slow the suite
+    admin = await harness.admin_token()
+    doctor = await harness.create_doctor(admin)
+    await harness.doctor_account(doctor, admin)
+    patient_email = f"known-{uuid.uuid4().hex[:6]}@example.org"
+    code, _, _ = await post_from(harness, OTHER_ADDRESS, "/api/auth/register",
+                                 {"name": "P", "email": patient_email, "password": "patient-password"})
+    assert code == 201
+    candidates = [doctor["email"], patient_email, "root@medpharma.test"] + \
+        [f"guess-{n}-{uuid.uuid4().hex[:6]}@example.org" for n in range(37)]
+    statuses = []
+    for email in candidates:
+        response = await harness.api.post("/api/auth/register", {"name": "P", "email": email,
+                                                                 "password": "patient-password"})
+        statuses.append(response.status)
+    assert statuses[:3] == [409, 409, 409]  # the first few still tell; the allowance is then spent
+    assert statuses[3:20] == [201] * 17
+    assert statuses[20:] == [429] * 20
+    # Known or not, an email past the limit answers the same.
+    for email in (doctor["email"], f"unknown-{uuid.uuid4().hex[:6]}@example.org"):
+        response = await harness.api.post("/api/auth/register", {"name": "P", "email": email,
+                                                                 "password": "patient-password"})
+        assert response.status == 429 and response.body["code"] == "rate_limited"
+
+
+# -- changing the password ------------------------------------------------------------------------------
+async def test_guessing_the_current_password_with_a_stolen_access_token_is_limited(default_limits):
+    """The attack: a stolen 15-minute access token and unlimited tries at `currentPassword`. A wrong one
+    is a failed login for that account and address: ten, then 429 (the right one too), and the account's
+    sign-ins share the limit."""
+    harness = default_limits
+    harness.services.login_limits.pause = 0
+    email = f"victim-{uuid.uuid4().hex[:6]}@example.org"
+    token, _ = await harness.register(email=email)
+    statuses = []
+    for attempt in range(11):
+        response = await harness.api.post("/api/auth/password", {"currentPassword": f"guess-{attempt}-password",
+                                                                 "newPassword": "stolen-account-1"}, token=token)
+        statuses.append(response.status)
+    assert statuses == [401] * 10 + [429]
+    right = await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                          "newPassword": "stolen-account-1"}, token=token)
+    assert right.status == 429 and right.body["code"] == "rate_limited" and int(right.headers["Retry-After"]) >= 1
+    login = await harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"})
+    assert login.status == 429
+    # Nothing changed: a minute later the old password still signs in.
+    clock = ManualClock()
+    clock.now = time.monotonic() + 61
+    harness.services.login_limits.by_email.clock = clock
+    harness.services.login_limits.by_address.clock = clock
+    assert (await harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"})).status == 200
+    # A right current password does not count.
+    for _ in range(12):
+        changed = await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                                "newPassword": "patient-password"}, token=token)
+        assert changed.status == 204
+
+
+async def test_a_password_change_holds_only_the_callers_share_of_the_hashing_pool(harness):
+    token, _ = await harness.register()
+    blocked = BlockedHashings(harness.services.hasher.pool)
+    try:
+        await blocked.add(MAX_HASHING_PER_CLIENT, client="127.0.0.1")
+        response = await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                                 "newPassword": "another-password-1"}, token=token)
+        assert response.status == 429 and response.body["code"] == "rate_limited"
+    finally:
+        await blocked.finish()
+    assert harness.services.login_limits.by_email._events == {}  # refused by the pool: no failed login counted
+    changed = await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                            "newPassword": "another-password-1"}, token=token)
+    assert changed.status == 204
 
 
 # -- the hashing pool ----------------------------------------------------------------------------

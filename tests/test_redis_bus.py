@@ -9,6 +9,9 @@ skipped test would count as missing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -18,7 +21,7 @@ from bson import ObjectId, json_util
 
 from core import metrics
 from core.bus_messages import AppointmentsChanged, DoctorDeleted, PresenceReport, decode, encode
-from infra.bus import BadMessage, channel_name, sign, signing_key, verify
+from infra.bus import BadMessage, Envelope, ReplayGuard, channel_name, sign, signing_key, verify
 from infra.store import Store
 from tests.conftest import JWT_SECRET, TEST_MONGO_URI, eventually, start_harness, stop_harness
 
@@ -118,18 +121,55 @@ def rejected(reason: str) -> float:
 
 def test_signatures_are_checked_and_bound_to_the_deployment():
     key = signing_key(JWT_SECRET, "clinic_a")
-    signed = sign('{"hello": 1}', key)
-    assert verify(signed, key) == b'{"hello": 1}'
+    stamp = {"node": "n1", "sequence": 7, "sent_at": 1_700_000_000.123}
+    signed = sign('{"hello": 1}', key, **stamp)
+    assert verify(signed, key) == (Envelope("n1", 7, 1_700_000_000.123), b'{"hello": 1}')
     for raw, reason in ((b'{"hello": 1}', "unsigned"),
-                        (sign('{"hello": 1}', signing_key(JWT_SECRET, "clinic_b")), "bad_signature"),
-                        (sign('{"hello": 1}', signing_key("another-secret-of-at-least-32-chars!", "clinic_a")),
+                        (sign('{"hello": 1}', signing_key(JWT_SECRET, "clinic_b"), **stamp), "bad_signature"),
+                        (sign('{"hello": 1}', signing_key("another-secret-of-at-least-32-chars!", "clinic_a"), **stamp),
                          "bad_signature"),
                         (signed.replace(b"hello", b"hellp"), "bad_signature"),
-                        (b"v1.short.{}", "unsigned")):
+                        # the envelope is signed too: another node, sequence or time breaks the signature
+                        (signed.replace(b"n1:7:", b"n2:7:"), "bad_signature"),
+                        (signed.replace(b"n1:7:", b"n1:8:"), "bad_signature"),
+                        (signed.replace(b":1700000000123.", b":1700000099123."), "bad_signature"),
+                        # the first version signed the body only
+                        (b"v1." + hmac.new(key, b'{"hello": 1}', hashlib.sha256).hexdigest().encode()
+                         + b'.{"hello": 1}', "unsigned"),
+                        (b"v2.short.{}", "unsigned")):
         with pytest.raises(BadMessage) as bad:
             verify(raw, key)
         assert bad.value.reason == reason
+    unstamped = b"x:y." + b'{"hello": 1}'
+    forged_header = b"v2." + hmac.new(key, unstamped, hashlib.sha256).hexdigest().encode() + b"." + unstamped
+    with pytest.raises(BadMessage) as bad:
+        verify(forged_header, key)
+    assert bad.value.reason == "malformed"
     assert channel_name("clinic_a") != channel_name("clinic_b")
+
+
+def test_the_replay_guard_takes_each_sequence_once_in_bounded_memory():
+    guard = ReplayGuard(window=8, max_age=60)
+    now = 1_000_000.0
+    assert guard.admit(Envelope("a", 1, now), now) is None
+    assert guard.admit(Envelope("a", 3, now), now) is None
+    assert guard.admit(Envelope("a", 2, now), now) is None          # a neighbour overtaken: still new
+    for sequence in (1, 2, 3):
+        assert guard.admit(Envelope("a", sequence, now), now) == "replayed"
+    assert guard.admit(Envelope("b", 1, now), now) is None          # sequences are per node
+    assert guard.admit(Envelope("a", 100, now), now) is None
+    assert guard.admit(Envelope("a", 92, now), now) == "replayed"   # below the window: cannot tell, refused
+    assert guard.admit(Envelope("a", 93, now), now) is None
+    assert guard.admit(Envelope("a", 4, now - 61), now) == "stale"
+    # Nodes that went quiet are forgotten once anything of theirs would be stale anyway.
+    later = now + 61
+    assert guard.admit(Envelope("c", 1, later), later) is None
+    assert len(guard) == 1
+    assert guard.admit(Envelope("a", 100, now), later) == "stale"
+
+
+def stamp(sequence: int, node: str = "x", age: float = 0.0) -> dict:
+    return {"node": node, "sequence": sequence, "sent_at": time.time() - age}
 
 
 async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes, redis_url):
@@ -152,10 +192,10 @@ async def test_a_forged_publish_reaches_no_socket_and_is_counted(two_nodes, redi
     client = redis.from_url(redis_url)
     try:
         await client.publish(channel, forged)                              # unsigned
-        await client.publish(channel, sign(forged, other_key))             # signed with another key
-        await client.publish(channel, sign("not json", node_a.services.bus._key))  # signed nonsense
+        await client.publish(channel, sign(forged, other_key, **stamp(1)))             # signed with another key
+        await client.publish(channel, sign("not json", node_a.services.bus._key, **stamp(2)))  # signed nonsense
         await client.publish(channel, sign(json_util.dumps({"node": "x", "kind": "appointment_changed",
-                                                            "doctorId": 7}), node_a.services.bus._key))
+                                                            "doctorId": 7}), node_a.services.bus._key, **stamp(3)))
     finally:
         await client.aclose()
     # each of the two nodes drops each message
@@ -296,3 +336,89 @@ async def test_a_slow_queue_does_not_hold_up_other_doctors_changes(two_nodes):
         await eventually(other_queue_empty, "the other doctor's change to reach node B")
     finally:
         stuck.set()
+
+
+# -- a captured message published again ---------------------------------------------------------------
+async def capture(pubsub, wanted: bytes, timeout: float = 5.0) -> bytes:
+    """The next message on the channel whose body holds `wanted`, as an eavesdropper on Redis sees it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message is not None and wanted in message["data"]:
+            return message["data"]
+    raise AssertionError(f"no message with {wanted!r} on the channel")
+
+
+async def test_a_captured_account_disabled_published_again_later_locks_nobody_out(two_nodes, redis_url):
+    """The attack: whoever can reach Redis records a signed `account_disabled` and publishes it again
+    after the account was enabled, to lock that person out on every other node. It is dropped as
+    `replayed` while the nodes remember its sequence, and as `stale` once it is older than a minute
+    (for a node started later, which never saw it)."""
+    node_a, node_b = two_nodes
+    admin = await node_a.admin_token()
+    email = f"victim-{uuid.uuid4().hex[:8]}@example.org"
+    _, user = await node_a.register(email=email)
+    spy = redis.from_url(redis_url)
+    pubsub = spy.pubsub()
+    try:
+        await pubsub.subscribe(node_a.services.bus.channel)
+        await pubsub.get_message(timeout=1)  # the subscription's confirmation
+        response = await node_a.api.patch(f"/api/admin/users/{user['id']}", {"disabled": True}, token=admin)
+        assert response.status == 200
+        disabled = await capture(pubsub, b'"disabled": true')
+        response = await node_a.api.patch(f"/api/admin/users/{user['id']}", {"disabled": False}, token=admin)
+        assert response.status == 200
+        await capture(pubsub, b'"disabled": false')
+        revocations_b = node_b.services.revocations
+        await eventually(lambda: revocations_b.is_refused(user["id"], None) is None, "the re-enabling reaches node B")
+        signed_in = await node_a.api.post("/api/auth/login", {"email": email, "password": "patient-password"})
+        assert signed_in.status == 200
+        token = signed_in.body["token"]
+        assert (await node_b.api.get("/api/auth/me", token=token)).status == 200
+
+        replayed, stale = rejected("replayed"), rejected("stale")
+        await spy.publish(node_a.services.bus.channel, disabled)
+        await eventually(lambda: rejected("replayed") == replayed + 1, "the replay counted")  # node B drops it; A ignores its own
+        assert revocations_b.is_refused(user["id"], None) is None
+        assert (await node_b.api.get("/api/auth/me", token=token)).status == 200
+
+        # A minute later, to a node that never saw it (started since, or restarted): too old.
+        node_b.services.bus.replays = ReplayGuard()
+        node_b.services.bus.wall_clock = lambda: time.time() + 61
+        await spy.publish(node_a.services.bus.channel, disabled)
+        await eventually(lambda: rejected("stale") == stale + 1, "the stale message counted")
+        assert revocations_b.is_refused(user["id"], None) is None
+        assert (await node_b.api.get("/api/auth/me", token=token)).status == 200
+        assert rejected("replayed") == replayed + 1
+    finally:
+        await pubsub.aclose()
+        await spy.aclose()
+
+
+async def test_replayed_queue_changes_and_presence_reports_are_dropped_and_real_ones_still_flow(two_nodes, redis_url):
+    node_a, node_b = two_nodes
+    admin = await node_a.admin_token()
+    doctor = await node_a.create_doctor(admin)
+    token, _ = await node_a.register()
+    spy = redis.from_url(redis_url)
+    pubsub = spy.pubsub()
+    try:
+        await pubsub.subscribe(node_a.services.bus.channel)
+        await pubsub.get_message(timeout=1)
+        appointment = await node_a.book(token, doctor["id"])
+        booked = await capture(pubsub, b'"appointment_changed"')
+        node_a.services.bus.local_presence_changed()
+        presence = await capture(pubsub, b'"presence"')
+        replayed = rejected("replayed")
+        received = node_b.services.bus.received
+        for raw in (booked, presence, booked):
+            await spy.publish(node_a.services.bus.channel, raw)
+        await eventually(lambda: rejected("replayed") >= replayed + 3, "the replays counted")
+        # A real change still travels: the guard let the next sequence through.
+        cancelled = await node_a.api.patch(f"/api/appointments/{appointment['id']}/status",
+                                           {"status": "cancelled"}, token=token)
+        assert cancelled.status == 200
+        await eventually(lambda: node_b.services.bus.received > received, "node B received it")
+    finally:
+        await pubsub.aclose()
+        await spy.aclose()

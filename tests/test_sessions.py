@@ -4,6 +4,7 @@ audit log. Each rule is tried the way someone would try to break it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -54,6 +55,54 @@ async def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(har
     for bad in ({"refreshToken": "nope"}, {"refreshToken": ""}, {}, {"refreshToken": 5}, {"token": "x"}):
         refused = await harness.api.post("/api/auth/refresh", bad)
         assert refused.status in (400, 401), bad
+
+
+async def test_a_spent_refresh_token_ends_the_session_however_many_rotations_ago(harness):
+    """The attack: a thief rotates a stolen refresh token again and again (65 times was enough when the
+    server remembered the last 64 spent ones), then the real device presents its spent copy."""
+    _, signed = await new_patient(harness)
+    original = signed["refreshToken"]
+    latest = original
+    for _ in range(70):
+        renewed = await harness.api.post("/api/auth/refresh", {"refreshToken": latest})
+        assert renewed.status == 200
+        latest, access = renewed.body["refreshToken"], renewed.body["token"]
+    assert (await harness.api.get("/api/auth/me", token=access)).status == 200
+
+    presented = await harness.api.post("/api/auth/refresh", {"refreshToken": original})
+    assert presented.status == 401 and presented.body["code"] == "invalid_refresh_token"
+    # The session is over for the thief too: its newest refresh and access tokens are dead.
+    assert (await harness.api.post("/api/auth/refresh", {"refreshToken": latest})).status == 401
+    refused = await harness.api.get("/api/auth/me", token=access)
+    assert refused.status == 401 and refused.body["code"] == "session_revoked"
+    stored = await harness.services.store.sessions.find_one({"_id": ObjectId(access_session(access))})
+    assert stored["revokedReason"] == "refresh_token_reused"
+    # What the store keeps per session does not grow with the rotations: no list of spent tokens.
+    assert set(stored) <= {"_id", "userId", "createdAt", "lastUsedAt", "expiresAt", "generation", "tokenValue",
+                           "revokedAt", "revokedReason"}
+    assert original not in json.dumps(stored, default=str) and latest not in json.dumps(stored, default=str)
+
+
+async def test_a_refresh_token_the_server_did_not_make_revokes_nothing(harness):
+    """Knowing a session's id (it is in every access token) and guessing a generation is not enough to end
+    someone's session: only a token whose MAC checks out counts as a spent one."""
+    _, signed = await new_patient(harness)
+    session_id, generation, mac = signed["refreshToken"].split(".")
+    altered = mac[:-1] + ("B" if mac[-1] != "B" else "C")
+    renewed = await harness.api.post("/api/auth/refresh", {"refreshToken": signed["refreshToken"]})
+    assert renewed.status == 200
+    for forged in (f"{session_id}.{generation}.{'A' * 43}", f"{session_id}.1.{'A' * 43}",
+                   f"{session_id}.0.{altered}", signed["refreshToken"] + "x",
+                   f"{'0' * 24}.0.{'A' * 43}", session_id):
+        refused = await harness.api.post("/api/auth/refresh", {"refreshToken": forged})
+        assert refused.status == 401 and refused.body["code"] == "invalid_refresh_token", forged
+    assert (await harness.api.get("/api/auth/me", token=renewed.body["token"])).status == 200
+    assert (await harness.api.post("/api/auth/refresh", {"refreshToken": renewed.body["refreshToken"]})).status == 200
+
+
+def access_session(token: str) -> str:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
 
 
 async def test_concurrent_refreshes_with_one_token_rotate_once(harness):
@@ -194,6 +243,53 @@ async def test_who_may_manage_accounts(harness):
     assert (await harness.api.get("/api/admin/users?role=king", token=admin)).status == 400
 
 
+async def test_deleting_an_account_without_history_frees_it_and_ends_its_sessions(harness):
+    admin = await harness.admin_token()
+    email, signed = await new_patient(harness)
+    user_id = signed["user"]["id"]
+    for who in ((await new_patient(harness))[1]["token"], None):
+        refused = await harness.api.delete(f"/api/admin/users/{user_id}", token=who)
+        assert refused.status == (403 if who else 401)
+    doctor = await harness.create_doctor(admin)
+    doctor_token, _ = await harness.doctor_account(doctor, admin)
+    assert (await harness.api.delete(f"/api/admin/users/{user_id}", token=doctor_token)).status == 403
+    ws = await harness.ws(signed["token"])
+    deleted = await harness.api.delete(f"/api/admin/users/{user_id}", token=admin)
+    assert deleted.status == 204 and deleted.text == ""
+    assert await closed_with(ws) == 4001
+    assert (await harness.api.get("/api/auth/me", token=signed["token"])).status == 401
+    assert (await harness.api.post("/api/auth/refresh", {"refreshToken": signed["refreshToken"]})).status == 401
+    assert (await sign_in(harness, email, "patient-password")).status == 401
+    assert (await harness.api.delete(f"/api/admin/users/{user_id}", token=admin)).status == 404
+    assert (await harness.api.delete(f"/api/admin/users/{ObjectId()}", token=admin)).status == 404
+    assert (await harness.api.delete("/api/admin/users/not-an-id", token=admin)).status == 404
+    again = await harness.api.post("/api/auth/register", {"name": "Pat", "email": email, "password": "patient-password"})
+    assert again.status == 201 and again.body["user"]["id"] != user_id
+
+
+async def test_an_account_with_history_or_your_own_is_not_deleted(harness):
+    admin = await harness.admin_token()
+    me = await harness.api.get("/api/auth/me", token=admin)
+    refused = await harness.api.delete(f"/api/admin/users/{me.body['user']['id']}", token=admin)
+    assert refused.status == 409 and refused.body["code"] == "cannot_delete_self"
+    doctor = await harness.create_doctor(admin)
+    _, booked = await new_patient(harness)
+    appointment = await harness.book(booked["token"], doctor["id"], future(30))
+    cancelled = await harness.api.patch(f"/api/appointments/{appointment['id']}/status", {"status": "cancelled"},
+                                        token=booked["token"])
+    assert cancelled.status == 200
+    _, changed = await new_patient(harness)
+    assert (await harness.api.post("/api/auth/password", {"currentPassword": "patient-password",
+                                                          "newPassword": "another-password-2"},
+                                   token=changed["token"])).status == 204  # audited: history
+    _, invited = await harness.doctor_account(await harness.create_doctor(admin), admin)  # redeemed: audited
+    for user in (booked["user"], changed["user"], invited):
+        refused = await harness.api.delete(f"/api/admin/users/{user['id']}", token=admin)
+        assert refused.status == 409 and refused.body["code"] == "user_has_history", user
+        assert (await harness.services.store.users.find_one({"_id": ObjectId(user["id"])})) is not None
+    assert (await harness.api.get("/api/auth/me", token=booked["token"])).status == 200
+
+
 async def test_deleting_a_doctor_profile_disables_its_accounts(harness):
     admin = await harness.admin_token()
     doctor = await harness.create_doctor(admin)
@@ -305,3 +401,123 @@ async def test_an_ended_session_and_a_disabled_account_are_refused_on_every_node
     await node_a.api.patch(f"/api/admin/users/{stopped['user']['id']}", {"disabled": True}, token=admin)
     assert await closed_with(socket_b, timeout=1.0) == 4003
     assert (await node_b.api.get("/api/auth/me", token=stopped["token"])).status == 401
+
+
+# -- the session cookie ----------------------------------------------------------------------------------------
+COOKIE = "medpharma_refresh"
+
+
+def set_cookie(response) -> dict:
+    """The attributes of the one `medpharma_refresh` Set-Cookie of an answer (lower-case names)."""
+    found = [value for value in response.headers.get_list("Set-Cookie") if value.startswith(f"{COOKIE}=")]
+    assert len(found) == 1, response.headers.get_list("Set-Cookie")
+    first, *attributes = [part.strip() for part in found[0].split(";")]
+    parsed = {"value": first.split("=", 1)[1]}
+    for attribute in attributes:
+        name, _, value = attribute.partition("=")
+        parsed[name.lower()] = value
+    return parsed
+
+
+async def cookie_sign_in(harness, email: str, password: str = "patient-password"):
+    return await harness.api.post("/api/auth/login", {"email": email, "password": password},
+                                  headers={"X-Session-Cookie": "1"})
+
+
+async def cookie_refresh(harness, cookie: str, origin: str | None = "own", **extra):
+    headers = {"Cookie": f"{COOKIE}={cookie}", **extra}
+    if origin is not None:
+        headers["Origin"] = harness.base if origin == "own" else origin
+    return await harness.api.post("/api/auth/refresh", headers=headers)
+
+
+async def test_a_browser_sign_in_puts_the_refresh_token_in_an_http_only_cookie(harness):
+    email, _ = await new_patient(harness)
+    signed = await cookie_sign_in(harness, email)
+    assert signed.status == 200 and set(signed.body) == {"token", "user"}
+    cookie = set_cookie(signed)
+    assert "httponly" in cookie and cookie["samesite"] == "Strict" and cookie["path"] == "/api/auth"
+    assert "secure" not in cookie  # plain http to 127.0.0.1: a developer's machine
+    assert int(cookie["max-age"]) == harness.services.settings.refresh_expires_seconds
+    # Registration and invite redemption take the header too.
+    registered = await harness.api.post("/api/auth/register", {"name": "Pat", "email": f"c-{uuid.uuid4().hex[:8]}@example.org",
+                                                               "password": "patient-password"},
+                                        headers={"X-Session-Cookie": "1"})
+    assert registered.status == 201 and "refreshToken" not in registered.body and set_cookie(registered)["value"]
+    admin = await harness.admin_token()
+    invite = await harness.api.post("/api/admin/invites", {"email": f"i-{uuid.uuid4().hex[:8]}@example.org",
+                                                           "role": "admin"}, token=admin)
+    redeemed = await harness.api.post("/api/auth/register/invite", {"token": invite.body["token"], "name": "A",
+                                                                    "password": "invited-password"},
+                                      headers={"X-Session-Cookie": "1"})
+    assert redeemed.status == 201 and "refreshToken" not in redeemed.body and set_cookie(redeemed)["value"]
+    # Served under any other name than a loopback one, the cookie is Secure.
+    elsewhere = await harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"},
+                                       headers={"X-Session-Cookie": "1", "Host": "clinic.example.org"})
+    assert "secure" in set_cookie(elsewhere)
+    # Without the header nothing changes: the token is in the body and no cookie is set.
+    plain = await sign_in(harness, email, "patient-password")
+    assert "refreshToken" in plain.body and not plain.headers.get_list("Set-Cookie")
+
+
+async def test_the_cookie_refreshes_rotates_and_a_spent_one_ends_the_session(harness):
+    email, _ = await new_patient(harness)
+    first = set_cookie(await cookie_sign_in(harness, email))["value"]
+    renewed = await cookie_refresh(harness, first)
+    assert renewed.status == 200 and set(renewed.body) == {"token"}
+    second = set_cookie(renewed)
+    assert second["value"] != first and "httponly" in second and second["path"] == "/api/auth"
+    assert (await harness.api.get("/api/auth/me", token=renewed.body["token"])).status == 200
+    also_empty_body = await harness.api.post("/api/auth/refresh", {}, headers={
+        "Cookie": f"{COOKIE}={second['value']}", "Origin": harness.base})
+    assert also_empty_body.status == 200
+    third = set_cookie(also_empty_body)["value"]
+    # The first cookie, stolen and presented again: the session ends for everyone.
+    stolen = await cookie_refresh(harness, first)
+    assert stolen.status == 401 and stolen.body["code"] == "invalid_refresh_token"
+    assert int(set_cookie(stolen).get("max-age", "0")) == 0 and "expires" in set_cookie(stolen)  # cleared
+    assert (await cookie_refresh(harness, third)).status == 401
+    assert (await harness.api.get("/api/auth/me", token=also_empty_body.body["token"])).status == 401
+
+
+async def test_a_cookie_refresh_from_a_foreign_origin_is_refused(harness):
+    """The cookie goes with any request the browser sends; only the app's own pages (or CLIENT_ORIGIN) may
+    use it to refresh. A refused one rotates nothing: the session and its cookie still work."""
+    email, _ = await new_patient(harness)
+    cookie = set_cookie(await cookie_sign_in(harness, email))["value"]
+    for origin in ("https://evil.example", "null", "http://127.0.0.1:1", f"https://{harness.base[7:]}.evil.example",
+                   None):
+        refused = await cookie_refresh(harness, cookie, origin=origin)
+        assert refused.status == 403 and refused.body["code"] == "origin_not_allowed", origin
+        assert not refused.headers.get_list("Set-Cookie")
+    assert (await cookie_refresh(harness, cookie)).status == 200
+    assert (await harness.api.post("/api/auth/refresh")).status == 401  # no cookie, no body: nothing to refresh
+
+
+async def test_a_cookie_refresh_from_client_origin_is_accepted():
+    app = "https://app.example.com"
+    harness = await start_harness(settings={"client_origins": (app,)})
+    try:
+        email, _ = await new_patient(harness)
+        cookie = set_cookie(await cookie_sign_in(harness, email))["value"]
+        renewed = await cookie_refresh(harness, cookie, origin=app)
+        assert renewed.status == 200 and set_cookie(renewed)["value"] != cookie
+        assert renewed.headers["Access-Control-Allow-Origin"] == app
+        assert renewed.headers["Access-Control-Allow-Credentials"] == "true"
+        assert (await cookie_refresh(harness, set_cookie(renewed)["value"], origin="https://other.example.com")).status == 403
+    finally:
+        from tests.conftest import stop_harness
+        await stop_harness(harness)
+
+
+async def test_logout_clears_the_cookie_and_ends_its_session(harness):
+    email, _ = await new_patient(harness)
+    signed = await cookie_sign_in(harness, email)
+    cookie = set_cookie(signed)["value"]
+    logged_out = await harness.api.post("/api/auth/logout", token=signed.body["token"],
+                                        headers={"Cookie": f"{COOKIE}={cookie}"})
+    assert logged_out.status == 204
+    cleared = set_cookie(logged_out)
+    assert cleared["value"] in ("", '""') and cleared["path"] == "/api/auth"
+    assert int(cleared.get("max-age", "0")) == 0 and "expires" in cleared
+    assert (await cookie_refresh(harness, cookie)).status == 401

@@ -7,7 +7,8 @@ The expectation is written out here from the API contract, independently of `cor
 | pending, confirmed                  | cancelled       | the owning patient, doctor, admin |
 | pending, confirmed                  | in_consultation | doctor, admin                 |
 | pending, confirmed, in_consultation | completed       | doctor, admin                 |
-| pending, confirmed                  | no_show         | doctor, admin                 |
+| pending, confirmed                  | no_show         | doctor, admin (once its date has passed) |
+| in_consultation                     | no_show         | doctor, admin (called, never joined) |
 
 Anything else → 409 invalid_transition; a role not listed (for that target) → 403. An unrelated
 caller (None) may change nothing → 403.
@@ -20,7 +21,7 @@ import pytest
 from core.access import Principal
 from core.access import relation as access_relation
 from core.errors import Conflict, Forbidden
-from core.statuses import check_transition
+from core.statuses import check_timing, check_transition
 
 
 def relation(principal, appointment):
@@ -36,6 +37,7 @@ API_TABLE = [
     (("pending", "confirmed"), "in_consultation", {"doctor", "admin"}),
     (("pending", "confirmed", "in_consultation"), "completed", {"doctor", "admin"}),
     (("pending", "confirmed"), "no_show", {"doctor", "admin"}),
+    (("in_consultation",), "no_show", {"doctor", "admin"}),
 ]
 
 
@@ -57,8 +59,9 @@ MATRIX = list(itertools.product(STATUSES, STATUSES, CALLERS))
 def test_matrix_is_complete_and_expectations_are_sane():
     assert len(MATRIX) == 6 * 6 * 4
     outcomes = [expected_outcome(*case) for case in MATRIX]
-    # 10 (from, to) rows: 9 of them for doctor and admin each, 2 (the cancellations) for the owner too.
-    assert outcomes.count("allowed") == 10 * 2 + 2
+    # 11 (from, to) rows: each for doctor and admin, 2 (the cancellations) for the owner too. (The
+    # in_consultation → no_show row is new with API.md's second security pass.)
+    assert outcomes.count("allowed") == 11 * 2 + 2
     assert expected_outcome("pending", "confirmed", "owner") == "forbidden"
     assert expected_outcome("completed", "cancelled", "owner") == "conflict"
     assert expected_outcome("completed", "cancelled", "doctor") == "conflict"
@@ -104,3 +107,16 @@ APPOINTMENT = {"doctor": DOCTOR_ID, "patient": OWNER_ID}
 ])
 def test_relation(principal, expected):
     assert relation(principal, APPOINTMENT) == expected
+
+
+def test_a_waiting_appointment_is_no_no_show_before_its_time():
+    from datetime import datetime, timedelta, timezone
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+    for current in ("pending", "confirmed"):
+        with pytest.raises(Conflict) as info:
+            check_timing(current, "no_show", now + timedelta(minutes=40), now)
+        assert info.value.code == "too_early" and info.value.status == 409
+        check_timing(current, "no_show", now, now)
+        check_timing(current, "no_show", now - timedelta(minutes=1), now)
+    check_timing("in_consultation", "no_show", now + timedelta(minutes=40), now)  # called early, never joined
+    check_timing("pending", "cancelled", now + timedelta(minutes=40), now)

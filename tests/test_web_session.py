@@ -2,10 +2,11 @@
 
 The app refreshes its access token before it expires (POST /api/auth/refresh) and hands the fresh one
 to its open socket with an `auth` frame, so a waiting room left open for longer than a token lives
-keeps working: no sign-in prompt, the same socket, and the live updates keep coming. Two tabs of one
-person share one session: the refresh token rotates, and a tab that presented a spent one would end
-the session for both. Signing out ends the session on the server; a disabled account's open page is
-told so.
+keeps working: no sign-in prompt, the same socket, and the live updates keep coming. The refresh token
+is an HttpOnly cookie no script can read, and nothing of it is in the page's storage. Two tabs of one
+person share one session (and the cookie): it rotates, and a tab that presented a spent one would end
+the session for both. Signing out ends the session on the server and clears the cookie; a disabled
+account's open page is told so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,29 @@ from tests.web_browser import PHONE, sign_in
 
 TOKEN_SECONDS = 20  # the app refreshes a fifth of a lifetime ahead: 4 s, not late even on a busy machine
 STORED_SESSION = "JSON.parse(localStorage.getItem('medpharma.session'))"
+COOKIE = "medpharma_refresh"
+# Everything a script of the page can read: both storages, every IndexedDB store, and document.cookie.
+READABLE_BY_SCRIPTS = """async () => {
+    const dump = {local: {...localStorage}, session: {...sessionStorage}, cookie: document.cookie, indexedDB: {}};
+    for (const info of await indexedDB.databases()) {
+        const db = await new Promise((ok, fail) => {
+            const opening = indexedDB.open(info.name); opening.onsuccess = () => ok(opening.result);
+            opening.onerror = () => fail(opening.error); });
+        for (const store of db.objectStoreNames) {
+            const read = db.transaction(store).objectStore(store);
+            const [keys, values] = await Promise.all([read.getAllKeys(), read.getAll()].map((request) =>
+                new Promise((ok) => { request.onsuccess = () => ok(request.result); })));
+            dump.indexedDB[`${info.name}/${store}`] = {keys, values};
+        }
+        db.close();
+    }
+    return JSON.stringify(dump);
+}"""
+
+
+def session_cookie(context) -> dict | None:
+    found = [cookie for cookie in context.cookies() if cookie["name"] == COOKIE]
+    return found[0] if found else None
 
 
 SITE_SETTINGS = {"jwt_expires_seconds": TOKEN_SECONDS}  # read by the `site` fixture (tests/conftest.py)
@@ -59,6 +83,8 @@ def test_waiting_rooms_outlive_their_access_tokens_on_the_same_sockets_and_sessi
     assert len(sockets) == tabs
     opened_until = {socket: socket.viewer.expires_at for socket in sockets}
     signed_in = first.evaluate(STORED_SESSION)
+    first_cookie = session_cookie(context)
+    assert first_cookie["httpOnly"] and first_cookie["sameSite"] == "Strict" and first_cookie["path"] == "/api/auth"
 
     # Several token lifetimes pass with the tabs open.
     first.wait_for_timeout((TOKEN_SECONDS * 2 + 2) * 1000)
@@ -68,10 +94,11 @@ def test_waiting_rooms_outlive_their_access_tokens_on_the_same_sockets_and_sessi
     # The same sockets, each kept open by `auth` frames carrying newer tokens: none reconnected.
     assert sockets_of(site, user["id"]) == sockets
     assert all(socket.viewer.expires_at > opened_until[socket] for socket in sockets)
-    # The tabs rotated along one chain: the session is alive and its latest tokens work.
+    # The tabs rotated along one chain (the one cookie): the session is alive and its latest tokens work.
     stored = first.evaluate(STORED_SESSION)
-    assert stored["refreshToken"] != signed_in["refreshToken"]
+    assert session_cookie(context)["value"] != first_cookie["value"] and stored["token"] != signed_in["token"]
     assert all(page.evaluate(STORED_SESSION) == stored for page in pages)
+    assert "refreshToken" not in stored
     assert site.run(harness.api.get("/api/auth/me", token=stored["token"])).status == 200
 
     response = site.run(harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=site.run(harness.admin_token())))
@@ -93,14 +120,17 @@ def test_signing_out_ends_the_session_on_the_server(site, browsers):
     sign_in(page, email, "patient-password")
     expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
     signed_in = page.evaluate(STORED_SESSION)
+    cookie = session_cookie(page.context)["value"]
     assert sockets_of(site, user["id"])
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert page.evaluate(STORED_SESSION) is None
+    assert session_cookie(page.context) is None  # the server cleared it
     # The last access token and refresh token the page held are dead, and no socket of it is left.
     assert site.run(harness.api.get("/api/auth/me", token=signed_in["token"])).status == 401
-    refreshed = site.run(harness.api.post("/api/auth/refresh", {"refreshToken": signed_in["refreshToken"]}))
+    refreshed = site.run(harness.api.post("/api/auth/refresh", headers={"Cookie": f"{COOKIE}={cookie}",
+                                                                        "Origin": site.base}))
     assert refreshed.status == 401
     assert sockets_of(site, user["id"]) == set()
 
@@ -132,3 +162,39 @@ def test_a_disabled_account_is_signed_out_of_its_open_page_with_a_sentence(site,
     sign_in(page, email, "patient-password")
     expect(page.get_by_role("alert")).to_contain_text("This account has been disabled.")
     assert page.url.endswith(f"/app/waiting/{appointment['id']}")
+
+
+def test_no_script_of_the_page_can_read_the_refresh_token(site, browsers):
+    """The app signs in with the session cookie: the refresh token is HttpOnly, and neither it nor any
+    refresh token is in localStorage, sessionStorage or IndexedDB, after sign-in, after a refresh, and
+    after a reload that finds a session an older version of the app stored with its refresh token."""
+    harness = site.harness
+    email = f"cookie-{uuid.uuid4().hex[:8]}@example.org"
+    site.run(harness.register(email=email, password="patient-password"))
+    page, _ = browsers.page(PHONE)
+    page.goto("/app/signin")
+    sign_in(page, email, "patient-password")
+    expect(page.get_by_role("heading", name="My appointments")).to_be_visible()
+
+    def readable() -> str:
+        return page.evaluate(READABLE_BY_SCRIPTS)
+
+    cookie = session_cookie(page.context)
+    assert cookie["httpOnly"]
+    dump = readable()
+    assert cookie["value"] not in dump and "refreshToken" not in dump and COOKIE not in dump
+
+    # A refresh (as the timer would do it): the cookie rotates, and still nothing of it is readable.
+    assert page.evaluate("async () => (await import('/app/js/session.js')).session.refresh()") is True
+    rotated = session_cookie(page.context)
+    assert rotated["value"] != cookie["value"]
+    dump = readable()
+    assert rotated["value"] not in dump and cookie["value"] not in dump and "refreshToken" not in dump
+    assert site.run(harness.api.get("/api/auth/me", token=page.evaluate(STORED_SESSION)["token"])).status == 200
+
+    # A session stored by the app's previous version, refresh token and all: dropped at the next load.
+    page.evaluate("""() => { const stored = JSON.parse(localStorage.getItem('medpharma.session'));
+        localStorage.setItem('medpharma.session', JSON.stringify({...stored, refreshToken: 'left-by-an-old-version'})); }""")
+    page.reload()
+    expect(page.get_by_role("heading", name="My appointments")).to_be_visible()
+    assert "refreshToken" not in readable() and "left-by-an-old-version" not in readable()

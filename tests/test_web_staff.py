@@ -72,7 +72,8 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     expect(page.get_by_role("heading", name="Waiting (2)")).to_be_visible()
     expect(queue_entry(page, "Anna Early")).to_have_count(0)
 
-    # Call next: Ben goes into consultation; complete; then no-show for Cleo.
+    # Call next: Ben goes into consultation; complete; then Cleo is called and never joins: a no-show
+    # (booked 30 minutes ahead, she has no No-show button while waiting: API.md's `too_early`).
     page.get_by_role("button", name="Call next").click()
     now = page.get_by_role("region", name="In consultation")
     expect(now).to_contain_text("Ben Second")
@@ -81,8 +82,12 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     expect(now).to_contain_text("Nobody is in consultation.")
     stored = site.run(harness.api.get(f"/api/appointments/{ben['id']}", token=site.run(harness.admin_token())))
     assert stored.body["status"] == "completed"
-    page.get_by_role("button", name="No-show Cleo Third").click()
+    expect(queue_entry(page, "Cleo Third").get_by_role("button", name="No-show Cleo Third")).to_have_count(0)
+    page.get_by_role("button", name="Call next").click()
+    expect(now).to_contain_text("Cleo Third")
     expect(page.get_by_role("heading", name="Waiting (0)")).to_be_visible()
+    now.get_by_role("button", name="No-show Cleo Third").click()
+    expect(now).to_contain_text("Nobody is in consultation.")
 
     # The day in numbers follows: one seen, one no-show, one cancelled.
     expect(day_figure(page, "Seen")).to_have_text("1")

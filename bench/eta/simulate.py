@@ -127,6 +127,8 @@ def _one_day(rng, emit, doctor_id: str, habits: Habits, opening: datetime) -> No
             call = max(free, date - timedelta(minutes=early))
         if rng.random() < habits.no_show_rate:
             free = call + timedelta(minutes=rng.uniform(*NO_SHOW_WAIT_MINUTES))  # waits, then marks it
+            if free < date:  # a waiting patient is no no-show before the booked time: called, never joined
+                emit(call, "status", appointmentId=appointment_id, status="in_consultation")
             emit(free, "status", appointmentId=appointment_id, status="no_show")
             continue
         emit(call, "status", appointmentId=appointment_id, status="in_consultation")

@@ -1,7 +1,10 @@
 // The one way the app talks to the REST API: JSON in and out, the access token attached, and every
 // failure turned into an ApiError whose sentence a person can read.
 
-import { session } from './session.js';
+import { SESSION_COOKIE_HEADER, session } from './session.js';
+
+// Sign-ins ask for the refresh token as an HttpOnly cookie, out of reach of any script (session.js).
+const SIGN_INS = new Set(['/api/auth/login', '/api/auth/register', '/api/auth/register/invite']);
 
 export class ApiError extends Error {
   constructor(status, body, retryAfter = null) {
@@ -42,13 +45,13 @@ export function sentence(error) {
 
 /**
  * api('POST', '/api/appointments', body, {headers}) → parsed JSON (null for 204).
- * A 401 with a refresh token in hand refreshes once and retries; a 401 without one signs out,
+ * A 401 of a session that can be refreshed refreshes once and retries; otherwise a 401 signs out,
  * which makes the app show the sign-in form and come back to this page afterwards.
  */
 export async function api(method, path, body, options = {}) {
   const { auth = true, headers = {}, retried = false } = options;
   if (auth) await session.ensureFresh();
-  const init = { method, headers: { ...headers } };
+  const init = { method, headers: { ...headers, ...(SIGN_INS.has(path) ? SESSION_COOKIE_HEADER : {}) } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -61,7 +64,7 @@ export async function api(method, path, body, options = {}) {
     throw new ApiError(0, { message: SENTENCES.network, code: 'network' });
   }
   if (response.status === 401 && auth && session.token) {
-    if (!retried && session.refreshToken && await session.refresh()) {
+    if (!retried && session.refreshable && await session.refresh()) {
       return api(method, path, body, { ...options, retried: true });
     }
     const answer = await readJson(response);

@@ -113,15 +113,15 @@ function drawNav() {
 
 async function signOut() {
   // Forget the session here first, so the socket the server is about to close (4001) is not taken
-  // for an expired token and refreshed; then end it on the server. Only a sign-in that came with a
-  // refresh token opened a server session to end; a token that ran out while the phone slept is
-  // refreshed first, or the server could not be told.
+  // for an expired token and refreshed; then end it on the server, which also clears the session
+  // cookie. A token that ran out while the phone slept is refreshed first, or the server could not be told.
   await session.ensureFresh();
-  const { token, refreshToken } = session;
+  const { token, refreshable } = session;
   session.signOut('signout');
-  if (refreshToken) {
+  if (refreshable) {
     try {
-      await fetch('/api/auth/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      await fetch('/api/auth/logout', { method: 'POST', credentials: 'same-origin',
+        headers: { Authorization: `Bearer ${token}` } });
     } catch {
       // Signing out never depends on the server: the local session is already forgotten.
     }

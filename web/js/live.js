@@ -112,7 +112,7 @@ class Live extends EventTarget {
     }
     // 4001, or a refused upgrade (seen as 1006) after the token ran out while the phone slept.
     if (code === TOKEN_EXPIRED || session.nearExpiry()) {
-      if (session.refreshToken && await session.refresh()) {
+      if (session.refreshable && await session.refresh()) {
         this.connect();
       } else {
         session.signOut('expired');

@@ -1,25 +1,30 @@
 // Who is signed in, and keeping their access token fresh.
 //
-// The sign-in answer is kept in localStorage so a reload or a deep link opened later finds it.
-// With a refresh token (servers with sessions), a new access token is fetched a little before the
-// old one expires and on waking from sleep; the live socket is told through the 'token' event and
-// sends it as an `auth` frame, so it stays open. Without one, the token simply runs out and the
-// next request or socket close asks the person to sign in again, returning to the same page.
+// The app signs in with `X-Session-Cookie: 1` (api.js), so its refresh token is an HttpOnly cookie
+// (`medpharma_refresh`, path /api/auth) that no script — this one or anything injected into the page —
+// can read: nothing of it is ever in localStorage, sessionStorage or IndexedDB. What is kept (in
+// localStorage, so a reload or a deep link opened later finds it) is the short access token and the
+// user. A new access token is fetched with the cookie (POST /api/auth/refresh, no body) a little before
+// the old one expires and on waking from sleep; the live socket is told through the 'token' event and
+// sends it as an `auth` frame, so it stays open. A session kept by an older version of the app (a
+// refresh token in localStorage) has it dropped; it refreshes once the cookie is there, else asks to
+// sign in again, returning to the same page.
 //
-// Tabs of one browser share the stored session, and the server ends a session when a spent refresh
-// token is presented again. So refreshing is one tab at a time (a Web Lock shared by the tabs), and
-// a tab that gets the lock after another rotated the token takes the newer one instead of spending
-// its own, already spent, copy. Which one is newer is read from IndexedDB, not localStorage: Chromium
-// hands each tab's process its own copy of localStorage and brings it up to date a moment later, so
-// a tab granted the lock just after another wrote there could still read the spent token (seen in
-// the two-tab browser test: the tab spent it and the server, as it must, ended the session). An
-// IndexedDB write that has completed before the lock is released is what the next holder reads.
-// localStorage stays for what needs no such guarantee: a synchronous read at start-up and the
+// Tabs of one browser share the cookie, and the server ends a session when a spent refresh token is
+// presented again. The browser always sends the cookie's latest value, but two tabs refreshing at
+// the same moment would both send it, and the second would spend a spent one. So refreshing is one tab
+// at a time (a Web Lock shared by the tabs), and a tab that gets the lock after another refreshed takes
+// that tab's access token instead of refreshing again. Which token is newest is read from IndexedDB,
+// not localStorage: Chromium hands each tab's process its own copy of localStorage and brings it up to
+// date a moment later, so a tab granted the lock just after another wrote there could still read the
+// old one. An IndexedDB write that has completed before the lock is released is what the next holder
+// reads. localStorage stays for what needs no such guarantee: a synchronous read at start-up and the
 // 'storage' event that tells the other tabs at once.
 
 import { createStore, del, get, set } from './vendor/idb-keyval.js';
 
 const STORAGE_KEY = 'medpharma.session';
+export const SESSION_COOKIE_HEADER = { 'X-Session-Cookie': '1' };  // sent with every sign-in (api.js)
 const LATEST = createStore('medpharma', 'session');  // IndexedDB: the session as last written, any tab
 const REFRESH_LOCK = 'medpharma.refresh';
 const REFRESH_LEAD_MS = 60_000;      // refresh this long before expiry …
@@ -39,12 +44,12 @@ class Session extends EventTarget {
   constructor() {
     super();
     this.token = null;
-    this.refreshToken = null;
+    this.refreshable = false;  // signed in with the session cookie: a new access token can be had
     this.user = null;
     this.refreshTimer = null;
     this.refreshing = null;
     this.load();
-    // Another tab signed in, out, or rotated the refresh token: follow it rather than reuse a spent one.
+    // Another tab signed in, out, or refreshed: follow it.
     window.addEventListener('storage', (event) => {
       if (event.key !== STORAGE_KEY) return;
       const wasSignedIn = this.signedIn;
@@ -62,13 +67,15 @@ class Session extends EventTarget {
   }
 
   load() {
-    this.adopt(readStored() || {});
+    const stored = readStored() || {};
+    this.adopt(stored);
+    if ('refreshToken' in stored) this.persist();  // kept by an older version of the app: drop it
   }
 
   /** Stores the session for the other tabs; resolves once IndexedDB holds it (see the top). */
   persist() {
     if (this.token) {
-      const stored = { token: this.token, refreshToken: this.refreshToken, user: this.user };
+      const stored = { token: this.token, refreshable: this.refreshable, user: this.user };
       localStorage.setItem(STORAGE_KEY, JSON.stringify(stored));
       return set('current', stored, LATEST).catch(() => {});
     }
@@ -79,15 +86,16 @@ class Session extends EventTarget {
   /** Takes a session as stored (by any tab; `{}` for none). */
   adopt(stored) {
     this.token = stored.token || null;
-    this.refreshToken = stored.refreshToken || null;
+    // An older version's session (a refresh token in storage) may still have its cookie: try it once.
+    this.refreshable = Boolean(stored.refreshable || stored.refreshToken);
     this.user = stored.user || null;
     this.scheduleRefresh();
   }
 
-  /** Takes a sign-in answer `{token, refreshToken?, user}`. */
+  /** Takes a sign-in answer `{token, user}` (its refresh token came as the session cookie). */
   signIn(answer) {
     this.token = answer.token;
-    this.refreshToken = answer.refreshToken || null;
+    this.refreshable = true;
     this.user = answer.user;
     this.persist();
     this.scheduleRefresh();
@@ -104,7 +112,7 @@ class Session extends EventTarget {
     clearTimeout(this.refreshTimer);
     const wasSignedIn = this.signedIn;
     this.token = null;
-    this.refreshToken = null;
+    this.refreshable = false;
     this.user = null;
     this.persist();
     this.lastSignOutReason = reason;
@@ -128,7 +136,7 @@ class Session extends EventTarget {
   scheduleRefresh() {
     clearTimeout(this.refreshTimer);
     const expiresAt = this.expiresAt();
-    if (!this.refreshToken || !expiresAt) return;
+    if (!this.refreshable || !expiresAt) return;
     const lifetime = this.lifetimeMs() || REFRESH_LEAD_MS * 5;
     const lead = Math.min(REFRESH_LEAD_MS, lifetime * REFRESH_LEAD_FRACTION);
     const delay = Math.max(0, expiresAt - lead - Date.now());
@@ -144,12 +152,12 @@ class Session extends EventTarget {
 
   /** Refreshes first if the token is about to expire and can be refreshed. */
   async ensureFresh() {
-    if (this.signedIn && this.refreshToken && this.nearExpiry()) await this.refresh();
+    if (this.signedIn && this.refreshable && this.nearExpiry()) await this.refresh();
   }
 
   /** One refresh at a time; resolves true when a new access token is in hand. */
   refresh() {
-    if (!this.refreshToken) return Promise.resolve(false);
+    if (!this.refreshable) return Promise.resolve(false);
     if (!this.refreshing) {
       this.refreshing = this.doRefresh().finally(() => { this.refreshing = null; });
     }
@@ -164,24 +172,24 @@ class Session extends EventTarget {
 
   async refreshHoldingLock() {
     const stored = await readLatest();
-    if (!stored?.refreshToken) {
+    if (!stored?.token) {
       // Another tab signed out while this one waited.
       if (this.signedIn) this.signOut('expired');
       return false;
     }
-    if (stored.refreshToken !== this.refreshToken) {
-      // Another tab rotated while this one waited: follow it, spend nothing.
+    if (stored.token !== this.token && !expiringSoon(stored.token)) {
+      // Another tab refreshed while this one waited: take its token, refresh nothing.
       this.adopt(stored);
       this.dispatchEvent(new Event('token'));
       return true;
     }
-    const spent = this.refreshToken;
+    const before = stored.token;
     let response;
     try {
       response = await fetch('/api/auth/refresh', {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ refreshToken: spent }),
+        credentials: 'same-origin',  // the session cookie; the browser adds Origin, which the server checks
+        headers: SESSION_COOKIE_HEADER,
       });
     } catch {
       clearTimeout(this.refreshTimer);
@@ -189,9 +197,9 @@ class Session extends EventTarget {
       return false;
     }
     const meanwhile = await readLatest();
-    if (meanwhile?.refreshToken !== spent) {
+    if (meanwhile?.token !== before) {
       // Another tab signed in or out while the request was out (sign-in takes no lock): theirs stands.
-      if (meanwhile?.refreshToken) this.adopt(meanwhile);
+      if (meanwhile?.token) this.adopt(meanwhile);
       else if (this.signedIn) this.signOut('expired');
       return this.signedIn;
     }
@@ -205,12 +213,18 @@ class Session extends EventTarget {
     }
     const answer = await response.json();
     this.token = answer.token;
-    this.refreshToken = answer.refreshToken || null;
+    this.refreshable = true;
     await this.persist();  // before the lock is released: the next holder must read this one
     this.scheduleRefresh();
     this.dispatchEvent(new Event('token'));
     return true;
   }
+}
+
+/** True when an access token is gone or about to go (within 5 s). */
+function expiringSoon(token) {
+  const claims = decodeClaims(token || '');
+  return !claims.exp || claims.exp * 1000 - Date.now() < 5_000;
 }
 
 /** The session as last stored by any tab; localStorage's copy where IndexedDB has none (a session

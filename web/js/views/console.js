@@ -113,7 +113,10 @@ export async function consolePage(root, context) {
         h('div', { class: 'actions' },
           joinUrl ? h('a', { class: 'button', href: joinUrl, target: '_blank', rel: 'noopener noreferrer' }, 'Join call') : null,
           h('button', { type: 'button', 'aria-label': `Complete ${current.patientName}`,
-            onclick: () => setStatus(current, 'completed', `${current.patientName}'s consultation is complete.`) }, 'Complete')),
+            onclick: () => setStatus(current, 'completed', `${current.patientName}'s consultation is complete.`) }, 'Complete'),
+          // Called but never joined: a no-show, whatever the booked time.
+          h('button', { type: 'button', 'aria-label': `No-show ${current.patientName}`,
+            onclick: () => setStatus(current, 'no_show', `${current.patientName} is marked as not present.`) }, 'No-show')),
         errorFor(current.appointmentId));
     } else {
       rows.push(h('p', {}, 'Nobody is in consultation.'));
@@ -143,8 +146,11 @@ export async function consolePage(root, context) {
           entry.status === 'pending'
             ? h('button', { type: 'button', 'aria-label': `Confirm ${entry.patientName}`,
               onclick: () => setStatus(entry, 'confirmed', `${entry.patientName} is confirmed.`) }, 'Confirm') : null,
-          h('button', { type: 'button', 'aria-label': `No-show ${entry.patientName}`,
-            onclick: () => setStatus(entry, 'no_show', `${entry.patientName} is marked as not present.`) }, 'No-show')),
+          // A waiting patient is no no-show before the booked time (the server answers too_early).
+          new Date(entry.date).getTime() <= Date.now()
+            ? h('button', { type: 'button', 'aria-label': `No-show ${entry.patientName}`,
+              onclick: () => setStatus(entry, 'no_show', `${entry.patientName} is marked as not present.`) }, 'No-show')
+            : null),
         errorFor(entry.appointmentId)))));
   };
 
