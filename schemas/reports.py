@@ -8,6 +8,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.base import StrictSchema
 from schemas.fields import ClinicDate, ObjectIdField
+from schemas.responses import EtaRangeCountsSchema
 
 MAX_REPORT_DAYS = 366
 EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
@@ -42,14 +43,6 @@ class DaysReportQuerySchema(StrictSchema):
             raise ValidationError("Must not be after `to`.", field_name="from")
         if (last - first).days + 1 > MAX_REPORT_DAYS:
             raise ValidationError(f"At most {MAX_REPORT_DAYS} days at a time.", field_name="to")
-
-
-class EtaRangeCountsSchema(StrictSchema):
-    """How many starts fell before, inside and after the range published ≥ 30 min before."""
-
-    early = fields.Integer(required=True, validate=validate.Range(min=0))
-    inside = fields.Integer(required=True, validate=validate.Range(min=0))
-    late = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
 class ReportDaySchema(StrictSchema):
