@@ -248,7 +248,8 @@ async def test_two_deployments_on_one_redis_never_hear_each_other(redis_url):
         try:
             for key in ("a", "b"):
                 await client.publish(channel_name(names[key]),
-                                     sign(encode(marker, f"marker-{key}"), signing_key(JWT_SECRET, names[key])))
+                                     sign(encode(marker, f"marker-{key}"), signing_key(JWT_SECRET, names[key]),
+                                          **stamp(1, node=f"marker-{key}")))
         finally:
             await client.aclose()
         await eventually(lambda: b.services.bus.received >= 1 and a1.services.bus.received >= 1
