@@ -96,8 +96,8 @@ async def test_the_official_client_through_every_part_of_the_contract(client_dir
         admin, doctor, doctor_token = await clinic(h, avg=15)
         first_token, _ = await h.register()
         token, _ = await h.register()
-        first = await h.book(first_token, doctor["id"], future(2))
-        mine = await h.book(token, doctor["id"], future(2))
+        first = await h.book(first_token, doctor["id"], future(30))
+        mine = await h.book(token, doctor["id"], future(30))
 
         # Refused, with the code in the connect_error's data.
         for name, bad, headers, code in (("none", None, {}, "unauthorized"), ("bad", "x.y.z", {}, "bad_token"),
