@@ -207,7 +207,7 @@ ENDPOINTS = {
     r"/api/admin/invites": (["POST", "GET"], "PUT"),
     rf"/api/admin/invites/{ID}": (["DELETE"], "POST"),
     r"/api/admin/users": (["GET"], "POST"),
-    rf"/api/admin/users/{ID}": (["PATCH"], "DELETE"),
+    rf"/api/admin/users/{ID}": (["PATCH", "DELETE"], "PUT"),
     r"/api/admin/audit": (["GET"], "POST"),
     r"/api/doctors": (["GET", "POST"], "DELETE"),
     rf"/api/doctors/{ID}": (["GET", "PUT", "DELETE"], "POST"),
@@ -223,6 +223,13 @@ ENDPOINTS = {
     rf"/api/queue/appointment/{ID}/position": (["GET"], "PUT"),
     r"/api/openapi.json": (["GET"], "POST"),
     r"/api/asyncapi.json": (["GET"], "DELETE"),
+    r"/api/reports/days": (["GET"], "POST"),
+    r"/api/push/key": (["GET"], "POST"),
+    r"/api/push/subscriptions": (["POST"], "GET"),
+    rf"/api/push/subscriptions/{ID}": (["DELETE"], "GET"),
+    r"/api/admin/webhooks": (["POST", "GET"], "PUT"),
+    rf"/api/admin/webhooks/{ID}": (["DELETE"], "GET"),
+    rf"/api/admin/webhooks/{ID}/deliveries": (["GET"], "POST"),
 }
 CASES = [(pattern, method, method not in defined)
          for pattern, (defined, extra) in ENDPOINTS.items() for method in [*defined, extra]]
@@ -468,7 +475,9 @@ def test_every_route_is_fuzzed():
     fuzzed = set(ENDPOINTS)
     # The web app's files (/app) and the API reference page are not JSON endpoints: tests/test_web_static.py
     # and tests/test_api_spec.py cover them.
-    routed = {pattern for pattern, _ in ROUTES} - {r"/ws", r"/metrics", r"/app", r"/app/(.*)", r"/api/docs"}
+    # /ws and /socket.io/ are sockets: tests/test_ws*.py, test_limits_ws.py and test_socketio*.py cover them.
+    routed = {pattern for pattern, _ in ROUTES} - {r"/ws", r"/socket.io/", r"/metrics", r"/app", r"/app/(.*)",
+                                                   r"/api/docs"}
     assert fuzzed == routed
 
 
