@@ -224,12 +224,6 @@ ENDPOINTS = {
     r"/api/openapi.json": (["GET"], "POST"),
     r"/api/asyncapi.json": (["GET"], "DELETE"),
     r"/api/reports/days": (["GET"], "POST"),
-    r"/api/push/key": (["GET"], "POST"),
-    r"/api/push/subscriptions": (["POST"], "GET"),
-    rf"/api/push/subscriptions/{ID}": (["DELETE"], "GET"),
-    r"/api/admin/webhooks": (["POST", "GET"], "PUT"),
-    rf"/api/admin/webhooks/{ID}": (["DELETE"], "GET"),
-    rf"/api/admin/webhooks/{ID}/deliveries": (["GET"], "POST"),
 }
 CASES = [(pattern, method, method not in defined)
          for pattern, (defined, extra) in ENDPOINTS.items() for method in [*defined, extra]]
