@@ -3,6 +3,7 @@
 // A page that needs an account shows the sign-in form in place when nobody is signed in, at the
 // same address, so that signing in continues to the page that was asked for.
 
+import './i18n.js';  // first: sets <html lang> and loads the catalogue before any page draws
 import { h, replace } from './dom.js';
 import { live } from './live.js';
 import { navigate, onNavigate } from './router.js';

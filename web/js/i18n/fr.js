@@ -1,0 +1,4 @@
+// Français : traduction de en.js, clé pour clé.
+export default {
+  'app.name': 'MedPharma Queue',
+};
