@@ -1,347 +1,352 @@
-"""`python -m bench.fanout`: one change reaching N watching sockets, beside its floor and python-socketio
-(issue 15, item 1).
+"""`python -m bench.fanout`: one change reaching N watching sockets, beside the bare Tornado floor and
+python-socketio, measured the one way the project trusts (issues 15, 27 and 29).
 
-For each N (100, 1,000, 5,000 by default) and each server, in one run:
-- **medpharma**: this server, one doctor with 20 waiting, N patients (none in the queue) watching the
-  doctor's room; the change is a booking (then its cancellation, alternately) by another patient
-  over HTTP, and it reaches every socket as a `queue:state`;
-- **bare tornado** (the floor): a Tornado WebSocket handler that keeps its connections in a set;
-  an HTTP POST writes one pre-encoded frame of the same size to each with `write_message`;
-- **python-socketio**: its own server (AsyncServer on Tornado), every socket in one room; an HTTP POST
-  emits the same data to the room;
-- **medpharma socket.io**: this server again, N Socket.IO clients (over WebSocket) watching a second
-  doctor with as many waiting through `/socket.io/` (issue 27): the same change on that doctor, the
-  same `queue:state`, written by the same outboxes as Socket.IO event packets.
+**The servers**, each in a process of its own (as in production: no server competes with another's
+threads for the GIL, and each process's CPU time is its own server's):
+- **medpharma** (`bench/fanout_ours.py`): this server, embedded store, a doctor with 20 waiting and N
+  patients (none in the queue) watching the doctor's room over `/ws`; the change is a real REST
+  request by another patient: a booking (`POST /api/appointments`), then its cancellation (`PATCH
+  …/status`), alternately; it reaches every socket as a `queue:state`;
+- **medpharma socket.io**: the same server, N Socket.IO clients over WebSocket on `/socket.io/` watching
+  a second doctor with as many waiting (issue 27); the same change on that doctor;
+- **medpharma polling**: the same over Engine.IO's long-polling transport, a third doctor (up to
+  `--polling-max` clients: a poll is an HTTP request per client per change);
+- **bare tornado**, the floor (`bench/fanout_peers.py`): a WebSocket handler keeping its connections in a
+  set; a bare HTTP POST writes one pre-encoded frame of our frame's size to each with `write_message`;
+- **python-socketio** (`bench/fanout_peers.py`): its own AsyncServer on Tornado, every socket in one room;
+  a bare POST emits the same data to the room (`sio.emit`).
+The sockets are held by one child process per server (`bench/fanout_clients.py`), all open at once;
+they read with bare asyncio protocols, a few µs per frame, so that what is measured is the server.
 
-Each server runs in this process on its own thread and event loop; the sockets are held by three
-child processes (`bench/fanout_clients.py`), one per server, all open at once, and the changes take
-turns (medpharma, floor, python-socketio, medpharma, ...), so a busier or quieter moment of the shared
-machine falls on all three alike. Two times per change, both ending when the frame reaches the last
-of the N sockets (CLOCK_MONOTONIC, shared by all the processes):
-- **end to end**: from just before the HTTP request that causes the change is sent. For us that
-  request is a booking or cancellation (token check, validation, the store write, the queue's new
-  snapshot); for the other two it is a bare POST that only broadcasts;
-- **from the change**: from the moment the server has the change to send: for us when the doctor's
-  queue hands its new `queue:state` to the room (a stamp taken on the server's thread, around the
-  hub's publish), for the other two when their POST handler starts its broadcast.
-Keep-alive pings are off in all three servers while measuring (ours sends one every 20 s, socketio
-every 25 s, the bare server none): a round of thousands of pings on one server's thread would land
-in another's timing. So is our queues' clock tick (every 10 s by default; here once an hour): as the
-clock moves the waiting patients' ETAs, a tick sends the doctor's room a new `queue:state` about once
-a minute, a fan-out to all N sockets that is no measured change; it lands on whichever server's turn
-is running, and between two of ours our clients would count its frames as the next change's. For
-the same reason the heap is frozen (`gc.freeze()`) once the sockets are open: the three servers
-share this process, and a full garbage collection scanning all their sockets (200-250 ms here at
-3 x 1,000 sockets) otherwise lands on whichever server's change happens to be running; a server in
-a process of its own pauses in proportion to its own heap only (and ours raises the collector's
-young threshold at start-up, `server.app.tune_garbage_collector`, which is this whole process's
-setting here, so all three servers have it).
+**The method** (issue 29): for each N, `--runs` runs (3 by default), one after the other on the same
+open sockets; in each run the servers **take turns**, change by change (medpharma, floor,
+python-socketio, medpharma socket.io, …), so a busier or quieter moment of the shared machine falls on
+all alike. For each change:
+- **end to end**: from just before the HTTP request that causes the change is sent until the last of
+  the N sockets has the frame (CLOCK_MONOTONIC, shared by all the processes);
+- **from the change**: from when the server has the change to send (ours: the doctor's queue hands its
+  new `queue:state` to the room; theirs: the POST handler starts its broadcast) to the same end;
+- **server CPU per change**: the server process's CPU time (user + system) from just before the request
+  until the frame has reached everyone and a further 20 ms have passed (write completions).
+Each run gives a median per server and measure; the table reports the **median of the runs' medians
+with their spread** (lowest and highest run median), and the ratios of those medians. Each run
+records the load average at its start; the header the date, commit, CPU model, Python and libraries.
 
-Every change meets the same store: the bench removes each cancelled booking's document again
-(between changes, outside the measured time). The embedded store (mongomock) finds a document by
-scanning the collection, so without this each change would be slower than the one before: over a
-run of 1,001 changes the collection grew from 21 to 521 documents and our end-to-end p50 at 100
-sockets from 11.7 to 13.3 ms (1 Dec 2026) while our from-the-change times did not move. MongoDB
-finds by index and does not slow so; what is measured is the change, not the bench's history.
+Keep-alive pings are off in all the servers while measuring (ours every 20 s, socketio every 25 s, the
+bare server none): a round of thousands of pings is no measured change. So is our queues' clock tick
+(every 10 s by default, here once an hour): as the clock moves ETAs it sends the room a new
+`queue:state`, a fan-out no request caused. Every change meets the same store: the bench removes each
+cancelled booking's document again, between changes (the embedded store scans its collection, so
+each change would otherwise cost more than the one before; MongoDB finds by index).
 
-p99 is nearest-rank over `changes_for(N)` changes per server: about 100,000 deliveries per server
-at each N, at least 101 and at most 1,001 changes (1,001 at 100 sockets, 101 at 1,000 and 5,000), so
-each N takes about the same time and p99 is never just the slowest (the 100th of 101 at least; at
-100 sockets, where a change takes 10-20 ms and the machine's hiccups are of that size, the 991st of
-1,001). Measured in two runs of `--sockets 5000` on 1 Dec 2026 (02:31 and 02:37 UTC): a round of
-three changes (each reaching 5,000 sockets in 0.5-0.6 s, then a pause) took 2.25 and 1.76 s, so the
-101 take 3-4 minutes (4 min 7 s and 3 min 20 s for the command with its 15,000 sockets opened). The
-note column gives the seconds a round took in each run.
+The number of changes per run (`changes_for`) keeps each N's runs to about the same time: 101 at 100
+sockets, 21 at 1,000, 15 at 5,000. The whole default command takes about 10 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
+import os
+import platform
 import statistics
+import shutil
+import subprocess
 import sys
-import threading
 import time
+from collections import Counter
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
-from bson import ObjectId
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
-from tornado.websocket import WebSocketHandler
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from bench.harness import Client, ClientProcess, ServerThread, a_while_from_now, bench_settings, percentile
-from bench.memory import book_many, patient_token
-from live.socketio import endpoint_of
+from bench.harness import PROJECT_ROOT, ClientProcess, a_while_from_now, iso, percentile
 
-DELIVERIES_PER_SERVER = 100_000  # changes x sockets at each N: each N takes about the same time
-FEWEST_CHANGES, MOST_CHANGES = 101, 1001  # p99 (nearest rank) is then never just the slowest change
-PAUSE_SECONDS = 0.05  # between changes: the previous one's last frames are read and settled
-PERIODIC_OFF_SECONDS = 3600  # socketio's keep-alive and our queues' clock tick: once an hour is off for the bench
-
-
-class LoopThread:
-    """A Tornado application listening on a free loopback port, on its own thread and loop."""
-
-    def __init__(self, make_app, loop_factory=asyncio.new_event_loop):
-        self.loop = loop_factory()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, args=(make_app,), daemon=True)
-        self.thread.start()
-        self.ready.wait(30)
-
-    def _serve(self, make_app) -> None:
-        asyncio.set_event_loop(self.loop)
-        sockets = bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-
-        async def start():
-            self.server = HTTPServer(make_app())
-            self.server.add_sockets(sockets)
-
-        self.loop.run_until_complete(start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-def bare_app(frame: str, stamp):
-    watchers: set = set()
-
-    class Watch(WebSocketHandler):
-        def open(self):
-            watchers.add(self)
-            self.write_message("hello")
-
-        def on_close(self):
-            watchers.discard(self)
-
-    class Broadcast(RequestHandler):
-        def post(self):
-            stamp()
-            for watcher in tuple(watchers):
-                watcher.write_message(frame)
-            self.write({"sent": len(watchers)})
-
-    return Application([(r"/ws", Watch), (r"/broadcast", Broadcast)])
-
-
-def socketio_app(data: dict, stamp):
-    import socketio
-
-    sio = socketio.AsyncServer(async_mode="tornado", logger=False, engineio_logger=False,
-                               ping_interval=PERIODIC_OFF_SECONDS, ping_timeout=PERIODIC_OFF_SECONDS)
-
-    @sio.event
-    async def connect(sid, environ):
-        await sio.enter_room(sid, "doctor")
-
-    class Broadcast(RequestHandler):
-        async def post(self):
-            stamp()
-            await sio.emit("queue:state", data, room="doctor")
-            self.write({"sent": True})
-
-    return Application([(r"/socket.io/", socketio.get_tornado_handler(sio)), (r"/broadcast", Broadcast)])
+SETTLE_SECONDS = 0.02  # after the last socket has the frame: the servers' write completions, before CPU is read
+PAUSE_SECONDS = 0.02  # between changes
+POLLING_MAX = 1000
+SERVERS = ("medpharma", "bare tornado", "python-socketio", "medpharma socket.io", "medpharma polling")
+FLOOR, RIVAL = "bare tornado", "python-socketio"
 
 
 def changes_for(sockets: int) -> int:
-    """How many changes each server makes at N sockets (see the module docstring)."""
-    return min(MOST_CHANGES, max(FEWEST_CHANGES, DELIVERIES_PER_SERVER // sockets + 1))
+    """Changes per server in one run at N sockets (see the module docstring)."""
+    return max(15, min(101, 20_000 // sockets + 1))
 
 
-def Clients(setup: dict) -> ClientProcess:
-    return ClientProcess("bench.fanout_clients", setup, quit_seconds=60)
-
-
-class Stamps:
-    """When each server had its latest change to send (set on the servers' threads, read here)."""
-
-    def __init__(self):
-        self.at: dict[str, float] = {}
-
-    def clear(self) -> None:
-        self.at.clear()
-
-    def setter(self, name: str):
-        def stamp() -> None:
-            self.at.setdefault(name, time.monotonic())
-        return stamp
-
-
-def stamp_state_publishes(hub, stamps_by_room: dict) -> None:
-    """Stamps the moment a doctor's queue hands a new `queue:state` to its room (bench only: wraps
-    this server's hub instance); one stamp per watched doctor's room."""
-    publish = hub.publish
-
-    def stamped(room, message, key=None):
-        if key is not None and key.startswith("queue:state:") and room in stamps_by_room:
-            stamps_by_room[room]()
-        return publish(room, message, key)
-
-    hub.publish = stamped
-
-
-SERVERS = ("medpharma", "bare tornado", "python-socketio", "medpharma socket.io")
-
-
-async def run(args) -> list[tuple]:
-    rows = []
-    stamps = Stamps()
-    ours = await ServerThread(bench_settings(ws_max_per_user=20_000), tick_seconds=PERIODIC_OFF_SECONDS).start()
-    ours.server.http.request_callback.settings["websocket_ping_interval"] = 0  # see the module docstring
-    engine = endpoint_of(ours.server.http.request_callback).sio.eio  # and our Socket.IO endpoint's
-    engine.ping_interval = engine.ping_timeout = PERIODIC_OFF_SECONDS
-    client = Client(ours.port)
+def machine_line() -> str:
+    """Date, commit, CPU model and load: every bench run records them (issue 29)."""
     try:
-        admin = await client.admin_token()
-        doctor_id = (await client.create_doctor(admin))["id"]
-        await book_many(client, ours, doctor_id, args.waiting)
-        sio_doctor_id = (await client.create_doctor(admin))["id"]  # watched over /socket.io/
-        await book_many(client, ours, sio_doctor_id, args.waiting)
-        stamp_state_publishes(ours.services.hub, {f"doctor:{doctor_id}": stamps.setter("medpharma"),
-                                                  f"doctor:{sio_doctor_id}": stamps.setter("medpharma socket.io")})
-        stranger, _ = patient_token(ours)
-        data = await client.ok("GET", f"/api/queue/doctor/{doctor_id}", token=stranger)
-        frame = json.dumps({"event": "queue:state", "data": data}, separators=(",", ":"))
-        booker, _ = patient_token(ours)
-        booked: list[str] = []
-        cancelled: list[ObjectId] = []
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += " (uncommitted changes)" if dirty else ""
+    except OSError:
+        commit = "?"
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    except OSError:
+        pass
+    import tornado
+    from importlib.metadata import version
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, {os.cpu_count()} x {model}, "
+            f"Python {platform.python_version()}, Tornado {tornado.version}, python-socketio {version('python-socketio')}, "
+            f"load average {load()}")
 
-        def changes_of(doctor: str, booked: list):
-            async def change(run: int) -> None:
+
+def load() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+@dataclass
+class Server:
+    name: str
+    clients: dict  # the client process's setup, less the sockets
+    trigger: Callable[[], Awaitable[None]]
+    stamp: Callable[[], Awaitable[tuple[float, float]]]  # (when the change was had, process CPU seconds)
+    tidy: Callable[[], Awaitable[None]] | None = None
+    tokens: bool = False  # its clients sign in (ours)
+
+
+@dataclass
+class Series:
+    end_to_end: list = field(default_factory=list)
+    from_change: list = field(default_factory=list)
+    cpu: list = field(default_factory=list)
+    size: int = 0
+
+
+async def run(args) -> list[dict]:
+    http = AsyncHTTPClient(force_instance=True, max_clients=8)
+    processes: list[ClientProcess] = []
+    results: list[dict] = []
+    try:
+        ours = ClientProcess("bench.fanout_ours", {"waiting": args.waiting, "doctors": 3, "uvloop": args.uvloop})
+        processes.append(ours)
+        setup = json.loads(await ours.answer())
+        profiler = start_profiler(ours.process.pid, args.profile) if args.profile else None
+        port, doctors, booker = setup["port"], setup["doctors"], setup["booker"]
+        peers = {}
+        for kind, name in (("bare", FLOOR), ("socketio", RIVAL)):
+            peer = ClientProcess("bench.fanout_peers", {"kind": kind, "frame": setup["frame"], "data": setup["data"],
+                                                          "tune_gc": not args.default_gc_for_others})
+            processes.append(peer)
+            peers[name] = (peer, int((await peer.answer()).split()[1]))
+
+        async def fetch(url: str, method: str, body: dict | None = None, token: str | None = None) -> dict:
+            headers = {"Content-Type": "application/json"}
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            response = await http.fetch(HTTPRequest(url, method=method, headers=headers, request_timeout=60,
+                                                    body=json.dumps(body).encode() if body is not None else b""))
+            return json.loads(response.body)
+
+        def ours_of(name: str, doctor: str, path: str, kind: str) -> Server:
+            booked: list[str] = []
+            cancelled: list[str] = []
+
+            async def trigger() -> None:
                 if not booked:
-                    booked.append((await client.book(booker, doctor, a_while_from_now(60)))["id"])
+                    answer = await fetch(f"http://127.0.0.1:{port}/api/appointments", "POST", {
+                        "patientName": "Pat Bench", "patientEmail": "pat@bench.test", "patientPhone": "+1 555 0199",
+                        "doctor": doctor, "date": iso(a_while_from_now(60))}, booker)
+                    booked.append(answer["id"])
                 else:
-                    cancelled.append(ObjectId(booked[-1]))
-                    await client.ok("PATCH", f"/api/appointments/{booked.pop()}/status", {"status": "cancelled"},
-                                    booker)
-            return change
+                    cancelled.append(booked.pop())
+                    await fetch(f"http://127.0.0.1:{port}/api/appointments/{cancelled[-1]}/status", "PATCH",
+                                {"status": "cancelled"}, booker)
 
-        change = changes_of(doctor_id, booked)
-        sio_change = changes_of(sio_doctor_id, [])
+            async def stamp() -> tuple[float, float]:
+                _, at, cpu = await ours.command(f"stamp {doctor}")
+                return float(at), float(cpu)
 
-        async def tidy() -> None:
-            """Removes the cancelled bookings' documents (see the module docstring)."""
-            async def remove():
-                await ours.services.store.appointments.delete_many({"_id": {"$in": cancelled}})
-            if cancelled:
-                await ours.run(remove())
-                cancelled.clear()
+            async def tidy() -> None:
+                if cancelled:
+                    await ours.command("tidy " + " ".join(cancelled))
+                    cancelled.clear()
 
-        floor = LoopThread(lambda: bare_app(frame, stamps.setter("bare tornado")))
-        sio = LoopThread(lambda: socketio_app(data, stamps.setter("python-socketio")))
-        try:
-            for count in args.sockets:
-                runs = args.runs or changes_for(count)
-                setups = {
-                    "medpharma": ({"url": f"ws://127.0.0.1:{ours.port}/ws", "kind": "medpharma",
-                                   "sockets": [patient_token(ours)[0] for _ in range(count)],
-                                   "subscribe": {"doctorId": doctor_id}}, change),
-                    "bare tornado": ({"url": f"ws://127.0.0.1:{floor.port}/ws", "kind": "bare",
-                                      "sockets": [None] * count}, _poster(client, floor.port)),
-                    "python-socketio": ({"url": f"ws://127.0.0.1:{sio.port}/socket.io/?EIO=4&transport=websocket",
-                                         "kind": "socketio", "sockets": [None] * count}, _poster(client, sio.port)),
-                    "medpharma socket.io": (
-                        {"url": f"ws://127.0.0.1:{ours.port}/socket.io/?EIO=4&transport=websocket",
-                         "kind": "medpharma-socketio", "sockets": [patient_token(ours)[0] for _ in range(count)],
-                         "subscribe": {"doctorId": sio_doctor_id}}, sio_change),
-                }
-                clients = {}
-                try:
-                    for name, (setup, _) in setups.items():
-                        clients[name] = Clients(setup)
-                        await clients[name].command("open")
-                    gc.collect()
-                    gc.freeze()  # see the module docstring
-                    started = time.monotonic()
-                    results = await turns(clients, {name: trigger for name, (_, trigger) in setups.items()},
-                                          {"medpharma": tidy, "medpharma socket.io": tidy}, stamps, count, runs)
-                    round_seconds = (time.monotonic() - started) / runs
-                finally:
-                    gc.unfreeze()
-                    for process in clients.values():
-                        process.close()
-                rows += table_rows(count, runs, results, round_seconds)
-                print("\n".join("| " + " | ".join(r) + " |" for r in rows[-len(SERVERS):]), flush=True)
-        finally:
-            floor.stop()
-            sio.stop()
+            return Server(name, {"url": f"ws://127.0.0.1:{port}{path}", "kind": kind,
+                                 "subscribe": {"doctorId": doctor}}, trigger, stamp, tidy, tokens=True)
+
+        def peer_of(name: str, path: str, kind: str) -> Server:
+            process, peer_port = peers[name]
+
+            async def trigger() -> None:
+                await http.fetch(f"http://127.0.0.1:{peer_port}/broadcast", method="POST", body=b"")
+
+            async def stamp() -> tuple[float, float]:
+                _, at, cpu = await process.command("stamp")
+                return float(at), float(cpu)
+
+            return Server(name, {"url": f"ws://127.0.0.1:{peer_port}{path}", "kind": kind}, trigger, stamp)
+
+        servers = {
+            "medpharma": ours_of("medpharma", doctors[0], "/ws", "medpharma"),
+            FLOOR: peer_of(FLOOR, "/ws", "bare"),
+            RIVAL: peer_of(RIVAL, "/socket.io/?EIO=4&transport=websocket", "socketio"),
+            "medpharma socket.io": ours_of("medpharma socket.io", doctors[1],
+                                           "/socket.io/?EIO=4&transport=websocket", "medpharma-socketio"),
+            "medpharma polling": ours_of("medpharma polling", doctors[2], "/socket.io/", "medpharma-polling"),
+        }
+        for count in args.sockets:
+            names = [n for n in SERVERS if n in args.servers and (n != "medpharma polling" or count <= args.polling_max)]
+            changes = args.changes or changes_for(count)
+            holders: dict[str, ClientProcess] = {}
+            try:
+                for name in names:
+                    server = servers[name]
+                    tokens = json.loads(await ours.ask(f"tokens {count}")) if server.tokens else [None] * count
+                    holders[name] = ClientProcess("bench.fanout_clients", {**server.clients, "sockets": tokens},
+                                                  quit_seconds=60)
+                    await holders[name].command("open")
+                for number in range(1, args.runs + 1):
+                    started_at, load_at = time.strftime("%H:%M:%S", time.gmtime()), load()
+                    series = await turns(holders, servers, names, count, changes)
+                    results.append({"n": count, "run": number, "at": started_at, "load": load_at,
+                                    "changes": changes, "series": series})
+                    print_run(results[-1], names)
+            finally:
+                for process in holders.values():
+                    process.close()
     finally:
-        client.close()
-        await ours.stop()
-    return rows
-
-
-async def turns(clients: dict, triggers: dict, tidies: dict, stamps: Stamps, count: int, runs: int) -> dict:
-    """Each server's changes, taking turns; per server: end-to-end times, from-the-change times, frame size.
-    A server's `tidies` coroutine (if any) runs after each of its changes, outside the measured time."""
-    results = {name: ([], [], 0) for name in SERVERS}
-    for run in range(runs):
-        for name in SERVERS:
-            stamps.clear()
-            started = time.monotonic()
-            await triggers[name](run)
-            _, reached, last, size = await clients[name].command("next")
-            if int(reached) != count:
-                raise RuntimeError(f"{name}: only {reached} of {count} sockets had the frame")
-            if name not in stamps.at:
-                raise RuntimeError(f"{name}: no server-side stamp for the change")
-            end_to_end, from_change, _ = results[name]
-            end_to_end.append(float(last) - started)
-            from_change.append(float(last) - stamps.at[name])
-            results[name] = (end_to_end, from_change, int(size))
-            if name in tidies:
-                await tidies[name]()
-            await asyncio.sleep(PAUSE_SECONDS)
+        http.close()
+        for process in processes:
+            process.close()
+    if profiler is not None:
+        profiler.wait(60)
+        print_profile(args.profile)
     return results
 
 
-def table_rows(count: int, runs: int, results: dict, round_seconds: float) -> list[tuple]:
-    floor_e2e, floor_change, _ = results["bare tornado"]
-    rows = []
-    for name in SERVERS:
-        end_to_end, from_change, size = results[name]
-        e2e_p99, change_p99 = percentile(end_to_end, 0.99), percentile(from_change, 0.99)
-        rows.append((f"{count:,}", name,
-                     f"{statistics.median(end_to_end) * 1000:.1f} / {e2e_p99 * 1000:.1f} ms",
-                     f"{e2e_p99 / percentile(floor_e2e, 0.99):.2f}x",
-                     f"{statistics.median(from_change) * 1000:.1f} / {change_p99 * 1000:.1f} ms",
-                     f"{change_p99 / percentile(floor_change, 0.99):.2f}x",
-                     f"{runs} changes, frame {size} bytes, {round_seconds:.2f} s a round of {len(SERVERS)}"))
-    return rows
+def start_profiler(pid: int, path: str) -> subprocess.Popen:
+    """py-spy, a sampling profiler outside the process (its cost is not in the server's timing), on
+    our server's process for the whole command: the setup's samples are few beside the changes'."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "1000", "--format", "raw",
+                             "--output", path, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _poster(client: Client, port: int):
-    async def post(run: int) -> None:
-        await client.http.fetch(f"http://127.0.0.1:{port}/broadcast", method="POST", body=b"")
-    return post
+def print_profile(path: str, top: int = 25) -> None:
+    """The profile's top costs, from py-spy's collapsed stacks: per function, the share of the
+    server's samples spent in it (self) and under it (inclusive)."""
+    own, under, total = Counter(), Counter(), 0
+    with open(path) as collapsed:
+        for line in collapsed:
+            stack, _, count = line.rstrip().rpartition(" ")
+            frames = [frame.rsplit(":", 1)[0] for frame in stack.split(";")]
+            if not any("bench/harness.py" in frame and "_serve" in frame for frame in frames):
+                continue  # not the server's thread (the command reader)
+            total += int(count)
+            own[frames[-1]] += int(count)
+            for frame in set(frames):
+                under[frame] += int(count)
+    print(f"\nProfile of our server's thread (py-spy, {total} samples at 1 kHz), top {top}:\n")
+    print("| self | function |\n|---|---|")
+    for frame, count in own.most_common(top):
+        print(f"| {count / total:.1%} | `{frame}` |")
+    print("\n| inclusive | function |\n|---|---|")
+    for frame, count in under.most_common(top * 2)[:top * 2]:
+        print(f"| {count / total:.1%} | `{frame}` |")
+
+
+async def turns(holders: dict, servers: dict, names: list, count: int, changes: int) -> dict[str, Series]:
+    series = {name: Series() for name in names}
+    for _ in range(changes):
+        for name in names:
+            server = servers[name]
+            _, cpu_before = await server.stamp()
+            started = time.monotonic()
+            await server.trigger()
+            _, reached, last, size = await holders[name].command("next")
+            if int(reached) != count:
+                raise RuntimeError(f"{name}: only {reached} of {count} sockets had the frame")
+            await asyncio.sleep(SETTLE_SECONDS)
+            had_it, cpu_after = await server.stamp()
+            if had_it < started:
+                raise RuntimeError(f"{name}: no server-side stamp for the change")
+            one = series[name]
+            one.end_to_end.append(float(last) - started)
+            one.from_change.append(float(last) - had_it)
+            one.cpu.append(cpu_after - cpu_before)
+            one.size = int(size)
+            if server.tidy is not None:
+                await server.tidy()
+            await asyncio.sleep(PAUSE_SECONDS)
+    return series
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def print_run(result: dict, names: list) -> None:
+    for name in names:
+        one = result["series"][name]
+        print(f"| {result['run']} ({result['at']}, load {result['load']}) | {result['n']:,} | {name} | "
+              f"{ms(statistics.median(one.end_to_end))} / {ms(percentile(one.end_to_end, 0.99))} | "
+              f"{ms(statistics.median(one.from_change))} | {ms(statistics.median(one.cpu))} | "
+              f"{result['changes']} changes, frame {one.size} bytes |", flush=True)
+
+
+def summary(results: list[dict]) -> list[str]:
+    """The current table: per N and server, the median of the runs' medians and their spread."""
+    lines = ["| N | server | end to end p50, ms: median of runs (spread) | / floor | / python-socketio | "
+             "from the change p50, ms (spread) | server CPU per change, ms (spread) | CPU / python-socketio's |",
+             "|---|---|---|---|---|---|---|---|"]
+    for count in sorted({r["n"] for r in results}):
+        runs = [r for r in results if r["n"] == count]
+        names = [n for n in SERVERS if n in runs[0]["series"]]
+
+        def medians(name: str, measure: str) -> list[float]:
+            return [statistics.median(getattr(r["series"][name], measure)) for r in runs]
+
+        def cell(values: list[float]) -> str:
+            return f"{ms(statistics.median(values))} ({ms(min(values))}-{ms(max(values))})"
+
+        def ratio(name: str, other: str, measure: str) -> str:
+            if other not in names:
+                return ""
+            return f"{statistics.median(medians(name, measure)) / statistics.median(medians(other, measure)):.2f}x"
+
+        for name in names:
+            lines.append(f"| {count:,} | {name} | {cell(medians(name, 'end_to_end'))} | "
+                         f"{ratio(name, FLOOR, 'end_to_end')} | {ratio(name, RIVAL, 'end_to_end')} | "
+                         f"{cell(medians(name, 'from_change'))} | {cell(medians(name, 'cpu'))} | "
+                         f"{ratio(name, RIVAL, 'cpu')} |")
+    return lines
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--runs", type=int, default=3, help="interleaved runs per N (medians of their medians)")
+    parser.add_argument("--changes", type=int, default=None,
+                        help="changes per server in each run (default: 101 at 100 sockets, 21 at 1,000, 15 at 5,000)")
     parser.add_argument("--waiting", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=None,
-                        help=f"changes per server at every N (default: {FEWEST_CHANGES}-{MOST_CHANGES}, see changes_for)")
-    parser.add_argument("--uvloop", action="store_true", help="every server's event loop is uvloop's")
+    parser.add_argument("--polling-max", type=int, default=POLLING_MAX,
+                        help="long-polling clients are measured up to this N")
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS, metavar="SERVER")
+    parser.add_argument("--default-gc-for-others", action="store_true",
+                        help="the floor and python-socketio keep CPython's collector threshold (ours raises it)")
+    parser.add_argument("--profile", metavar="FILE", help="profile our server with py-spy into FILE (collapsed "
+                        "stacks) and print its top costs")
+    parser.add_argument("--uvloop", action="store_true", help="our server's event loop is uvloop's")
     args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    import resource
-    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     logging.disable(logging.WARNING)
-    print(f"python -m bench.fanout {' '.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
-    print("| N | server | end to end p50 / p99 | p99 / floor's | from the change p50 / p99 | p99 / floor's | note |\n"
-          "|---|---|---|---|---|---|---|", flush=True)
-    asyncio.run(run(args))
+    print(f"python -m bench.fanout {' '.join(sys.argv[1:])}")
+    print(machine_line(), flush=True)
+    print("\n| run (start UTC, load) | N | server | end to end p50 / p99 ms | from the change p50 ms | "
+          "server CPU per change p50 ms | note |\n|---|---|---|---|---|---|---|", flush=True)
+    results = asyncio.run(run(args))
+    print(f"\nInterleaved medians ({args.runs} runs; ended {time.strftime('%H:%M UTC', time.gmtime())}, "
+          f"load average {load()}):\n")
+    print("\n".join(summary(results)), flush=True)
     return 0
 
 

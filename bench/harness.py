@@ -167,11 +167,19 @@ class ClientProcess:
         self.process.stdin.flush()
 
     async def command(self, line: str) -> list[str]:
+        return (await self.ask(line)).split()
+
+    async def ask(self, line: str) -> str:
+        """Sends one command; its one-line answer, as it is."""
         self._send(line)
+        return await self.answer(line)
+
+    async def answer(self, during: str = "start-up") -> str:
+        """The next line the process prints."""
         answer = await asyncio.get_running_loop().run_in_executor(None, self.process.stdout.readline)
         if not answer:
-            raise RuntimeError(f"{self.module} ended during {line!r}")
-        return answer.split()
+            raise RuntimeError(f"{self.module} ended during {during!r}")
+        return answer
 
     def close(self) -> None:
         try:

@@ -26,7 +26,7 @@ import uuid
 from bson import ObjectId
 
 from core.bus_messages import DoctorChanged
-from bench.fanout import Clients, percentile
+from bench.harness import ClientProcess, percentile
 from bench.harness import Client, a_while_from_now, bench_settings
 from bench.memory import book_many, patient_token
 from server.app import Server
@@ -86,7 +86,7 @@ async def run(args) -> list[tuple]:
         doctor_id = (await client.create_doctor(admin))["id"]
         await book_many(client, nodes[0], doctor_id, args.waiting)
         per_node = args.sockets // len(nodes)
-        groups = [Clients({"url": f"ws://127.0.0.1:{node.port}/ws", "kind": "medpharma",
+        groups = [ClientProcess("bench.fanout_clients", {"url": f"ws://127.0.0.1:{node.port}/ws", "kind": "medpharma",
                            "sockets": [patient_token(node)[0] for _ in range(per_node)],
                            "subscribe": {"doctorId": doctor_id}}) for node in nodes]
         try:
