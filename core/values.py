@@ -33,11 +33,12 @@ def format_utc(value: datetime | None) -> str | None:
     """`2026-11-23T10:15:00Z`, with milliseconds only when there are some."""
     if value is None:
         return None
-    value = as_utc(value)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond // 1000:03d}"
-    return text + "Z"
+    value = as_utc(value).replace(tzinfo=None)  # isoformat (C) is several times faster than strftime:
+    # each change re-renders every waiting entry's four times (issue 29's profile)
+    if value.year < 1000:  # isoformat pads the year to four digits; strftime's %Y does not
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
+        return text + (f".{value.microsecond // 1000:03d}" if value.microsecond else "") + "Z"
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds") + "Z"
 
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{24}")

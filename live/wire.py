@@ -13,6 +13,13 @@ is joined with its header and written at once: copying a few KiB costs less than
 call, and the kernel's send buffer (16 KiB to start with on Linux) takes such a frame whole, so the
 copy is freed at once. Only larger frames (a long queue's `queue:state`) go out as header + views.
 
+A frame most viewers share (the public `queue:state` of a room) is one `bytes` object handed to every
+socket of the fan-out, so its framed form (header + payload) is built once, for the first socket, and
+written as is to the others (`_framed`): per socket, no header, no join and no copy of the frame
+(issue 29: at 1,000 watchers that was a 5 KB allocation and copy per socket). One entry is kept, the
+latest frame (at most `JOIN_FRAME_BYTES` plus its header): a fan-out writes the same frame to every
+socket in a row.
+
 This reaches one level below `write_message`, to the stream under the socket, as
 `WebSocketProtocol13` does itself (`infra.tornado_compat.frame_stream`). Frames go out unmasked and
 uncompressed, as Tornado's own do: the server never negotiates per-message compression.
@@ -42,11 +49,25 @@ def frame_header(length: int) -> bytes:
     return struct.pack("!BBQ", TEXT_FIN, 127, length)
 
 
+# (payload, header + payload) of the latest shared frame written; replaced as one tuple, so a server on
+# another thread (the bench, the tests) never sees one's payload with another's framing.
+_framed: tuple[bytes, bytes] = (b"", frame_header(0))
+
+
 def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memoryview]) -> "asyncio.Future[None]":
     """Sends `pieces`, in order, as one text frame; the returned future resolves when written (it
     is the stream's own: already done when the kernel took the frame at once, failed with
     StreamClosedError if the socket closes first)."""
+    global _framed
     stream = frame_stream(handler)
+    if len(pieces) == 1:
+        payload = pieces[0]
+        latest = _framed
+        if latest[0] is payload:  # the frame the previous socket had: framed already
+            return _write(stream, latest[1])
+        if type(payload) is bytes and len(payload) <= JOIN_FRAME_BYTES:
+            latest = _framed = (payload, frame_header(len(payload)) + payload)
+            return _write(stream, latest[1])
     length = sum(len(piece) for piece in pieces)
     try:
         if length <= JOIN_FRAME_BYTES:  # one write, one system call (see the module docstring)
@@ -57,3 +78,10 @@ def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memory
     except StreamClosedError:
         raise WebSocketClosedError() from None
     return written
+
+
+def _write(stream, data: bytes) -> "asyncio.Future[None]":
+    try:
+        return stream.write(data)
+    except StreamClosedError:
+        raise WebSocketClosedError() from None
