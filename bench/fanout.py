@@ -53,6 +53,7 @@ import os
 import platform
 import statistics
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -130,7 +131,7 @@ async def run(args) -> list[dict]:
         ours = ClientProcess("bench.fanout_ours", {"waiting": args.waiting, "doctors": 3, "uvloop": args.uvloop})
         processes.append(ours)
         setup = json.loads(await ours.answer())
-        profiler = start_profiler(ours.process.pid, args.profile) if args.profile else None
+        profiler = None
         port, doctors, booker = setup["port"], setup["doctors"], setup["booker"]
         peers = {}
         for kind, name in (("bare", FLOOR), ("socketio", RIVAL)):
@@ -205,12 +206,18 @@ async def run(args) -> list[dict]:
                     holders[name] = ClientProcess("bench.fanout_clients", {**server.clients, "sockets": tokens},
                                                   quit_seconds=60)
                     await holders[name].command("open")
+                if args.profile and profiler is None:  # the first N's runs only, not the sockets' opening
+                    profiler = start_profiler(ours.process.pid, args.profile)
+                    await asyncio.sleep(1)  # py-spy attaches
                 for number in range(1, args.runs + 1):
                     started_at, load_at = time.strftime("%H:%M:%S", time.gmtime()), load()
                     series = await turns(holders, servers, names, count, changes)
                     results.append({"n": count, "run": number, "at": started_at, "load": load_at,
                                     "changes": changes, "series": series})
                     print_run(results[-1], names)
+                if profiler is not None and profiler.poll() is None:
+                    profiler.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+                    profiler.wait(60)
             finally:
                 for process in holders.values():
                     process.close()
@@ -219,14 +226,13 @@ async def run(args) -> list[dict]:
         for process in processes:
             process.close()
     if profiler is not None:
-        profiler.wait(60)
         print_profile(args.profile)
     return results
 
 
 def start_profiler(pid: int, path: str) -> subprocess.Popen:
     """py-spy, a sampling profiler outside the process (its cost is not in the server's timing), on
-    our server's process for the whole command: the setup's samples are few beside the changes'."""
+    our server's process while the first N's runs last."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "1000", "--format", "raw",
                              "--output", path, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -242,11 +248,13 @@ def print_profile(path: str, top: int = 25) -> None:
             frames = [frame.rsplit(":", 1)[0] for frame in stack.split(";")]
             if not any("bench/harness.py" in frame and "_serve" in frame for frame in frames):
                 continue  # not the server's thread (the command reader)
+            if frames[-1].startswith(("EpollSelector.select", "select (")):
+                continue  # waiting for the next event: idle
             total += int(count)
             own[frames[-1]] += int(count)
             for frame in set(frames):
                 under[frame] += int(count)
-    print(f"\nProfile of our server's thread (py-spy, {total} samples at 1 kHz), top {top}:\n")
+    print(f"\nProfile of our server's thread while measuring (py-spy, {total} busy samples at 1 kHz), top {top}:\n")
     print("| self | function |\n|---|---|")
     for frame, count in own.most_common(top):
         print(f"| {count / total:.1%} | `{frame}` |")

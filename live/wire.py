@@ -34,7 +34,7 @@ from typing import Sequence
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from infra.tornado_compat import frame_stream
+from infra.tornado_compat import frame_stream, write_now
 
 TEXT_FIN = 0x80 | 0x1  # FIN bit and the text opcode
 JOIN_FRAME_BYTES = 16 * 1024  # frames up to this size are written with their header in one call
@@ -55,9 +55,9 @@ _framed: tuple[bytes, bytes] = (b"", frame_header(0))
 
 
 def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memoryview]) -> "asyncio.Future[None]":
-    """Sends `pieces`, in order, as one text frame; the returned future resolves when written (it
-    is the stream's own: already done when the kernel took the frame at once, failed with
-    StreamClosedError if the socket closes first)."""
+    """Sends `pieces`, in order, as one text frame. Returns None when the kernel took the whole frame
+    at once (`infra.tornado_compat.write_now`), else the stream's future for the rest, which resolves
+    when written (failed with StreamClosedError if the socket closes first)."""
     global _framed
     stream = frame_stream(handler)
     if len(pieces) == 1:
@@ -71,7 +71,7 @@ def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memory
     length = sum(len(piece) for piece in pieces)
     try:
         if length <= JOIN_FRAME_BYTES:  # one write, one system call (see the module docstring)
-            return stream.write(frame_header(length) + b"".join(pieces))
+            return write_now(stream, frame_header(length) + b"".join(pieces))
         written = stream.write(frame_header(length))
         for piece in pieces:
             written = stream.write(piece)
@@ -80,8 +80,8 @@ def write_text_pieces(handler: WebSocketHandler, pieces: Sequence[bytes | memory
     return written
 
 
-def _write(stream, data: bytes) -> "asyncio.Future[None]":
+def _write(stream, data: bytes) -> "asyncio.Future[None] | None":
     try:
-        return stream.write(data)
+        return write_now(stream, data)
     except StreamClosedError:
         raise WebSocketClosedError() from None

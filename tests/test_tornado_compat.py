@@ -10,6 +10,8 @@ import functools
 import importlib
 import inspect
 import logging
+import socket
+import struct
 import sys
 import textwrap
 from pathlib import Path
@@ -25,6 +27,7 @@ from tornado.tcpserver import TCPServer
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 
 from infra import tornado_compat as compat
+from live import wire
 from live.wire import JOIN_FRAME_BYTES, write_text_pieces
 from live.ws import QueueSocket
 
@@ -239,8 +242,10 @@ class ErrorRecords(logging.Handler):
         self.records.append(record)
 
 
-async def test_the_frame_writer_writes_what_tornado_writes_for_the_same_text(canary):
+async def test_the_frame_writer_writes_what_tornado_writes_for_the_same_text(canary, monkeypatch):
     loopback, seen, errors = canary
+    # The frame's bytes, whichever way they go to the socket (write_now has canaries of its own below).
+    monkeypatch.setattr(wire, "write_now", lambda stream, data: stream.write(data))
     client = await websocket_connect(f"ws://127.0.0.1:{loopback.port}/ws")
     # Each header length form (7-bit, 16-bit, 64-bit) and both ways of writing (joined, pieces).
     sizes = [3, 100, 1000, JOIN_FRAME_BYTES // 2 + 10, 40_000]
@@ -255,6 +260,89 @@ async def test_the_frame_writer_writes_what_tornado_writes_for_the_same_text(can
         assert theirs and ours == theirs, changed(f"the bytes write_message puts on the stream for a {size}-character "
                                                   f"text frame (ours {ours[:12]!r}…, Tornado's {theirs[:12]!r}…)")
     assert not errors, [r.getMessage() for r in errors]
+
+
+class HeldStreams(TCPServer):
+    """Keeps each accepted connection's IOStream, to write to it directly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: asyncio.Queue = asyncio.Queue()
+
+    async def handle_stream(self, stream, address) -> None:
+        await self.streams.put(stream)
+
+
+async def held_stream():
+    server = HeldStreams()
+    sockets = bind_sockets(0, "127.0.0.1")
+    server.add_sockets(sockets)
+    reader, writer = await asyncio.open_connection("127.0.0.1", sockets[0].getsockname()[1])
+    return server, await asyncio.wait_for(server.streams.get(), 5), reader, writer
+
+
+async def test_write_now_sends_at_once_when_nothing_is_buffered():
+    server, stream, reader, writer = await held_stream()
+    try:
+        assert compat.write_now(stream, b"hello, ") is None, changed("how IOStream keeps its write buffer "
+                                                                     "(_write_buffer, _connecting)")
+        assert compat.write_now(stream, b"world") is None
+        assert await asyncio.wait_for(reader.readexactly(12), 5) == b"hello, world"
+    finally:
+        writer.close()
+        server.stop()
+        stream.close()
+
+
+async def test_write_now_queues_behind_what_the_kernel_did_not_take_and_keeps_the_order():
+    """A reader that stops reading: the kernel's buffers fill, the rest of a write waits in Tornado's
+    buffer (a future comes back), and every later write queues behind it, in order, through
+    `stream.write`; once the reader reads, every byte arrives in the order written."""
+    server, stream, reader, writer = await held_stream()
+    try:
+        chunks, futures = [], []
+        for number in range(400):  # 400 x 64 KiB: far more than loopback's socket buffers hold
+            chunk = number.to_bytes(4, "big") * (16 * 1024)
+            chunks.append(chunk)
+            written = compat.write_now(stream, chunk)
+            if written is not None:
+                futures.append(written)
+        assert futures, "the kernel took 25 MiB unread: this test no longer fills its buffers"
+        assert not futures[-1].done() and stream._write_buffer, \
+            changed("what IOStream.write leaves in _write_buffer when the kernel is full")
+        received = await asyncio.wait_for(reader.readexactly(sum(map(len, chunks))), 30)
+        assert received == b"".join(chunks)
+        await asyncio.wait_for(asyncio.gather(*futures), 5)
+    finally:
+        writer.close()
+        server.stop()
+        stream.close()
+
+
+async def test_write_now_on_a_reset_connection_lets_tornado_close_the_stream():
+    server, stream, reader, writer = await held_stream()
+    try:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        writer.close()
+        await asyncio.sleep(0.1)
+        outcomes = []
+        for _ in range(3):
+            try:
+                written = compat.write_now(stream, b"x" * 100_000)
+            except Exception as error:  # StreamClosedError, as stream.write raises on a closed stream
+                outcomes.append(type(error).__name__)
+                break
+            if written is not None:
+                try:
+                    await asyncio.wait_for(written, 5)
+                except Exception as error:
+                    outcomes.append(type(error).__name__)
+                    break
+        assert outcomes == ["StreamClosedError"] and stream.closed()
+    finally:
+        server.stop()
+        stream.close()
 
 
 async def test_the_upgrade_is_over_before_open_and_what_it_leaves_can_be_released(canary):
