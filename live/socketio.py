@@ -17,6 +17,16 @@ writer looks at that queue (long-polling: packets wait there for the next poll) 
 WebSocket counts frames Tornado has not yet flushed; past `MAX_UNSENT_PACKETS` either way the client
 is dropped, as `/ws` drops one with 1013. Nothing an actor does ever waits for it.
 
+Below python-socketio's documented API (each with a canary in `tests/test_socketio_compat.py`, run it
+before widening the pin in setup.cfg; checked against `CHECKED_VERSIONS`):
+- `sio.eio.sockets[eio_sid]`, Engine.IO's session of a client, and of it `closed`, `closing` and
+  `queue` (an `asyncio.Queue` of `engineio.packet.Packet`s its writer sends in order; `None` ends a
+  waiting long-poll): the outbox's frames go straight into it, already encoded;
+- `sio.manager.eio_sid_from_sid(sid, "/")`: which Engine.IO session carries a Socket.IO client;
+- `sio.eio.handlers["disconnect"]`: the handler python-socketio registered, wrapped by ours;
+- the Tornado driver writes each packet with the handler's `write_message` and does not wait for it
+  (so `SocketIOHandler.write_message` sees, and bounds, every frame Tornado holds unflushed).
+
 The Origin check is made when the Socket.IO connection is asked for rather than by Engine.IO's own
 `cors_allowed_origins`, so a refused client is told why (`connect_error` data `{code, message}`, as
 for a missing token); the CORS answer headers of long-polling are given to allowed origins only.
@@ -44,6 +54,7 @@ from live.session import FrameError, LiveSession, checked_frame, origin_allowed
 
 log = logging.getLogger("medpharma.ws")
 
+CHECKED_VERSIONS = {"python-socketio": ("5.18",), "python-engineio": ("4.15",)}  # major.minor, see above
 PATH = "/socket.io/"
 MAX_UNSENT_PACKETS = MAX_PENDING_EVENTS  # per client, queued or unflushed; past it the client is dropped
 _HEAD = b'{"event":"'

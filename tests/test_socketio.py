@@ -383,3 +383,79 @@ def test_a_ws_frame_becomes_the_socketio_event_packet():
         == '2["queue:state",{"list":[1,2]}]'
     with pytest.raises(ValueError):
         event_packet((b'[1]',))
+
+
+async def test_a_websocket_client_that_stops_reading_never_holds_up_anyone(harness):
+    """The WebSocket transport's slow reader (as tests/test_ws.py's for /ws): a Socket.IO client stops
+    reading; the doctor's queue goes on changing; another client hears every change at once; the
+    stalled one is dropped once its unsent frames pass the bound, rather than buffered for without end."""
+    import gc
+    import json
+    import socket as sockets
+    from bench.fanout_clients import masked_text_frame
+    from live.socketio import MAX_UNSENT_PACKETS, SocketIOHandler
+
+    admin, doctor, doctor_token = await clinic(harness)
+    # Big staff-view frames (long reasons), so the stalled connection's buffers fill quickly.
+    _, booked = await patients_booked(harness, doctor, [60 + i for i in range(12)], reason="x" * 1000)
+    slow_user = harness.services.tokens.decode(doctor_token).user_id
+    # A bare Engine.IO client on the WebSocket transport, over a plain socket: a WebSocket client
+    # library keeps reading into its own memory, and this one must really stop reading.
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(harness.base.rsplit(":", 1)[1]), limit=4096)
+    writer.write(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+
+    async def read_text() -> str:
+        head = await reader.readexactly(2)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        return (await reader.readexactly(length)).decode()
+
+    assert (await read_text()).startswith("0")
+    writer.write(masked_text_frame("40" + json.dumps({"token": doctor_token})))
+    assert (await read_text()).startswith("40")
+    writer.write(masked_text_frame("42" + json.dumps(["queue:subscribe", {"doctorId": doctor["id"]}])))
+    assert (await read_text()).startswith('42["queue:state"')
+    client_socket = writer.get_extra_info("socket")
+    client_socket.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 4096)
+    port = client_socket.getsockname()[1]
+    [server_side] = [o for o in gc.get_objects() if isinstance(o, SocketIOHandler) and o.ws_connection is not None
+                     and o.ws_connection.stream.socket.getpeername()[1] == port]
+    server_side.ws_connection.stream.socket.setsockopt(sockets.SOL_SOCKET, sockets.SO_SNDBUF, 4096)
+    # From here on, `slow` never reads again.
+
+    def slow_is_open() -> bool:
+        return any(s.viewer.user_id == slow_user for s in harness.services.sockets)
+
+    watcher_token, _, watched = booked[5]
+    fast = await subscribed(harness, watcher_token, appointmentId=watched["id"])
+    assert (await fast.expect("queue:update"))["position"] == 5
+    churner, _ = await harness.register()
+    def server_closing() -> bool:
+        connection = server_side.ws_connection
+        return connection is None or connection.is_closing()
+
+    rounds = 0
+    while not server_closing():
+        rounds += 1
+        assert rounds <= MAX_UNSENT_PACKETS, "the stalled client was never dropped"
+        appointment = await harness.book(churner, doctor["id"], future(1), reason="y" * 1000)
+        # The other client hears that it moved back, now, despite the stalled connection.
+        assert (await fast.expect("queue:update", timeout=10))["position"] == 6, rounds
+        cancel = await harness.api.patch(f"/api/appointments/{appointment['id']}/status",
+                                         {"status": "cancelled"}, token=churner)
+        assert cancel.status == 200
+        assert (await fast.expect("queue:update", timeout=10))["position"] == 5, rounds
+    # Closed only past the bound (each change queued one frame for it), and its session ends (Tornado
+    # waits up to 5 s for a close frame the stalled client never reads, then aborts).
+    assert rounds * 2 > MAX_UNSENT_PACKETS // 2
+    await eventually(lambda: not slow_is_open(), "the stalled client's session to end")
+    assert slow_user not in harness.services.sockets_per_user
+    assert fast.client.connected
+    writer.close()
+    await fast.close()
