@@ -136,7 +136,8 @@ async def run(args) -> list[dict]:
         peers = {}
         for kind, name in (("bare", FLOOR), ("socketio", RIVAL)):
             peer = ClientProcess("bench.fanout_peers", {"kind": kind, "frame": setup["frame"], "data": setup["data"],
-                                                          "tune_gc": not args.default_gc_for_others})
+                                                          "tune_gc": not args.default_gc_for_others,
+                                                          "uvloop": args.uvloop})
             processes.append(peer)
             peers[name] = (peer, int((await peer.answer()).split()[1]))
 
@@ -344,7 +345,7 @@ def main() -> int:
                         help="the floor and python-socketio keep CPython's collector threshold (ours raises it)")
     parser.add_argument("--profile", metavar="FILE", help="profile our server with py-spy into FILE (collapsed "
                         "stacks) and print its top costs")
-    parser.add_argument("--uvloop", action="store_true", help="our server's event loop is uvloop's")
+    parser.add_argument("--uvloop", action="store_true", help="every server's event loop is uvloop's")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     print(f"python -m bench.fanout {' '.join(sys.argv[1:])}")

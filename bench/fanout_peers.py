@@ -1,7 +1,7 @@
 """The servers `bench/fanout.py` compares ours with, each in a process of its own.
 
 `python -m bench.fanout_peers` reads one JSON line `{"kind": "bare" | "socketio", "frame": F, "data": D,
-"tune_gc": bool}`,
+"tune_gc": bool, "uvloop": bool}`,
 starts that server on a free loopback port and prints `port <P>`; then, one command a line:
 - `stamp`: prints `stamp <CLOCK_MONOTONIC when its latest broadcast began, or 0> <this process's CPU
   seconds so far>`;
@@ -120,6 +120,9 @@ def main() -> int:
     if setup.get("tune_gc", True):
         from server.app import tune_garbage_collector
         tune_garbage_collector()
+    if setup.get("uvloop"):
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(serve(setup))
     return 0
 

@@ -12,7 +12,16 @@ Socket.IO has no close codes: where `/ws` closes with 4001/4003/1001, a Socket.I
 `error` event whose `code` says why (`session_ended`, `token_expired`, `account_disabled`,
 `shutdown`) and is then disconnected by the server (its client does not reconnect by itself).
 
-A reader that stops reading: python-socketio queues packets per client without a bound, so the
+A client on the WebSocket transport from its first request (what the original design's clients do)
+is written to directly, as `/ws` is: when nothing of Engine.IO's waits to be sent to it, the frame goes
+to its Tornado stream with its header, framed once per distinct frame for every client that gets it
+(`_framed_event`), and the outbox waits for a write the kernel did not take at once, so a slow
+reader coalesces latest values as on `/ws`. Otherwise (long-polling, a connection upgraded from it,
+or Engine.IO holding packets of its own) the packet goes into Engine.IO's queue, behind them, and
+its writer task sends it (issue 29: at 1,000 clients the queue, the task switch and the two copies
+of each packet per client cost more than python-socketio's own room emit).
+
+A reader that stops reading on the queue path: python-socketio queues packets per client without a bound, so the
 writer looks at that queue (long-polling: packets wait there for the next poll) and the endpoint's
 WebSocket counts frames Tornado has not yet flushed; past `MAX_UNSENT_PACKETS` either way the client
 is dropped, as `/ws` drops one with 1013. Nothing an actor does ever waits for it.
@@ -25,7 +34,10 @@ before widening the pin in setup.cfg; checked against `CHECKED_VERSIONS`):
 - `sio.manager.eio_sid_from_sid(sid, "/")`: which Engine.IO session carries a Socket.IO client;
 - `sio.eio.handlers["disconnect"]`: the handler python-socketio registered, wrapped by ours;
 - the Tornado driver writes each packet with the handler's `write_message` and does not wait for it
-  (so `SocketIOHandler.write_message` sees, and bounds, every frame Tornado holds unflushed).
+  (so `SocketIOHandler.write_message` sees, and bounds, every frame Tornado holds unflushed), and the
+  connect event's environ carries the request's handler as `environ["tornado.handler"]`; a session's
+  queue is empty only once its writer has handed every packet to `write_message` (the direct path's
+  order rests on it), and `upgrading` is true while a polling client moves to WebSocket.
 
 The Origin check is made when the Socket.IO connection is asked for rather than by Engine.IO's own
 `cors_allowed_origins`, so a refused client is told why (`connect_error` data `{code, message}`, as
@@ -49,8 +61,10 @@ from core.errors import ApiError, Forbidden, Unauthorized
 from core.limits import MAX_FRAME_BYTES, PING_INTERVAL_SECONDS, PING_TIMEOUT_SECONDS, SLOW_READER_CLOSE_CODE
 from handlers.base import JsonErrors, bearer_token
 from infra.logs import request_id_for
+from infra.tornado_compat import frame_stream, write_now
 from live.outbox import MAX_PENDING_EVENTS, Outbox
 from live.session import FrameError, LiveSession, checked_frame, origin_allowed
+from live.wire import frame_header
 
 log = logging.getLogger("medpharma.ws")
 
@@ -77,6 +91,24 @@ def _packet_of(frame: bytes) -> str:
     return "2[" + name.decode("ascii") + "," + rest[len(_DATA):-1].decode("utf-8") + "]"
 
 
+def _framed(frame: bytes, packet_of=_packet_of) -> bytes:
+    """The WebSocket text frame carrying Engine.IO's MESSAGE (`4`) of the Socket.IO packet of `frame`."""
+    payload = ("4" + packet_of(frame)).encode()
+    return frame_header(len(payload)) + payload
+
+
+_framed_event = functools.lru_cache(maxsize=64)(_framed)
+"""The same, built once per distinct frame: a frame shared by many clients is one bytes object."""
+
+
+def framed_event(pieces: Sequence[bytes | memoryview]) -> bytes:
+    """The WebSocket frame for the `/ws` frame `pieces`: cached when it is a shared frame (one bytes
+    object), built alone when it is a viewer's own (pieces around their entries: no other client gets it)."""
+    if len(pieces) == 1 and isinstance(pieces[0], bytes):
+        return _framed_event(pieces[0])
+    return _framed(b"".join(pieces), _packet_of.__wrapped__)
+
+
 def event_packet(pieces: Sequence[bytes | memoryview]) -> str:
     """The Socket.IO EVENT packet (default namespace) carrying what the `/ws` frame `pieces` carries:
     `{"event":"E","data":D}` → `2["E",D]`, `{"event":"E"}` → `2["E"]`. Frames shared by many viewers
@@ -88,14 +120,15 @@ def event_packet(pieces: Sequence[bytes | memoryview]) -> str:
 class SocketIOSession(LiveSession):
     """One Socket.IO connection's live session; its transport is python-socketio."""
 
-    __slots__ = ("services", "endpoint", "sid", "eio_sid", "viewer", "outbox", "rooms", "here_for", "drop_reason",
-                 "_expiry", "_holds_user_slot", "_closing")
+    __slots__ = ("services", "endpoint", "sid", "eio_sid", "handler", "viewer", "outbox", "rooms", "here_for",
+                 "drop_reason", "_expiry", "_holds_user_slot", "_closing")
 
     def __init__(self, endpoint: "Endpoint", sid: str, eio_sid: str):
         self.services = endpoint.services
         self.endpoint = endpoint
         self.sid = sid
         self.eio_sid = eio_sid
+        self.handler: SocketIOHandler | None = None  # the WebSocket it came on, when it came on one
         self._begin_session_state()
         self._closing = False
 
@@ -123,10 +156,12 @@ class SocketIOSession(LiveSession):
         self._session_opened()
 
     # -- the transport: write, close ---------------------------------------------------------------
-    def _write(self, pieces: Sequence[bytes | memoryview]) -> None:
+    def _write(self, pieces: Sequence[bytes | memoryview]) -> "asyncio.Future[None] | None":
         socket = self.endpoint.sio.eio.sockets.get(self.eio_sid)
         if socket is None or socket.closed or socket.closing:
             raise ConnectionError("the Socket.IO client is gone")  # the outbox stops; disconnect cleans up
+        if self.handler is not None and not socket.upgrading and socket.queue.empty():
+            return write_now(frame_stream(self.handler), framed_event(pieces))  # see the module docstring
         if socket.queue.qsize() >= MAX_UNSENT_PACKETS:
             self.outbox.close()
             self._drop_slow_reader()
@@ -205,6 +240,9 @@ class Endpoint:
             session.admit(environ, auth)
         except ApiError as error:
             raise SocketIORefused(error.message, {"code": error.code, "message": error.message}) from None
+        handler = environ.get("tornado.handler")
+        if isinstance(handler, SocketIOHandler) and handler.ws_connection is not None:
+            session.handler = handler  # a WebSocket from the first request: written to directly
         self.sessions[sid] = session
         session.open()
 

@@ -67,6 +67,12 @@ async def test_a_packet_put_in_the_engineio_queue_reaches_the_client_as_its_even
         assert socket is not None, changed("the key of eio.sockets (the Engine.IO sid)")
         assert socket.closed is False and socket.closing is False, changed("an open session's closed / closing")
         assert isinstance(socket.queue, asyncio.Queue), changed("the session's outgoing queue (queue)")
+        assert socket.upgrading is False, changed("a settled session's upgrading")
+        if transport == "websocket":
+            assert isinstance(session.handler, SocketIOHandler), \
+                changed("the connect environ's request handler (environ['tornado.handler'])")
+        else:
+            assert session.handler is None  # long-polling: always through Engine.IO's queue
         socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, data='2["canary",{"a":[1,"\\u00e9"]}]'))
         event, args = await asyncio.wait_for(client.events.get(), 10)
         assert (event, args) == ("canary", ({"a": [1, "é"]},)), \
@@ -75,6 +81,33 @@ async def test_a_packet_put_in_the_engineio_queue_reaches_the_client_as_its_even
         await client.client.disconnect()
     await eventually(lambda: socket.closed, "the session to close")
     assert socket.closed is True, changed("a closed session's closed")
+
+
+async def test_the_writer_empties_the_queue_only_as_it_hands_packets_to_write_message(harness, monkeypatch):
+    """The direct path writes a frame itself only when the session's queue is empty: every packet
+    Engine.IO took from it must by then be in Tornado's hands, so nothing can overtake it."""
+    written: list = []
+    write_message = SocketIOHandler.write_message
+
+    def spy(self, message, binary=False):
+        written.append(message)
+        return write_message(self, message, binary)
+
+    monkeypatch.setattr(SocketIOHandler, "write_message", spy)
+    client, endpoint, session = await connected(harness, "websocket")
+    try:
+        socket = endpoint.sio.eio.sockets[session.eio_sid]
+        seen_empty_with: list = []
+        for number in range(5):
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, data=f'2["canary",{number}]'))
+        assert not socket.queue.empty()
+        while not socket.queue.empty():
+            await asyncio.sleep(0)
+        seen_empty_with = [m for m in written if "canary" in m]
+        assert seen_empty_with == [f'42["canary",{n}]' for n in range(5)], \
+            changed("when the Engine.IO writer takes packets from the queue and writes them")
+    finally:
+        await client.client.disconnect()
 
 
 async def test_the_tornado_driver_writes_each_packet_with_write_message_without_waiting(harness, monkeypatch):
