@@ -67,8 +67,10 @@ bench: $(STAMP_BENCH)
 bench-eta: $(STAMP_BENCH)
 	$(BIN)/python -m bench.eta
 
-# The scale figures: one run fills bench/README.md's table, one command after the other (each takes
-# flags for a smaller check, see --help); the uvloop pair runs back to back so the two compare.
+# The scale figures: one run fills bench/README.md's tables, one command after the other (each takes
+# flags for a smaller check, see --help). bench.fanout prints the current table: three interleaved
+# runs per size, the median of their medians with the spread (bench/README.md, "The current table").
+# The uvloop pair runs back to back so the two compare.
 bench-scale: $(STAMP_BENCH)
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.memory
