@@ -61,7 +61,7 @@ from core.errors import ApiError, Forbidden, Unauthorized
 from core.limits import MAX_FRAME_BYTES, PING_INTERVAL_SECONDS, PING_TIMEOUT_SECONDS, SLOW_READER_CLOSE_CODE
 from handlers.base import JsonErrors, bearer_token
 from infra.logs import request_id_for
-from infra.tornado_compat import frame_stream, write_now
+from infra.tornado_compat import frame_stream, socket_is_open, write_now
 from live.outbox import MAX_PENDING_EVENTS, Outbox
 from live.session import FrameError, LiveSession, checked_frame, origin_allowed
 from live.wire import frame_header
@@ -241,7 +241,7 @@ class Endpoint:
         except ApiError as error:
             raise SocketIORefused(error.message, {"code": error.code, "message": error.message}) from None
         handler = environ.get("tornado.handler")
-        if isinstance(handler, SocketIOHandler) and handler.ws_connection is not None:
+        if isinstance(handler, SocketIOHandler) and socket_is_open(handler):
             session.handler = handler  # a WebSocket from the first request: written to directly
         self.sessions[sid] = session
         session.open()
