@@ -8,7 +8,7 @@
 import { h, replace } from '../../dom.js';
 import { api, sentence } from '../../api.js';
 import { t } from '../../i18n.js';
-import { clock, dayWords, minutes, timeOnly, WAITING, zoneNote } from '../../format.js';
+import { clock, dayWords, laterClinicDay, minutes, timeOnly, WAITING, zoneNote } from '../../format.js';
 import { live } from '../../live.js';
 import { session } from '../../session.js';
 import { statusLines } from './status.js';
@@ -65,8 +65,10 @@ export async function waitingPage(root, context) {
 
   const drawBooked = () => {
     const zone = zoneNote();
+    // A later day's booking has its day and time as the card's headline: not written twice.
+    const later = WAITING.has(state.status) && laterClinicDay(state.date);
     replace(booked, doctor ? t('wait.doctorLine', { name: doctor.name, specialization: doctor.specialization }) : t('wait.yourDoctor'),
-      h('br'), t('wait.bookedFor', { day: dayWords(state.date), time: timeOnly(state.date) }),
+      later ? null : [h('br'), t('wait.bookedFor', { day: dayWords(state.date), time: timeOnly(state.date) })],
       zone ? [h('br'), h('span', { class: 'small muted' }, zone)] : null);
   };
 
