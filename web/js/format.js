@@ -1,14 +1,14 @@
 // How times and waits read to a person: in the browser's own time zone, in the page's language,
 // formatted by the browser's Intl for that language (never hand-built date strings).
 
-import { lang, t } from './i18n.js';
+import { locale, t } from './i18n.js';
 import { browserZone, clinicZone } from './clinic.js';
 
-const timeFormat = new Intl.DateTimeFormat(lang, { hour: 'numeric', minute: '2-digit' });
-const dayTimeFormat = new Intl.DateTimeFormat(lang,
+const timeFormat = new Intl.DateTimeFormat(locale, { hour: 'numeric', minute: '2-digit' });
+const dayTimeFormat = new Intl.DateTimeFormat(locale,
   { weekday: 'short', day: 'numeric', month: 'short', hour: 'numeric', minute: '2-digit' });
-const dateFormat = new Intl.DateTimeFormat(lang, { weekday: 'long', day: 'numeric', month: 'long' });
-const listFormat = new Intl.ListFormat(lang, { style: 'long', type: 'conjunction' });
+const dateFormat = new Intl.DateTimeFormat(locale, { weekday: 'long', day: 'numeric', month: 'long' });
+const listFormat = new Intl.ListFormat(locale, { style: 'long', type: 'conjunction' });
 
 /** "2026-12-08" for a Date, in the zone given (the browser's by default). */
 export function dayKey(date, timeZone = undefined) {

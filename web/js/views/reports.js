@@ -8,7 +8,7 @@ import { h, replace, uid } from '../dom.js';
 import { api, ApiError, sentence } from '../api.js';
 import { session } from '../session.js';
 import { field, form, valueOf } from '../forms.js';
-import { lang, t } from '../i18n.js';
+import { locale, t } from '../i18n.js';
 
 // The SVG namespace, as the HTML parser gives it to an <svg> (no address written in the app's files).
 const SVG = new DOMParser().parseFromString('<svg></svg>', 'text/html').querySelector('svg').namespaceURI;
@@ -42,8 +42,8 @@ function dayList(from, to) {
   return days;
 }
 
-const shortDayFormat = new Intl.DateTimeFormat(lang, { day: 'numeric', month: 'numeric', timeZone: 'UTC' });
-const longDayFormat = new Intl.DateTimeFormat(lang, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+const shortDayFormat = new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'numeric', timeZone: 'UTC' });
+const longDayFormat = new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
 const shortDay = (iso) => shortDayFormat.format(new Date(`${iso}T00:00:00Z`));
 const longDay = (iso) => longDayFormat.format(new Date(`${iso}T00:00:00Z`));
 const fmt = (value, unit = '') => (value === null || value === undefined ? '–' : `${value}${unit}`);

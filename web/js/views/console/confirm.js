@@ -12,8 +12,9 @@ export class Confirmations {
     this.focusYes = null;
   }
 
-  ask(id, question, yes, run) {
-    this.pending.set(id, { question, yes, run });
+  /** Asks `question` about appointment `id`; `opener` (the asking button) gets the focus back on "Go back". */
+  ask(id, question, yes, run, opener = null) {
+    this.pending.set(id, { question, yes, run, opener: opener?.getAttribute('aria-label') || null });
     this.focusYes = id;
     this.redraw();
   }
@@ -23,8 +24,14 @@ export class Confirmations {
     const asked = this.pending.get(id);
     if (!asked) return null;
     const yes = h('button', { type: 'button', class: 'danger', onclick: () => { this.pending.delete(id); asked.run(); } }, asked.yes);
-    const no = h('button', { type: 'button', onclick: () => { this.pending.delete(id); this.focusAfter = id; this.redraw(); } },
-      t('console.confirm.back'));
+    const no = h('button', {
+      type: 'button',
+      onclick: () => {
+        this.pending.delete(id);
+        this.redraw();
+        if (asked.opener) document.querySelector(`button[aria-label="${CSS.escape(asked.opener)}"]`)?.focus();
+      },
+    }, t('console.confirm.back'));
     if (this.focusYes === id) {
       this.focusYes = null;
       queueMicrotask(() => yes.focus());

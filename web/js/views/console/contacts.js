@@ -12,20 +12,28 @@ export class Contacts {
     this.doctorId = doctorId;
     this.byId = new Map();  // appointmentId → {phone, email}
     this.loading = null;
+    this.tried = new Set();  // ids already looked up
   }
 
   learn(appointment) {
     if (appointment?.id) this.byId.set(appointment.id, { phone: appointment.patientPhone, email: appointment.patientEmail });
   }
 
-  /** Reads the contacts of every waiting appointment when one of `ids` is unknown; true if any were new. */
+  /**
+   * Reads the contacts of every waiting appointment when one of `ids` has never been looked up;
+   * true when that taught anything new. Each id is looked up once: one that the read does not
+   * cover (an appointment already finished) does not cause another read at every redraw.
+   */
   async cover(ids) {
-    if (ids.every((id) => this.byId.has(id))) return false;
+    const fresh = ids.filter((id) => !this.byId.has(id) && !this.tried.has(id));
+    if (fresh.length === 0) return false;
+    fresh.forEach((id) => this.tried.add(id));
+    const before = this.byId.size;
     this.loading = this.loading || api('GET', `/api/appointments/doctor/${this.doctorId}`)
       .then((appointments) => appointments.forEach((appointment) => this.learn(appointment)))
       .finally(() => { this.loading = null; });
     await this.loading;
-    return true;
+    return this.byId.size > before;
   }
 
   /** "Phone +33 … · Email …" as links, or null while unknown. */

@@ -27,11 +27,11 @@ export function drawNow(body, view) {
     view.confirmations.controls(id) || h('div', { class: 'actions' },
       joinUrl ? h('a', { class: 'button', href: joinUrl, target: '_blank', rel: 'noopener noreferrer' }, t('wait.join')) : null,
       h('button', { type: 'button', 'aria-label': t('console.completeLabel', { name }),
-        onclick: () => view.confirmations.ask(id, t('console.confirm.complete', { name }), t('console.confirm.yesComplete'),
-          () => view.setStatus(current, 'completed', t('console.done.completed', { name }))) }, t('console.complete')),
+        onclick: (event) => view.confirmations.ask(id, t('console.confirm.complete', { name }), t('console.confirm.yesComplete'),
+          () => view.setStatus(current, 'completed', t('console.done.completed', { name })), event.currentTarget) }, t('console.complete')),
       // Called but never joined: a no-show, whatever the booked time.
       h('button', { type: 'button', 'aria-label': t('console.noShowLabel', { name }),
-        onclick: () => view.confirmations.ask(id, t('console.confirm.noShow', { name }), t('console.confirm.yesNoShow'),
-          () => view.setStatus(current, 'no_show', t('console.done.noShow', { name }))) }, t('console.noShow'))),
+        onclick: (event) => view.confirmations.ask(id, t('console.confirm.noShow', { name }), t('console.confirm.yesNoShow'),
+          () => view.setStatus(current, 'no_show', t('console.done.noShow', { name })), event.currentTarget) }, t('console.noShow'))),
     view.errors.has(id) ? h('p', { class: 'form-error' }, view.errors.get(id)) : null);
 }

@@ -42,8 +42,8 @@ function entryCard(entry, view) {
           onclick: () => view.setStatus(entry, 'confirmed', t('console.done.confirmed', { name })) }, t('console.confirmAction')) : null,
       noShowAllowed
         ? h('button', { type: 'button', 'aria-label': t('console.noShowLabel', { name }),
-          onclick: () => view.confirmations.ask(id, t('console.confirm.noShow', { name }), t('console.confirm.yesNoShow'),
-            () => view.setStatus(entry, 'no_show', t('console.done.noShow', { name }))) }, t('console.noShow'))
+          onclick: (event) => view.confirmations.ask(id, t('console.confirm.noShow', { name }), t('console.confirm.yesNoShow'),
+            () => view.setStatus(entry, 'no_show', t('console.done.noShow', { name })), event.currentTarget) }, t('console.noShow'))
         : null),
     view.errors.has(id) ? h('p', { class: 'form-error' }, view.errors.get(id)) : null);
 }
