@@ -88,7 +88,17 @@ export const WAITING = new Set(['pending', 'confirmed']);
  */
 export function zoneNote() {
   if (!clinicZone || clinicZone === browserZone) return '';
-  return t('time.zoneDiffers', { yours: browserZone, clinic: clinicZone });
+  return t('time.zoneDiffers', { yours: zoneName(browserZone), clinic: zoneName(clinicZone) });
+}
+
+/** "Eastern Time", "heure d’Europe centrale": a zone as people say it (its IANA id if Intl has no name). */
+export function zoneName(zone) {
+  try {
+    const parts = new Intl.DateTimeFormat(locale, { timeZone: zone, timeZoneName: 'longGeneric' }).formatToParts(new Date());
+    return parts.find((part) => part.type === 'timeZoneName')?.value || zone;
+  } catch {
+    return zone;
+  }
 }
 
 /** For <input type=date>/<input type=time>: the local date and time parts of a Date. */

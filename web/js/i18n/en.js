@@ -42,7 +42,7 @@ export default {
   'duration.minutes': { one: '{count} minute', other: '{count} minutes' },
   'duration.hours': '{hours} h',
   'duration.hoursMinutes': '{hours} h {minutes} min',
-  'time.zoneDiffers': 'Times are shown in your time zone ({yours}); the clinic is in {clinic}.',
+  'time.zoneDiffers': "Times are in your time zone ({yours}). The clinic's time zone is {clinic}.",
   'doctor.avgConsult': 'Average consultation (minutes)',
   'live.on': 'Live: this page updates by itself.',
   'live.connecting': 'Connecting for live updates…',

@@ -42,7 +42,7 @@ export default {
   'duration.minutes': { one: '{count} minute', other: '{count} minutes' },
   'duration.hours': '{hours} h',
   'duration.hoursMinutes': '{hours} h {minutes} min',
-  'time.zoneDiffers': 'Les heures sont données dans votre fuseau horaire ({yours}) ; la clinique est à l’heure de {clinic}.',
+  'time.zoneDiffers': 'Les heures sont données dans votre fuseau horaire ({yours}). Fuseau horaire de la clinique : {clinic}.',
   'doctor.avgConsult': 'Durée moyenne de consultation (minutes)',
   'live.on': 'En direct : cette page se met à jour toute seule.',
   'live.connecting': 'Connexion pour les mises à jour en direct…',

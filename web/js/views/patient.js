@@ -5,7 +5,7 @@ import { h, replace, uid } from '../dom.js';
 import { api, sentence } from '../api.js';
 import { t } from '../i18n.js';
 import { browserZone } from '../clinic.js';
-import { clock, localParts, minutes, statusLabel, stillAway, WAITING, zoneNote } from '../format.js';
+import { clock, localParts, minutes, statusLabel, stillAway, WAITING, zoneName, zoneNote } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { navigate } from '../router.js';
 import { session } from '../session.js';
@@ -77,7 +77,7 @@ export async function bookPage(root, context) {
       h('div', { class: 'row' },
         field({ label: t('book.date'), name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
         field({ label: t('book.time'), name: 'time', type: 'time', value: parts.time, step: 300 })),
-      h('p', { class: 'hint' }, zone || t('book.zone', { zone: browserZone })),
+      h('p', { class: 'hint' }, zone || t('book.zone', { zone: zoneName(browserZone) })),
       field({ label: t('book.name'), name: 'patientName', value: user.name, autocomplete: 'name' }),
       field({ label: t('book.email'), name: 'patientEmail', type: 'email', value: user.email, autocomplete: 'email' }),
       field({ label: t('book.phone'), name: 'patientPhone', type: 'tel', autocomplete: 'tel' }),

@@ -220,10 +220,10 @@ export async function consolePage(root, context) {
     h('div', { class: 'console-grid' },
       nowSection,
       queueSection,
+      h('div', { class: 'console-numbers' }, numbers.section),
       h('section', { class: 'card console-status', 'aria-labelledby': 'status-heading' },
         h('h2', { id: 'status-heading' }, session.user.role === 'doctor' ? t('console.status.yours') : t('console.status.theirs', { name: doctor.name })),
-        statusLine, statusForms),
-      h('div', { class: 'console-numbers' }, numbers.section)));
+        statusLine, statusForms)));
 
   return () => {
     clearTimeout(otherDayTimer);
@@ -238,7 +238,7 @@ function chooser(doctors, doctorId, day, today) {
     label: t('console.choose.label'),
     submit: t('console.choose.submit'),
     submitClass: '',
-    className: 'inline-form',
+    className: 'inline-form chooser',
     children: [
       doctors ? field({ label: t('console.choose.doctor'), name: 'doctor', type: 'select', value: doctorId,
         options: doctors.map((doctor) => [doctor.id, `${doctor.name} (${doctor.specialization})`]) }) : null,

@@ -28,7 +28,7 @@ function entryCard(entry, view) {
     h('p', { class: 'muted' },
       t('console.queue.booked', { time: clock(entry.date), expected: clock(entry.expectedStartAt) }),
       view.isToday ? (entry.etaMinutes > 0 ? ` ${t('console.queue.inDuration', { duration: minutes(entry.etaMinutes) })}` : ` ${t('console.queue.now')}`) : '',
-      entry.earliestStartAt ? ` · ${t('console.queue.window', { from: clock(entry.earliestStartAt), to: clock(entry.latestStartAt) })}` : ''),
+      windowText(entry)),
     h('p', {},
       h('span', { class: `badge ${entry.status}` }, statusLabel(entry.status)),
       ' ',
@@ -46,4 +46,12 @@ function entryCard(entry, view) {
             () => view.setStatus(entry, 'no_show', t('console.done.noShow', { name })), event.currentTarget) }, t('console.noShow'))
         : null),
     view.errors.has(id) ? h('p', { class: 'form-error' }, view.errors.get(id)) : null);
+}
+
+/** " · window 10:35 to 11:10", or nothing when the range is one time. */
+function windowText(entry) {
+  if (!entry.earliestStartAt) return '';
+  const from = clock(entry.earliestStartAt);
+  const to = clock(entry.latestStartAt);
+  return from === to ? '' : ` · ${t('console.queue.window', { from, to })}`;
 }
