@@ -152,3 +152,45 @@ def test_every_page_passes_axe_in_french(site, browsers, shots, viewport, width)
     admin.goto("/app/reports")
     expect(admin.get_by_role("heading", name="Rapports de la clinique")).to_be_visible()
     check_page(admin, shots, "reports-fr", width)
+
+
+STATUS_CARD = """async (state) => {
+    const { statusLines } = await import('/app/js/views/waiting/status.js');
+    const soon = (minutes) => new Date(Date.now() + minutes * 60_000).toISOString();
+    const base = { status: 'pending', date: soon(30), position: 1, etaMinutes: 30, expectedStartAt: soon(30),
+                   earliestStartAt: soon(20), latestStartAt: soon(40), delayMinutes: 0, isRunningLate: false,
+                   lateByMinutes: 0, awayUntil: null, joinUrl: null };
+    const cases = {
+        later: { ...base, date: soon(60 * 48), position: 2 },
+        smallDelay: { ...base, delayMinutes: 4 },
+        queueDelay: { ...base, delayMinutes: 5 },
+        calledNoLink: { ...base, status: 'in_consultation', position: -1 },
+        missed: { ...base, status: 'no_show', position: -1 },
+    };
+    return Object.fromEntries(Object.entries(cases).map(([name, value]) =>
+        [name, statusLines(value).map(([, text]) => text).join(' | ')]));
+}"""
+
+
+@pytest.mark.parametrize("lang, expected", [
+    ("en", {"later": "2 people are booked before you that day.",
+            "queueDelay": "Your appointment is running about 5 minutes late: the consultations before yours are "
+                          "taking longer than planned.",
+            "calledNoLink": "The call link will appear here in a moment.",
+            "missed": "Marked as not present | The doctor marked this appointment as missed."}),
+    ("fr", {"later": "2 personnes ont rendez-vous avant vous ce jour-là.",
+            "queueDelay": "Votre rendez-vous a environ 5 minutes de retard : les consultations précédentes durent "
+                          "plus longtemps que prévu.",
+            "calledNoLink": "Le lien de l'appel va apparaître ici dans un instant.",
+            "missed": "Noté absent | Le médecin a noté ce rendez-vous comme manqué."}),
+])
+def test_the_status_card_reads_each_case_in_each_language(site, browsers, lang, expected):
+    """The card's rules, case by case, as the page's own module writes them (in the page's language)."""
+    page, _ = browsers.page(PHONE)
+    page.goto(f"/app/signin?lang={lang}")
+    expect(page.locator("h1")).to_be_visible()
+    lines = page.evaluate(STATUS_CARD)
+    for case, text in expected.items():
+        assert text in lines[case], (case, lines[case])
+    assert "late" not in lines["smallDelay"] and "retard" not in lines["smallDelay"]
+    assert "You are next" not in lines["later"] and "Plus personne" not in lines["later"]

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from zoneinfo import ZoneInfo
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TEST_CLINIC_ZONE
-from tests.web_browser import DESKTOP, PHONE, no_horizontal_scroll, sign_in
+from tests.web_browser import DESKTOP, PHONE, axe_violations, no_horizontal_scroll, sign_in
 
 
 def new_doctor(site, **fields):
@@ -314,6 +314,7 @@ def test_the_console_shows_another_days_queue(site, browsers):
     expect(page.get_by_text(f"the queue of {tomorrow:%A}, {tomorrow:%B} {tomorrow.day}")).to_be_visible()
     expect(page.get_by_role("button", name="Call next")).to_have_count(0)
     expect(page.get_by_role("region", name="That day in numbers")).to_contain_text("Booked")
+    assert axe_violations(page) == []
     page.get_by_role("link", name="Back to today's queue").click()
     expect(page.get_by_role("heading", name="Waiting (0)")).to_be_visible()
 
@@ -329,6 +330,7 @@ def test_no_show_asks_first_and_can_be_taken_back(site, browsers):
     now.get_by_role("button", name="No-show Nell Noshow").click()
     expect(now).to_contain_text("Mark Nell Noshow as not present?")
     expect(now.get_by_role("button", name="Yes, mark as no-show")).to_be_focused()
+    assert axe_violations(page) == []
     now.get_by_role("button", name="Go back").click()
     expect(now.get_by_role("button", name="No-show Nell Noshow")).to_be_focused()
     admin_token = site.run(site.harness.admin_token())
