@@ -176,10 +176,11 @@ export async function consolePage(root, context) {
   const stops = [
     live.on('queue:state', (data) => {
       if (data.doctorId !== doctorId) return;
-      if (isToday && data.date === view.queue.date) {
+      // The socket's queue:state is always today's queue (after midnight, the new day's).
+      if (isToday) {
         view.queue = data;
         draw();
-      } else if (!isToday) {
+      } else {
         // Another day's queue: the socket speaks of today's; read the shown day again, once a burst is over.
         clearTimeout(otherDayTimer);
         otherDayTimer = setTimeout(reloadQueue, 500);
