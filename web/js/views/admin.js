@@ -4,7 +4,7 @@
 import { h, replace } from '../dom.js';
 import { api, sentence } from '../api.js';
 import { t } from '../i18n.js';
-import { clock, statusLabel } from '../format.js';
+import { clock, list, statusLabel } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { session } from '../session.js';
 
@@ -359,7 +359,9 @@ class Names {
 /** The entry's target in words: a named person or doctor, an invitation's email, an appointment. */
 function targetOf(entry, names) {
   const family = entry.action.split('.')[0];
-  if (family === 'invite' && entry.details?.email) return t('admin.audit.inviteFor', { email: entry.details.email });
+  if (family === 'invite') {
+    return entry.details?.email ? t('admin.audit.inviteFor', { email: entry.details.email }) : t('admin.audit.anInvite');
+  }
   if (family === 'appointment') return t('admin.audit.appointment', { id: String(entry.target).slice(-6) });
   if (family === 'admin' && entry.details?.email) return entry.details.email;
   if ((family === 'doctor' || family === 'user') && entry.details?.name) return entry.details.name;
@@ -373,8 +375,15 @@ function detailsOf(entry) {
   // Ids (appointments called or completed) say nothing more than the entry itself.
   const shown = Object.entries(details).filter(([key, value]) => ['fields', 'role'].includes(key) && value);
   if (!shown.length) return null;
-  return shown.map(([key, value]) => `${t(`admin.audit.detail.${key}`)}: ${key === 'role' ? t(`role.${value}`) : Array.isArray(value) ? value.join(', ')
+  return shown.map(([key, value]) => `${t(`admin.audit.detail.${key}`)}: ${key === 'role' ? t(`role.${value}`) : Array.isArray(value) ? list(value.map(fieldName))
     : (value && typeof value === 'object' ? JSON.stringify(value) : value)}`).join(' · ');
+}
+
+/** A doctor field as words ("average consultation"); a field the catalogue does not know, as is. */
+function fieldName(name) {
+  const key = `admin.audit.field.${name}`;
+  const text = t(key);
+  return text === key ? name : text;
 }
 
 async function auditSection(container, shared) {
