@@ -94,7 +94,7 @@ export default {
   'invite.noToken': 'This address has no invitation in it. Open the full link you were sent, or ask an administrator for a new one.',
   'invite.signedInAs': 'You are signed in as {name}. Accepting creates a new account and signs you in with it.',
   'invite.emailIs': 'Your account will use the email address',
-  'invite.emailUse': 'Sign in with it from now on',
+  'invite.emailUse': 'Sign in with it from now on.',
   'invite.emailUnknown': 'Your account will use the email address this invitation was sent to: sign in with it from now on.',
   'invite.intro': 'Choose the name people will see and a password for your staff account.',
   'invite.status.active': 'active',

@@ -94,7 +94,7 @@ export default {
   'invite.noToken': "Cette adresse ne contient pas d'invitation. Ouvrez le lien complet que vous avez reçu, ou demandez-en un nouveau à un administrateur.",
   'invite.signedInAs': 'Vous êtes connecté(e) en tant que {name}. Accepter crée un nouveau compte et vous y connecte.',
   'invite.emailIs': 'Votre compte utilisera l’adresse e-mail',
-  'invite.emailUse': 'C’est avec elle que vous vous connecterez désormais',
+  'invite.emailUse': 'C’est avec elle que vous vous connecterez désormais.',
   'invite.emailUnknown': 'Votre compte utilisera l’adresse e-mail à laquelle cette invitation a été envoyée : connectez-vous avec elle désormais.',
   'invite.intro': 'Choisissez le nom que les autres verront et un mot de passe pour votre compte professionnel.',
   'invite.status.active': 'active',
