@@ -239,7 +239,7 @@ async def test_subscribe_answers_at_once_with_exact_payloads(harness):
     # Both rooms in one frame: the update and the (redacted) state.
     both = await subscribed(harness, t2, doctorId=doctor["id"], appointmentId=a2["id"])
     frames = {f["event"]: ranged(f["data"]) for f in [await both.recv(), await both.recv()]}
-    assert frames["queue:update"] == {"appointmentId": a2["id"], "status": "pending", "position": 2,
+    assert frames["queue:update"] == {"appointmentId": a2["id"], "status": "pending", "date": a2["date"], "position": 2,
                                       "etaMinutes": 50, "expectedStartAt": iso(starts[2]), "delayMinutes": 15,
                                       "isRunningLate": False, "lateByMinutes": 0}
     assert frames["queue:state"]["list"] == [
