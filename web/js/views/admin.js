@@ -96,6 +96,7 @@ async function doctorsSection(container, shared) {
       h('div', { class: 'actions' },
         h('a', { class: 'button', href: `/app/console?doctor=${doctor.id}` }, 'Open console'),
         h('button', { type: 'button', 'aria-label': `Edit ${doctor.name}`, onclick: edit }, 'Edit'),
+        h('button', { type: 'button', onclick: editHours }, t('hours.editOf', { name: doctor.name })),
         h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${doctor.name}`, onclick: askDelete }, 'Delete')));
     const edit = () => {
       replace(item, h('h3', {}, `Edit ${doctor.name}`), form({
@@ -110,6 +111,19 @@ async function doctorsSection(container, shared) {
         },
       }), h('button', { type: 'button', onclick: show }, 'Cancel editing'));
       item.querySelector('input').focus();
+    };
+    const editHours = () => {
+      replace(item, h('h3', {}, doctor.name), hoursEditor(doctor, {
+        save: (body) => api('PUT', `/api/doctors/${doctor.id}`, body),
+        onSaved(saved) {
+          Object.assign(doctor, saved);
+          changed(shared);
+          done.textContent = t('hours.savedOf', { name: doctor.name });
+          show();
+        },
+        onCancel: show,
+      }));
+      item.querySelector('select, button')?.focus();
     };
     const askDelete = () => {
       replace(item, h('h3', {}, doctor.name),
@@ -327,6 +341,7 @@ const ACTION_LABELS = {
   'doctor.deleted': 'Doctor deleted',
   'doctor.status_changed': 'Doctor status changed',
   'appointment.status_changed': 'Appointment status changed',
+  'appointment.rescheduled': t('audit.appointmentRescheduled'),
   'queue.call_next': 'Next patient called',
   'user.disabled': 'User disabled',
   'user.enabled': 'User enabled',
