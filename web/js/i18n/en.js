@@ -2,6 +2,7 @@
 export default {
   'app.name': 'MedPharma Queue',
   'slots.legend': "Choose a time",
+  'slots.times': "Free times",
   'slots.days': "Day",
   'slots.today': "Today",
   'slots.tomorrow': "Tomorrow",

@@ -2,6 +2,7 @@
 export default {
   'app.name': 'MedPharma Queue',
   'slots.legend': "Choisissez un horaire",
+  'slots.times': "Horaires libres",
   'slots.days': "Jour",
   'slots.today': "Aujourd'hui",
   'slots.tomorrow': "Demain",

@@ -6,6 +6,8 @@ import { api, sentence } from '../api.js';
 import { clock } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { session } from '../session.js';
+import { t } from '../i18n.js';
+import { hoursEditor, hoursSummary } from './hours.js';
 
 const PAGE_SIZE = 20;
 
@@ -91,7 +93,7 @@ async function doctorsSection(container, shared) {
     const show = () => replace(item,
       h('h3', {}, doctor.name),
       h('p', {}, doctor.specialization, h('br'), doctor.email || '', doctor.phone ? ` · ${doctor.phone}` : '',
-        h('br'), `${doctor.avgConsultMinutes} min per consultation`),
+        h('br'), `${doctor.avgConsultMinutes} min per consultation`, h('br'), hoursSummary(doctor)),
       message,
       h('div', { class: 'actions' },
         h('a', { class: 'button', href: `/app/console?doctor=${doctor.id}` }, 'Open console'),

@@ -39,7 +39,7 @@ export function slotPicker(doctor, { exclude = null } = {}) {
   let chosen = null;
   const days = h('div', { class: 'slot-days', role: 'group', 'aria-label': t('slots.days') });
   const note = h('p', { class: 'muted', 'aria-live': 'polite' });
-  const times = h('div', { class: 'slot-times', role: 'group', 'aria-labelledby': legendId });
+  const times = h('div', { class: 'slot-times', role: 'group', 'aria-label': t('slots.times') });
   const element = h('fieldset', { class: 'slots' },
     h('legend', { id: legendId }, t('slots.legend')), days, note, times);
 
