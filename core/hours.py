@@ -20,6 +20,7 @@ index compares, so two bookings of one slot cannot both be written.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -116,9 +117,17 @@ def slot_starts(day: date, hours: Iterable[dict], slot_minutes: int, zone: ZoneI
     """Every slot start (UTC) of one clinic day, in order; [] without hours that day.
 
     Nonexistent local times are skipped and repeated ones taken once, at their first occurrence
-    (see the module docstring)."""
+    (see the module docstring). Remembered per (day, hours, length, zone): a day's slots are read
+    far more often than a doctor's hours change, and working them out costs a zone conversion each."""
+    frozen = tuple((entry["day"], entry["start"], entry["end"]) for entry in hours)
+    return list(_slot_starts(day, frozen, slot_minutes, zone))
+
+
+@functools.lru_cache(maxsize=1024)
+def _slot_starts(day: date, hours: tuple, slot_minutes: int, zone: ZoneInfo) -> tuple[datetime, ...]:
+    entries = [{"day": day_name, "start": start, "end": end} for day_name, start, end in hours]
     starts: list[datetime] = []
-    for interval in parse_hours(hours):
+    for interval in parse_hours(entries):
         if interval.weekday != day.weekday():
             continue
         minute = interval.start
@@ -127,7 +136,7 @@ def slot_starts(day: date, hours: Iterable[dict], slot_minutes: int, zone: ZoneI
             if moment is not None:
                 starts.append(moment)
             minute += slot_minutes
-    return sorted(set(starts))
+    return tuple(sorted(set(starts)))
 
 
 def _local_to_utc(day: date, minute: int, zone: ZoneInfo) -> datetime | None:

@@ -23,7 +23,7 @@ from core.statuses import (CANCELLED, COMPLETED, HOLDS_SLOT, IN_CONSULTATION, PE
                            check_transition)
 from core.values import format_utc, to_object_id
 from domain import audit, doctors, publish
-from domain.slots import check_booked_time
+from domain.slots import check_booked_time, check_future, slot_for
 from infra.auth import new_room_token
 from infra.store import DuplicateKeyError, duplicated_field
 
@@ -78,11 +78,12 @@ async def book(services, principal: Principal, body: dict, *, appointment_id: st
     """A patient's booking: in the future, with an existing doctor, one waiting per doctor.
     `appointment_id` keeps a recorded id (`eta-replay`); the API lets the store choose one."""
     now = services.clock()
+    check_future(services, body["date"])
     store = services.store
     doctor = await store.find_doctor(body["doctor"])
     if doctor is None:
         raise NotFound("Doctor not found.", code="doctor_not_found")
-    slot = check_booked_time(services, doctor, body["date"])
+    slot = slot_for(services, doctor, body["date"])
     patient = to_object_id(principal.user_id)
     chosen_id = {"_id": to_object_id(appointment_id)} if appointment_id else {}
     document = {**chosen_id, **body, "patient": patient, "status": PENDING, "createdAt": now, "updatedAt": now,

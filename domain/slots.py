@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from core.errors import ValidationFailed
 from core.hours import DEFAULT_SLOT_MINUTES, slot_key, slot_starts, why_not_a_slot
 from core.policy import guarded
+from core.values import format_utc
 from domain.queues import snapshot_of
 
 BOOKING_HORIZON = timedelta(days=366)  # also keeps date arithmetic in the ETA far from datetime.max
@@ -30,19 +31,34 @@ async def day_slots(services, doctor_id: str, day: date | None) -> dict:
     day = calendar.day_of(now) if day is None else day
     settings = snapshot.settings
     starts = slot_starts(day, settings.hours, settings.slot_minutes, calendar.zone) if settings.hours else []
+    held = snapshot.held
+    # Written out here rather than dumped through the schema: 288 nested dumps cost more than the rest
+    # of the read (see bench/README.md); the shape is `schemas.doctors.DaySlotsSchema`.
     return {"doctorId": doctor_id, "date": day.isoformat(), "slotMinutes": settings.slot_minutes,
-            "slots": [{"start": start, "free": start not in snapshot.held} for start in starts if start > now]}
+            "slots": [{"start": format_utc(start), "free": start not in held} for start in starts if start > now]}
 
 
 def check_booked_time(services, doctor: dict, moment: datetime) -> str | None:
     """Refuses a time a booking or a reschedule may not take (`400`, `details.date` says why): not in
     the future, more than a year ahead, or, for a doctor with hours, not one of its slot starts.
     Returns the slot key the appointment will hold (None for a doctor without hours)."""
+    check_future(services, moment)
+    return slot_for(services, doctor, moment)
+
+
+def check_future(services, moment: datetime) -> None:
+    """The half of the rule that needs no doctor: in the future, within a year. (A booking checks it
+    before looking the doctor up, so a bad time is a 400 whichever doctor it names.)"""
     now = services.clock()
     if moment <= now:
         raise ValidationFailed(details={"date": ["Must be in the future."]})
     if moment > now + BOOKING_HORIZON:
         raise ValidationFailed(details={"date": ["Must be within a year from now."]})
+
+
+def slot_for(services, doctor: dict, moment: datetime) -> str | None:
+    """The doctor's half: with hours, `moment` must be one of its slot starts (`400 outside_hours`);
+    returns the slot key to hold, or None for a doctor without hours."""
     hours = doctor.get("hours") or []
     if not hours:
         return None

@@ -7,14 +7,12 @@ from domain.appointments import NOT_GIVEN
 from handlers.base import APIHandler
 from schemas.appointments import SlotsDayQuerySchema, StatsDayQuerySchema, present
 from schemas.base import load_body
-from schemas.doctors import (CallNextSchema, DaySlotsSchema, DoctorCreateSchema, DoctorStatusSchema,
-                             present_doctor)
+from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorStatusSchema, present_doctor
 
 
 doctor_create_schema = DoctorCreateSchema()
 doctor_status_schema = DoctorStatusSchema()
 call_next_schema = CallNextSchema()
-day_slots_schema = DaySlotsSchema()
 day_query_schema = StatsDayQuerySchema()
 slots_query_schema = SlotsDayQuerySchema()
 
@@ -72,8 +70,7 @@ class DoctorSlotsHandler(APIHandler):
     async def get(self, doctor_id: str) -> None:
         doctor_id = self.path_id(doctor_id, "Doctor")
         day = load_body(slots_query_schema, self.query_arguments())["date"]
-        answer = await slots.day_slots(self.services, doctor_id, day)
-        self.send_json(day_slots_schema.dump(answer))
+        self.send_json(await slots.day_slots(self.services, doctor_id, day))  # already in DaySlotsSchema's shape
 
 
 class QueueNextHandler(APIHandler):
