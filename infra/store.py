@@ -29,7 +29,7 @@ from typing import Any, Awaitable
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from core import metrics
 from core.errors import StartupError, StoreUnavailable
@@ -117,8 +117,8 @@ class Store:
                                              name="one_waiting_per_patient_doctor")
         await self.appointments.create_index([("consultingDoctor", ASCENDING)], unique=True, sparse=True,
                                              name="one_consultation_per_doctor")
-        await self.appointments.create_index([("slot", ASCENDING)], unique=True, name="one_booking_per_slot",
-                                             partialFilterExpression={"slot": {"$exists": True}})
+        await self._create_partial_unique_index(self.appointments, "slot", "one_booking_per_slot",
+                                                {"slot": {"$exists": True}})
         await self.appointments.create_index([("doctor", ASCENDING), ("date", ASCENDING)], name="doctor_date",
                                              partialFilterExpression={"slot": {"$exists": True}})
         # Sessions were once found by their refresh token's hash: its unique index would now refuse
@@ -141,6 +141,32 @@ class Store:
         await self.appointments.create_index([("date", ASCENDING)], name="by_date")  # reports: a span, all doctors
         await self.day_summaries.create_index([("zone", ASCENDING), ("date", ASCENDING)], name="zone_date")
         await self.day_summaries.create_index([("start", ASCENDING), ("end", ASCENDING)], name="bounds")
+
+    async def _create_partial_unique_index(self, collection, field: str, name: str, partial: dict) -> None:
+        """A unique index on `field` over the documents `partial` selects. MongoDB checks only those
+        documents when it builds one; mongomock checks every document (so every appointment without a
+        slot would "collide" on a restart of the embedded store), so there the same check is done here,
+        as MongoDB does it, and the index registered without mongomock's own. Writes after that are
+        checked by mongomock with the filter applied, as MongoDB does."""
+        if not self.embedded:
+            await collection.create_index([(field, ASCENDING)], unique=True, name=name,
+                                          partialFilterExpression=partial)
+            return
+        inner = collection._AsyncMongoMockCollection__collection  # the synchronous mongomock collection
+        wanted = {"key": [(field, ASCENDING)], "unique": True, "partialFilterExpression": partial}
+        existing = inner._store.indexes.get(name)
+        if existing is not None:
+            if existing != wanted:
+                raise OperationFailure(f"Index with name: {name} already exists with different options")
+            return
+        seen = set()
+        for document in inner.find(partial, {field: 1}):
+            value = repr(document.get(field))
+            if value in seen:
+                raise DuplicateKeyError("E11000 duplicate key error", 11000,
+                                        {"keyPattern": {field: 1}, "keyValue": {field: document.get(field)}})
+            seen.add(value)
+        inner._store.create_index(name, wanted)
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
