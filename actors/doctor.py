@@ -196,6 +196,8 @@ class DoctorActor(Actor):
             return
         if known is not None:
             self._remove(known)
+            if known.date != entry.date:  # rescheduled: what was told of the old time scores nothing
+                self._expectations.pop(entry.id, None)
         if "slot" in document:
             self._held[entry.id] = entry.date
         else:
