@@ -75,7 +75,8 @@ async def page(services, admin: Principal, params: dict) -> tuple[list[dict], in
 # -- booking -----------------------------------------------------------------------------------------
 @guarded("appointments.book")
 async def book(services, principal: Principal, body: dict, *, appointment_id: str | None = None) -> dict:
-    """A patient's booking: in the future, with an existing doctor, one waiting per doctor.
+    """A patient's booking: in the future, with an existing doctor, one waiting per doctor; for a
+    doctor with working hours, at one of its slot starts, and only if nobody holds that slot.
     `appointment_id` keeps a recorded id (`eta-replay`); the API lets the store choose one."""
     now = services.clock()
     check_future(services, body["date"])
