@@ -139,6 +139,18 @@ async def test_the_day_the_clocks_go_forward_has_no_slot_in_the_missing_hour(cli
     assert free_map(await slots(harness, doctor["id"], "2027-03-28"))["2027-03-28T01:00:00Z"] is False
 
 
+async def test_the_day_the_clocks_go_back_offers_the_repeated_hour_once(clinic):
+    harness, _, doctor, _ = clinic
+    sunday = await slots(harness, doctor["id"], "2027-10-31")  # 03:00 CEST becomes 02:00 CET
+    assert [s["start"] for s in sunday["slots"]] == [
+        "2027-10-30T23:00:00Z", "2027-10-30T23:30:00Z",   # 01:00, 01:30 CEST
+        "2027-10-31T00:00:00Z", "2027-10-31T00:30:00Z",   # 02:00, 02:30 the first time (CEST)
+        "2027-10-31T02:00:00Z", "2027-10-31T02:30:00Z"]   # 03:00, 03:30 CET
+    patient, _ = await harness.register()
+    second_time = await book(harness, patient, doctor["id"], "2027-10-31T01:00:00Z")  # 02:00 CET, the repeat
+    assert second_time.status == 400 and second_time.body["code"] == "outside_hours"
+
+
 # -- booking against the hours --------------------------------------------------------------------------
 async def test_a_booking_must_be_a_free_slot_start(clinic):
     harness, _, doctor, _ = clinic
