@@ -7,6 +7,7 @@ import { t } from '../i18n.js';
 import { clock, list, statusLabel } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { session } from '../session.js';
+import { hoursEditor, hoursSummary } from './hours.js';
 
 const PAGE_SIZE = 20;
 
@@ -92,11 +93,12 @@ async function doctorsSection(container, shared) {
     const show = () => replace(item,
       h('h3', {}, doctor.name),
       h('p', {}, doctor.specialization, h('br'), doctor.email || '', doctor.phone ? ` · ${doctor.phone}` : '',
-        h('br'), t('admin.perConsultation', { count: doctor.avgConsultMinutes })),
+        h('br'), t('admin.perConsultation', { count: doctor.avgConsultMinutes }), h('br'), hoursSummary(doctor)),
       message,
       h('div', { class: 'actions' },
         h('a', { class: 'button', href: `/app/console?doctor=${doctor.id}` }, t('admin.openConsole')),
         h('button', { type: 'button', 'aria-label': t('admin.editLabel', { name: doctor.name }), onclick: edit }, t('admin.edit')),
+        h('button', { type: 'button', onclick: editHours }, t('hours.editOf', { name: doctor.name })),
         h('button', { type: 'button', class: 'danger', 'aria-label': t('admin.deleteLabel', { name: doctor.name }), onclick: askDelete },
           t('admin.delete'))));
     const edit = () => {
@@ -112,6 +114,19 @@ async function doctorsSection(container, shared) {
         },
       }), h('button', { type: 'button', onclick: show }, t('admin.cancelEdit')));
       item.querySelector('input').focus();
+    };
+    const editHours = () => {
+      replace(item, h('h3', {}, doctor.name), hoursEditor(doctor, {
+        save: (body) => api('PUT', `/api/doctors/${doctor.id}`, body),
+        onSaved(saved) {
+          Object.assign(doctor, saved);
+          changed(shared);
+          done.textContent = t('hours.savedOf', { name: doctor.name });
+          show();
+        },
+        onCancel: show,
+      }));
+      item.querySelector('select, button')?.focus();
     };
     const askDelete = () => {
       replace(item, h('h3', {}, doctor.name),

@@ -9,6 +9,7 @@ import { clock, localParts, minutes, statusLabel, stillAway, WAITING, zoneName, 
 import { field, form, valueOf } from '../forms.js';
 import { navigate } from '../router.js';
 import { session } from '../session.js';
+import { bookingTimes, rescheduleButton } from './slots.js';
 
 function doctorLine(doctor) {
   const notes = [];
@@ -69,14 +70,17 @@ export async function bookPage(root, context) {
   const idempotencyKey = keyPerRequest();
   const user = session.user;
   const zone = zoneNote();
+  const timeRow = h('div', { class: 'row' },
+    field({ label: t('book.date'), name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
+    field({ label: t('book.time'), name: 'time', type: 'time', value: parts.time, step: 300 }));
+  const times = bookingTimes(doctors, doctorChoice, timeRow);  // slot buttons for a doctor with hours
   const booking = form({
     label: title,
     submit: t('book.submit'),
     children: [
       doctorChoice,
-      h('div', { class: 'row' },
-        field({ label: t('book.date'), name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
-        field({ label: t('book.time'), name: 'time', type: 'time', value: parts.time, step: 300 })),
+      times.element,
+      timeRow,
       h('p', { class: 'hint' }, zone || t('book.zone', { zone: zoneName(browserZone) })),
       field({ label: t('book.name'), name: 'patientName', value: user.name, autocomplete: 'name' }),
       field({ label: t('book.email'), name: 'patientEmail', type: 'email', value: user.email, autocomplete: 'email' }),
@@ -84,13 +88,13 @@ export async function bookPage(root, context) {
       field({ label: t('book.reason'), name: 'reason', type: 'textarea', required: false, rows: 3, maxlength: 500 }),
     ],
     async onSubmit(element) {
-      const when = new Date(`${valueOf(element, 'day')}T${valueOf(element, 'time')}`);
+      const date = times.date(element);
       const body = {
         patientName: valueOf(element, 'patientName'),
         patientEmail: valueOf(element, 'patientEmail'),
         patientPhone: valueOf(element, 'patientPhone'),
         doctor: element.querySelector('[name=doctor]:checked')?.value,
-        date: Number.isNaN(when.getTime()) ? '' : when.toISOString(),
+        date,
       };
       const reason = valueOf(element, 'reason');
       if (reason) body.reason = reason;
@@ -98,6 +102,7 @@ export async function bookPage(root, context) {
         const appointment = await api('POST', '/api/appointments', body, { headers: { 'Idempotency-Key': idempotencyKey(body) } });
         navigate(`/app/waiting/${appointment.id}`);
       } catch (error) {
+        times.refused(error);
         // The API names the field `date`; on this form it is the date and time pair.
         if (error.details?.date) {
           const { date, ...rest } = error.details;
@@ -144,7 +149,12 @@ function appointmentCard(appointment, doctorNames, redraw) {
         ? h('a', { href: `/app/waiting/${appointment.id}`, class: 'button primary' },
           appointment.status === 'in_consultation' ? t('appointments.openTurn') : t('appointments.open'))
         : null,
+      waiting ? rescheduleButton(appointment, actions, { onDone: moved, restore: showActions }) : null,
       waiting ? h('button', { type: 'button', onclick: askToCancel }, t('wait.cancel')) : null);
+  };
+  const moved = (updated) => {
+    Object.assign(appointment, updated);
+    redraw();
   };
   const askToCancel = () => {
     replace(actions,

@@ -23,6 +23,7 @@ import { dayInNumbers } from './numbers.js';
 import { doctorStatusForms, statusSummary } from './status.js';
 import { Contacts } from './contacts.js';
 import { Confirmations } from './confirm.js';
+import { hoursCard } from '../hours.js';
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -224,7 +225,9 @@ export async function consolePage(root, context) {
       h('div', { class: 'console-numbers' }, numbers.section),
       h('section', { class: 'card console-status', 'aria-labelledby': 'status-heading' },
         h('h2', { id: 'status-heading' }, session.user.role === 'doctor' ? t('console.status.yours') : t('console.status.theirs', { name: doctor.name })),
-        statusLine, statusForms)));
+        statusLine, statusForms),
+      h('div', { class: 'console-hours' },
+        hoursCard(doctor, { save: (body) => api('PATCH', `/api/doctors/${doctorId}/status`, body) }))));
 
   return () => {
     clearTimeout(otherDayTimer);

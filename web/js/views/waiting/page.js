@@ -13,6 +13,7 @@ import { live } from '../../live.js';
 import { session } from '../../session.js';
 import { statusLines } from './status.js';
 import { chime, drawNotifyArea, notify, soundSwitch, tabTitle } from './alerts.js';
+import { rescheduleButton } from '../slots.js';
 
 const FIELDS = ['status', 'date', 'position', 'etaMinutes', 'expectedStartAt', 'earliestStartAt', 'latestStartAt',
   'delayMinutes', 'isRunningLate', 'lateByMinutes', 'awayUntil'];
@@ -73,6 +74,7 @@ export async function waitingPage(root, context) {
   };
 
   const drawStatus = () => {
+    drawBooked();  // not a live region: redrawn freely (a reschedule changes it)
     const lines = statusLines(state);
     const signature = JSON.stringify(lines);
     if (signature === lastSignature) return;  // do not make screen readers repeat what has not changed
@@ -85,7 +87,6 @@ export async function waitingPage(root, context) {
       return h('p', { class: kind }, text);
     }));
     notifyArea.hidden = !WAITING.has(state.status);  // nothing left to be told about
-    drawBooked();
     drawActions();
   };
 
@@ -93,8 +94,17 @@ export async function waitingPage(root, context) {
     const waiting = WAITING.has(state.status);
     replace(actions,
       waiting && session.user.role === 'patient'
+        ? rescheduleButton(appointment, actions, { onDone: rescheduled, restore: drawActions }) : null,
+      waiting && session.user.role === 'patient'
         ? h('button', { type: 'button', onclick: askToCancel }, t('wait.cancel')) : null,
       session.user.role === 'patient' ? h('a', { href: '/app/appointments' }, t('wait.allAppointments')) : null);
+  };
+
+  // Moved here (the room's queue:update then brings the new place); the new time shows at once.
+  const rescheduled = (updated) => {
+    appointment.date = updated.date;
+    state.date = updated.date;
+    drawStatus();
   };
 
   const askToCancel = () => {
@@ -132,6 +142,7 @@ export async function waitingPage(root, context) {
   const stops = [
     live.on('queue:update', (data) => {
       if (data.appointmentId !== appointment.id) return;
+      if (data.date) appointment.date = data.date;  // moved, here or from another device
       Object.assign(state, pick(data, FIELDS));
       drawStatus();
     }),
