@@ -56,7 +56,7 @@ export async function waitingPage(root, context) {
 
   const statusRegion = h('div', { class: 'status-panel', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' });
   const connection = h('p', { class: 'connection', 'aria-live': 'polite' });
-  const booked = h('p', { class: 'lead' });
+  const booked = h('p', { class: 'lead booked' });  // who and when (a later day's booking: when is the card's headline)
   const notifyArea = h('div', { class: 'notify' }, h('div', {}), soundSwitch());
   const actions = h('div', { class: 'actions' });
   const message = h('p', { class: 'form-error', role: 'alert' });
