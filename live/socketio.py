@@ -21,10 +21,10 @@ or Engine.IO holding packets of its own) the packet goes into Engine.IO's queue,
 its writer task sends it (issue 29: at 1,000 clients the queue, the task switch and the two copies
 of each packet per client cost more than python-socketio's own room emit).
 
-A reader that stops reading on the queue path: python-socketio queues packets per client without a bound, so the
-writer looks at that queue (long-polling: packets wait there for the next poll) and the endpoint's
-WebSocket counts frames Tornado has not yet flushed; past `MAX_UNSENT_PACKETS` either way the client
-is dropped, as `/ws` drops one with 1013. Nothing an actor does ever waits for it.
+A reader that stops reading on the queue path: python-socketio queues packets per client without a
+bound, so the writer looks at that queue (long-polling: packets wait there for the next poll) and
+the endpoint's WebSocket counts frames Tornado has not yet flushed; past `MAX_UNSENT_PACKETS` either
+way the client is dropped, as `/ws` drops one with 1013. Nothing an actor does ever waits for it.
 
 Below python-socketio's documented API (each with a canary in `tests/test_socketio_compat.py`, run it
 before widening the pin in setup.cfg; checked against `CHECKED_VERSIONS`):
@@ -68,7 +68,8 @@ from live.wire import frame_header
 
 log = logging.getLogger("medpharma.ws")
 
-CHECKED_VERSIONS = {"python-socketio": ("5.18",), "python-engineio": ("4.15",)}  # major.minor, see above
+CHECKED_VERSIONS = {"python-socketio": ("5.16", "5.17", "5.18"),  # major.minor, see above (5.11 fails them)
+                    "python-engineio": ("4.12", "4.14", "4.15")}
 PATH = "/socket.io/"
 MAX_UNSENT_PACKETS = MAX_PENDING_EVENTS  # per client, queued or unflushed; past it the client is dropped
 _HEAD = b'{"event":"'
