@@ -326,3 +326,49 @@ async def test_a_slow_receiver_does_not_hold_up_the_api_or_other_receivers(recei
     finally:
         await stop_harness(h)
         slow.stop()
+
+
+# -- several nodes ------------------------------------------------------------------------------------------
+async def test_two_nodes_deliver_each_event_once(receiver, redis_url):
+    """Both nodes follow the doctor, so both queue replicas notice the same `turn:soon`; both workers
+    compete for every delivery. Each event arrives once, with one webhook-id."""
+    import uuid
+    database = f"medpharma_notify_{uuid.uuid4().hex[:8]}"
+    store = Store.connect(None, database)
+    settings = {"redis_url": redis_url, "mongo_db": database, "notify_allow_hosts": (receiver.host,)}
+    a = await start_harness(settings=settings, store=store)
+    b = await start_harness(settings=settings, store=store)
+    try:
+        b.services.notifier.keys = a.services.notifier.keys  # one deployment, one VAPID key
+        b.services.notifier.worker.keys = a.services.notifier.keys
+        admin, doctor, _ = await clinic(a)
+        hook = await create_webhook(a, admin, receiver, ["appointment.booked", "appointment.soon"])
+        patients = [await (a if i % 2 else b).register() for i in range(6)]
+        browser, _ = await subscribe(a, patients[0][0], receiver)
+        for node in (a, b):
+            await node.services.queues.follow(doctor["id"])
+        for i, (token, _) in enumerate(patients):
+            await (a if i % 2 else b).book(token, doctor["id"], future(5 if i == 0 else 180 + 30 * i))
+            # both replicas hold it before the next booking: a replica that heard of a later booking
+            # first would rightly see it as next for a moment, and say so
+            await eventually(lambda: all(n.services.queues.live(doctor["id"]).waiting_count == i + 1
+                                         for n in (a, b)), "both replicas hold the booking")
+        path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+
+        async def all_delivered():
+            page = (await a.api.get(path, token=admin)).body
+            return page if page["total"] >= 7 and all(d["status"] == "delivered" for d in page["items"]) else None
+
+        page = await eventually(all_delivered, "every delivery delivered")
+        assert page["total"] == 7  # six bookings and one soon (the first patient, next in the queue)
+        hooks = receiver.at("/hook")
+        assert sorted(r.headers["webhook-id"] for r in hooks) == sorted(d["id"] for d in page["items"])
+        pushes = await receiver.wait_for("/push/1")
+        assert [browser.decrypt(p)["type"] for p in pushes] == ["turn:soon"]
+        records = a.services.notifier.records
+        assert await records.deliveries.count_documents({"channel": "push"}) == 1
+        assert {d["leaseNode"] for d in await records.deliveries.find({}).to_list(None)} <= \
+            {a.services.notifier.node, b.services.notifier.node}
+    finally:
+        await stop_harness(a)
+        await stop_harness(b)
