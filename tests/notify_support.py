@@ -90,7 +90,7 @@ class Receiver:
                     self.set_header("Location", "http://169.254.169.254/latest/meta-data/")
                 self.finish("x" * 5000 if status >= 500 else "ok")
 
-        sockets = bind_sockets(0, "127.0.0.1")
+        sockets = bind_sockets(self.port, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
         self.server = HTTPServer(web.Application([(r"/(.*)", Record)]))
         self.server.add_sockets(sockets)

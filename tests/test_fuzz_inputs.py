@@ -32,7 +32,8 @@ from tests.conftest import LoopThread, start_harness, stop_harness
 ROLES = ("anonymous", "patient", "doctor", "admin")
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 # Routes the contract answers with a JSON array rather than an object.
-ARRAY_ROUTES = {r"/api/doctors", r"/api/appointments/my", rf"/api/appointments/doctor/{ID}"}
+ARRAY_ROUTES = {r"/api/doctors", r"/api/appointments/my", rf"/api/appointments/doctor/{ID}",
+                r"/api/admin/webhooks"}
 STATUSES = ("pending", "confirmed", "in_consultation", "completed", "cancelled", "no_show")
 
 

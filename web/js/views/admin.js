@@ -6,6 +6,8 @@ import { api, sentence } from '../api.js';
 import { clock } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { session } from '../session.js';
+import { t } from '../i18n.js';
+import { webhooksSection } from './webhooks.js';
 
 const PAGE_SIZE = 20;
 
@@ -17,6 +19,7 @@ export function adminPage(root) {
     ['doctors', 'Doctors', doctorsSection],
     ['invites', 'Invitations', invitesSection],
     ['users', 'Users', usersSection],
+    ['webhooks', t('webhooks.title'), webhooksSection],
     ['audit', 'Audit log', auditSection],
   ];
   replace(root,

@@ -8,6 +8,7 @@ import { h, replace } from '../dom.js';
 import { api, sentence } from '../api.js';
 import { ahead, clock, longDate, minutes, STATUS_LABELS, stillAway, WAITING } from '../format.js';
 import { live } from '../live.js';
+import { drawPushControl } from '../push.js';
 import { session } from '../session.js';
 
 const FINISHED_SENTENCES = {
@@ -148,7 +149,7 @@ export async function waitingPage(root, context) {
   // awayUntil passes without any event: re-read the clock each minute so the notice goes away.
   const minuteTimer = setInterval(drawStatus, 60_000);
 
-  drawNotifyArea(notifyArea);
+  drawPushControl(notifyArea);
   drawStatus();
   drawConnection(live.state);
   replace(root,
@@ -219,23 +220,6 @@ export function statusLines(state) {
 
 function notificationsSupported() {
   return 'Notification' in window;
-}
-
-function drawNotifyArea(area) {
-  if (!notificationsSupported()) return;
-  if (Notification.permission === 'granted') {
-    replace(area, h('p', { class: 'muted' }, 'You will get a notification when your turn is near.'));
-  } else if (Notification.permission === 'default') {
-    replace(area, h('button', {
-      type: 'button',
-      async onclick() {
-        await Notification.requestPermission();
-        drawNotifyArea(area);
-      },
-    }, 'Notify me when my turn is near'));
-  } else {
-    replace(area, h('p', { class: 'muted' }, 'Notifications are blocked for this site; keep this page open to see your turn.'));
-  }
 }
 
 function notify(title, body) {
