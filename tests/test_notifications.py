@@ -372,3 +372,25 @@ async def test_two_nodes_deliver_each_event_once(receiver, redis_url):
     finally:
         await stop_harness(a)
         await stop_harness(b)
+
+
+async def test_a_delay_of_fifteen_minutes_more_is_pushed_once(notify, receiver):
+    admin, doctor, doctor_token = await clinic(notify)
+    token, _ = await notify.register()
+    browser, _ = await subscribe(notify, token, receiver)
+    hook = await create_webhook(notify, admin, receiver, ["appointment.delayed"])
+    appointment = await notify.book(token, doctor["id"], future(60))
+    status = f"/api/doctors/{doctor['id']}/status"
+    assert (await notify.api.patch(status, {"isRunningLate": True, "lateByMinutes": 10}, token=doctor_token)).status == 200
+    assert (await notify.api.patch(status, {"isRunningLate": True, "lateByMinutes": 80}, token=doctor_token)).status == 200
+    pushes = await receiver.wait_for("/push/1", 2)  # turn:soon (it is next) and delay
+    delays = [m for m in map(browser.decrypt, pushes) if m["type"] == "delay"]
+    assert [m["appointmentId"] for m in delays] == [appointment["id"]]
+    [hooked] = await receiver.wait_for("/hook")
+    body = Webhook(hook["secret"]).verify(hooked.body, hooked.headers)
+    assert body["type"] == "appointment.delayed" and body["data"]["delayMinutes"] >= 15
+    # 5 more minutes is not news; the worker has nothing more to send
+    assert (await notify.api.patch(status, {"isRunningLate": True, "lateByMinutes": 85}, token=doctor_token)).status == 200
+    await eventually(lambda: notify.services.notifier.events.empty(), "planned")
+    records = notify.services.notifier.records
+    assert await records.deliveries.count_documents({"event": "delay"}) == 1
