@@ -87,6 +87,8 @@ async def test_a_subscription_is_saved_once_per_endpoint_and_at_most_ten_per_use
 
 
 async def test_only_the_owner_removes_a_subscription(notify, receiver):
+    anonymous = await notify.api.post("/api/push/subscriptions", BrowserSubscription.make(receiver.url("/p")).to_json())
+    assert anonymous.status == 401
     owner, _ = await notify.register()
     stranger, _ = await notify.register()
     _, subscription_id = await subscribe(notify, owner, receiver)

@@ -67,6 +67,19 @@ def test_when_the_browser_cannot_reach_its_push_service_the_page_says_so(site, b
     assert site.run(site.harness.services.notifier.records.subscriptions.count_documents({})) == 0
 
 
+def test_when_the_user_refuses_notifications_the_page_says_so(site, browsers, receiver):
+    doctor = new_doctor(site)
+    email, token, _ = new_patient(site)
+    appointment = site.run(site.harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=60)))
+    context, _ = browsers.context(PHONE)
+    context.add_init_script("Notification.requestPermission = () => Promise.resolve('denied');")
+    page = context.new_page()
+    page.goto(f"/app/waiting/{appointment['id']}")
+    sign_in(page, email, "patient-password")
+    page.get_by_role("button", name="Notify me when my turn is near").click()
+    expect(page.get_by_role("alert").filter(has_text="were not allowed")).to_be_visible()
+
+
 def test_notify_me_subscribes_and_a_real_push_reaches_the_push_service(site, browsers, receiver):
     doctor = new_doctor(site)
     email, token, _ = new_patient(site)

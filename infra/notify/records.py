@@ -34,6 +34,8 @@ LEASE = timedelta(seconds=60)  # longer than an attempt can take (connect + 10 s
 NEVER = datetime(1970, 1, 1)   # `leaseUntil` of a delivery nobody holds
 MAX_SUBSCRIPTIONS_PER_USER = 10
 KEPT_ANSWER_BYTES = 1024
+DELIVERIES_KEPT_SECONDS = 30 * 86400  # a delivery (delivered or failed: pending ones end within 24 h) is
+                                      # listed for a month, then the store's TTL index removes it
 
 
 def next_attempt_after(attempts: int, created_at: datetime, now: datetime) -> datetime | None:
@@ -73,6 +75,8 @@ class NotifyRecords:
             await self.webhooks.create_index([("createdAt", DESCENDING)], name="newest_first")
             await self.deliveries.create_index([("status", ASCENDING), ("nextAttemptAt", ASCENDING)], name="due")
             await self.deliveries.create_index([("target", ASCENDING), ("createdAt", DESCENDING)], name="by_target")
+            await self.deliveries.create_index([("createdAt", ASCENDING)], expireAfterSeconds=DELIVERIES_KEPT_SECONDS,
+                                               name="deliveries_expire")
         await self._run("create_indexes", create())
 
     # -- push subscriptions ------------------------------------------------------------------------
