@@ -63,6 +63,7 @@ $(STAMP_BENCH): setup.cfg pyproject.toml | $(BIN)/python
 bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.limits
+	$(BIN)/python -m bench.slots
 
 bench-eta: $(STAMP_BENCH)
 	$(BIN)/python -m bench.eta

@@ -7,6 +7,7 @@ import { clock } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { session } from '../session.js';
 import { t } from '../i18n.js';
+import { hoursEditor, hoursSummary } from './hours.js';
 import { webhooksSection } from './webhooks.js';
 
 const PAGE_SIZE = 20;
@@ -94,11 +95,12 @@ async function doctorsSection(container, shared) {
     const show = () => replace(item,
       h('h3', {}, doctor.name),
       h('p', {}, doctor.specialization, h('br'), doctor.email || '', doctor.phone ? ` · ${doctor.phone}` : '',
-        h('br'), `${doctor.avgConsultMinutes} min per consultation`),
+        h('br'), `${doctor.avgConsultMinutes} min per consultation`, h('br'), hoursSummary(doctor)),
       message,
       h('div', { class: 'actions' },
         h('a', { class: 'button', href: `/app/console?doctor=${doctor.id}` }, 'Open console'),
         h('button', { type: 'button', 'aria-label': `Edit ${doctor.name}`, onclick: edit }, 'Edit'),
+        h('button', { type: 'button', onclick: editHours }, t('hours.editOf', { name: doctor.name })),
         h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${doctor.name}`, onclick: askDelete }, 'Delete')));
     const edit = () => {
       replace(item, h('h3', {}, `Edit ${doctor.name}`), form({
@@ -113,6 +115,19 @@ async function doctorsSection(container, shared) {
         },
       }), h('button', { type: 'button', onclick: show }, 'Cancel editing'));
       item.querySelector('input').focus();
+    };
+    const editHours = () => {
+      replace(item, h('h3', {}, doctor.name), hoursEditor(doctor, {
+        save: (body) => api('PUT', `/api/doctors/${doctor.id}`, body),
+        onSaved(saved) {
+          Object.assign(doctor, saved);
+          changed(shared);
+          done.textContent = t('hours.savedOf', { name: doctor.name });
+          show();
+        },
+        onCancel: show,
+      }));
+      item.querySelector('select, button')?.focus();
     };
     const askDelete = () => {
       replace(item, h('h3', {}, doctor.name),
@@ -330,6 +345,7 @@ const ACTION_LABELS = {
   'doctor.deleted': 'Doctor deleted',
   'doctor.status_changed': 'Doctor status changed',
   'appointment.status_changed': 'Appointment status changed',
+  'appointment.rescheduled': t('audit.appointmentRescheduled'),
   'queue.call_next': 'Next patient called',
   'user.disabled': 'User disabled',
   'user.enabled': 'User enabled',

@@ -11,6 +11,7 @@ import { field, form, valueOf } from '../forms.js';
 import { live } from '../live.js';
 import { navigate } from '../router.js';
 import { session } from '../session.js';
+import { hoursCard } from './hours.js';
 
 export async function consolePage(root, context) {
   const heading = h('h1', {}, 'Console');
@@ -218,6 +219,7 @@ export async function consolePage(root, context) {
     h('section', { class: 'card', 'aria-labelledby': 'status-heading' },
       h('h2', { id: 'status-heading' }, session.user.role === 'doctor' ? 'Your status' : `${doctor.name}'s status`),
       statusSummary, statusForms),
+    hoursCard(doctor, { save: (body) => api('PATCH', `/api/doctors/${doctorId}/status`, body) }),
     today.section);
 
   return () => {

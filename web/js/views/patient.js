@@ -7,6 +7,7 @@ import { clock, localParts, STATUS_LABELS, stillAway, WAITING } from '../format.
 import { field, form, valueOf } from '../forms.js';
 import { navigate } from '../router.js';
 import { session } from '../session.js';
+import { bookingTimes, rescheduleButton } from './slots.js';
 
 function doctorLine(doctor) {
   const notes = [];
@@ -48,14 +49,17 @@ export async function bookPage(root, context) {
   const parts = localParts(start);
   const idempotencyKey = crypto.randomUUID();
   const user = session.user;
+  const timeRow = h('div', { class: 'row' },
+    field({ label: 'Date', name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
+    field({ label: 'Time', name: 'time', type: 'time', value: parts.time, step: 300 }));
+  const times = bookingTimes(doctors, doctorChoice, timeRow);  // slot buttons for a doctor with hours
   const booking = form({
     label: 'Book an appointment',
     submit: 'Book appointment',
     children: [
       doctorChoice,
-      h('div', { class: 'row' },
-        field({ label: 'Date', name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
-        field({ label: 'Time', name: 'time', type: 'time', value: parts.time, step: 300 })),
+      times.element,
+      timeRow,
       h('p', { class: 'hint' }, `Times are in your time zone (${Intl.DateTimeFormat().resolvedOptions().timeZone}).`),
       field({ label: 'Your name', name: 'patientName', value: user.name, autocomplete: 'name' }),
       field({ label: 'Email for this appointment', name: 'patientEmail', type: 'email', value: user.email, autocomplete: 'email' }),
@@ -63,13 +67,13 @@ export async function bookPage(root, context) {
       field({ label: 'Reason for the visit (optional)', name: 'reason', type: 'textarea', required: false, rows: 3, maxlength: 500 }),
     ],
     async onSubmit(element) {
-      const when = new Date(`${valueOf(element, 'day')}T${valueOf(element, 'time')}`);
+      const date = times.date(element);
       const body = {
         patientName: valueOf(element, 'patientName'),
         patientEmail: valueOf(element, 'patientEmail'),
         patientPhone: valueOf(element, 'patientPhone'),
         doctor: element.querySelector('[name=doctor]:checked')?.value,
-        date: Number.isNaN(when.getTime()) ? '' : when.toISOString(),
+        date,
       };
       const reason = valueOf(element, 'reason');
       if (reason) body.reason = reason;
@@ -77,6 +81,7 @@ export async function bookPage(root, context) {
         const appointment = await api('POST', '/api/appointments', body, { headers: { 'Idempotency-Key': idempotencyKey } });
         navigate(`/app/waiting/${appointment.id}`);
       } catch (error) {
+        times.refused(error);
         // The API names the field `date`; on this form it is the date and time pair.
         if (error.details?.date) {
           const { date, ...rest } = error.details;
@@ -123,7 +128,12 @@ function appointmentCard(appointment, doctorNames, redraw) {
         ? h('a', { href: `/app/waiting/${appointment.id}`, class: 'button primary' },
           appointment.status === 'in_consultation' ? 'Open waiting room — it is your turn' : 'Open waiting room')
         : null,
+      waiting ? rescheduleButton(appointment, actions, { onDone: moved, restore: showActions }) : null,
       waiting ? h('button', { type: 'button', onclick: askToCancel }, 'Cancel appointment') : null);
+  };
+  const moved = (updated) => {
+    Object.assign(appointment, updated);
+    redraw();
   };
   const askToCancel = () => {
     replace(actions,

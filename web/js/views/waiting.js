@@ -10,6 +10,7 @@ import { ahead, clock, longDate, minutes, STATUS_LABELS, stillAway, WAITING } fr
 import { live } from '../live.js';
 import { drawPushControl } from '../push.js';
 import { session } from '../session.js';
+import { rescheduleButton } from './slots.js';
 
 const FINISHED_SENTENCES = {
   completed: 'Your consultation has ended. We hope it went well.',
@@ -59,6 +60,8 @@ export async function waitingPage(root, context) {
   const notifyArea = h('div', { class: 'notify' });
   const actions = h('div', { class: 'actions' });
   const message = h('p', { class: 'form-error', role: 'alert' });
+  const booked = h('span', { class: 'booked' });
+  const drawBooked = () => replace(booked, `Booked for ${clock(appointment.date)} (${longDate(appointment.date)})`);
   let lastSignature = '';
   const notified = new Set();  // 'soon', 'now': what this page has already alerted about
 
@@ -79,8 +82,16 @@ export async function waitingPage(root, context) {
     const waiting = WAITING.has(state.status);
     replace(actions,
       waiting && session.user.role === 'patient'
+        ? rescheduleButton(appointment, actions, { onDone: rescheduled, restore: drawActions }) : null,
+      waiting && session.user.role === 'patient'
         ? h('button', { type: 'button', onclick: askToCancel }, 'Cancel appointment') : null,
       session.user.role === 'patient' ? h('a', { href: '/app/appointments' }, 'All my appointments') : null);
+  };
+
+  const rescheduled = (updated) => {  // the room's queue:update brings the new place; the time shows now
+    appointment.date = updated.date;
+    drawBooked();
+    drawActions();
   };
 
   const askToCancel = () => {
@@ -118,6 +129,10 @@ export async function waitingPage(root, context) {
   const stops = [
     live.on('queue:update', (data) => {
       if (data.appointmentId !== appointment.id) return;
+      if (data.date && data.date !== appointment.date) {  // moved, here or from another device
+        appointment.date = data.date;
+        drawBooked();
+      }
       Object.assign(state, pick(data, ['status', 'position', 'etaMinutes', 'expectedStartAt', 'earliestStartAt',
         'latestStartAt', 'delayMinutes', 'isRunningLate', 'lateByMinutes', 'awayUntil']));
       drawStatus();
@@ -150,12 +165,13 @@ export async function waitingPage(root, context) {
   const minuteTimer = setInterval(drawStatus, 60_000);
 
   drawPushControl(notifyArea);
+  drawBooked();
   drawStatus();
   drawConnection(live.state);
   replace(root,
     heading,
     h('p', { class: 'lead' }, doctor ? `${doctor.name}, ${doctor.specialization}` : 'Your doctor',
-      h('br'), `Booked for ${clock(appointment.date)} (${longDate(appointment.date)})`),
+      h('br'), booked),
     h('section', { class: 'card', 'aria-label': 'Your place in the queue' }, statusRegion, connection),
     notifyArea, message, actions);
 
