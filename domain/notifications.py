@@ -134,6 +134,14 @@ async def appointments_changed(services, doctor_id: str, documents: tuple[dict, 
             await services.queues.follow(doctor_id)
 
 
+async def appointment_moved(services, appointment: dict) -> None:
+    """A reschedule: `appointment.rescheduled`, and what was told of its delay no longer counts."""
+    if getattr(services, "notifier", None) is None:
+        return
+    await services.notifier.records.forget_delay(str(appointment["_id"]))
+    await notify_appointment_event(services, "appointment.rescheduled", appointment)
+
+
 def event_of(document: dict) -> str | None:
     if document["status"] == PENDING and document.get("version", 0) == 0:
         return "appointment.booked"

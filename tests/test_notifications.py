@@ -396,3 +396,17 @@ async def test_a_delay_of_fifteen_minutes_more_is_pushed_once(notify, receiver):
     await eventually(lambda: notify.services.notifier.events.empty(), "planned")
     records = notify.services.notifier.records
     assert await records.deliveries.count_documents({"event": "delay"}) == 1
+
+
+async def test_a_reschedule_is_announced_to_the_webhooks(notify, receiver):
+    admin, doctor, _ = await clinic(notify)
+    hook = await create_webhook(notify, admin, receiver, ["appointment.rescheduled"])
+    token, _ = await notify.register()
+    appointment = await notify.book(token, doctor["id"], future(60))
+    later = future(120).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moved = await notify.api.patch(f"/api/appointments/{appointment['id']}", {"date": later}, token=token)
+    assert moved.status == 200, moved.body
+    [hooked] = await receiver.wait_for("/hook")
+    body = Webhook(hook["secret"]).verify(hooked.body, hooked.headers)
+    assert body["type"] == "appointment.rescheduled"
+    assert (body["data"]["appointment"]["id"], body["data"]["appointment"]["date"]) == (appointment["id"], later)

@@ -216,3 +216,8 @@ class NotifyRecords:
         except DuplicateKeyError:
             return False
         return found is not None
+
+    async def forget_delay(self, appointment_id: str) -> None:
+        """A rescheduled appointment's delay counts from its new time."""
+        await self._run("notification_state", self.state.update_one({"_id": appointment_id},
+                                                                    {"$unset": {"delayTold": ""}}))
