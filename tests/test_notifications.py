@@ -106,8 +106,9 @@ async def test_turn_now_is_pushed_encrypted_signed_and_without_the_join_link(not
     called = await notify.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=doctor_token)
     assert called.status == 200, called.body
     key = (await notify.api.get("/api/push/key")).body["publicKey"]
-    pushes = await receiver.wait_for("/push/1")
+    pushes = await receiver.wait_for("/push/1", 2)  # turn:soon (next in the queue), then turn:now
     messages = [browser.decrypt(p) for p in pushes]
+    assert sorted(m["type"] for m in messages) == ["turn:now", "turn:soon"]
     now_push = next(p for p, m in zip(pushes, messages) if m["type"] == "turn:now")
     message = browser.decrypt(now_push)
     assert message == {"type": "turn:now", "appointmentId": appointment["id"], "title": message["title"],

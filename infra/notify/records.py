@@ -63,10 +63,10 @@ class NotifyRecords:
         self.state = db["notificationState"]
 
     async def _run(self, operation: str, awaitable):
-        return await self.store._run(operation, awaitable)
+        return await self.store.run(operation, awaitable)
 
     async def _list(self, operation: str, cursor) -> list[dict]:
-        return await self.store._find_list(operation, cursor)
+        return await self.store.find_list(operation, cursor)
 
     async def ensure_indexes(self) -> None:
         async def create() -> None:
@@ -135,7 +135,7 @@ class NotifyRecords:
         return await self._list("list_webhooks", self.webhooks.find({"events": event}))
 
     async def find_webhook(self, webhook_id: ObjectId) -> dict | None:
-        return await self.store._run("find_webhook", self.webhooks.find_one({"_id": webhook_id}))
+        return await self.store.run("find_webhook", self.webhooks.find_one({"_id": webhook_id}))
 
     async def delete_webhook(self, webhook_id: ObjectId, now: datetime) -> bool:
         """Deletes it; its pending deliveries end as `failed` (nobody to deliver to)."""
@@ -187,7 +187,7 @@ class NotifyRecords:
         query: dict = {"target": target}
         if status:
             query["status"] = status
-        return await self.store._page("deliveries", self.deliveries, query,
+        return await self.store.page("deliveries", self.deliveries, query,
                                       [("createdAt", DESCENDING), ("_id", DESCENDING)], limit, offset)
 
     # -- per-appointment state: decides, once across nodes, that a `soon` or a `delay` is news -------
