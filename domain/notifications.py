@@ -130,7 +130,8 @@ async def appointments_changed(services, doctor_id: str, documents: tuple[dict, 
         event = event_of(document)
         if event is not None:
             await notify_appointment_event(services, event, document)
-        if document["status"] in WAITING and await _wants_queue_events(services, document):
+        if (document["status"] in WAITING and doctor_id not in services.queues.followed
+                and await _wants_queue_events(services, document)):  # followed already: no read
             await services.queues.follow(doctor_id)
 
 
