@@ -52,7 +52,8 @@ test-fast: $(STAMP_TEST)
 
 # Refreshes the README's pictures of every page (phone and desktop width).
 screenshots: $(STAMP_TEST) chromium
-	MEDPHARMA_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_web_pages.py
+	MEDPHARMA_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_web_pages.py \
+	  tests/test_web_languages.py::test_every_page_passes_axe_in_french
 
 STAMP_BENCH := $(VENV)/.installed-bench
 

@@ -101,7 +101,7 @@ export async function drawPushControl(area) {
     return;
   }
   if (Notification.permission === 'denied') {
-    replace(area, h('p', { class: 'muted' }, t('push.blocked')));
+    replace(area, h('p', { class: 'muted' }, t('wait.notify.blocked')));
     return;
   }
   if (await isOn().catch(() => false)) {
@@ -110,7 +110,7 @@ export async function drawPushControl(area) {
     replace(area, h('p', { class: 'muted' }, t('push.on')), h('div', { class: 'actions' }, off), message);
     return;
   }
-  const on = h('button', { type: 'button' }, t('push.turnOn'));
+  const on = h('button', { type: 'button' }, t('wait.notify.ask'));
   on.addEventListener('click', busy(on, subscribePush));
   replace(area,
     Notification.permission === 'granted' ? h('p', { class: 'muted' }, t('push.pageOnly')) : null,
