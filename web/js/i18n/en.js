@@ -457,7 +457,7 @@ export default {
   'webhooks.intro': "The clinic's own systems (an SMS gateway, e-mail, records) hear about appointments here. Each request is signed (Standard Webhooks) with the webhook's secret.",
   'webhooks.url': "Receiver URL (https)",
   'webhooks.events': "Events",
-  'webhooks.description': "Description",
+  'webhooks.description': "Description (optional)",
   'webhooks.create': "Add webhook",
   'webhooks.createLabel': "New webhook",
   'webhooks.pickEvent': "Choose at least one event.",

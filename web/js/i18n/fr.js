@@ -457,7 +457,7 @@ export default {
   'webhooks.intro': "Les systèmes de la clinique (passerelle SMS, e-mail, dossiers) sont informés ici des rendez-vous. Chaque requête est signée (Standard Webhooks) avec le secret du webhook.",
   'webhooks.url': "URL du destinataire (https)",
   'webhooks.events': "Événements",
-  'webhooks.description': "Description",
+  'webhooks.description': "Description (facultative)",
   'webhooks.create': "Ajouter le webhook",
   'webhooks.createLabel': "Nouveau webhook",
   'webhooks.pickEvent': "Choisissez au moins un événement.",
