@@ -31,6 +31,7 @@ from collections import defaultdict
 from itertools import takewhile
 import asyncio
 import json
+import uuid
 import logging
 from datetime import date, timedelta
 from statistics import fmean
@@ -120,26 +121,35 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
             if d.get("version") == SUMMARY_VERSION}
     missing = [day for day in _days(first, last) if day.isoformat() not in kept]
     now = services.clock()
+    holder = uuid.uuid4().hex
     span, done = FIRST_READ_DAYS, 0
     while done < len(missing):
         chunk = list(takewhile(lambda day: (day - missing[done]).days < span, missing[done:]))
+        # A change to one of these days while they are read would be missed by what is made of the
+        # read: each day gets a placeholder first, which that change deletes like any summary
+        # (`Store.forget_day_summary`), and a summary is kept only in place of its own placeholder.
+        for day in chunk:
+            await store.save_day_summary(summary_document(services, day, None, now, holder))
         found = await store.appointments_in(calendar.start_of(chunk[0]), calendar.end_of(chunk[-1]))
         made = summarise(found, calendar, doctors)
         for day in chunk:
             kept[day.isoformat()] = made.get(day.isoformat(), [])
-            await save_summary(services, day, kept[day.isoformat()], now)
+            await store.save_day_summary(summary_document(services, day, kept[day.isoformat()], now), holder)
         done += len(chunk)
         per_day = len(found) / ((chunk[-1] - chunk[0]).days + 1)
         span = max(1, min(MAX_READ_DAYS, int(READ_ANSWER / per_day) if per_day else MAX_READ_DAYS))
     return {key: [dict(row) for row in kept[key]] for key in sorted(kept)}
 
 
-async def save_summary(services, day: date, rows: list[dict], now=None) -> None:
+def summary_document(services, day: date, rows: list[dict] | None, now, holder: str | None = None) -> dict:
+    """The day's summary; with `rows` None, the placeholder `holder` keeps while it reads the day
+    (its version 0 is no summary's, so a reader takes the day as missing)."""
     calendar, zone, key = services.calendar, services.calendar.zone.key, day.isoformat()
-    await services.store.save_day_summary({"_id": f"{zone}|{key}", "zone": zone, "date": key,
-                                           "start": calendar.start_of(day), "end": calendar.end_of(day),
-                                           "version": SUMMARY_VERSION, "madeAt": now or services.clock(),
-                                           "rows": json.dumps(rows, separators=(",", ":"))})
+    document = {"_id": f"{zone}|{key}", "zone": zone, "date": key, "start": calendar.start_of(day),
+                "end": calendar.end_of(day), "madeAt": now}
+    if rows is None:
+        return {**document, "version": 0, "heldBy": holder}
+    return {**document, "version": SUMMARY_VERSION, "rows": json.dumps(rows, separators=(",", ":"))}
 
 
 async def roll_up(services) -> int:
@@ -159,7 +169,7 @@ async def roll_up(services) -> int:
         if oldest is None:
             return 0
         for day in [day for day in missing if day < calendar.day_of(oldest)]:  # no appointment: an empty summary,
-            await save_summary(services, day, [])                                # so this is not asked again
+            await store.save_day_summary(summary_document(services, day, [], services.clock()))  # asked once
         missing = [day for day in missing if day >= calendar.day_of(oldest)]
     if not missing:
         return 0

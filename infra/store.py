@@ -526,10 +526,17 @@ class Store:
                                  sort=[("date", ASCENDING)], limit=1)
         return first[0]["date"] if first else None
 
-    async def save_day_summary(self, document: dict) -> None:
-        """Writes (or replaces) one day's summary; its `_id` names the zone and the day."""
-        await self._run("save_day_summary", self.day_summaries.replace_one(
-            {"_id": document["_id"]}, document, upsert=True))
+    async def save_day_summary(self, document: dict, held_by: str | None = None) -> bool:
+        """Writes (or replaces) one day's summary; its `_id` names the zone and the day. With `held_by`,
+        only in place of that holder's placeholder: False, and nothing written, if a change to the day
+        deleted it meanwhile (see `domain.reports.closed_days`)."""
+        if held_by is None:
+            await self._run("save_day_summary", self.day_summaries.replace_one(
+                {"_id": document["_id"]}, document, upsert=True))
+            return True
+        result = await self._run("save_day_summary", self.day_summaries.replace_one(
+            {"_id": document["_id"], "heldBy": held_by}, document))
+        return result.matched_count == 1
 
     async def forget_day_summary(self, moment: datetime) -> None:
         """An appointment dated `moment` changed: the summary of its day, if one is kept, is stale and

@@ -343,3 +343,30 @@ async def test_the_embedded_store_reads_a_report_off_the_event_loop(harness, mon
     rows = (await report(harness, built["admin"], built["day"], built["day"] + timedelta(days=3))).body
     assert len(rows) == 4 and threads  # the closed days had no summary: read from the appointments
     assert threading.get_ident() not in threads
+
+
+async def test_a_change_while_the_day_is_read_is_not_lost_in_its_summary(harness, monkeypatch):
+    """A closed day's appointment changes after the roll-up (or a report) read the day and before it
+    kept the summary: the summary of that read is not kept, and the next report counts the change."""
+    built = await build_days(harness)
+    store, day = harness.services.store, built["day"]
+    no_show = await store.appointments.find_one({"status": "no_show", "doctor": ObjectId(built["ada"]["id"]),
+                                                 "date": {"$lt": at(harness, day, 23)}})
+    read = store.appointments_in
+
+    async def read_then_change(*args, **kwargs):
+        found = await read(*args, **kwargs)
+        monkeypatch.setattr(store, "appointments_in", read)  # once
+        changed = await store.update_appointment_if(no_show["_id"], "no_show", no_show["version"],
+                                                    {"$set": {"status": "cancelled"}})
+        assert changed is not None
+        return found
+
+    monkeypatch.setattr(store, "appointments_in", read_then_change)
+    first = await report(harness, built["admin"], day, day)
+    assert first.body[0]["noShows"] == 1  # what it read: the change came after
+    zone = harness.services.calendar.zone.key
+    assert (await store.day_summaries.find_one({"_id": f"{zone}|{day}"})) is None  # not kept
+    again = await report(harness, built["admin"], day, day)
+    assert (again.body[0]["noShows"], again.body[0]["cancelled"]) == (0, 2)
+    assert (await store.day_summaries.find_one({"_id": f"{zone}|{day}"}))["version"] == reports.SUMMARY_VERSION
