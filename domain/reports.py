@@ -131,7 +131,7 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
         for day in chunk:
             await store.save_day_summary(summary_document(services, day, None, now, holder))
         found = await store.appointments_in(calendar.start_of(chunk[0]), calendar.end_of(chunk[-1]))
-        made = summarise(found, calendar, doctors)
+        made = await asyncio.to_thread(summarise, found, calendar, doctors)  # thousands of appointments: not on the loop
         for day in chunk:
             kept[day.isoformat()] = made.get(day.isoformat(), [])
             await store.save_day_summary(summary_document(services, day, kept[day.isoformat()], now), holder)

@@ -405,14 +405,13 @@ class Store:
                     cursor = synchronous.find(query, dict(projection))
                     if sort:
                         cursor = cursor.sort(sort)
-                    return list(cursor.limit(limit))
+                    return [_normalise(d) for d in cursor.limit(limit)]
                 except RuntimeError:
                     if attempt == THREAD_READ_ATTEMPTS - 1:
                         raise
             return []
 
-        documents = await self._run(operation, asyncio.to_thread(read))
-        return [_normalise(d) for d in documents]
+        return await self._run(operation, asyncio.to_thread(read))
 
     async def appointments_between(self, doctor_id: ObjectId, start: datetime, end: datetime) -> list[dict]:
         """Every appointment of the doctor dated in [start, end): one clinic day, whatever its status."""
