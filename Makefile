@@ -52,7 +52,8 @@ test-fast: $(STAMP_TEST)
 
 # Refreshes the README's pictures of every page (phone and desktop width).
 screenshots: $(STAMP_TEST) chromium
-	MEDPHARMA_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_web_pages.py
+	MEDPHARMA_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_web_pages.py \
+	  tests/test_web_languages.py::test_every_page_passes_axe_in_french
 
 STAMP_BENCH := $(VENV)/.installed-bench
 
@@ -63,6 +64,7 @@ $(STAMP_BENCH): setup.cfg pyproject.toml | $(BIN)/python
 bench: $(STAMP_BENCH)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.limits
+	$(BIN)/python -m bench.slots
 
 bench-eta: $(STAMP_BENCH)
 	$(BIN)/python -m bench.eta

@@ -108,6 +108,7 @@ class DoctorActor(Actor):
         self._waiting: list[QueueEntry] = []
         self._current: QueueEntry | None = None
         self._gone: OrderedDict[str, int] = OrderedDict()
+        self._held: dict[str, datetime] = {}  # appointment id → the slot start it holds (see `held_slots`)
         self._doctor_version = -1
         self.snapshot: QueueSnapshot | None = None
 
@@ -160,6 +161,8 @@ class DoctorActor(Actor):
         documents = await self.store.active_appointments_of_doctor(doctor_oid)
         self.stats = DoctorStats.from_document(await self.store.find_doctor_stats(doctor_oid))
         self._apply_doctor(doctor)
+        since = self.calendar.start_of(self.calendar.day_of(self.clock()))
+        self._held = {str(d["_id"]): d["date"] for d in await self.store.held_slots_of_doctor(doctor_oid, since)}
         for document in documents:
             self._apply_appointment(document)
         missed = [appointment_id for appointment_id in self._sent if appointment_id not in self._entries]
@@ -193,6 +196,12 @@ class DoctorActor(Actor):
             return
         if known is not None:
             self._remove(known)
+            if known.date != entry.date:  # rescheduled: what was told of the old time scores nothing
+                self._expectations.pop(entry.id, None)
+        if "slot" in document:
+            self._held[entry.id] = entry.date
+        else:
+            self._held.pop(entry.id, None)
         # The write workflow stored the same lessons (domain.learning); each is keyed, so one
         # already loaded with the statistics is not learned twice.
         self.stats = apply_all(self.stats, events_for(self.stats, document))
@@ -212,7 +221,7 @@ class DoctorActor(Actor):
             if entry.id in self._sent:
                 self._sent.pop(entry.id)
                 self.hub.publish(appointment_room(entry.id),
-                                 Outgoing("queue:update", finished_update(entry.id, entry.status)),
+                                 Outgoing("queue:update", finished_update(entry.id, entry.status, entry.date)),
                                  key=f"queue:update:{entry.id}")
 
     def _track(self, entry: QueueEntry) -> None:
@@ -246,7 +255,18 @@ class DoctorActor(Actor):
     def _compute(self, now: datetime) -> QueueSnapshot:
         present = frozenset(i for i in self._entries if self.presence.is_present(i))
         return QueueSnapshot.compute(self.doctor_id, self.settings, self._current, tuple(self._waiting), now,
-                                     self.calendar, present, stats=self.stats, learning=self.learning)
+                                     self.calendar, present, stats=self.stats, learning=self.learning,
+                                     held=self.held_slots(now))
+
+    def held_slots(self, now: datetime) -> frozenset[datetime]:
+        """The slot starts of today and later days that an appointment holds (waiting, in consultation
+        or completed): the free slots of any day a patient can still book are answered from this, with
+        no store round trip. Loaded with the queue; kept by every change the actor is told of (a
+        document with `slot` holds it, one without frees it); earlier days are dropped as they pass."""
+        since = self.calendar.start_of(self.calendar.day_of(now))
+        if any(start < since for start in self._held.values()):
+            self._held = {i: start for i, start in self._held.items() if start >= since}
+        return frozenset(self._held.values())
 
     def _publish(self, queued_at: float) -> None:
         """Pushes what differs from what watchers were last told. The very first publish of a fresh
@@ -259,8 +279,8 @@ class DoctorActor(Actor):
         self._published = True
         for appointment_id in snapshot.appointment_ids():
             update = snapshot.update_for(appointment_id)
-            signature = (update["status"], update["position"], update["etaMinutes"], update["delayMinutes"],
-                         update["isRunningLate"], update["lateByMinutes"])
+            signature = (update["status"], update["date"], update["position"], update["etaMinutes"],
+                         update["delayMinutes"], update["isRunningLate"], update["lateByMinutes"])
             times = (update["expectedStartAt"], update["earliestStartAt"], update["latestStartAt"])
             if self._moved(appointment_id, signature, times):
                 self._sent[appointment_id] = (signature, times)

@@ -20,6 +20,7 @@ from actors.eta import Estimate, delay_minutes, estimate_queue, minutes_until
 from actors.learning import DoctorStats
 from core.days import ClinicCalendar
 from core.doctors import DEFAULT_AVG_CONSULT_MINUTES
+from core.hours import DEFAULT_SLOT_MINUTES
 from core.statuses import WAITING
 from core.values import format_utc
 
@@ -62,12 +63,15 @@ class DoctorSettings:
     is_running_late: bool
     late_by_minutes: int
     away_until: datetime | None = None
+    hours: tuple[dict, ...] = ()          # working hours (`core.hours`); () → bookings at any time
+    slot_minutes: int = DEFAULT_SLOT_MINUTES
 
     @classmethod
     def from_document(cls, doc: dict) -> "DoctorSettings":
         return cls(int(doc.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES)),
                    bool(doc.get("isRunningLate", False)), int(doc.get("lateByMinutes", 0)),
-                   doc.get("awayUntil"))
+                   doc.get("awayUntil"), tuple(doc.get("hours") or ()),
+                   int(doc.get("slotMinutes", DEFAULT_SLOT_MINUTES)))
 
     @classmethod
     def defaults(cls) -> "DoctorSettings":
@@ -86,12 +90,13 @@ class DoctorSettings:
                 "awayUntil": format_utc(self.away_at(now))}
 
 
-def finished_update(appointment_id: str, status: str) -> dict:
+def finished_update(appointment_id: str, status: str, booked: datetime | None) -> dict:
     """The last `queue:update` of an appointment that left the queue (completed, cancelled, no-show).
 
     Nothing about it moves any more, so it carries none of the doctor's lateness: a later status
     change is not pushed to rooms of appointments that left, and a REST read must not disagree."""
-    return {"appointmentId": appointment_id, "status": status, "position": -1, "etaMinutes": 0,
+    return {"appointmentId": appointment_id, "status": status, "date": format_utc(booked), "position": -1,
+            "etaMinutes": 0,
             "expectedStartAt": None, "earliestStartAt": None, "latestStartAt": None, "delayMinutes": 0,
             "isRunningLate": False, "lateByMinutes": 0}
 
@@ -107,6 +112,7 @@ class QueueSnapshot:
     today: date
     days: dict[date, range]                   # clinic day → its slice of `waiting`
     present: frozenset[str] = frozenset()     # appointments whose patient is watching right now
+    held: frozenset[datetime] = frozenset()   # slot starts held by an appointment, today and later
     _index: dict[str, int] = field(default_factory=dict)
     _staff_lists: dict = field(default_factory=dict)
     _public_lists: dict = field(default_factory=dict)
@@ -118,7 +124,7 @@ class QueueSnapshot:
     def compute(cls, doctor_id: str, settings: DoctorSettings, in_consultation: QueueEntry | None,
                 waiting: tuple[QueueEntry, ...], now: datetime, calendar: ClinicCalendar,
                 present: frozenset[str] = frozenset(), *, stats: DoctorStats | None = None,
-                learning: bool = True) -> "QueueSnapshot":
+                learning: bool = True, held: frozenset[datetime] = frozenset()) -> "QueueSnapshot":
         today = calendar.day_of(now)
         days: dict[date, range] = {}
         start = 0
@@ -138,7 +144,7 @@ class QueueSnapshot:
                 consultation_started_at=in_consultation.started_at if in_consultation and day == today
                 else None, stats=stats, learning=learning))
         return cls(doctor_id, settings, in_consultation, waiting, tuple(estimates), now, today, days, present,
-                   {entry.id: i for i, entry in enumerate(waiting)})
+                   held, {entry.id: i for i, entry in enumerate(waiting)})
 
     def contains(self, appointment_id: str) -> bool:
         return appointment_id in self._index or (
@@ -162,7 +168,8 @@ class QueueSnapshot:
         index = self._index.get(appointment_id)
         if index is not None:
             entry, estimate = self.waiting[index], self.estimates[index]
-            return {"appointmentId": appointment_id, "status": entry.status, "position": estimate.position,
+            return {"appointmentId": appointment_id, "status": entry.status, "date": format_utc(entry.date),
+                    "position": estimate.position,
                     "etaMinutes": estimate.eta_minutes,
                     "expectedStartAt": format_utc(estimate.expected_start_at),
                     "earliestStartAt": format_utc(estimate.earliest_start_at),
@@ -172,7 +179,8 @@ class QueueSnapshot:
         current = self.in_consultation
         if current is not None and current.id == appointment_id:
             started = format_utc(current.started_at)  # the range has closed on the real start
-            return {"appointmentId": appointment_id, "status": current.status, "position": -1,
+            return {"appointmentId": appointment_id, "status": current.status, "date": format_utc(current.date),
+                    "position": -1,
                     "etaMinutes": 0, "expectedStartAt": started, "earliestStartAt": started, "latestStartAt": started,
                     "delayMinutes": estimate_delay(current.date, current.started_at),
                     "isRunningLate": settings.is_running_late, "lateByMinutes": settings.late_by_minutes}

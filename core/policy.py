@@ -99,6 +99,7 @@ RULES: dict[str, Rule] = {
     "doctors.set_status": STAFF_OF_DOCTOR,
     "doctors.call_next": STAFF_OF_DOCTOR,
     "doctors.day_stats": STAFF_OF_DOCTOR,
+    "doctors.slots": ANYONE,
     "appointments.book": PATIENTS,
     "appointments.list": ADMINS,
     "appointments.mine": PATIENTS,
@@ -107,6 +108,10 @@ RULES: dict[str, Rule] = {
     # the transition table (`core.statuses`) says which party may move it to which status
     "appointments.set_status": Rule(relations=PARTIES, refusal="This is not your appointment.",
                                     says="see the transition table: the owning patient may only cancel"),
+    # moving a waiting appointment: any party; changing its `reason` is the patient's alone (the
+    # workflow refuses `reason` from staff with 403 once it knows how the caller stands)
+    "appointments.reschedule": Rule(relations=PARTIES, refusal="This is not your appointment.",
+                                    says="its patient, its doctor, admins; `reason` only its patient"),
     "queue.of_doctor": SIGNED_IN,
     "queue.position": PARTY_TO_APPOINTMENT,
     "live.watch_doctor": SIGNED_IN,

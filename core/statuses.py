@@ -18,6 +18,8 @@ STATUSES = (PENDING, CONFIRMED, IN_CONSULTATION, COMPLETED, CANCELLED, NO_SHOW)
 WAITING = frozenset({PENDING, CONFIRMED})  # in a queue, not yet called
 ACTIVE = WAITING | {IN_CONSULTATION}        # what a doctor's live queue holds
 FINISHED = frozenset(STATUSES) - ACTIVE
+# whose booked slot stays taken: a cancellation or a no-show frees it at once (the API contract)
+HOLDS_SLOT = ACTIVE | {COMPLETED}
 
 EVERYONE_RELATED = frozenset({OWNER, DOCTOR, ADMIN})
 

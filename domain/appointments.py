@@ -2,9 +2,10 @@
 
 Each write names the status and `version` it read; if someone changed the appointment in between,
 the write matches nothing and we re-read and decide again, so two concurrent changes can never both
-apply to the same starting state. The sparse unique indexes on `waitingKey` and `consultingDoctor`
-(see `infra.store`) keep "one waiting booking per patient and doctor" and "one consultation per
-doctor" true under any interleaving, with no transactions.
+apply to the same starting state. The unique indexes on `waitingKey`, `consultingDoctor` and `slot`
+(see `infra.store`) keep "one waiting booking per patient and doctor", "one consultation per
+doctor" and "one booking per slot" true under any interleaving, with no transactions: of patients
+racing for one slot, the store lets exactly one write it (never a read-then-write check).
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core import metrics
-from core.access import STAFF, Principal, relation
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.access import OWNER, STAFF, Principal, relation
+from core.errors import Conflict, Forbidden, NotFound
 from core.policy import guarded
-from core.statuses import (CANCELLED, COMPLETED, IN_CONSULTATION, PENDING, WAITING, check_timing,
+from core.statuses import (CANCELLED, COMPLETED, HOLDS_SLOT, IN_CONSULTATION, PENDING, WAITING, check_timing,
                            check_transition)
-from core.values import to_object_id
+from core.values import format_utc, to_object_id
 from domain import audit, doctors, publish
+from domain.slots import check_booked_time, check_future, slot_for
 from infra.auth import new_room_token
-from infra.store import DuplicateKeyError
+from infra.store import DuplicateKeyError, duplicated_field
 
 ATTEMPTS = 5
-BOOKING_HORIZON = timedelta(days=366)  # also keeps date arithmetic in the ETA far from datetime.max
+SLOT_TAKEN = "This slot was just taken; choose another time."
 DOUBLE_SUBMIT_WINDOW = timedelta(seconds=5)
 DOUBLE_SUBMIT_WAIT_SECONDS = 5.0
 CLAIM_TIMEOUT = timedelta(seconds=30)  # a call-next in flight longer than this died with its node
@@ -73,24 +75,25 @@ async def page(services, admin: Principal, params: dict) -> tuple[list[dict], in
 # -- booking -----------------------------------------------------------------------------------------
 @guarded("appointments.book")
 async def book(services, principal: Principal, body: dict, *, appointment_id: str | None = None) -> dict:
-    """A patient's booking: in the future, with an existing doctor, one waiting per doctor.
+    """A patient's booking: in the future, with an existing doctor, one waiting per doctor; for a
+    doctor with working hours, at one of its slot starts, and only if nobody holds that slot.
     `appointment_id` keeps a recorded id (`eta-replay`); the API lets the store choose one."""
     now = services.clock()
-    if body["date"] <= now:
-        raise ValidationFailed(details={"date": ["Must be in the future."]})
-    if body["date"] > now + BOOKING_HORIZON:
-        raise ValidationFailed(details={"date": ["Must be within a year from now."]})
+    check_future(services, body["date"])
     store = services.store
     doctor = await store.find_doctor(body["doctor"])
     if doctor is None:
         raise NotFound("Doctor not found.", code="doctor_not_found")
+    slot = slot_for(services, doctor, body["date"])
     patient = to_object_id(principal.user_id)
     chosen_id = {"_id": to_object_id(appointment_id)} if appointment_id else {}
     document = {**chosen_id, **body, "patient": patient, "status": PENDING, "createdAt": now, "updatedAt": now,
-                "version": 0, "waitingKey": f"{patient}:{doctor['_id']}"}
+                "version": 0, "waitingKey": f"{patient}:{doctor['_id']}", **({"slot": slot} if slot else {})}
     try:
         appointment = await store.insert_appointment(document)
-    except DuplicateKeyError:
+    except DuplicateKeyError as exc:
+        if duplicated_field(exc) == "slot":
+            raise Conflict(SLOT_TAKEN, code="slot_taken") from None
         raise Conflict("You already have a waiting appointment with this doctor.", code="already_booked") from None
     if await store.find_doctor(doctor["_id"]) is None:
         # The doctor was deleted while we booked: withdraw the booking instead of orphaning it.
@@ -107,6 +110,8 @@ def status_update(current: dict, target: str, settings, now: datetime) -> dict:
     update: dict = {"$set": {"status": target, "updatedAt": now}, "$unset": {}}
     if target not in WAITING:
         update["$unset"]["waitingKey"] = ""
+    if target not in HOLDS_SLOT:  # a cancellation or a no-show frees the slot at once
+        update["$unset"]["slot"] = ""
     if target == IN_CONSULTATION:
         update["$set"]["startedAt"] = now
         update["$set"]["consultingDoctor"] = current["doctor"]
@@ -175,6 +180,73 @@ async def change_status(services, principal: Principal, appointment_id: str, tar
             raise Conflict("The appointment no longer exists.", code="gone")
         appointment = fresh
     raise Conflict("The appointment keeps changing; try again.", code="concurrent_update")
+
+
+# -- rescheduling ------------------------------------------------------------------------------------
+NOT_WAITING = "Only a waiting appointment can be moved or edited."
+
+
+@guarded("appointments.reschedule")
+async def reschedule(services, principal: Principal, appointment_id: str, body: dict) -> dict:
+    """`PATCH /api/appointments/{id}`: a waiting appointment moves to another time (the same rules as
+    a booking) and/or its patient edits `reason`. The old slot is let go and the new one taken in the
+    same single-document write, so the slot index decides a race and the old slot is free at once;
+    the queue hears it as one change, which moves it between day queues in one step. The same time
+    (and reason) again answers the appointment as it is, changing nothing."""
+    store = services.store
+    appointment = await store.find_appointment(to_object_id(appointment_id))
+    if appointment is None:
+        raise NotFound("Appointment not found.")
+    standing = reschedule.rule.relate(principal, str(appointment["doctor"]), str(appointment["patient"]))
+    if "reason" in body and standing != OWNER:
+        raise Forbidden("Only the patient may change the reason of an appointment.", code="reason_owner_only")
+    doctor = None
+    for _ in range(ATTEMPTS):
+        if appointment["status"] not in WAITING:
+            raise Conflict(NOT_WAITING, code="not_waiting")
+        update: dict = {"$set": {}}
+        moved = "date" in body and body["date"] != appointment["date"]
+        if moved:
+            doctor = doctor or await store.find_doctor(appointment["doctor"])
+            if doctor is None:
+                raise NotFound("Doctor not found.", code="doctor_not_found")
+            slot = check_booked_time(services, doctor, body["date"])
+            update["$set"]["date"] = body["date"]
+            if slot is not None:
+                update["$set"]["slot"] = slot
+            else:
+                update["$unset"] = {"slot": ""}
+        if "reason" in body and body["reason"] != appointment.get("reason", ""):
+            update["$set"]["reason"] = body["reason"]
+        if not update["$set"] and "$unset" not in update:
+            return appointment
+        update["$set"]["updatedAt"] = services.clock()
+        try:
+            updated = await store.update_appointment_if(appointment["_id"], appointment["status"],
+                                                        appointment.get("version", 0), update)
+        except DuplicateKeyError:
+            raise Conflict(SLOT_TAKEN, code="slot_taken") from None
+        if updated is not None:
+            if moved:
+                await store.forget_day_summary(appointment["date"])
+            await publish.appointments_changed(services, str(updated["doctor"]), updated)
+            if moved and standing in STAFF:
+                await audit.record(services, principal, "appointment.rescheduled", appointment_id,
+                                   **{"from": format_utc(appointment["date"]), "to": format_utc(updated["date"])})
+            if moved:
+                await appointment_rescheduled(services, appointment, updated)
+            return updated
+        fresh = await store.find_appointment(appointment["_id"])
+        if fresh is None:
+            raise Conflict("The appointment no longer exists.", code="gone")
+        appointment = fresh
+    raise Conflict("The appointment keeps changing; try again.", code="concurrent_update")
+
+
+async def appointment_rescheduled(services, before: dict, after: dict) -> None:
+    """Called once after every committed reschedule, with the appointment as it was and as it is now.
+    This is where notifications reaching a patient whose page is closed (webhooks, Web Push) hook in;
+    the live sockets have already been told by the queue. Nothing else to do on this build."""
 
 
 # -- call next -----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from core.access import Principal
 from core.doctors import DEFAULT_AVG_CONSULT_MINUTES, MAX_AWAY_HOURS
+from core.hours import DEFAULT_SLOT_MINUTES
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.policy import guarded
 from core.values import to_object_id
@@ -42,6 +43,7 @@ async def create_doctor(services, admin: Principal, body: dict, *, doctor_id: st
     document = {**chosen_id, "name": body["name"], "specialization": body["specialization"], "email": body["email"],
                 "phone": body["phone"], "availability": body.get("availability", []),
                 "avgConsultMinutes": body.get("avgConsultMinutes", DEFAULT_AVG_CONSULT_MINUTES),
+                "hours": body.get("hours", []), "slotMinutes": body.get("slotMinutes", DEFAULT_SLOT_MINUTES),
                 "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None,
                 "createdAt": now, "updatedAt": now, "version": 0}
     try:

@@ -53,7 +53,8 @@ class AppointmentInQueue:
     def position_answer(self) -> dict:
         """`GET /api/queue/appointment/{id}/position`."""
         away = self.snapshot.away_until if self.snapshot is not None else None
-        return {**self.update, "avgConsultMinutes": self.settings.avg_consult_minutes, "awayUntil": away}
+        answer = {key: value for key, value in self.update.items() if key != "date"}  # not in this answer's shape
+        return {**answer, "avgConsultMinutes": self.settings.avg_consult_minutes, "awayUntil": away}
 
 
 @guarded("queue.position")
@@ -85,5 +86,5 @@ async def locate_appointment(services, viewer: Principal, appointment_id: str) -
     patient_id = str(appointment["patient"])
     if entry is not None:
         return AppointmentInQueue(snapshot.update_for(appointment_id), settings, snapshot, entry, patient_id)
-    return AppointmentInQueue(finished_update(appointment_id, appointment["status"]), settings, snapshot, None,
+    return AppointmentInQueue(finished_update(appointment_id, appointment["status"], appointment["date"]), settings, snapshot, None,
                               patient_id)

@@ -8,23 +8,30 @@ from core.errors import ValidationFailed
 from domain import appointments, idempotency
 from handlers.base import APIHandler
 from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema,
-                                  AppointmentStatusSchema, present)
+                                  AppointmentRescheduleSchema, AppointmentStatusSchema, present)
 from schemas.base import load_body
 
 create_schema = AppointmentCreateSchema()
 status_schema = AppointmentStatusSchema()
+reschedule_schema = AppointmentRescheduleSchema()
 list_query_schema = AppointmentListQuerySchema()
 
 
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,64}")  # 1-64 printable characters
 
 
-class AppointmentsHandler(APIHandler):
-    async def post(self) -> None:
-        principal = self.caller_of(appointments.book)
+class IdempotentHandler(APIHandler):
+    def idempotency_key(self) -> str | None:
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise ValidationFailed(details={"Idempotency-Key": ["Give 1 to 64 printable characters."]})
+        return key
+
+
+class AppointmentsHandler(IdempotentHandler):
+    async def post(self) -> None:
+        principal = self.caller_of(appointments.book)
+        key = self.idempotency_key()
         raw = self.json_body()
 
         async def book() -> tuple[int, dict]:
@@ -51,12 +58,30 @@ class MyAppointmentsHandler(APIHandler):
         self.send_json([present(a, principal) for a in mine])
 
 
-class AppointmentHandler(APIHandler):
+class AppointmentHandler(IdempotentHandler):
     async def get(self, appointment_id: str) -> None:
         principal = self.caller_of(appointments.visible_appointment)
         appointment = await appointments.visible_appointment(
             self.services, principal, self.path_id(appointment_id, "Appointment"))
         self.send_json(present(appointment, principal))
+
+    async def patch(self, appointment_id: str) -> None:
+        principal = self.caller_of(appointments.reschedule)
+        appointment_id = self.path_id(appointment_id, "Appointment")
+        key = self.idempotency_key()
+        raw = self.json_body()
+
+        async def move() -> tuple[int, dict]:
+            updated = await appointments.reschedule(self.services, principal, appointment_id,
+                                                    load_body(reschedule_schema, raw))
+            return 200, present(updated, principal)
+
+        if key is None:
+            status, answer = await move()
+        else:  # the key's fingerprint names the appointment: one key, one request, whichever route
+            status, answer = await idempotency.once(self.services, principal, key,
+                                                    {"reschedule": appointment_id, "body": raw}, move)
+        self.send_json(answer, status)
 
 
 class AppointmentStatusHandler(APIHandler):

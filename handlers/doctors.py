@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from domain import appointments, doctors, stats
+from domain import appointments, doctors, slots, stats
 from domain.appointments import NOT_GIVEN
 from handlers.base import APIHandler
-from schemas.appointments import StatsDayQuerySchema, present
+from schemas.appointments import SlotsDayQuerySchema, StatsDayQuerySchema, present
 from schemas.base import load_body
 from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorStatusSchema, present_doctor
 
@@ -14,6 +14,7 @@ doctor_create_schema = DoctorCreateSchema()
 doctor_status_schema = DoctorStatusSchema()
 call_next_schema = CallNextSchema()
 day_query_schema = StatsDayQuerySchema()
+slots_query_schema = SlotsDayQuerySchema()
 
 
 class DoctorRenderer:
@@ -63,6 +64,13 @@ class DoctorStatsHandler(APIHandler):
         doctor_id = self.path_id(doctor_id, "Doctor")
         day = load_body(day_query_schema, self.query_arguments())["date"]
         self.send_json(await stats.day_stats(self.services, principal, doctor_id, day))
+
+
+class DoctorSlotsHandler(APIHandler):
+    async def get(self, doctor_id: str) -> None:
+        doctor_id = self.path_id(doctor_id, "Doctor")
+        day = load_body(slots_query_schema, self.query_arguments())["date"]
+        self.send_json(await slots.day_slots(self.services, doctor_id, day))  # already in DaySlotsSchema's shape
 
 
 class QueueNextHandler(APIHandler):

@@ -9,6 +9,7 @@ from loading anything it did not come with.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import time
@@ -21,6 +22,9 @@ from infra.logs import request_id_for
 
 WEB_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
 INDEX = "index.html"
+# What the app needs to know about the clinic that no API payload carries: its time zone
+# (CLINIC_TIMEZONE), so pages can name it where it differs from the browser's own.
+CLINIC_FILE = "clinic.json"
 
 # Scripts, styles, images, fonts and sockets only from this server; no inline script, no framing.
 # `connect-src 'self'` covers ws:// and wss:// to the same host in CSP Level 3 browsers.
@@ -49,6 +53,22 @@ class WebAppHandler(NoServerBanner, web.StaticFileHandler):
     def prepare(self) -> None:
         self.request_id = request_id_for(self.request)
         self.set_header("X-Request-Id", self.request_id)
+
+    async def get(self, path: str, include_body: bool = True) -> None:
+        if path == CLINIC_FILE:
+            calendar = self.application.settings["services"].calendar
+            self.set_header("Content-Type", CONTENT_TYPES[".json"])
+            self.set_header("Cache-Control", "no-cache")
+            if include_body:
+                self.finish(json.dumps({"timeZone": calendar.zone.key}))
+            else:
+                self.finish()
+            return
+        await super().get(path, include_body)
+
+    def compute_etag(self) -> str | None:
+        # clinic.json is written here, not read from a file: no file's version to tag it with.
+        return super().compute_etag() if getattr(self, "absolute_path", None) else None
 
     def parse_url_path(self, url_path: str) -> str:
         """A path that names no file is a page of the app: answer `index.html` for it."""

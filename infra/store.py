@@ -8,7 +8,10 @@ Every write is a single-document atomic operation. Invariants that span document
 *sparse* indexes on fields that exist only while the invariant applies:
 - `appointments.waitingKey` = "<patient>:<doctor>" while waiting → one waiting booking per pair;
 - `appointments.consultingDoctor` = doctor id while in consultation → one consultation per doctor;
-- `invites.activeKey` = "<role>:<email>" while usable → one active invite per email and role.
+- `invites.activeKey` = "<role>:<email>" while usable → one active invite per email and role;
+- `appointments.slot` = "<doctor>|<UTC start>" while the appointment holds its slot (waiting, in
+  consultation or completed, for a doctor with hours) → one booking per slot. This one is a *partial*
+  index (`partialFilterExpression: {slot: {$exists: true}}`), as MongoDB recommends over `sparse`.
 
 Each call goes through `_run`, which times it by operation name, counts it (tests use the counter to
 prove a read path does no store round trip) and turns "unreachable / timed out" into `StoreUnavailable`.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter
 from datetime import datetime
@@ -25,7 +29,7 @@ from typing import Any, Awaitable
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from actors.today import DAY_FIELDS
 from core import metrics
@@ -42,7 +46,18 @@ THREAD_READ_ATTEMPTS = 5  # an embedded read off the event loop, retried if a wr
 REPORT_FIELDS = {field: 1 for field in DAY_FIELDS}  # what a report's day row reads, and nothing else
 QUEUE_ORDER = [("date", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]  # the API contract's queue order
 
-__all__ = ["Store", "DuplicateKeyError"]
+__all__ = ["Store", "DuplicateKeyError", "duplicated_field"]
+
+
+def duplicated_field(error: DuplicateKeyError) -> str | None:
+    """Which unique index refused a write: the first field of its key (MongoDB and the embedded store
+    both name it in the error's `keyPattern`), so a workflow can tell "slot taken" from "already
+    booked" when one insert could break either."""
+    pattern = (error.details or {}).get("keyPattern") or {}
+    if pattern:
+        return next(iter(pattern))
+    found = re.search(r"dup key: \{ ?\"?(\w+)", str(error))  # a server too old to send keyPattern
+    return found.group(1) if found else None
 
 
 def _normalise(document: dict | None) -> dict | None:
@@ -103,6 +118,10 @@ class Store:
                                              name="one_waiting_per_patient_doctor")
         await self.appointments.create_index([("consultingDoctor", ASCENDING)], unique=True, sparse=True,
                                              name="one_consultation_per_doctor")
+        await self._create_partial_unique_index(self.appointments, "slot", "one_booking_per_slot",
+                                                {"slot": {"$exists": True}})
+        await self.appointments.create_index([("doctor", ASCENDING), ("date", ASCENDING)], name="doctor_date",
+                                             partialFilterExpression={"slot": {"$exists": True}})
         # Sessions were once found by their refresh token's hash: its unique index would now refuse
         # every second session (none has the field), so it goes, with the spent hashes' index.
         existing = await self.sessions.index_information()
@@ -123,6 +142,32 @@ class Store:
         await self.appointments.create_index([("date", ASCENDING)], name="by_date")  # reports: a span, all doctors
         await self.day_summaries.create_index([("zone", ASCENDING), ("date", ASCENDING)], name="zone_date")
         await self.day_summaries.create_index([("start", ASCENDING), ("end", ASCENDING)], name="bounds")
+
+    async def _create_partial_unique_index(self, collection, field: str, name: str, partial: dict) -> None:
+        """A unique index on `field` over the documents `partial` selects. MongoDB checks only those
+        documents when it builds one; mongomock checks every document (so every appointment without a
+        slot would "collide" on a restart of the embedded store), so there the same check is done here,
+        as MongoDB does it, and the index registered without mongomock's own. Writes after that are
+        checked by mongomock with the filter applied, as MongoDB does."""
+        if not self.embedded:
+            await collection.create_index([(field, ASCENDING)], unique=True, name=name,
+                                          partialFilterExpression=partial)
+            return
+        inner = collection._AsyncMongoMockCollection__collection  # the synchronous mongomock collection
+        wanted = {"key": [(field, ASCENDING)], "unique": True, "partialFilterExpression": partial}
+        existing = inner._store.indexes.get(name)
+        if existing is not None:
+            if existing != wanted:
+                raise OperationFailure(f"Index with name: {name} already exists with different options")
+            return
+        seen = set()
+        for document in inner.find(partial, {field: 1}):
+            value = repr(document.get(field))
+            if value in seen:
+                raise DuplicateKeyError("E11000 duplicate key error", 11000,
+                                        {"keyPattern": {field: 1}, "keyValue": {field: document.get(field)}})
+            seen.add(value)
+        inner._store.create_index(name, wanted)
 
     async def ping(self) -> None:
         await self._run("ping", asyncio.wait_for(self.db.command("ping"), PING_TIMEOUT_SECONDS))
@@ -345,6 +390,13 @@ class Store:
         """Waiting and in-consultation appointments: what a doctor's actor loads."""
         return await self._find_list("load_queue", self.appointments.find(
             {"doctor": doctor_id, "status": {"$in": sorted(ACTIVE)}}))
+
+    async def held_slots_of_doctor(self, doctor_id: ObjectId, since: datetime) -> list[dict]:
+        """The doctor's appointments dated `since` or later that hold a slot (only `_id`, `date` and
+        `slot`): what the doctor's actor keeps in memory to answer the free slots of a day."""
+        return await self._find_list("load_slots", self.appointments.find(
+            {"doctor": doctor_id, "slot": {"$exists": True}, "date": {"$gte": since}},
+            {"_id": 1, "date": 1, "slot": 1}))
 
     async def queue_head(self, doctor_id: ObjectId, before: datetime) -> dict | None:
         """The first waiting appointment dated before `before` (the end of today): today's head."""

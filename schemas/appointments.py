@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date as calendar_day
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from core.access import relation
 from core.statuses import STATUSES
@@ -19,6 +19,18 @@ class AppointmentCreateSchema(StrictSchema):
     doctor = ObjectIdField(required=True)
     date = UtcDateTime(required=True)
     reason = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class AppointmentRescheduleSchema(StrictSchema):
+    """`PATCH /api/appointments/{id}`: a new time, and/or (its patient only) a new reason."""
+
+    date = UtcDateTime()
+    reason = fields.String(validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Send `date` and/or `reason`.", field_name="_body")
 
 
 class AppointmentStatusSchema(StrictSchema):
@@ -68,6 +80,12 @@ class DayQuerySchema(StrictSchema):
     """`?date=YYYY-MM-DD` on a doctor's queue or stats: another clinic day (default today)."""
 
     date = ClinicDate(load_default=None)
+
+
+class SlotsDayQuerySchema(StrictSchema):
+    """`?date=YYYY-MM-DD` on a doctor's slots: a clinic day (default today)."""
+
+    date = ClinicDate(load_default=None, earliest=calendar_day(2000, 1, 1), latest=calendar_day(2099, 12, 31))
 
 
 class StatsDayQuerySchema(StrictSchema):

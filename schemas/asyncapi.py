@@ -19,7 +19,8 @@ SERVER_MESSAGES: dict[str, tuple[type | None, str]] = {
                     "The doctor's queue, on subscribing and whenever it changes: names only for that doctor "
                     "and admins (the same shape and redaction as GET /api/queue/doctor/{id})."),
     "queue:update": (r.QueueUpdateSchema, "An appointment's place, on subscribing and whenever its status, "
-                                          "position, ETA or the doctor's lateness changes."),
+                                          "booked time (`date`, a reschedule), position, ETA or the doctor's "
+                                          "lateness changes."),
     "turn:now": (r.TurnNowSchema, "The appointment went into consultation: join the call."),
     "turn:soon": (r.TurnSoonSchema, "Once, when the appointment first becomes next or its earliestStartAt (be ready by) comes within SOON_MINUTES."),
     "doctor:status": (r.DoctorStatusEventSchema, "The doctor's lateness, consultation length or break changed."),

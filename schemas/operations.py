@@ -15,12 +15,13 @@ from typing import Any
 
 from core import policy
 from schemas import responses as r
-from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema, AppointmentSchema,
-                                  AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema, StatsDayQuerySchema)
+from schemas.appointments import (AppointmentCreateSchema, AppointmentListQuerySchema, AppointmentRescheduleSchema,
+                                  AppointmentSchema, AppointmentStatusSchema, DayQuerySchema, QueuePositionSchema,
+                                  SlotsDayQuerySchema, StatsDayQuerySchema)
 from schemas.auth import (AuditQuerySchema, InviteCreatedSchema, InviteCreateSchema, InviteListQuerySchema,
                           InviteRegisterSchema, LoginSchema, PasswordChangeSchema, RefreshSchema, RegisterSchema,
                           UserListQuerySchema, UserPatchSchema, UserSchema)
-from schemas.doctors import CallNextSchema, DoctorCreateSchema, DoctorSchema, DoctorStatusSchema
+from schemas.doctors import CallNextSchema, DaySlotsSchema, DoctorCreateSchema, DoctorSchema, DoctorStatusSchema
 from schemas.reports import CSV_COLUMNS, DaysReportQuerySchema, ReportDaySchema
 
 PUBLIC = "public"            # no token needed; a token, if sent, must be valid (it may change the answer)
@@ -29,6 +30,10 @@ METRICS = "metrics"          # METRICS_TOKEN, when the operator set one
 
 ID_PATTERN = "^[0-9a-fA-F]{24}$"
 IDEMPOTENCY_KEY_PATTERN = "^[\\x20-\\x7e]{1,64}$"
+IDEMPOTENCY_KEY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": False,
+                          "description": "Makes a retry safe: the same key from the same user within 24 h answers "
+                                         "the first answer again without doing it twice.",
+                          "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}}
 SESSION_COOKIE_HEADER = {"in": "header", "name": "X-Session-Cookie", "required": False,
                          "description": "`1`: the refresh token is set as the `HttpOnly` cookie `medpharma_refresh` "
                                         "(`SameSite=Strict; Path=/api/auth`) instead of being in the answer, "
@@ -99,6 +104,7 @@ USER = {"id": USER_ID, "name": "Pat Patient", "email": "pat@example.org", "role"
 DOCTOR = {"id": DOCTOR_ID, "name": "Dr. Ada Lovelace", "specialization": "General practice",
           "email": "ada@clinic.example", "phone": "+1 555 0100", "availability": ["Mon 09:00-13:00"],
           "avgConsultMinutes": 12, "isRunningLate": False, "lateByMinutes": 0, "awayUntil": None,
+          "hours": [{"day": "mon", "start": "09:00", "end": "13:00"}], "slotMinutes": 15,
           "createdAt": "2026-11-20T08:00:00Z", "updatedAt": "2026-11-23T09:58:00Z"}
 APPOINTMENT = {"id": APPOINTMENT_ID, "patient": USER_ID, "patientName": "Pat Patient",
                "patientEmail": "pat@example.org", "patientPhone": "+1 555 0199", "doctor": DOCTOR_ID,
@@ -271,17 +277,27 @@ OPERATIONS: tuple[Operation, ...] = (
                               "etaMaeMinutes": 3.1, "etaScored": 8,
                               "etaRange": {"early": 0, "inside": 7, "late": 1}}}),
 
+    Operation("/api/doctors/{doctorId}/slots", "get", "A doctor's slots on one clinic day, and which are free",
+              "doctors", (200, DaySlotsSchema), rule="doctors.slots", query=SlotsDayQuerySchema,
+              description="Every slot start inside the doctor's working hours (`hours`, in CLINIC_TIMEZONE) on "
+                          "that day (default today), in order, past ones left out; `free` is false while a "
+                          "waiting, in-consultation or completed appointment holds it. A doctor without hours "
+                          "has `slots: []` (any future time can be booked). On a day the clocks change, a time "
+                          "that does not exist is skipped and one that happens twice is offered once.",
+              examples={200: {"doctorId": DOCTOR_ID, "date": "2026-11-23", "slotMinutes": 15, "slots": [
+                  {"start": "2026-11-23T09:00:00Z", "free": False}, {"start": "2026-11-23T09:15:00Z", "free": True}]}}),
+
     # -- appointments ----------------------------------------------------------------------------------
     Operation("/api/appointments", "post", "Book an appointment", "appointments", (201, AppointmentSchema),
               rule="appointments.book",
               body=AppointmentCreateSchema,
-              headers=({"in": "header", "name": "Idempotency-Key", "required": False,
-                        "description": "Makes a retry safe: the same key from the same user within 24 h answers "
-                                       "the first answer again without booking twice.",
-                        "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}},),
-              errors={404: "The doctor does not exist.",
-                      409: "A waiting appointment with this doctor exists, or the Idempotency-Key was used with "
-                           "another body (`idempotency_mismatch`)."},
+              headers=(IDEMPOTENCY_KEY_HEADER,),
+              errors={400: "Also `outside_hours`: the doctor has working hours and `date` is not one of its slot "
+                           "starts (`details.date` says why).",
+                      404: "The doctor does not exist.",
+                      409: "A waiting appointment with this doctor exists (`already_booked`), the slot is taken "
+                           "(`slot_taken`; of patients racing for one slot exactly one gets it), or the "
+                           "Idempotency-Key was used with another body (`idempotency_mismatch`)."},
               examples={"request": {"patientName": "Pat Patient", "patientEmail": "pat@example.org",
                                     "patientPhone": "+1 555 0199", "doctor": DOCTOR_ID,
                                     "date": "2026-11-23T10:20:00Z", "reason": "Follow-up"},
@@ -297,6 +313,19 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("/api/appointments/{appointmentId}", "get", "One appointment", "appointments", (200, AppointmentSchema),
               rule="appointments.get",
               examples={200: APPOINTMENT}),
+    Operation("/api/appointments/{appointmentId}", "patch", "Reschedule a waiting appointment, or edit its reason",
+              "appointments", (200, AppointmentSchema), rule="appointments.reschedule",
+              body=AppointmentRescheduleSchema, headers=(IDEMPOTENCY_KEY_HEADER,),
+              errors={400: "The new `date` breaks a booking's rules: not in the future, over a year ahead, or not "
+                           "one of the doctor's slot starts (`outside_hours`).",
+                      403: "`reason` sent by anyone but the appointment's patient (`reason_owner_only`).",
+                      409: "The appointment is not waiting (`not_waiting`), the new slot is taken (`slot_taken`), "
+                           "or the Idempotency-Key was used with another body (`idempotency_mismatch`)."},
+              description="The appointment moves into the queue of its new day as one change for every watcher "
+                          "of either queue; its old slot is free at once; its room gets a `queue:update` with "
+                          "the new `date`. The same date again answers 200 and changes nothing. A reschedule by "
+                          "its doctor or an admin is audited (`appointment.rescheduled`).",
+              examples={"request": {"date": "2026-11-24T09:30:00Z"}}),
     Operation("/api/appointments/{appointmentId}/status", "patch", "Change an appointment's status", "appointments",
               (200, AppointmentSchema), rule="appointments.set_status", body=AppointmentStatusSchema,
               errors={409: "Not allowed from its status (`invalid_transition`), or the doctor already has "

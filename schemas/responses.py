@@ -133,6 +133,8 @@ class QueueUpdateSchema(StrictSchema):
 
     appointmentId = _required(ObjectIdField)
     status = _required(fields.String, validate=STATUS)
+    date = _required(UtcDateTime, metadata={"description": "The booked time: a reschedule changes it (and "
+                                                           "moves the appointment into its new day's queue)."})
     position = _required(fields.Integer, validate=validate.Range(min=-1))
     etaMinutes = _required(fields.Integer, validate=validate.Range(min=0))
     expectedStartAt = _required(UtcDateTime, allow_none=True)

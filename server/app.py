@@ -113,6 +113,7 @@ ROUTES: list[tuple[str, type]] = [
     (rf"/api/doctors/{ID}/status", doctors.DoctorStatusHandler),
     (rf"/api/doctors/{ID}/queue/next", doctors.QueueNextHandler),
     (rf"/api/doctors/{ID}/stats", doctors.DoctorStatsHandler),
+    (rf"/api/doctors/{ID}/slots", doctors.DoctorSlotsHandler),
     (r"/api/appointments", appointments.AppointmentsHandler),
     (r"/api/appointments/my", appointments.MyAppointmentsHandler),
     (rf"/api/appointments/doctor/{ID}", appointments.DoctorAppointmentsHandler),

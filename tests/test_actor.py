@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from bson import ObjectId
 
+from core.values import format_utc
+
 from actors.doctor import DoctorActor, DoctorNotFound
 from actors.rooms import appointment_room, doctor_room
 from live.hub import Hub
@@ -324,7 +326,8 @@ async def test_a_cancellation_pushes_to_every_appointment_it_moves(world):
     await world.registry.deliver(AppointmentsChanged(doctor_id, (cancelled,)))
 
     gone = recorders[str(docs[0]["_id"])].updates()
-    assert gone == [{"appointmentId": str(docs[0]["_id"]), "status": "cancelled", "position": -1,
+    assert gone == [{"appointmentId": str(docs[0]["_id"]), "status": "cancelled", "date": format_utc(docs[0]["date"]),
+                     "position": -1,
                      "etaMinutes": 0, "expectedStartAt": None, "earliestStartAt": None, "latestStartAt": None,
                      "delayMinutes": 0, "isRunningLate": False,
                      "lateByMinutes": 0}]

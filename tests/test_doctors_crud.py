@@ -12,7 +12,7 @@ from bson import ObjectId
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 DOCTOR_KEYS = {"id", "name", "specialization", "email", "phone", "availability", "avgConsultMinutes",
-               "isRunningLate", "lateByMinutes", "awayUntil", "createdAt", "updatedAt"}
+               "isRunningLate", "lateByMinutes", "awayUntil", "hours", "slotMinutes", "createdAt", "updatedAt"}
 CONTACTS = {"email", "phone"}
 PUBLIC_DOCTOR_KEYS = DOCTOR_KEYS - CONTACTS
 

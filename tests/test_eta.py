@@ -192,7 +192,7 @@ def test_snapshot_uses_lateness_only_when_flagged(running_late, late_by, etas):
     assert [e.eta_minutes for e in snapshot.estimates] == etas
     update = snapshot.update_for(waiting[2].id)
     estimate = snapshot.estimates[2]
-    assert update == {"appointmentId": waiting[2].id, "status": "pending", "position": 2,
+    assert update == {"appointmentId": waiting[2].id, "status": "pending", "date": format_utc(at(-1)), "position": 2,
                       "etaMinutes": etas[2],
                       "expectedStartAt": (NOW + timedelta(minutes=etas[2])).strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "earliestStartAt": format_utc(estimate.earliest_start_at),
@@ -209,7 +209,8 @@ def test_snapshot_with_consultation_in_progress():
     snapshot = QueueSnapshot.compute("d" * 24, DoctorSettings(10, False, 0), current, waiting, NOW, UTC_CALENDAR)
     assert [(e.eta_minutes, e.expected_start_at) for e in snapshot.estimates] == [(6, at(6)), (100, at(100))]
     assert snapshot.update_for(current.id) == {
-        "appointmentId": current.id, "status": "in_consultation", "position": -1, "etaMinutes": 0,
+        "appointmentId": current.id, "status": "in_consultation", "date": format_utc(at(-30)), "position": -1,
+        "etaMinutes": 0,
         "expectedStartAt": "2026-11-23T09:56:00Z", "earliestStartAt": "2026-11-23T09:56:00Z",
         "latestStartAt": "2026-11-23T09:56:00Z", "delayMinutes": 26, "isRunningLate": False,
         "lateByMinutes": 0}

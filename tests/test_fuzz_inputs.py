@@ -149,6 +149,13 @@ GOOD_PASSWORDS = st.sampled_from(["patient-password", "admin-password-1", "docto
 GOOD_IDS = st.builds(Ref, st.sampled_from(REF_NAMES))
 GOOD_DATES = st.builds(FromNow, st.integers(1, 24 * 60), st.sampled_from(["Z", "+00:00", "+05:30", "-08:00"]))
 AVAILABILITY = st.lists(st.sampled_from(["Mon 9-12", "Tue 14-18"]), max_size=3)
+CLOCKS = st.sampled_from(["00:00", "08:30", "09:00", "12:00", "12:30", "17:45", "23:59", "24:00"])
+GOOD_HOURS = st.lists(st.fixed_dictionaries({"day": st.sampled_from(["mon", "tue", "sat", "sun"]),
+                                             "start": CLOCKS, "end": CLOCKS}), max_size=4)
+HOURS = st.one_of(st.lists(st.dictionaries(st.sampled_from(["day", "start", "end", "x"]),
+                                           st.one_of(STRINGS, CLOCKS, SCALARS), max_size=4), max_size=5),
+                  st.lists(JUNK_JSON, max_size=3), JUNK_JSON)
+HOURS_FIELDS = {"hours": either(GOOD_HOURS, HOURS), "slotMinutes": either(st.integers(5, 240), MINUTES)}
 
 AUTH_FIELDS = {"name": either(GOOD_NAMES, STRINGS), "email": either(GOOD_EMAILS, EMAILS),
                "password": either(GOOD_PASSWORDS, PASSWORDS)}
@@ -157,7 +164,7 @@ DOCTOR_FIELDS = {
     "email": either(GOOD_EMAILS, EMAILS), "phone": either(st.just("+1 555 0100"), STRINGS),
     "availability": either(AVAILABILITY, st.one_of(st.lists(STRINGS, max_size=6), st.lists(JUNK_JSON, max_size=3),
                                                    st.lists(st.just("Mon 9-12"), min_size=51, max_size=55))),
-    "avgConsultMinutes": either(st.integers(1, 240), MINUTES)}
+    "avgConsultMinutes": either(st.integers(1, 240), MINUTES), **HOURS_FIELDS}
 FIELDS = {
     (r"/api/auth/register", "POST"): AUTH_FIELDS,
     (r"/api/auth/login", "POST"): {"email": either(GOOD_EMAILS, EMAILS),
@@ -181,13 +188,15 @@ FIELDS = {
         "isRunningLate": either(st.booleans(), SCALARS),
         "lateByMinutes": either(st.integers(0, 600), MINUTES),
         "avgConsultMinutes": either(st.integers(1, 240), MINUTES),
-        "awayUntil": either(st.one_of(st.none(), GOOD_DATES), DATES)},
+        "awayUntil": either(st.one_of(st.none(), GOOD_DATES), DATES), **HOURS_FIELDS},
     (rf"/api/doctors/{ID}/queue/next", "POST"): {"expectCurrent": either(st.one_of(st.none(), GOOD_IDS), IDS)},
     (r"/api/appointments", "POST"): {
         "patientName": either(GOOD_NAMES, STRINGS), "patientEmail": either(GOOD_EMAILS, EMAILS),
         "patientPhone": either(st.just("+1 555 0199"), STRINGS), "doctor": either(GOOD_IDS, IDS),
         "date": either(GOOD_DATES, DATES), "reason": either(st.just("checkup"), st.one_of(STRINGS, st.just("r" * 1001)))},
     (rf"/api/appointments/{ID}/status", "PATCH"): {"status": either(st.sampled_from(STATUSES), STRINGS)},
+    (rf"/api/appointments/{ID}", "PATCH"): {
+        "date": either(GOOD_DATES, DATES), "reason": either(st.just("checkup"), st.one_of(STRINGS, st.just("r" * 1001)))},
 }
 EXTRA_KEYS = st.one_of(st.sampled_from(["role", "_id", "id", "$set", "__proto__", "passwordHash", "status",
                                         "doctorId", "patient", "isAdmin", "createdAt", "version", ""]), STRINGS)
@@ -214,10 +223,11 @@ ENDPOINTS = {
     rf"/api/doctors/{ID}/status": (["PATCH"], "GET"),
     rf"/api/doctors/{ID}/queue/next": (["POST"], "GET"),
     rf"/api/doctors/{ID}/stats": (["GET"], "PUT"),
+    rf"/api/doctors/{ID}/slots": (["GET"], "POST"),
     r"/api/appointments": (["POST", "GET"], "DELETE"),
     r"/api/appointments/my": (["GET"], "POST"),
     rf"/api/appointments/doctor/{ID}": (["GET"], "PATCH"),
-    rf"/api/appointments/{ID}": (["GET"], "DELETE"),
+    rf"/api/appointments/{ID}": (["GET", "PATCH"], "DELETE"),
     rf"/api/appointments/{ID}/status": (["PATCH"], "PUT"),
     rf"/api/queue/doctor/{ID}": (["GET"], "POST"),
     rf"/api/queue/appointment/{ID}/position": (["GET"], "PUT"),
@@ -238,6 +248,7 @@ BODY_ROLES = {
     (rf"/api/doctors/{ID}/queue/next", "POST"): ("admin", "doctor"),
     (r"/api/appointments", "POST"): ("patient",), (r"/api/appointments", "GET"): ("admin",),
     (rf"/api/appointments/{ID}/status", "PATCH"): ("patient", "doctor", "admin"),
+    (rf"/api/appointments/{ID}", "PATCH"): ("patient", "doctor", "admin"),
 }
 
 

@@ -88,7 +88,7 @@ async def test_admin_workflows_refuse_everyone_else_before_reading_anything(work
 @pytest.mark.parametrize("workflow,args", ADMIN_ONLY + [
     (appointments.book, ({},)), (doctors.set_status, ("d" * 24, {})), (stats.day_stats, ("d" * 24, None)),
     (queues.doctor_queue, ("d" * 24,)), (queues.locate_appointment, ("e" * 24,)),
-    (appointments.visible_appointment, ("e" * 24,))], ids=lambda v: getattr(v, "__name__", ""))
+    (appointments.visible_appointment, ("e" * 24,)), (appointments.reschedule, ("e" * 24, {"date": None}))], ids=lambda v: getattr(v, "__name__", ""))
 async def test_every_guarded_workflow_wants_a_caller(workflow, args):
     with pytest.raises(Unauthorized):
         await workflow(None, None, *args)
@@ -118,6 +118,16 @@ def test_relate_answers_the_relation_or_refuses():
         rule.relate(PATIENT, "d" * 24, "9" * 24)
     with pytest.raises(Forbidden):
         policy.rule("doctors.set_status").relate(PATIENT, "d" * 24)
+
+
+def test_a_reschedule_is_for_the_parties_to_the_appointment_only():
+    rule = policy.rule("appointments.reschedule")
+    assert rule.relate(PATIENT, "d" * 24, PATIENT.user_id) == "owner"
+    assert rule.relate(DOCTOR, "d" * 24, PATIENT.user_id) == "doctor"
+    assert rule.relate(ADMIN, "f" * 24, PATIENT.user_id) == "admin"
+    for caller, doctor in ((PATIENT, "d" * 24), (DOCTOR, "f" * 24)):
+        with pytest.raises(Forbidden):
+            rule.relate(caller, doctor, "9" * 24)  # another patient's, another doctor's
 
 
 def test_a_public_workflow_is_the_function_itself():

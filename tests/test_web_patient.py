@@ -50,7 +50,7 @@ def test_patient_registers_books_waits_and_joins_when_called(site, browsers):
     expect(page).to_have_url(re.compile(r"/app/waiting/[0-9a-f]{24}$"))
     appointment_id = page.url.rsplit("/", 1)[1]
     status = status_region(page)
-    expect(status).to_contain_text("1 ahead of you")
+    expect(status).to_contain_text("1 person ahead of you")
     expect(status).to_contain_text(re.compile(r"Expected in about \d+ minutes, around \d{1,2}:\d{2}"))
     # The range the server gives with the estimate, and when to be ready, in words.
     expect(status).to_contain_text(re.compile(r"Most likely between \d{1,2}:\d{2}.{0,4} and \d{1,2}:\d{2}"))
@@ -122,7 +122,7 @@ def test_a_dropped_socket_reconnects_resubscribes_and_shows_what_changed_meanwhi
     expect(page.get_by_role("heading", name="My appointments")).to_be_visible()
     page.goto(f"/app/waiting/{mine['id']}")
     status = status_region(page)
-    expect(status).to_contain_text("1 ahead of you")
+    expect(status).to_contain_text("1 person ahead of you")
     expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
 
     async def drop_sockets_then_cancel():
@@ -201,7 +201,7 @@ def test_turn_soon_and_turn_now_raise_browser_notifications_when_allowed(site, b
     page.goto(f"/app/waiting/{appointment['id']}")
     sign_in(page, email, "patient-password")
     expect(page.get_by_text("You will get a notification when your turn is near.")).to_be_visible()
-    expect(status_region(page)).to_contain_text("1 ahead of you")
+    expect(status_region(page)).to_contain_text("1 person ahead of you")
     expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
     assert page.evaluate("window.__notifications") == []
 
@@ -250,7 +250,7 @@ def test_a_silently_dead_connection_is_noticed_on_waking_and_replaced(site, brow
     expect(page.get_by_role("heading", name="My appointments")).to_be_visible()
     page.goto(f"/app/waiting/{mine['id']}")
     status = status_region(page)
-    expect(status).to_contain_text("1 ahead of you")
+    expect(status).to_contain_text("1 person ahead of you")
     expect(page.get_by_text("Live: this page updates by itself.")).to_be_visible()
 
     connections[-1]["dead"] = True

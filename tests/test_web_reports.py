@@ -3,7 +3,7 @@ at phone width, for an admin and for a doctor."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -49,10 +49,12 @@ def test_an_admin_reads_one_doctor_as_charts_a_table_and_csv(site, browsers):
     ranges = page.get_by_role("img", name="Starts against the published range")
     assert int(ranges.locator(f"rect[data-date='{rows[0]['date']}'][data-series=late]").get_attribute("data-value")) == 1
     # each chart has a text summary, and the table holds every row
-    expect(waits).to_have_accessible_description("Mean wait: highest 8.3 min on " + rows[0]["date"] + ", lowest 8.3 min on "
-                                                 + rows[0]["date"] + ", over 1 day with data. 90th percentile wait: "
-                                                 "highest 20 min on " + rows[0]["date"] + ", lowest 20 min on "
-                                                 + rows[0]["date"] + ", over 1 day with data.")
+    # Days are written by the browser's Intl for the page's language (en-US here: "December 5, 2026").
+    first = date.fromisoformat(rows[0]["date"])
+    spoken = f"{first:%B} {first.day}, {first.year}"
+    expect(waits).to_have_accessible_description(f"Mean wait: highest 8.3 min on {spoken}, lowest 8.3 min on {spoken}, "
+                                                 f"over 1 day with data. 90th percentile wait: highest 20 min on "
+                                                 f"{spoken}, lowest 20 min on {spoken}, over 1 day with data.")
     table = page.get_by_role("table", name="The numbers, day by day")
     expect(table.locator("tbody tr")).to_have_count(3)
     expect(table.locator("tbody tr").first).to_contain_text("8.3")

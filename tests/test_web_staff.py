@@ -78,7 +78,10 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     now = page.get_by_role("region", name="In consultation")
     expect(now).to_contain_text("Ben Second")
     expect(now.get_by_role("link", name="Join call")).to_be_visible()
+    # Final actions ask first.
     page.get_by_role("button", name="Complete Ben Second").click()
+    expect(now).to_contain_text("End Ben Second's consultation?")
+    now.get_by_role("button", name="Yes, complete").click()
     expect(now).to_contain_text("Nobody is in consultation.")
     stored = site.run(harness.api.get(f"/api/appointments/{ben['id']}", token=site.run(harness.admin_token())))
     assert stored.body["status"] == "completed"
@@ -87,6 +90,7 @@ def test_doctor_console_runs_the_day_live(site, browsers):
     expect(now).to_contain_text("Cleo Third")
     expect(page.get_by_role("heading", name="Waiting (0)")).to_be_visible()
     now.get_by_role("button", name="No-show Cleo Third").click()
+    now.get_by_role("button", name="Yes, mark as no-show").click()
     expect(now).to_contain_text("Nobody is in consultation.")
 
     # The day in numbers follows: one seen, one no-show, one cancelled.
@@ -194,15 +198,16 @@ def test_away_and_the_delay_it_causes_reach_the_waiting_room(site, browsers):
 
     # The waiting room says so, and shows the server's own delay for this appointment (the break
     # ends after the booked time: nobody starts before it).
-    expect(status).to_contain_text(re.compile(r"The doctor is away until \d{1,2}:\d{2}"))
     place = site.run(harness.api.get(f"/api/queue/appointment/{appointment['id']}/position", token=token)).body
     assert place["awayUntil"] is not None and place["delayMinutes"] > 0
-    expect(status).to_contain_text(f"Your appointment is running about {place['delayMinutes']} minutes late.")
+    expect(status).to_contain_text(re.compile(
+        f"Your appointment is running about {place['delayMinutes']} minutes late: "
+        r"the doctor is on a break until \d{1,2}:\d{2}"))
 
     # Back now: the notices go, live.
     console.get_by_role("button", name="Back now").click()
     expect(console.get_by_text("Saved: you are back.")).to_be_visible()
-    expect(status).not_to_contain_text("away until")
+    expect(status).not_to_contain_text("break until")
     expect(status).not_to_contain_text("running about")
 
 
@@ -226,7 +231,7 @@ def test_running_late_reaches_the_waiting_room_live(site, browsers):
     console.get_by_label("I am running late").check()
     console.get_by_label("Minutes late").fill("25")
     console.get_by_role("button", name="Save").click()
-    expect(status).to_contain_text("The doctor is running 25 minutes late.")
+    expect(status).to_contain_text("the doctor is running 25 minutes late")
 
     console.get_by_label("I am running late").uncheck()
     console.get_by_role("button", name="Save").click()
@@ -339,14 +344,17 @@ def test_admin_finds_disables_and_enables_a_user_and_the_audit_log_shows_it(site
     expect(found).to_contain_text("Disabled")
     login = site.run(harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"}))
     assert login.status == 403 and login.body["code"] == "account_disabled"
-    expect(audit.locator("ol.audit > li").first).to_contain_text("User disabled by admin")
+    # In words: who did it and to whom, by name (the log itself stores ids).
+    entry = audit.locator("ol.audit > li").first
+    expect(entry).to_contain_text("User disabled by Root Admin (administrator)")
+    expect(entry).to_contain_text("Una User")
 
     # Enable again: signs in.
     users.get_by_role("button", name="Enable Una User").click()
     expect(found).not_to_contain_text("Disabled")
     login = site.run(harness.api.post("/api/auth/login", {"email": email, "password": "patient-password"}))
     assert login.status == 200
-    expect(audit.locator("ol.audit > li").first).to_contain_text("User enabled by admin")
+    expect(audit.locator("ol.audit > li").first).to_contain_text("User enabled by Root Admin")
 
 
 def test_admin_revokes_an_invitation_and_its_link_then_says_so(site, browsers):
@@ -369,7 +377,8 @@ def test_admin_revokes_an_invitation_and_its_link_then_says_so(site, browsers):
     expect(item).to_contain_text("revoked")
     expect(item.get_by_role("button")).to_have_count(0)
     audit = admin.get_by_role("region", name="Audit log")
-    expect(audit.locator("ol.audit > li").first).to_contain_text("Invitation revoked by admin")
+    expect(audit.locator("ol.audit > li").first).to_contain_text("Invitation revoked by Root Admin")
+    expect(audit.locator("ol.audit > li").first).to_contain_text(f"invitation for {email}")
     invites.get_by_label("Show").select_option("active")
     expect(invites.locator("ul.cards > li").filter(has_text=email)).to_have_count(0)
 

@@ -117,3 +117,16 @@ def test_no_file_of_the_app_names_another_host():
     assert offenders == []
 
 
+
+
+async def test_clinic_json_names_the_clinics_time_zone(harness):
+    """The app names the clinic's zone where it differs from the browser's; no API payload has it."""
+    from tests.conftest import TEST_CLINIC_ZONE
+    response = await harness.api.get("/app/clinic.json")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert response.body == {"timeZone": TEST_CLINIC_ZONE}
+    head = await harness.api.request("HEAD", "/app/clinic.json")
+    assert head.status == 200

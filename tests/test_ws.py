@@ -219,7 +219,7 @@ async def test_subscribe_answers_at_once_with_exact_payloads(harness):
     ws = await subscribed(harness, t1, appointmentId=a1["id"])
     update = ranged(await ws.recv())
     assert update == {"event": "queue:update", "data": {
-        "appointmentId": a1["id"], "status": "pending", "position": 1, "etaMinutes": 40,
+        "appointmentId": a1["id"], "status": "pending", "date": a1["date"], "position": 1, "etaMinutes": 40,
         "expectedStartAt": iso(starts[1]), "delayMinutes": 10, "isRunningLate": False, "lateByMinutes": 0}}
 
     staff = await subscribed(harness, doctor_token, doctorId=doctor["id"])
@@ -239,7 +239,7 @@ async def test_subscribe_answers_at_once_with_exact_payloads(harness):
     # Both rooms in one frame: the update and the (redacted) state.
     both = await subscribed(harness, t2, doctorId=doctor["id"], appointmentId=a2["id"])
     frames = {f["event"]: ranged(f["data"]) for f in [await both.recv(), await both.recv()]}
-    assert frames["queue:update"] == {"appointmentId": a2["id"], "status": "pending", "position": 2,
+    assert frames["queue:update"] == {"appointmentId": a2["id"], "status": "pending", "date": a2["date"], "position": 2,
                                       "etaMinutes": 50, "expectedStartAt": iso(starts[2]), "delayMinutes": 15,
                                       "isRunningLate": False, "lateByMinutes": 0}
     assert frames["queue:state"]["list"] == [
@@ -259,8 +259,8 @@ async def test_subscribe_to_a_finished_appointment(harness):
     await harness.api.patch(f"/api/appointments/{appointment['id']}/status", {"status": "cancelled"}, token=token)
     ws = await subscribed(harness, token, appointmentId=appointment["id"])
     assert await ws.recv() == {"event": "queue:update", "data": {
-        "appointmentId": appointment["id"], "status": "cancelled", "position": -1, "etaMinutes": 0,
-        "expectedStartAt": None, "earliestStartAt": None, "latestStartAt": None, "delayMinutes": 0,
+        "appointmentId": appointment["id"], "status": "cancelled", "date": appointment["date"], "position": -1,
+        "etaMinutes": 0, "expectedStartAt": None, "earliestStartAt": None, "latestStartAt": None, "delayMinutes": 0,
         "isRunningLate": False, "lateByMinutes": 0}}
     ws.close()
 
@@ -342,13 +342,14 @@ async def test_cancellation_pushes_to_all_three_behind(harness):
                                      token=booked[0][0])
     assert cancel.status == 200
     final = await sockets[0].expect("queue:update")
-    assert ranged(final["data"]) == {"appointmentId": booked[0][2]["id"], "status": "cancelled", "position": -1,
+    assert ranged(final["data"]) == {"appointmentId": booked[0][2]["id"], "status": "cancelled",
+                             "date": booked[0][2]["date"], "position": -1,
                              "etaMinutes": 0, "expectedStartAt": None, "delayMinutes": 0,
                              "isRunningLate": False, "lateByMinutes": 0}
     for index in (1, 2, 3):
         update = await sockets[index].expect("queue:update")
         assert ranged(update["data"]) == {"appointmentId": booked[index][2]["id"], "status": "pending",
-                                  "position": index - 1, "etaMinutes": 30 + 10 * (index - 1),
+                                  "date": booked[index][2]["date"], "position": index - 1, "etaMinutes": 30 + 10 * (index - 1),
                                   "expectedStartAt": iso(base + timedelta(minutes=30 + 10 * (index - 1))),
                                   "delayMinutes": 10 * (index - 1), "isRunningLate": False, "lateByMinutes": 0}
     for ws in sockets:

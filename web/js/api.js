@@ -2,13 +2,14 @@
 // failure turned into an ApiError whose sentence a person can read.
 
 import { SESSION_COOKIE_HEADER, session } from './session.js';
+import { t } from './i18n.js';
 
 // Sign-ins ask for the refresh token as an HttpOnly cookie, out of reach of any script (session.js).
 const SIGN_INS = new Set(['/api/auth/login', '/api/auth/register', '/api/auth/register/invite']);
 
 export class ApiError extends Error {
   constructor(status, body, retryAfter = null) {
-    super(body?.message || `The server answered ${status}.`);
+    super(body?.message || t('error.status', { status }));
     this.status = status;
     this.code = body?.code || 'http_error';
     this.details = body?.details || null;
@@ -16,29 +17,22 @@ export class ApiError extends Error {
   }
 }
 
-// Where the API's own sentence needs the context of the page to make sense.
-const SENTENCES = {
-  network: 'The server cannot be reached. Check your connection and try again.',
-  internal_error: 'Something went wrong on our side. Please try again in a moment.',
-  queue_changed: 'The queue changed since this page last showed it. It has been refreshed: check it and press again.',
-  invite_invalid: 'This invitation link is not valid. Ask an administrator for a new one.',
-  invite_used: 'This invitation has already been used. Sign in instead, or ask for a new one.',
-  invite_expired: 'This invitation has expired. Ask an administrator for a new one.',
-  invite_revoked: 'This invitation was withdrawn. Ask an administrator for a new one.',
-  account_disabled: 'This account has been disabled. Contact the clinic.',
-  forbidden: 'Your account may not do this.',
-  method_not_allowed: 'This server does not offer this yet.',
-};
+// Where the API's own sentence needs the context of the page to make sense, or another language:
+// these codes have a sentence in the catalogues (`error.<code>`). Any other code shows the API's
+// own message, in English (the API speaks English only).
+const SENTENCES = new Set(['network', 'internal_error', 'queue_changed', 'invite_invalid', 'invite_used',
+  'invite_expired', 'invite_revoked', 'account_disabled', 'forbidden', 'method_not_allowed',
+  'idempotency_mismatch', 'too_early', 'invalid_transition', 'email_taken', 'rate_limited', 'busy', 'invalid_credentials']);
 
 /** The sentence to show for any error (an ApiError or anything thrown). */
 export function sentence(error) {
-  if (!(error instanceof ApiError)) return SENTENCES.internal_error;
-  let text = SENTENCES[error.code] || error.message;
+  if (!(error instanceof ApiError)) return t('error.internal_error');
+  let text = SENTENCES.has(error.code) ? t(`error.${error.code}`) : error.message;
   if (error.status === 429 && error.retryAfter) {
-    text += ` Try again in ${error.retryAfter} ${Number(error.retryAfter) === 1 ? 'second' : 'seconds'}.`;
+    text += ` ${t('error.retryIn', { count: Number(error.retryAfter) })}`;
   }
-  if (error.status === 503 && error.code !== 'busy' && !SENTENCES[error.code]) {
-    text = 'The service is briefly unavailable. Please try again in a moment.';
+  if (error.status === 503 && error.code !== 'busy' && !SENTENCES.has(error.code)) {
+    text = t('error.unavailable');
   }
   return text;
 }
@@ -61,7 +55,7 @@ export async function api(method, path, body, options = {}) {
   try {
     response = await fetch(path, init);
   } catch {
-    throw new ApiError(0, { message: SENTENCES.network, code: 'network' });
+    throw new ApiError(0, { message: t('error.network'), code: 'network' });
   }
   if (response.status === 401 && auth && session.token) {
     if (!retried && session.refreshable && await session.refresh()) {

@@ -3,8 +3,9 @@
 // A page that needs an account shows the sign-in form in place when nobody is signed in, at the
 // same address, so that signing in continues to the page that was asked for.
 
-import './i18n.js';  // first: sets <html lang> and loads the catalogue before any page draws
+import { t } from './i18n.js';  // first: sets <html lang> and loads the catalogue before any page draws
 import { h, replace } from './dom.js';
+import { list } from './format.js';
 import { live } from './live.js';
 import { navigate, onNavigate } from './router.js';
 import { homeFor, session } from './session.js';
@@ -28,9 +29,12 @@ const ROUTES = [
   { pattern: /^\/app\/reports$/, page: reportsPage, roles: ['doctor', 'admin'] },
 ];
 
-const ROLE_NAMES = { patient: 'patients', doctor: 'doctors', admin: 'administrators' };
 
 const main = document.getElementById('main');
+// The shell's own words (index.html keeps only what shows before any script runs).
+document.querySelector('.skip-link').textContent = t('app.skip');
+document.querySelector('.brand').textContent = t('app.name');
+document.getElementById('nav').setAttribute('aria-label', t('nav.label'));
 let cleanup = null;
 let renderCount = 0;
 
@@ -63,12 +67,12 @@ async function render() {
     cleanup = (await page(main, context)) || null;
   } catch (error) {
     if (thisRender !== renderCount) return;
-    replace(main, h('h1', { tabindex: '-1' }, 'This page could not be shown'),
-      h('p', { role: 'alert' }, error?.message || 'Something went wrong.'));
+    replace(main, h('h1', { tabindex: '-1' }, t('app.failed')),
+      h('p', { role: 'alert' }, error?.message || t('app.wrong')));
   }
   if (thisRender !== renderCount) return;
   const heading = main.querySelector('h1');
-  document.title = heading ? `${heading.textContent} · MedPharma Queue` : 'MedPharma Queue';
+  document.title = heading ? `${heading.textContent} · ${t('app.name')}` : t('app.name');
   if (document.activeElement === document.body || !main.contains(document.activeElement)) {
     if (heading) {
       heading.setAttribute('tabindex', '-1');
@@ -82,16 +86,16 @@ function homePage() {
 }
 
 function notFoundPage(root) {
-  replace(root, h('h1', {}, 'Page not found'),
-    h('p', {}, 'There is no page at this address. ', h('a', { href: '/app/' }, 'Go to the start page'), '.'));
+  replace(root, h('h1', {}, t('app.notFound')),
+    h('p', {}, t('app.notFoundText'), ' ', h('a', { href: '/app/' }, t('app.goStart'))));
 }
 
 function wrongRolePage(roles) {
   return (root) => {
-    replace(root, h('h1', {}, 'Not available to your account'),
-      h('p', {}, `This page is for ${roles.map((role) => ROLE_NAMES[role]).join(' and ')}; `,
-        `you are signed in as ${session.user.name} (${session.user.role}). `,
-        h('a', { href: homeFor(session.user) }, 'Go to your start page'), '.'));
+    replace(root, h('h1', {}, t('app.wrongRole')),
+      h('p', {}, t('app.wrongRoleText', { roles: list(roles.map((role) => t(`role.plural.${role}`))),
+        name: session.user.name, role: t(`role.${session.user.role}`) }), ' ',
+      h('a', { href: homeFor(session.user) }, t('app.goYourStart'))));
   };
 }
 
@@ -99,16 +103,16 @@ function drawNav() {
   const nav = document.getElementById('nav');
   const link = (href, text) => h('a', { href, 'aria-current': location.pathname === href ? 'page' : null }, text);
   if (!session.signedIn) {
-    replace(nav, h('ul', {}, h('li', {}, link('/app/signin', 'Sign in')), h('li', {}, link('/app/register', 'Register'))));
+    replace(nav, h('ul', {}, h('li', {}, link('/app/signin', t('auth.signIn'))), h('li', {}, link('/app/register', t('nav.register')))));
     return;
   }
   const role = session.user.role;
   const items = [];
-  if (role === 'patient') items.push(link('/app/appointments', 'My appointments'), link('/app/book', 'Book'));
-  if (role === 'doctor') items.push(link('/app/console', 'Console'));
-  if (role === 'admin') items.push(link('/app/admin', 'Admin'), link('/app/console', 'Console'));
-  if (role === 'doctor' || role === 'admin') items.push(link('/app/reports', 'Reports'));
-  items.push(h('button', { type: 'button', class: 'link-button', onclick: signOut }, 'Sign out'));
+  if (role === 'patient') items.push(link('/app/appointments', t('nav.appointments')), link('/app/book', t('nav.book')));
+  if (role === 'doctor') items.push(link('/app/console', t('console.title')));
+  if (role === 'admin') items.push(link('/app/admin', t('admin.title')), link('/app/console', t('console.title')));
+  if (role === 'doctor' || role === 'admin') items.push(link('/app/reports', t('nav.reports')));
+  items.push(h('button', { type: 'button', class: 'link-button', onclick: signOut }, t('nav.signOut')));
   replace(nav, h('ul', {}, items.map((item) => h('li', {}, item))));
 }
 

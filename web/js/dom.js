@@ -13,6 +13,8 @@ export function h(tag, attrs = {}, ...children) {
     } else if (name === 'dataset') {
       Object.assign(element.dataset, value);
     } else if (name === 'value') {
+      // Also the default: a form's reset() goes back to it (not to an empty field).
+      if (element.tagName === 'INPUT' || element.tagName === 'TEXTAREA') element.defaultValue = value;
       element.value = value;
     } else if (value === true) {
       element.setAttribute(name, '');

@@ -6,6 +6,7 @@
 
 import { h, uid } from './dom.js';
 import { sentence } from './api.js';
+import { t } from './i18n.js';
 
 /** A labelled input: field({label: 'Email', name: 'email', type: 'email'}). */
 export function field({ label, name, type = 'text', value, hint, options, required = true, ...attrs }) {
@@ -62,12 +63,12 @@ function checkRequired(element) {
     if (input.checkValidity()) continue;
     const label = element.querySelector(`label[for="${input.id}"]`)?.textContent || input.name;
     let message = input.validationMessage;
-    if (input.validity.valueMissing) message = `${label} is required.`;
+    if (input.validity.valueMissing) message = t('form.required', { label });
     setFieldError(input, message);
     first = first || input;
   }
   if (first) {
-    alertOf(element).textContent = 'Please correct the fields marked below.';
+    alertOf(element).textContent = t('form.correct');
     first.focus();
     return false;
   }
@@ -108,7 +109,7 @@ export function showError(element, error) {
     }
   }
   if (first && unmatched.length === 0) {
-    alert.textContent = 'Please correct the fields marked below.';
+    alert.textContent = t('form.correct');
     first.focus();
   } else {
     alert.textContent = [sentence(error), ...unmatched].join(' ');

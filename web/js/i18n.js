@@ -30,13 +30,20 @@ function requested() {
   return FALLBACK;
 }
 
-/** The language this page speaks ("en", "fr"); also the locale given to Intl. */
+/** The language this page speaks ("en", "fr"). */
 export const lang = requested();
+
+/**
+ * The locale given to Intl: the browser's own tag when it speaks this language ("en-GB" writes
+ * 14:05 and 8 December, "en-US" 2:05 PM and December 8), else the bare language.
+ */
+export const locale = (navigator.languages || [navigator.language])
+  .find((tag) => String(tag).toLowerCase().split('-')[0] === lang) || lang;
 
 const catalogue = lang === FALLBACK ? english : (await import(`./i18n/${lang}.js`)).default;
 document.documentElement.lang = lang;
 
-const pluralRules = new Intl.PluralRules(lang);
+const pluralRules = new Intl.PluralRules(locale);
 
 /**
  * The text for `key` in this page's language (English when the catalogue lacks it, the key itself

@@ -3,6 +3,7 @@
 
 import { h, replace } from '../dom.js';
 import { api } from '../api.js';
+import { t } from '../i18n.js';
 import { field, form, valueOf } from '../forms.js';
 import { navigate } from '../router.js';
 import { homeFor, session } from '../session.js';
@@ -13,23 +14,20 @@ function continueAfterSignIn(returnTo) {
   navigate(target, { replace: true });
 }
 
-const SIGNED_OUT_NOTES = {
-  expired: 'Your session has ended. Sign in again to continue where you were.',
-  disabled: 'This account has been disabled. Contact the clinic if you think this is wrong.',
-};
 
 export function signInPage(root, context) {
   if (session.signedIn && !context.returnTo) {
     navigate(homeFor(session.user), { replace: true });
     return;
   }
-  const note = SIGNED_OUT_NOTES[session.lastSignOutReason];
+  const reason = session.lastSignOutReason;
+  const note = reason === 'expired' || reason === 'disabled' ? t(`auth.signedOut.${reason}`) : null;
   const signIn = form({
-    label: 'Sign in',
-    submit: 'Sign in',
+    label: t('auth.signIn'),
+    submit: t('auth.signIn'),
     children: [
-      field({ label: 'Email', name: 'email', type: 'email', autocomplete: 'username' }),
-      field({ label: 'Password', name: 'password', type: 'password', autocomplete: 'current-password' }),
+      field({ label: t('auth.email'), name: 'email', type: 'email', autocomplete: 'username' }),
+      field({ label: t('auth.password'), name: 'password', type: 'password', autocomplete: 'current-password' }),
     ],
     async onSubmit(element) {
       const answer = await api('POST', '/api/auth/login',
@@ -42,23 +40,23 @@ export function signInPage(root, context) {
   });
   const registerHref = context.returnTo ? `/app/register?next=${encodeURIComponent(context.returnTo)}` : '/app/register';
   replace(root,
-    h('h1', {}, 'Sign in'),
-    context.returnTo ? h('p', {}, 'Sign in to open this page.') : null,
+    h('h1', {}, t('auth.signIn')),
+    context.returnTo ? h('p', {}, t('auth.signInToOpen')) : null,
     note ? h('p', { class: 'notice', role: 'status' }, note) : null,
     h('div', { class: 'card narrow' }, signIn),
-    h('p', {}, 'New here? ', h('a', { href: registerHref }, 'Create a patient account'), '.'));
+    h('p', {}, t('auth.newHere'), ' ', h('a', { href: registerHref }, t('auth.createPatient'))));
 }
 
 export function registerPage(root, context) {
   const next = context.query.get('next');
   const register = form({
-    label: 'Create an account',
-    submit: 'Create account',
+    label: t('auth.createTitle'),
+    submit: t('auth.createAccount'),
     children: [
-      field({ label: 'Name', name: 'name', autocomplete: 'name' }),
-      field({ label: 'Email', name: 'email', type: 'email', autocomplete: 'email' }),
-      field({ label: 'Password', name: 'password', type: 'password', autocomplete: 'new-password',
-        hint: 'At least 8 characters.', minlength: 8 }),
+      field({ label: t('auth.name'), name: 'name', autocomplete: 'name' }),
+      field({ label: t('auth.email'), name: 'email', type: 'email', autocomplete: 'email' }),
+      field({ label: t('auth.password'), name: 'password', type: 'password', autocomplete: 'new-password',
+        hint: t('auth.passwordHint'), minlength: 8 }),
     ],
     async onSubmit(element) {
       const answer = await api('POST', '/api/auth/register', {
@@ -71,26 +69,26 @@ export function registerPage(root, context) {
     },
   });
   replace(root,
-    h('h1', {}, 'Create an account'),
-    h('p', {}, 'Patients register here to book with a doctor and wait for their turn from anywhere.'),
+    h('h1', {}, t('auth.createTitle')),
+    h('p', {}, t('auth.registerIntro')),
     h('div', { class: 'card narrow' }, register),
-    h('p', {}, 'Already registered? ', h('a', { href: '/app/signin' }, 'Sign in'), '.'));
+    h('p', {}, t('auth.already'), ' ', h('a', { href: '/app/signin' }, t('auth.signIn'))));
 }
 
 export function invitePage(root, context) {
   const token = context.query.get('token');
+  const email = context.query.get('email');
   if (!token) {
-    replace(root, h('h1', {}, 'Invitation'),
-      h('p', { role: 'alert' }, 'This address has no invitation in it. Open the full link you were sent, or ask an administrator for a new one.'));
+    replace(root, h('h1', {}, t('invite.title')), h('p', { role: 'alert' }, t('invite.noToken')));
     return;
   }
   const accept = form({
-    label: 'Accept the invitation',
-    submit: 'Create account',
+    label: t('invite.accept'),
+    submit: t('auth.createAccount'),
     children: [
-      field({ label: 'Name', name: 'name', autocomplete: 'name' }),
-      field({ label: 'Password', name: 'password', type: 'password', autocomplete: 'new-password',
-        hint: 'At least 8 characters.', minlength: 8 }),
+      field({ label: t('auth.name'), name: 'name', autocomplete: 'name' }),
+      field({ label: t('auth.password'), name: 'password', type: 'password', autocomplete: 'new-password',
+        hint: t('auth.passwordHint'), minlength: 8 }),
     ],
     async onSubmit(element) {
       const answer = await api('POST', '/api/auth/register/invite', {
@@ -101,10 +99,11 @@ export function invitePage(root, context) {
     },
   });
   replace(root,
-    h('h1', {}, 'Accept your invitation'),
-    session.signedIn
-      ? h('p', { class: 'notice' }, `You are signed in as ${session.user.name}. Accepting creates a new account and signs you in with it.`)
-      : null,
-    h('p', {}, 'Choose the name people will see and a password for your staff account.'),
+    h('h1', {}, t('invite.heading')),
+    session.signedIn ? h('p', { class: 'notice' }, t('invite.signedInAs', { name: session.user.name })) : null,
+    // The link the admin page makes names the address the invitation was made for: the account
+    // signs in with it (the server decides; this only says it before the form is filled in).
+    h('p', {}, email ? [t('invite.emailIs'), ' ', h('strong', {}, email), '. ', t('invite.emailUse')] : t('invite.emailUnknown')),
+    h('p', {}, t('invite.intro')),
     h('div', { class: 'card narrow' }, accept));
 }

@@ -3,37 +3,58 @@
 
 import { h, replace, uid } from '../dom.js';
 import { api, sentence } from '../api.js';
-import { clock, localParts, STATUS_LABELS, stillAway, WAITING } from '../format.js';
+import { t } from '../i18n.js';
+import { browserZone } from '../clinic.js';
+import { clock, localParts, minutes, statusLabel, stillAway, WAITING, zoneName, zoneNote } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { navigate } from '../router.js';
 import { session } from '../session.js';
+import { bookingTimes, rescheduleButton } from './slots.js';
 
 function doctorLine(doctor) {
   const notes = [];
-  if (doctor.isRunningLate && doctor.lateByMinutes) notes.push(`running ${doctor.lateByMinutes} min late`);
-  if (stillAway(doctor.awayUntil)) notes.push(`away until ${clock(doctor.awayUntil)}`);
+  if (doctor.isRunningLate && doctor.lateByMinutes) notes.push(t('book.doctorLate', { duration: minutes(doctor.lateByMinutes) }));
+  if (stillAway(doctor.awayUntil)) notes.push(t('book.doctorAway', { time: clock(doctor.awayUntil) }));
   return notes.length ? ` (${notes.join(', ')})` : '';
 }
 
+/**
+ * One Idempotency-Key per distinct request: a retry of the same booking (a lost answer, a double
+ * tap) reuses its key and cannot book twice; a changed request gets a new key, since the server
+ * answers a key reused with another body by `409 idempotency_mismatch`.
+ */
+function keyPerRequest() {
+  let lastBody = null;
+  let key = null;
+  return (body) => {
+    const text = JSON.stringify(body);
+    if (text !== lastBody) {
+      lastBody = text;
+      key = crypto.randomUUID();
+    }
+    return key;
+  };
+}
+
 export async function bookPage(root, context) {
-  replace(root, h('h1', {}, 'Book an appointment'), h('p', { class: 'muted' }, 'Loading doctors…'));
+  const title = t('book.title');
+  replace(root, h('h1', {}, title), h('p', { class: 'muted' }, t('book.loadingDoctors')));
   let doctors;
   try {
     doctors = await api('GET', '/api/doctors');
   } catch (error) {
-    replace(root, h('h1', {}, 'Book an appointment'), h('p', { role: 'alert' }, sentence(error)));
+    replace(root, h('h1', {}, title), h('p', { role: 'alert' }, sentence(error)));
     return;
   }
   if (!context.stillShown()) return;
   if (doctors.length === 0) {
-    replace(root, h('h1', {}, 'Book an appointment'),
-      h('p', {}, 'No doctors are taking appointments yet. Please come back later.'));
+    replace(root, h('h1', {}, title), h('p', {}, t('book.noDoctors')));
     return;
   }
   const wanted = context.query.get('doctor');
   const legendId = uid('doctor-legend');
   const doctorChoice = h('fieldset', { class: 'choices', 'aria-describedby': `${legendId}-error` },
-    h('legend', { id: legendId }, 'Doctor'),
+    h('legend', { id: legendId }, t('book.doctor')),
     doctors.map((doctor, index) => {
       const id = uid('doctor');
       return h('div', { class: 'choice' },
@@ -46,37 +67,42 @@ export async function bookPage(root, context) {
   const start = new Date(Date.now() + 10 * 60_000);
   start.setMinutes(Math.ceil(start.getMinutes() / 5) * 5, 0, 0);
   const parts = localParts(start);
-  const idempotencyKey = crypto.randomUUID();
+  const idempotencyKey = keyPerRequest();
   const user = session.user;
+  const zone = zoneNote();
+  const timeRow = h('div', { class: 'row' },
+    field({ label: t('book.date'), name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
+    field({ label: t('book.time'), name: 'time', type: 'time', value: parts.time, step: 300 }));
+  const times = bookingTimes(doctors, doctorChoice, timeRow);  // slot buttons for a doctor with hours
   const booking = form({
-    label: 'Book an appointment',
-    submit: 'Book appointment',
+    label: title,
+    submit: t('book.submit'),
     children: [
       doctorChoice,
-      h('div', { class: 'row' },
-        field({ label: 'Date', name: 'day', type: 'date', value: parts.date, min: localParts(new Date()).date }),
-        field({ label: 'Time', name: 'time', type: 'time', value: parts.time, step: 300 })),
-      h('p', { class: 'hint' }, `Times are in your time zone (${Intl.DateTimeFormat().resolvedOptions().timeZone}).`),
-      field({ label: 'Your name', name: 'patientName', value: user.name, autocomplete: 'name' }),
-      field({ label: 'Email for this appointment', name: 'patientEmail', type: 'email', value: user.email, autocomplete: 'email' }),
-      field({ label: 'Phone', name: 'patientPhone', type: 'tel', autocomplete: 'tel' }),
-      field({ label: 'Reason for the visit (optional)', name: 'reason', type: 'textarea', required: false, rows: 3, maxlength: 500 }),
+      times.element,
+      timeRow,
+      h('p', { class: 'hint' }, zone || t('book.zone', { zone: zoneName(browserZone) })),
+      field({ label: t('book.name'), name: 'patientName', value: user.name, autocomplete: 'name' }),
+      field({ label: t('book.email'), name: 'patientEmail', type: 'email', value: user.email, autocomplete: 'email' }),
+      field({ label: t('book.phone'), name: 'patientPhone', type: 'tel', autocomplete: 'tel' }),
+      field({ label: t('book.reason'), name: 'reason', type: 'textarea', required: false, rows: 3, maxlength: 500 }),
     ],
     async onSubmit(element) {
-      const when = new Date(`${valueOf(element, 'day')}T${valueOf(element, 'time')}`);
+      const date = times.date(element);
       const body = {
         patientName: valueOf(element, 'patientName'),
         patientEmail: valueOf(element, 'patientEmail'),
         patientPhone: valueOf(element, 'patientPhone'),
         doctor: element.querySelector('[name=doctor]:checked')?.value,
-        date: Number.isNaN(when.getTime()) ? '' : when.toISOString(),
+        date,
       };
       const reason = valueOf(element, 'reason');
       if (reason) body.reason = reason;
       try {
-        const appointment = await api('POST', '/api/appointments', body, { headers: { 'Idempotency-Key': idempotencyKey } });
+        const appointment = await api('POST', '/api/appointments', body, { headers: { 'Idempotency-Key': idempotencyKey(body) } });
         navigate(`/app/waiting/${appointment.id}`);
       } catch (error) {
+        times.refused(error);
         // The API names the field `date`; on this form it is the date and time pair.
         if (error.details?.date) {
           const { date, ...rest } = error.details;
@@ -86,12 +112,12 @@ export async function bookPage(root, context) {
       }
     },
   });
-  replace(root, h('h1', {}, 'Book an appointment'), h('div', { class: 'card' }, booking));
+  replace(root, h('h1', {}, title), h('div', { class: 'card' }, booking));
 }
 
 export async function appointmentsPage(root, context) {
-  const heading = h('h1', {}, 'My appointments');
-  replace(root, heading, h('p', { class: 'muted' }, 'Loading…'));
+  const heading = h('h1', {}, t('nav.appointments'));
+  replace(root, heading, h('p', { class: 'muted' }, t('common.loading')));
   let appointments;
   let doctors;
   try {
@@ -108,12 +134,12 @@ export async function appointmentsPage(root, context) {
   };
   draw();
   replace(root, heading,
-    h('p', {}, h('a', { href: '/app/book', class: 'button primary' }, 'Book an appointment')),
-    appointments.length ? list : h('p', {}, 'You have no appointments yet.'));
+    h('p', {}, h('a', { href: '/app/book', class: 'button primary' }, t('book.title'))),
+    appointments.length ? list : h('p', {}, t('appointments.none')));
 }
 
 function appointmentCard(appointment, doctorNames, redraw) {
-  const doctorName = doctorNames.get(appointment.doctor) || 'a doctor who is no longer listed';
+  const doctorName = doctorNames.get(appointment.doctor) || t('appointments.unlistedDoctor');
   const waiting = WAITING.has(appointment.status);
   const message = h('p', { class: 'form-error', role: 'alert' });
   const actions = h('div', { class: 'actions' });
@@ -121,15 +147,20 @@ function appointmentCard(appointment, doctorNames, redraw) {
     replace(actions,
       waiting || appointment.status === 'in_consultation'
         ? h('a', { href: `/app/waiting/${appointment.id}`, class: 'button primary' },
-          appointment.status === 'in_consultation' ? 'Open waiting room — it is your turn' : 'Open waiting room')
+          appointment.status === 'in_consultation' ? t('appointments.openTurn') : t('appointments.open'))
         : null,
-      waiting ? h('button', { type: 'button', onclick: askToCancel }, 'Cancel appointment') : null);
+      waiting ? rescheduleButton(appointment, actions, { onDone: moved, restore: showActions }) : null,
+      waiting ? h('button', { type: 'button', onclick: askToCancel }, t('wait.cancel')) : null);
+  };
+  const moved = (updated) => {
+    Object.assign(appointment, updated);
+    redraw();
   };
   const askToCancel = () => {
     replace(actions,
-      h('p', {}, `Cancel your appointment with ${doctorName} on ${clock(appointment.date)}?`),
-      h('button', { type: 'button', class: 'danger', onclick: cancel }, 'Yes, cancel it'),
-      h('button', { type: 'button', onclick: showActions }, 'Keep it'));
+      h('p', {}, t('appointments.cancelQuestion', { doctor: doctorName, time: clock(appointment.date) })),
+      h('button', { type: 'button', class: 'danger', onclick: cancel }, t('common.yesCancel')),
+      h('button', { type: 'button', onclick: showActions }, t('appointments.keep')));
     actions.querySelector('button').focus();
   };
   const cancel = async () => {
@@ -145,8 +176,8 @@ function appointmentCard(appointment, doctorNames, redraw) {
   };
   showActions();
   return h('li', { class: 'card' },
-    h('h2', {}, `${doctorName}, ${clock(appointment.date)}`),
-    h('p', {}, h('span', { class: `badge ${appointment.status}` }, STATUS_LABELS[appointment.status] || appointment.status)),
-    appointment.reason ? h('p', { class: 'muted' }, `Reason: ${appointment.reason}`) : null,
+    h('h2', {}, t('appointments.cardTitle', { doctor: doctorName, time: clock(appointment.date) })),
+    h('p', {}, h('span', { class: `badge ${appointment.status}` }, statusLabel(appointment.status))),
+    appointment.reason ? h('p', { class: 'muted' }, t('console.reason', { reason: appointment.reason })) : null,
     message, actions);
 }

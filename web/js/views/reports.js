@@ -8,6 +8,7 @@ import { h, replace, uid } from '../dom.js';
 import { api, ApiError, sentence } from '../api.js';
 import { session } from '../session.js';
 import { field, form, valueOf } from '../forms.js';
+import { locale, t } from '../i18n.js';
 
 // The SVG namespace, as the HTML parser gives it to an <svg> (no address written in the app's files).
 const SVG = new DOMParser().parseFromString('<svg></svg>', 'text/html').querySelector('svg').namespaceURI;
@@ -41,7 +42,10 @@ function dayList(from, to) {
   return days;
 }
 
-const shortDay = (iso) => `${Number(iso.slice(8, 10))}/${Number(iso.slice(5, 7))}`;
+const shortDayFormat = new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'numeric', timeZone: 'UTC' });
+const longDayFormat = new Intl.DateTimeFormat(locale, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+const shortDay = (iso) => shortDayFormat.format(new Date(`${iso}T00:00:00Z`));
+const longDay = (iso) => longDayFormat.format(new Date(`${iso}T00:00:00Z`));
 const fmt = (value, unit = '') => (value === null || value === undefined ? '–' : `${value}${unit}`);
 
 /** Per day over the range, the numbers the charts draw: one doctor's row, or all doctors together. */
@@ -142,22 +146,21 @@ function chart({ title, summary, days, series, kind, stacked = false, unit }) {
 
 function describe(points, key, unit, what) {
   const known = points.filter((point) => point[key] !== null && point[key] !== undefined);
-  if (!known.length) return `No ${what} in this range.`;
+  if (!known.length) return t('reports.describe.none', { what });
   const highest = known.reduce((a, b) => (b[key] > a[key] ? b : a));
   const lowest = known.reduce((a, b) => (b[key] < a[key] ? b : a));
-  return `${what[0].toUpperCase()}${what.slice(1)}: highest ${highest[key]}${unit} on ${highest.date}, lowest ${lowest[key]}${unit} on ${lowest.date}, over ${known.length} ${known.length === 1 ? 'day' : 'days'} with data.`;
+  return t('reports.describe.some', { what: `${what[0].toUpperCase()}${what.slice(1)}`, high: `${highest[key]}${unit}`,
+    highDay: longDay(highest.date), low: `${lowest[key]}${unit}`, lowDay: longDay(lowest.date), count: known.length });
 }
 
 function table(rows) {
-  const columns = [['date', 'Date'], ['doctorName', 'Doctor'], ['booked', 'Booked'], ['completed', 'Seen'],
-    ['noShows', 'No-shows'], ['cancelled', 'Cancelled'], ['meanWaitMinutes', 'Mean wait (min)'],
-    ['p90WaitMinutes', '90th percentile wait (min)'], ['meanConsultMinutes', 'Mean consultation (min)'],
-    ['etaMaeMinutes', 'Estimate off by (min)'], ['etaScored', 'Estimates scored'], ['early', 'Started early'],
-    ['inside', 'Inside range'], ['late', 'Started late']];
+  const columns = ['date', 'doctorName', 'booked', 'completed', 'noShows', 'cancelled', 'meanWaitMinutes',
+    'p90WaitMinutes', 'meanConsultMinutes', 'etaMaeMinutes', 'etaScored', 'early', 'inside', 'late']
+    .map((key) => [key, t(`reports.column.${key}`)]);
   const cell = (row, key) => (['early', 'inside', 'late'].includes(key) ? row.etaRange[key] : fmt(row[key]));
-  return h('div', { class: 'table-scroll', role: 'region', 'aria-label': 'The numbers, day by day', tabindex: '0' },
+  return h('div', { class: 'table-scroll', role: 'region', 'aria-label': t('reports.table'), tabindex: '0' },
     h('table', { class: 'report-table' },
-      h('caption', {}, 'The numbers, day by day'),
+      h('caption', {}, t('reports.table')),
       h('thead', {}, h('tr', {}, columns.map(([, label]) => h('th', { scope: 'col' }, label)))),
       h('tbody', {}, rows.map((row) => h('tr', {}, columns.map(([key], i) => (i === 0
         ? h('th', { scope: 'row' }, row.date) : h('td', {}, cell(row, key)))))))));
@@ -168,7 +171,7 @@ async function csvLink(path, from, to) {
   const response = await fetch(path, { headers: { Accept: 'text/csv', Authorization: `Bearer ${session.token}` } });
   if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
   const url = URL.createObjectURL(new Blob([await response.text()], { type: 'text/csv' }));
-  return { url, link: h('a', { href: url, download: `medpharma-days-${from}-${to}.csv`, class: 'button' }, 'Download CSV') };
+  return { url, link: h('a', { href: url, download: `medpharma-days-${from}-${to}.csv`, class: 'button' }, t('reports.csv')) };
 }
 
 export async function reportsPage(root, context) {
@@ -182,21 +185,21 @@ export async function reportsPage(root, context) {
   let doctorField = null;
   if (user.role === 'admin') {
     const doctors = await api('GET', '/api/doctors');
-    doctorField = field({ label: 'Doctor', name: 'doctor', type: 'select', value: doctor, required: false,
-      options: [['', 'All doctors'], ...doctors.map((one) => [one.id, one.name])] });
+    doctorField = field({ label: t('console.choose.doctor'), name: 'doctor', type: 'select', value: doctor, required: false,
+      options: [['', t('reports.allDoctors')], ...doctors.map((one) => [one.id, one.name])] });
   }
   const results = h('div', { 'aria-live': 'polite' });
-  const chooser = form({ label: 'Report range', submit: 'Show', className: 'inline-form',
-    children: [field({ label: 'From', name: 'from', type: 'date', value: from }),
-      field({ label: 'To', name: 'to', type: 'date', value: to }), doctorField],
+  const chooser = form({ label: t('reports.range'), submit: t('reports.show'), className: 'inline-form',
+    children: [field({ label: t('reports.from'), name: 'from', type: 'date', value: from }),
+      field({ label: t('reports.to'), name: 'to', type: 'date', value: to }), doctorField],
     onSubmit: async (element) => {
       const query = new URLSearchParams({ from: valueOf(element, 'from'), to: valueOf(element, 'to') });
       if (doctorField && valueOf(element, 'doctor')) query.set('doctor', valueOf(element, 'doctor'));
       await load(query);
       history.replaceState(null, '', `/app/reports?${query}`);
     } });
-  replace(root, h('h1', {}, user.role === 'admin' ? 'Clinic reports' : 'My days in numbers'),
-    h('p', { class: 'muted' }, 'Per clinic day: how long patients waited, how many were seen or did not come, and how far the waiting-room estimates were off.'),
+  replace(root, h('h1', {}, user.role === 'admin' ? t('reports.titleAdmin') : t('reports.titleDoctor')),
+    h('p', { class: 'muted' }, t('reports.intro')),
     chooser, results);
 
   let blobUrl = null;
@@ -210,32 +213,35 @@ export async function reportsPage(root, context) {
     const csv = await csvLink(path, query.get('from'), query.get('to'));
     if (blobUrl) URL.revokeObjectURL(blobUrl);
     blobUrl = csv.url;
-    const noun = many ? 'all doctors' : (rows[0]?.doctorName || 'this doctor');
+    const noun = many ? t('reports.nounAll') : (rows[0]?.doctorName || t('reports.nounOne'));
+    const range = { from: longDay(query.get('from')), to: longDay(query.get('to')) };
     const seen = points.reduce((n, point) => n + point.completed, 0);
     const missed = points.reduce((n, point) => n + point.noShows, 0);
-    const waitTitle = 'Waiting time per day (minutes)';
+    const waitTitle = t('reports.chart.wait');
+    const min = ` ${t('reports.min')}`;
     replace(results,
       h('p', { class: 'lead', role: 'status' }, rows.length
-        ? `${rows.length} ${rows.length === 1 ? 'row' : 'rows'} for ${noun}, ${query.get('from')} to ${query.get('to')}: ${seen} seen, ${missed} no-shows.`
-        : `No appointments for ${noun} between ${query.get('from')} and ${query.get('to')}.`),
+        ? t('reports.summary', { count: rows.length, noun, ...range, seen, missed })
+        : t('reports.empty', { noun, ...range })),
       h('p', {}, csv.link),
       rows.length ? h('div', { class: 'charts' },
-        chart({ title: waitTitle, days, kind: 'line', unit: ' min',
-          series: [{ key: 'mean', label: many ? 'Mean wait (weighted by consultations)' : 'Mean wait', values: points.map((p) => p.meanWait) },
-            { key: 'p90', label: many ? '90th percentile wait (highest doctor)' : '90th percentile wait', values: points.map((p) => p.p90Wait) }],
-          summary: `${describe(points, 'meanWait', ' min', 'mean wait')} ${describe(points, 'p90Wait', ' min', '90th percentile wait')}` }),
-        chart({ title: 'Consultations and no-shows per day', days, kind: 'bars', unit: '',
-          series: [{ key: 'completed', label: 'Seen', values: points.map((p) => p.completed) },
-            { key: 'noShows', label: 'No-shows', values: points.map((p) => p.noShows) }],
-          summary: `${seen} seen and ${missed} no-shows in all. ${describe(points, 'completed', '', 'consultations')}` }),
-        chart({ title: 'How far the estimates were off (minutes)', days, kind: 'line', unit: ' min',
-          series: [{ key: 'mae', label: 'Mean absolute error', values: points.map((p) => p.mae) }],
-          summary: describe(points, 'mae', ' min', 'mean estimate error') }),
-        chart({ title: 'Starts against the published range', days, kind: 'bars', stacked: true, unit: '',
-          series: [{ key: 'early', label: 'Early', values: points.map((p) => p.early) },
-            { key: 'inside', label: 'Inside', values: points.map((p) => p.inside) },
-            { key: 'late', label: 'Late', values: points.map((p) => p.late) }],
-          summary: `In all: ${points.reduce((n, p) => n + p.early, 0)} early, ${points.reduce((n, p) => n + p.inside, 0)} inside the range, ${points.reduce((n, p) => n + p.late, 0)} late.` })) : null,
+        chart({ title: waitTitle, days, kind: 'line', unit: min,
+          series: [{ key: 'mean', label: many ? t('reports.series.meanAll') : t('reports.series.mean'), values: points.map((p) => p.meanWait) },
+            { key: 'p90', label: many ? t('reports.series.p90All') : t('reports.series.p90'), values: points.map((p) => p.p90Wait) }],
+          summary: `${describe(points, 'meanWait', min, t('reports.what.meanWait'))} ${describe(points, 'p90Wait', min, t('reports.what.p90'))}` }),
+        chart({ title: t('reports.chart.seen'), days, kind: 'bars', unit: '',
+          series: [{ key: 'completed', label: t('reports.series.seen'), values: points.map((p) => p.completed) },
+            { key: 'noShows', label: t('reports.series.noShows'), values: points.map((p) => p.noShows) }],
+          summary: `${t('reports.seenSummary', { seen, missed })} ${describe(points, 'completed', '', t('reports.what.consultations'))}` }),
+        chart({ title: t('reports.chart.mae'), days, kind: 'line', unit: min,
+          series: [{ key: 'mae', label: t('reports.series.mae'), values: points.map((p) => p.mae) }],
+          summary: describe(points, 'mae', min, t('reports.what.mae')) }),
+        chart({ title: t('reports.chart.range'), days, kind: 'bars', stacked: true, unit: '',
+          series: [{ key: 'early', label: t('reports.series.early'), values: points.map((p) => p.early) },
+            { key: 'inside', label: t('reports.series.inside'), values: points.map((p) => p.inside) },
+            { key: 'late', label: t('reports.series.late'), values: points.map((p) => p.late) }],
+          summary: t('reports.rangeSummary', { early: points.reduce((n, p) => n + p.early, 0),
+            inside: points.reduce((n, p) => n + p.inside, 0), late: points.reduce((n, p) => n + p.late, 0) }) })) : null,
       rows.length ? table(rows) : null);
   }
 
