@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test test-fast bench bench-eta bench-scale clean install chromium screenshots
+.PHONY: run test test-fast bench bench-eta bench-scale bench-notify clean install chromium screenshots
 
 # The browser tests drive Debian's chromium (never a browser Playwright downloads).
 export MEDPHARMA_CHROMIUM ?= /usr/bin/chromium
@@ -68,6 +68,10 @@ bench: $(STAMP_BENCH)
 
 bench-eta: $(STAMP_BENCH)
 	$(BIN)/python -m bench.eta
+
+# Notifications at scale (issue 23): 1,000 subscribed patients, a push service answering in 200 ms.
+bench-notify: $(STAMP_BENCH)
+	$(BIN)/python -m bench.notify
 
 # The scale figures: one run fills bench/README.md's table, one command after the other (each takes
 # flags for a smaller check, see --help); the uvloop pair runs back to back so the two compare.

@@ -34,7 +34,7 @@ from actors.snapshot import DoctorSettings, QueueEntry, QueueSnapshot, finished_
 from actors.state_frames import state_message
 from core import metrics
 from core.days import ClinicCalendar
-from core.doctors import DEFAULT_SOON_MINUTES
+from core.doctors import DEFAULT_SOON_MINUTES, DELAY_NOTICE_MINUTES
 from core.errors import StoreUnavailable
 from core.statuses import IN_CONSULTATION, WAITING
 from core.values import to_object_id
@@ -77,7 +77,8 @@ class DoctorActor(Actor):
 
     def __init__(self, doctor_id: str, *, store, hub: Rooms, clock: Callable[[], datetime],
                  calendar: ClinicCalendar, index: dict[str, str], presence: Presence | None = None,
-                 soon_minutes: int = DEFAULT_SOON_MINUTES, learning: bool = True):
+                 soon_minutes: int = DEFAULT_SOON_MINUTES, learning: bool = True,
+                 notify: Callable[[str, str, dict], None] | None = None):
         super().__init__(f"doctor:{doctor_id}")
         self.doctor_id = doctor_id
         self.store = store
@@ -88,6 +89,10 @@ class DoctorActor(Actor):
         self.presence = presence or Presence()
         self.soon_minutes = soon_minutes
         self.learning = learning  # False (ETA_LEARNING=off): estimates follow the plain rule
+        # Told of what a closed page should still hear (`turn:soon`, its end, a grown delay): synchronous
+        # and cheap (it queues an event); the notifications decide, once across nodes, what is news.
+        self.notify = notify
+        self._delay_told: dict[str, int] = {}  # appointment → delayMinutes when `notify` was last told
         # What watchers were last told; kept across reloads (see the module docstring).
         self._sent: dict[str, tuple] = {}
         self._soon: set[str] = set()       # appointments told turn:soon and still soon
@@ -123,6 +128,10 @@ class DoctorActor(Actor):
     @property
     def waiting_count(self) -> int:
         return len(self._waiting)
+
+    @property
+    def has_entries(self) -> bool:
+        return bool(self._entries)
 
     def watched(self) -> bool:
         if self.hub.watched(doctor_room(self.doctor_id)):
@@ -218,6 +227,7 @@ class DoctorActor(Actor):
             self._remember_gone(entry)
             self._announced.discard(entry.id)
             self._expectations.pop(entry.id, None)
+            self._delay_told.pop(entry.id, None)
             if entry.id in self._sent:
                 self._sent.pop(entry.id)
                 self.hub.publish(appointment_room(entry.id),
@@ -288,11 +298,20 @@ class DoctorActor(Actor):
                             key=f"queue:update:{appointment_id}")
                 if update["status"] in WAITING:
                     self._remember_expectation(appointment_id, now, times)
+                    if (self.notify is not None and update["delayMinutes"]
+                            >= self._delay_told.get(appointment_id, 0) + DELAY_NOTICE_MINUTES):
+                        self._delay_told[appointment_id] = update["delayMinutes"]
+                        self.notify("delay", appointment_id, update)
 
         soon = snapshot.soon(self.soon_minutes)
         for appointment_id in soon.keys() - self._soon:
             if not baseline:
                 hub.publish(appointment_room(appointment_id), Outgoing("turn:soon", soon[appointment_id]))
+            if self.notify is not None:  # the baseline too: a push missed while no actor ran is still news
+                self.notify("turn:soon", appointment_id, soon[appointment_id])
+        if self.notify is not None:
+            for appointment_id in self._soon - soon.keys():
+                self.notify("soon:over", appointment_id, {})
         self._soon = set(soon)  # one that moved back beyond both forgets it was told: it may be told again
 
         current = self._current

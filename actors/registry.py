@@ -6,6 +6,10 @@
   and it pushes only ETAs that moved.
 - **Eviction**: an actor nobody watches and nobody has written to for `idle_seconds` is stopped, so
   memory follows the doctors in use today, not every doctor ever. It reloads on next use.
+- **Followed doctors**: notifications (Web Push, webhooks) must hear `turn:soon` and delays of a
+  queue nobody has open; `follow(doctor_id)` keeps that doctor's actor loaded and ticking as if
+  watched, and hands its notable moments to `listener`, until its queue is empty. Watching
+  (`Rooms.watched`) is not changed by it: sockets see exactly what they saw before.
 - **Delivery** (the in-process end of the event bus): a change for a doctor with no live actor is
   dropped on purpose — the store already has it and a later load will read it.
 """
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from datetime import datetime
@@ -41,7 +46,8 @@ class QueueRegistry:
     def __init__(self, store, hub: Rooms, *, clock: Callable[[], datetime],
                  calendar: ClinicCalendar = UTC_CALENDAR, tick_seconds: float = TICK_SECONDS,
                  idle_seconds: float = IDLE_SECONDS,
-                 soon_minutes: int = DEFAULT_SOON_MINUTES, presence: Presence | None = None, learning: bool = True):
+                 soon_minutes: int = DEFAULT_SOON_MINUTES, presence: Presence | None = None, learning: bool = True,
+                 listener: Callable[[str, str, str, dict], None] | None = None):
         self.store = store
         self.calendar = calendar
         self.soon_minutes = soon_minutes
@@ -54,6 +60,8 @@ class QueueRegistry:
         self.actors: dict[str, DoctorActor] = {}
         self.today = DayLedger(calendar)  # every doctor's appointments of today, for reports
         self.appointment_doctor: dict[str, str] = {}
+        self.listener = listener    # (doctor id, kind, appointment id, data), for followed doctors only
+        self.followed: set[str] = set()
         self._ticker: asyncio.Task | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -73,7 +81,8 @@ class QueueRegistry:
         if actor is None or actor.stopped:
             actor = DoctorActor(doctor_id, store=self.store, hub=self.hub, clock=self.clock,
                                 calendar=self.calendar, index=self.appointment_doctor, presence=self.presence,
-                                soon_minutes=self.soon_minutes, learning=self.learning)
+                                soon_minutes=self.soon_minutes, learning=self.learning,
+                                notify=functools.partial(self._notify, doctor_id))
             actor.start()
             self.actors[doctor_id] = actor
             metrics.actors_live.set(len(self.actors))
@@ -96,6 +105,21 @@ class QueueRegistry:
         except ActorStopped:
             return await self.snapshot(doctor_id)
         return actor.view()
+
+    def _notify(self, doctor_id: str, kind: str, appointment_id: str, data: dict) -> None:
+        if self.listener is not None and doctor_id in self.followed:
+            self.listener(doctor_id, kind, appointment_id, data)
+
+    async def follow(self, doctor_id: str) -> None:
+        """Keeps this doctor's queue live for notifications (see the module docstring); loads it now,
+        so what is already soon is handed to the listener."""
+        if doctor_id in self.followed and self.live(doctor_id) is not None:
+            return
+        self.followed.add(doctor_id)
+        try:
+            await self.snapshot(doctor_id)
+        except DoctorNotFound:
+            self.followed.discard(doctor_id)
 
     def doctor_of(self, appointment_id: str) -> str | None:
         """Which live queue holds this appointment, with no store round trip."""
@@ -173,7 +197,9 @@ class QueueRegistry:
         now = time.monotonic()
         pending = []
         for doctor_id, actor in list(self.actors.items()):
-            if actor.watched():
+            if doctor_id in self.followed and actor.loaded and not actor.has_entries:
+                self.followed.discard(doctor_id)  # nobody left to notify in this queue
+            if actor.watched() or doctor_id in self.followed:
                 if actor.loaded:
                     pending.append(actor.ask(Tick()))
             elif now - actor.last_active >= self.idle_seconds and actor.mailbox_depth == 0:
@@ -184,6 +210,7 @@ class QueueRegistry:
         self._update_gauges()
 
     async def _evict(self, doctor_id: str) -> None:
+        self.followed.discard(doctor_id)
         actor = self.actors.pop(doctor_id, None)
         if actor is None:
             return

@@ -68,6 +68,11 @@ class Settings:
     soon_minutes: int = DEFAULT_SOON_MINUTES
     eta_learning: bool = True
     clinic_timezone: str = "UTC"
+    # Notifications (infra/notify): the VAPID key as given (PEM or base64url), its contact, and the
+    # hosts (host or host:port) the server may send to although they are not public https addresses.
+    vapid_private_key: str | None = field(default=None, repr=False)
+    vapid_subject: str = "mailto:admin@medpharma.invalid"
+    notify_allow_hosts: tuple[str, ...] = ()
 
     @property
     def embedded_store(self) -> bool:
@@ -183,6 +188,35 @@ def timezone_name(value: str) -> str:
     return value
 
 
+def vapid_private_key(value: str) -> str:
+    """A P-256 private key as PEM, or base64url (the raw 32 bytes, or DER), as `vapid --gen` and the
+    web-push tools print it; checked now so a bad key stops the start, not the first push."""
+    from py_vapid import Vapid02  # the key format is the library's; imported here, used once
+    try:
+        if value.lstrip().startswith("-----BEGIN"):
+            Vapid02.from_pem(value.encode())
+        else:
+            Vapid02.from_string(value)
+    except Exception:
+        raise ValueError("is not a P-256 private key (PEM, or base64url of the raw 32 bytes or DER)") from None
+    return value
+
+
+def vapid_subject(value: str) -> str:
+    if not re.fullmatch(r"(mailto:[^@\s]+@[^@\s]+|https://[^\s/]+(/\S*)?)", value):
+        raise ValueError("must be a mailto: address or an https:// URL (how a push service reaches you)")
+    return value
+
+
+def host_list(value: str) -> tuple[str, ...]:
+    """`host` or `host:port` entries, comma-separated; `[::1]:8443` for an IPv6 address."""
+    entries = tuple(entry.strip().lower() for entry in value.split(",") if entry.strip())
+    for entry in entries:
+        if not re.fullmatch(r"(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:\d{1,5})?", entry):
+            raise ValueError(f"{entry!r} is not a host or host:port such as hooks.example.com:8443")
+    return entries
+
+
 @dataclass(frozen=True)
 class Variable:
     name: str
@@ -216,6 +250,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SOON_MINUTES", "soon_minutes", integer(0, 240)),
     Variable("ETA_LEARNING", "eta_learning", switch),
     Variable("CLINIC_TIMEZONE", "clinic_timezone", timezone_name),
+    Variable("VAPID_PRIVATE_KEY", "vapid_private_key", vapid_private_key, keep_spaces=True),
+    Variable("VAPID_SUBJECT", "vapid_subject", vapid_subject),
+    Variable("NOTIFY_ALLOW_HOSTS", "notify_allow_hosts", host_list),
 )
 
 

@@ -165,3 +165,27 @@ for _outcome in ETA_RANGE_OUTCOMES:
     eta_range_total.labels(_outcome)
 for _message in ACTOR_MESSAGES:
     actor_message_duration_seconds.labels(_message)
+
+# -- notifications (Web Push and webhooks, infra/notify) ----------------------------------------------
+NOTIFY_CHANNELS = ("push", "webhook")
+NOTIFY_OUTCOMES = ("delivered", "retry", "failed", "gone")
+
+notifications_total = Counter(
+    "medpharma_notifications_total",
+    "Delivery attempts by channel and outcome: delivered (2xx), retry (will be tried again), failed "
+    "(gave up after 24 h, or refused for good), gone (the push service said the subscription is dead).",
+    ["channel", "outcome"], registry=REGISTRY)
+
+notification_delay_seconds = Histogram(
+    "medpharma_notification_delay_seconds",
+    "From the change that caused a notification to its delivery (retries included).",
+    registry=REGISTRY, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400))
+
+notification_backlog = Gauge(
+    "medpharma_notification_backlog",
+    "Deliveries this node has claimed and not yet finished, plus events not yet turned into deliveries.",
+    registry=REGISTRY)
+
+for _channel in NOTIFY_CHANNELS:
+    for _outcome in NOTIFY_OUTCOMES:
+        notifications_total.labels(_channel, _outcome)

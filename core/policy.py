@@ -118,6 +118,14 @@ RULES: dict[str, Rule] = {
     # the clinic over weeks: an admin for any doctor (or all), a doctor for their own days only
     "reports.days": Rule(roles=(DOCTOR, ADMIN), relations=STAFF, says="admins (any doctor or all), or that doctor",
                          refusal="A doctor may read only their own days."),
+    # notifications: the VAPID key is public; a subscription is its owner's (anyone else's is "not found")
+    "push.key": ANYONE,
+    "push.subscribe": SIGNED_IN,
+    "push.unsubscribe": SIGNED_IN,
+    "webhooks.create": ADMINS,
+    "webhooks.list": ADMINS,
+    "webhooks.delete": ADMINS,
+    "webhooks.deliveries": ADMINS,
 }
 
 

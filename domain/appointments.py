@@ -22,7 +22,7 @@ from core.policy import guarded
 from core.statuses import (CANCELLED, COMPLETED, HOLDS_SLOT, IN_CONSULTATION, PENDING, WAITING, check_timing,
                            check_transition)
 from core.values import format_utc, to_object_id
-from domain import audit, doctors, publish
+from domain import audit, doctors, notifications, publish
 from domain.slots import check_booked_time, check_future, slot_for
 from infra.auth import new_room_token
 from infra.store import DuplicateKeyError, duplicated_field
@@ -244,9 +244,10 @@ async def reschedule(services, principal: Principal, appointment_id: str, body: 
 
 
 async def appointment_rescheduled(services, before: dict, after: dict) -> None:
-    """Called once after every committed reschedule, with the appointment as it was and as it is now.
-    This is where notifications reaching a patient whose page is closed (webhooks, Web Push) hook in;
-    the live sockets have already been told by the queue. Nothing else to do on this build."""
+    """Called once after every committed reschedule, with the appointment as it was and as it is now:
+    the webhooks hear `appointment.rescheduled` (the live sockets have already been told by the queue),
+    and a delay is counted from the new time."""
+    await notifications.appointment_moved(services, after)
 
 
 # -- call next -----------------------------------------------------------------------------------------

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from core.bus_messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
+from domain import notifications
 from domain.learning import learn_from
+
+log = logging.getLogger("medpharma.notify")
 
 
 async def appointments_changed(services, doctor_id: str, *appointments: dict | None) -> None:
@@ -12,7 +17,11 @@ async def appointments_changed(services, doctor_id: str, *appointments: dict | N
     documents = tuple(a for a in appointments if a is not None)
     for document in documents:  # first, so a queue that loads on this very message finds it learned
         await learn_from(services.store, document)
-    if documents:
+    if documents:  # written before the queues hear of it: a restart between the two loses no notification
+        try:
+            await notifications.appointments_changed(services, doctor_id, documents)
+        except Exception:  # the change is committed: the queues must hear of it whatever happened here
+            log.exception("notifications of a change could not be written", extra={"doctor": doctor_id})
         await services.bus.publish(AppointmentsChanged(doctor_id, documents))
 
 

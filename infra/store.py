@@ -195,6 +195,17 @@ class Store:
         finally:
             metrics.store_operation_duration_seconds.labels(operation).observe(time.perf_counter() - started)
 
+    # The same wrapper for the collections other infra modules own (infra/notify/records.py).
+    async def run(self, operation: str, awaitable: Awaitable):
+        return await self._run(operation, awaitable)
+
+    async def find_list(self, operation: str, cursor) -> list[dict]:
+        return await self._find_list(operation, cursor)
+
+    async def page(self, name: str, collection, query: dict, order: list, limit: int,
+                   offset: int) -> tuple[list[dict], int]:
+        return await self._page(name, collection, query, order, limit, offset)
+
     async def _find_list(self, operation: str, cursor) -> list[dict]:
         documents = await self._run(operation, cursor.to_list(None))
         return [_normalise(d) for d in documents]

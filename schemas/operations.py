@@ -22,6 +22,8 @@ from schemas.auth import (AuditQuerySchema, InviteCreatedSchema, InviteCreateSch
                           InviteRegisterSchema, LoginSchema, PasswordChangeSchema, RefreshSchema, RegisterSchema,
                           UserListQuerySchema, UserPatchSchema, UserSchema)
 from schemas.doctors import CallNextSchema, DaySlotsSchema, DoctorCreateSchema, DoctorSchema, DoctorStatusSchema
+from schemas.notifications import (CreatedIdSchema, DeliveryQuerySchema, PushKeySchema, PushSubscriptionSchema,
+                                    WebhookCreatedSchema, WebhookCreateSchema, WebhookSchema)
 from schemas.reports import CSV_COLUMNS, DaysReportQuerySchema, ReportDaySchema
 
 PUBLIC = "public"            # no token needed; a token, if sent, must be valid (it may change the answer)
@@ -354,4 +356,40 @@ OPERATIONS: tuple[Operation, ...] = (
                                "booked": 14, "completed": 9, "noShows": 1, "cancelled": 1, "meanWaitMinutes": 6.5,
                                "p90WaitMinutes": 14.0, "meanConsultMinutes": 11.2, "etaMaeMinutes": 3.1,
                                "etaScored": 8, "etaRange": {"early": 1, "inside": 6, "late": 1}}]}),
+
+    # -- notifications ---------------------------------------------------------------------------------
+    Operation("/api/push/key", "get", "The VAPID application server key for Web Push", "notifications",
+              (200, PushKeySchema), rule="push.key",
+              errors={503: "Web Push is not configured on this server (`push_unavailable`)."},
+              description="Base64url of the uncompressed P-256 public key: `applicationServerKey` of "
+                          "`PushManager.subscribe`."),
+    Operation("/api/push/subscriptions", "post", "Register this browser's push subscription", "notifications",
+              (201, CreatedIdSchema), rule="push.subscribe", body=PushSubscriptionSchema,
+              errors={400: "Also an endpoint the server may not send to (`url_not_allowed`): not https, or "
+                           "not a public address.",
+                      409: "The user has 10 subscriptions already (`too_many_subscriptions`).",
+                      503: "Web Push is not configured on this server (`push_unavailable`)."},
+              description="The browser's `PushSubscription.toJSON()`. The same endpoint again answers `200` with "
+                          "the same id (keys refreshed). Pushed: `turn:soon`, `turn:now`, `delay`, encrypted "
+                          "(`aes128gcm`), never a name, a reason or the join link.",
+              examples={"request": {"endpoint": "https://push.example.net/send/abc", "expirationTime": None,
+                                    "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}},
+                        201: {"id": "6563a1c0c2b1e4a7d9f00091"}}),
+    Operation("/api/push/subscriptions/{subscriptionId}", "delete", "Remove a push subscription", "notifications",
+              (204, None), rule="push.unsubscribe",
+              description="Only its owner; anyone else's answers `404` as if it did not exist."),
+    Operation("/api/admin/webhooks", "post", "Register a webhook (Standard Webhooks)", "admin",
+              (201, WebhookCreatedSchema), rule="webhooks.create", body=WebhookCreateSchema,
+              errors={400: "Also a URL the server may not send to (`url_not_allowed`)."},
+              description="`secret` (`whsec_` + base64) is in this answer only: each delivery is signed "
+                          "`webhook-signature: v1,<HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}.{body}`.",
+              examples={"request": {"url": "https://sms.clinic.example/hooks/medpharma",
+                                    "events": ["appointment.soon", "appointment.called"],
+                                    "description": "SMS gateway"}}),
+    Operation("/api/admin/webhooks", "get", "List webhooks (never their secrets)", "admin",
+              (200, Many(WebhookSchema)), rule="webhooks.list"),
+    Operation("/api/admin/webhooks/{webhookId}", "delete", "Delete a webhook", "admin", (204, None),
+              rule="webhooks.delete", description="Its pending deliveries end as `failed`."),
+    Operation("/api/admin/webhooks/{webhookId}/deliveries", "get", "A webhook's deliveries, newest first", "admin",
+              (200, r.DeliveryPageSchema), rule="webhooks.deliveries", query=DeliveryQuerySchema),
 )

@@ -16,6 +16,7 @@ from core.statuses import STATUSES
 from schemas.appointments import AppointmentSchema
 from schemas.auth import AuditEntrySchema, InviteSchema, UserSchema
 from schemas.base import StrictSchema
+from schemas.notifications import DeliverySchema
 from schemas.fields import ClinicDate, ObjectIdField, UtcDateTime
 
 STATUS = validate.OneOf(STATUSES)
@@ -100,6 +101,7 @@ UserPageSchema = _page_of(UserSchema, "UserPageSchema")
 InvitePageSchema = _page_of(InviteSchema, "InvitePageSchema")
 AuditPageSchema = _page_of(AuditEntrySchema, "AuditPageSchema")
 AppointmentPageSchema = _page_of(AppointmentSchema, "AppointmentPageSchema")
+DeliveryPageSchema = _page_of(DeliverySchema, "DeliveryPageSchema")
 
 
 class DayStatsSchema(StrictSchema):

@@ -24,6 +24,7 @@ from config.settings import Settings
 from core.days import ClinicCalendar
 from handlers import admin, appointments, auth as auth_handlers, doctors, ops, queue, spec, web as web_app
 from handlers import reports as report_handlers
+from handlers import notifications as notification_handlers
 from live import socketio as live_socketio, ws
 from handlers.base import LivenessHandler, NotFoundHandler
 from core import metrics
@@ -38,7 +39,10 @@ from infra.revocations import Revocations
 from core.errors import StartupError
 from domain.sessions import load_revocations
 from domain.accounts import seed_admin
-from domain import reports
+from domain import notifications, reports
+from core.access import ADMIN, Principal
+from infra.notify.notifier import Notifier
+from schemas.appointments import present
 from infra.store import Store
 from core.tasks import cancel_and_wait
 from core.values import truncate_ms, utcnow
@@ -79,6 +83,7 @@ class Services:
     login_limits: LoginLimits
     registration_limits: RegistrationLimits
     revocations: Revocations
+    notifier: Notifier | None = None  # Web Push and webhooks (infra.notify); None in tools that need neither
     sockets: set = field(default_factory=set)
     sockets_per_user: Counter = field(default_factory=Counter)  # user id → sockets held (WS_MAX_PER_USER)
     in_flight: set = field(default_factory=set)  # HTTP requests being answered, for a graceful stop
@@ -122,6 +127,12 @@ ROUTES: list[tuple[str, type]] = [
     (rf"/api/queue/doctor/{ID}", queue.DoctorQueueHandler),
     (rf"/api/queue/appointment/{ID}/position", queue.AppointmentPositionHandler),
     (r"/api/reports/days", report_handlers.DaysReportHandler),
+    (r"/api/push/key", notification_handlers.PushKeyHandler),
+    (r"/api/push/subscriptions", notification_handlers.PushSubscriptionsHandler),
+    (rf"/api/push/subscriptions/{ID}", notification_handlers.PushSubscriptionHandler),
+    (r"/api/admin/webhooks", notification_handlers.WebhooksHandler),
+    (rf"/api/admin/webhooks/{ID}", notification_handlers.WebhookHandler),
+    (rf"/api/admin/webhooks/{ID}/deliveries", notification_handlers.WebhookDeliveriesHandler),
     (r"/api/openapi.json", spec.OpenApiHandler),
     (r"/api/asyncapi.json", spec.AsyncApiHandler),
     (r"/api/docs", spec.ApiDocsHandler),
@@ -158,9 +169,10 @@ def build_services(settings: Settings, *, store: Store | None = None,
     clock = at_store_precision(clock)
     hub = Hub()
     calendar = ClinicCalendar.named(settings.clinic_timezone)
+    notifier = Notifier(store, settings, clock, render_appointment=lambda a: present(a, RECEIVER))
     registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
                              idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes,
-                             learning=settings.eta_learning)
+                             learning=settings.eta_learning, listener=notifier.listener)
     revocations = Revocations(settings.jwt_expires_seconds)
     services = Services(settings=settings, clock=clock, store=store, hasher=PasswordHasher(settings.bcrypt_rounds),
                         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_expires_seconds),
@@ -171,13 +183,17 @@ def build_services(settings: Settings, *, store: Store | None = None,
                         login_limits=LoginLimits(settings.login_failures_per_minute,
                                                  settings.login_failures_per_address_per_minute),
                         registration_limits=RegistrationLimits(settings.registrations_per_hour),
-                        revocations=revocations)
+                        revocations=revocations, notifier=notifier)
     services.bus.on_reconnect = lambda: load_revocations(services)  # revocations it may have missed
     revocations.on_session_revoked = lambda sid: close_sockets(
         services, lambda v: v.session_id == sid, SESSION_ENDED_CLOSE_CODE, "session_ended")
     revocations.on_account_disabled = lambda uid: close_sockets(
         services, lambda v: v.user_id == uid, ACCOUNT_DISABLED_CLOSE_CODE, "account_disabled")
     return services
+
+
+# A webhook receiver is the clinic's own system: it gets the appointment as an admin sees it (joinUrl too).
+RECEIVER = Principal(user_id="000000000000000000000000", role=ADMIN)
 
 
 def at_store_precision(clock: Callable[[], datetime]) -> Callable[[], datetime]:
@@ -204,6 +220,7 @@ class Server:
         self.port: int | None = None
         self._probe: asyncio.Task | None = None
         self._roll_up: asyncio.Task | None = None
+        self._planner: asyncio.Task | None = None
         self.days_rolled_up = asyncio.Event()  # set after each pass of the day roll-up (domain.reports)
 
     async def start(self) -> "Server":
@@ -216,6 +233,7 @@ class Server:
         try:
             await self.services.store.ensure_reachable()
             await self.services.store.ensure_indexes()
+            await self.services.notifier.records.ensure_indexes()
             await load_revocations(self.services)
             try:
                 await self.services.bus.start()
@@ -238,6 +256,9 @@ class Server:
                                        settings.seed_admin_name)
             log.info("seed admin %s", outcome, extra={"email": settings.seed_admin_email})
         self.services.queues.start()
+        await self.services.notifier.start()
+        self._planner = asyncio.get_running_loop().create_task(notifications.keep_planning(self.services))
+        await notifications.follow_on_start(self.services)
         self._probe = asyncio.get_running_loop().create_task(probe_event_loop())
         self._roll_up = asyncio.get_running_loop().create_task(
             reports.keep_rolling_up(self.services, self.days_rolled_up))
@@ -286,6 +307,8 @@ class Server:
             log.warning("some connections did not close in time")
         await cancel_and_wait(self._probe)
         await cancel_and_wait(self._roll_up)
+        await cancel_and_wait(self._planner)
+        await self.services.notifier.stop()
         await self.services.bus.stop()
         await self.services.queues.stop()
         await self.services.store.close()

@@ -109,6 +109,8 @@ class Replay:
         self.now: datetime | None = None
         settings = replace(settings, mongo_uri=None, redis_url=None)
         self.services = build_services(settings, store=Store.connect(None, "eta_replay"), clock=self.clock)
+        self.services.notifier.sender.close()
+        self.services.notifier = None  # a replay notifies nobody (and reads nothing for it)
         self.store = self.services.store
 
     def clock(self) -> datetime:

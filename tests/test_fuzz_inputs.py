@@ -32,7 +32,8 @@ from tests.conftest import LoopThread, start_harness, stop_harness
 ROLES = ("anonymous", "patient", "doctor", "admin")
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 # Routes the contract answers with a JSON array rather than an object.
-ARRAY_ROUTES = {r"/api/doctors", r"/api/appointments/my", rf"/api/appointments/doctor/{ID}"}
+ARRAY_ROUTES = {r"/api/doctors", r"/api/appointments/my", rf"/api/appointments/doctor/{ID}",
+                r"/api/admin/webhooks"}
 STATUSES = ("pending", "confirmed", "in_consultation", "completed", "cancelled", "no_show")
 
 
@@ -197,6 +198,18 @@ FIELDS = {
     (rf"/api/appointments/{ID}/status", "PATCH"): {"status": either(st.sampled_from(STATUSES), STRINGS)},
     (rf"/api/appointments/{ID}", "PATCH"): {
         "date": either(GOOD_DATES, DATES), "reason": either(st.just("checkup"), st.one_of(STRINGS, st.just("r" * 1001)))},
+    (r"/api/push/subscriptions", "POST"): {
+        "endpoint": either(st.sampled_from(["https://127.0.0.1/push", "https://[::1]/p", "http://10.0.0.1/",
+                                            "https://203.0.113.5/push/abc"]), STRINGS),
+        "expirationTime": either(st.one_of(st.none(), st.integers(0, 2 ** 40)), NUMBERS),
+        "keys": either(st.just({"p256dh": "B" + "A" * 86, "auth": "A" * 22}),
+                       st.one_of(JUNK_JSON, st.dictionaries(st.sampled_from(["p256dh", "auth", "x"]), STRINGS)))},
+    (r"/api/admin/webhooks", "POST"): {
+        "url": either(st.sampled_from(["https://127.0.0.1/hook", "https://169.254.169.254/", "http://example.org/",
+                                       "https://203.0.113.5/hook"]), STRINGS),
+        "events": either(st.lists(st.sampled_from(["appointment.booked", "appointment.soon"]), min_size=1,
+                                  max_size=3), st.one_of(st.lists(STRINGS, max_size=3), STRINGS)),
+        "description": either(st.just("SMS"), st.one_of(STRINGS, st.just("d" * 501)))},
 }
 EXTRA_KEYS = st.one_of(st.sampled_from(["role", "_id", "id", "$set", "__proto__", "passwordHash", "status",
                                         "doctorId", "patient", "isAdmin", "createdAt", "version", ""]), STRINGS)
@@ -234,6 +247,12 @@ ENDPOINTS = {
     r"/api/openapi.json": (["GET"], "POST"),
     r"/api/asyncapi.json": (["GET"], "DELETE"),
     r"/api/reports/days": (["GET"], "POST"),
+    r"/api/push/key": (["GET"], "POST"),
+    r"/api/push/subscriptions": (["POST"], "GET"),
+    rf"/api/push/subscriptions/{ID}": (["DELETE"], "GET"),
+    r"/api/admin/webhooks": (["POST", "GET"], "PUT"),
+    rf"/api/admin/webhooks/{ID}": (["DELETE"], "GET"),
+    rf"/api/admin/webhooks/{ID}/deliveries": (["GET"], "POST"),
 }
 CASES = [(pattern, method, method not in defined)
          for pattern, (defined, extra) in ENDPOINTS.items() for method in [*defined, extra]]
@@ -249,6 +268,7 @@ BODY_ROLES = {
     (r"/api/appointments", "POST"): ("patient",), (r"/api/appointments", "GET"): ("admin",),
     (rf"/api/appointments/{ID}/status", "PATCH"): ("patient", "doctor", "admin"),
     (rf"/api/appointments/{ID}", "PATCH"): ("patient", "doctor", "admin"),
+    (r"/api/push/subscriptions", "POST"): ROLES, (r"/api/admin/webhooks", "POST"): ("admin",),
 }
 
 

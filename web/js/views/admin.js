@@ -8,6 +8,7 @@ import { clock, list, statusLabel } from '../format.js';
 import { field, form, valueOf } from '../forms.js';
 import { session } from '../session.js';
 import { hoursEditor, hoursSummary } from './hours.js';
+import { webhooksSection } from './webhooks.js';
 
 const PAGE_SIZE = 20;
 
@@ -19,6 +20,7 @@ export function adminPage(root) {
     ['doctors', t('admin.doctors'), doctorsSection],
     ['invites', t('admin.invites'), invitesSection],
     ['users', t('admin.users'), usersSection],
+    ['webhooks', t('webhooks.title'), webhooksSection],
     ['audit', t('admin.audit'), auditSection],
   ];
   replace(root,
@@ -381,6 +383,7 @@ function targetOf(entry, names) {
   if (family === 'admin' && entry.details?.email) return entry.details.email;
   if ((family === 'doctor' || family === 'user') && entry.details?.name) return entry.details.name;
   if (family === 'user' && entry.details?.email) return entry.details.email;
+  if (family === 'webhook' && entry.details?.url) return entry.details.url;
   return names.of(entry.target);
 }
 

@@ -11,24 +11,6 @@ function notificationsSupported() {
   return 'Notification' in window;
 }
 
-/** The "Notify me when my turn is near" control (browser notifications while the page is open). */
-export function drawNotifyArea(area) {
-  if (!notificationsSupported()) return;
-  if (Notification.permission === 'granted') {
-    replace(area, h('p', { class: 'muted' }, t('wait.notify.on')));
-  } else if (Notification.permission === 'default') {
-    replace(area, h('button', {
-      type: 'button',
-      async onclick() {
-        await Notification.requestPermission();
-        drawNotifyArea(area);
-      },
-    }, t('wait.notify.ask')));
-  } else {
-    replace(area, h('p', { class: 'muted' }, t('wait.notify.blocked')));
-  }
-}
-
 export function notify(title, body) {
   if (!notificationsSupported() || Notification.permission !== 'granted') return;
   try {

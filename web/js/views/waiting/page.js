@@ -12,7 +12,8 @@ import { clock, dayWords, laterClinicDay, minutes, timeOnly, WAITING, zoneNote }
 import { live } from '../../live.js';
 import { session } from '../../session.js';
 import { statusLines } from './status.js';
-import { chime, drawNotifyArea, notify, soundSwitch, tabTitle } from './alerts.js';
+import { chime, notify, soundSwitch, tabTitle } from './alerts.js';
+import { drawPushControl } from '../../push.js';
 import { rescheduleButton } from '../slots.js';
 
 const FIELDS = ['status', 'date', 'position', 'etaMinutes', 'expectedStartAt', 'earliestStartAt', 'latestStartAt',
@@ -179,7 +180,7 @@ export async function waitingPage(root, context) {
   // awayUntil passes without any event: re-read the clock each minute so the notice goes away.
   const minuteTimer = setInterval(drawStatus, 60_000);
 
-  drawNotifyArea(notifyArea.firstChild);
+  drawPushControl(notifyArea.firstChild);
   drawStatus();
   drawConnection(live.state);
   replace(root,
