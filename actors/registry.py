@@ -30,6 +30,7 @@ from actors.messages import EnsureLoaded, PresenceChanged, Reload, Tick
 from core.bus_messages import AppointmentsChanged, DoctorChanged, DoctorDeleted
 from actors.presence import Presence
 from actors.snapshot import QueueSnapshot
+from actors.today import DayLedger
 from core.days import UTC_CALENDAR, ClinicCalendar
 from core.doctors import DEFAULT_SOON_MINUTES
 from core import metrics
@@ -57,6 +58,7 @@ class QueueRegistry:
         self.tick_seconds = tick_seconds
         self.idle_seconds = idle_seconds
         self.actors: dict[str, DoctorActor] = {}
+        self.today = DayLedger(calendar)  # every doctor's appointments of today, for reports
         self.appointment_doctor: dict[str, str] = {}
         self.listener = listener    # (doctor id, kind, appointment id, data), for followed doctors only
         self.followed: set[str] = set()
@@ -138,7 +140,10 @@ class QueueRegistry:
 
     # -- the bus end ---------------------------------------------------------------------------
     async def deliver(self, change: AppointmentsChanged | DoctorChanged | DoctorDeleted) -> None:
-        """Hands a committed change to the doctor's live actor and waits until its queue has it."""
+        """Hands a committed change to the doctor's live actor and waits until its queue has it (and
+        to today's ledger, whether or not the doctor's queue is live)."""
+        if isinstance(change, AppointmentsChanged):
+            self.today.take(change.appointments)
         actor = self.live(change.doctor_id)
         if actor is None:
             return
@@ -168,7 +173,9 @@ class QueueRegistry:
         await self.reload(list(self.actors))
 
     async def reload(self, doctor_ids) -> None:
-        """These doctors' live queues re-read the store and push whatever they missed."""
+        """These doctors' live queues re-read the store and push whatever they missed. Today's ledger,
+        which may have missed the same changes, is dropped: the next report that reads it loads it."""
+        self.today.forget()
         live = [(doctor_id, actor) for doctor_id in doctor_ids
                 if (actor := self.live(doctor_id)) is not None]
         results = await asyncio.gather(*(actor.ask(Reload()) for _, actor in live), return_exceptions=True)

@@ -15,15 +15,23 @@ a 90-day report reads 90 small documents instead of the appointments. A day is s
 (`roll_up`, run at start and after each clinic midnight: a day that closed while the server was down
 is summarised when it comes back) or, failing that, by the first report that needs it. A change to
 an appointment of a closed day drops that day's summary (`Store.update_appointment_if`), so the next
-read makes it again. Today and later days are always read live from the appointments.
+read makes it again.
+
+Today is read from this node's ledger of the day (`actors.today`): loaded once with one read of the
+store (in the background, by the roll-up, as each day begins), then kept by the changes the bus
+brings, as the queues are; on the embedded store, where any read of the appointments filters all of
+them, that read is what made a report ending today take seconds. Days still to come are read from the
+appointments. The embedded store does those reads off the event loop (`Store.appointments_in`).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import takewhile
 import asyncio
 import json
+import uuid
 import logging
 from datetime import date, timedelta
 from statistics import fmean
@@ -37,7 +45,13 @@ from core.values import to_object_id
 log = logging.getLogger("medpharma.reports")
 
 ROLL_UP_DAYS = 366      # how far back the roll-up looks for closed days with no summary
-READ_DAYS = 14          # missing days are made from the appointments this many days per read
+# Missing days are made from the appointments a span of days per read, sized so that a read answers
+# about READ_ANSWER appointments: the embedded store (mongomock 4.3) copies its whole answer again for
+# every document it hands out, so one read's time grows with the square of its answer (75,000
+# appointments: 25-45 s; the same in 30-day reads of ~8,000: about 1 s each, mostly the scan).
+READ_ANSWER = 8_000
+FIRST_READ_DAYS = 14    # before anything is known of how busy the days are
+MAX_READ_DAYS = 92
 SUMMARY_VERSION = 1     # bumped when a definition changes: older summaries are made again
 RANGE_OUTCOMES = ("early", "inside", "late")
 FIELDS = ("date", "doctorId", "doctorName", "booked", "completed", "noShows", "cancelled", "meanWaitMinutes",
@@ -65,15 +79,35 @@ async def days_report(services, principal, first: date, last: date, doctor_id: s
     if first <= closed_last:
         for day_rows in (await closed_days(services, first, closed_last, doctors)).values():
             rows.extend(r for r in day_rows if oid is None or r["doctorId"] == doctor_id)
-    live_first = max(first, today)
-    if live_first <= last:
-        found = await store.appointments_in(calendar.start_of(live_first), calendar.end_of(last), oid)
+    if first <= today <= last:
+        found = [d for d in await today_documents(services, today) if oid is None or str(d["doctor"]) == doctor_id]
+        for day_rows in summarise(found, calendar, doctors).values():
+            rows.extend(day_rows)
+    later = max(first, today + timedelta(days=1))
+    if later <= last:  # days still to come: what is booked so far, read from the appointments
+        found = await store.appointments_in(calendar.start_of(later), calendar.end_of(last), oid)
         for day_rows in summarise(found, calendar, doctors).values():
             rows.extend(day_rows)
     for row in rows:  # the current name; a deleted doctor keeps the one the summary was made with
         row["doctorName"] = doctors.get(row["doctorId"], row["doctorName"])
     rows.sort(key=lambda r: (r["date"], r["doctorName"], r["doctorId"]))
     return rows
+
+
+async def today_documents(services, today: date) -> list[dict]:
+    """Today's appointments of every doctor, from this node's ledger (`actors.today`): loaded with one
+    read of the store the first time a day is asked for (or after the ledger was dropped), kept up to
+    date by the bus after that. Readers that arrive during a load wait for it rather than read again."""
+    ledger = services.queues.today
+    if not ledger.holds(today):
+        async with ledger.filling:
+            if not ledger.holds(today):
+                ticket = ledger.begin(today)
+                calendar = services.calendar
+                found = await services.store.appointments_in(calendar.start_of(today), calendar.end_of(today))
+                if not ledger.fill(ticket, found):
+                    return found  # dropped while it read (the bus reconnected): the next report loads it again
+    return ledger.documents()
 
 
 async def closed_days(services, first: date, last: date, doctors: dict[str, str]) -> dict[str, list[dict]]:
@@ -87,22 +121,35 @@ async def closed_days(services, first: date, last: date, doctors: dict[str, str]
             if d.get("version") == SUMMARY_VERSION}
     missing = [day for day in _days(first, last) if day.isoformat() not in kept]
     now = services.clock()
-    for start in range(0, len(missing), READ_DAYS):
-        chunk = missing[start:start + READ_DAYS]
+    holder = uuid.uuid4().hex
+    span, done = FIRST_READ_DAYS, 0
+    while done < len(missing):
+        chunk = list(takewhile(lambda day: (day - missing[done]).days < span, missing[done:]))
+        # A change to one of these days while they are read would be missed by what is made of the
+        # read: each day gets a placeholder first, which that change deletes like any summary
+        # (`Store.forget_day_summary`), and a summary is kept only in place of its own placeholder.
+        for day in chunk:
+            await store.save_day_summary(summary_document(services, day, None, now, holder))
         found = await store.appointments_in(calendar.start_of(chunk[0]), calendar.end_of(chunk[-1]))
-        made = summarise(found, calendar, doctors)
+        made = await asyncio.to_thread(summarise, found, calendar, doctors)  # thousands of appointments: not on the loop
         for day in chunk:
             kept[day.isoformat()] = made.get(day.isoformat(), [])
-            await save_summary(services, day, kept[day.isoformat()], now)
+            await store.save_day_summary(summary_document(services, day, kept[day.isoformat()], now), holder)
+        done += len(chunk)
+        per_day = len(found) / ((chunk[-1] - chunk[0]).days + 1)
+        span = max(1, min(MAX_READ_DAYS, int(READ_ANSWER / per_day) if per_day else MAX_READ_DAYS))
     return {key: [dict(row) for row in kept[key]] for key in sorted(kept)}
 
 
-async def save_summary(services, day: date, rows: list[dict], now=None) -> None:
+def summary_document(services, day: date, rows: list[dict] | None, now, holder: str | None = None) -> dict:
+    """The day's summary; with `rows` None, the placeholder `holder` keeps while it reads the day
+    (its version 0 is no summary's, so a reader takes the day as missing)."""
     calendar, zone, key = services.calendar, services.calendar.zone.key, day.isoformat()
-    await services.store.save_day_summary({"_id": f"{zone}|{key}", "zone": zone, "date": key,
-                                           "start": calendar.start_of(day), "end": calendar.end_of(day),
-                                           "version": SUMMARY_VERSION, "madeAt": now or services.clock(),
-                                           "rows": json.dumps(rows, separators=(",", ":"))})
+    document = {"_id": f"{zone}|{key}", "zone": zone, "date": key, "start": calendar.start_of(day),
+                "end": calendar.end_of(day), "madeAt": now}
+    if rows is None:
+        return {**document, "version": 0, "heldBy": holder}
+    return {**document, "version": SUMMARY_VERSION, "rows": json.dumps(rows, separators=(",", ":"))}
 
 
 async def roll_up(services) -> int:
@@ -122,7 +169,7 @@ async def roll_up(services) -> int:
         if oldest is None:
             return 0
         for day in [day for day in missing if day < calendar.day_of(oldest)]:  # no appointment: an empty summary,
-            await save_summary(services, day, [])                                # so this is not asked again
+            await store.save_day_summary(summary_document(services, day, [], services.clock()))  # asked once
         missing = [day for day in missing if day >= calendar.day_of(oldest)]
     if not missing:
         return 0
@@ -133,13 +180,15 @@ async def roll_up(services) -> int:
 
 async def keep_rolling_up(services, rolled_up: asyncio.Event | None = None) -> None:
     """The server's roll-up task: at start (days that closed while it was down), then just after
-    each clinic midnight. A failed roll-up (the store away) is logged and tried again at the next.
+    each clinic midnight; each pass also loads the new day's ledger. A failed roll-up (the store away) is logged and tried again at the next.
     `rolled_up` is set after each pass, so a test can wait for the first."""
     while True:
         try:
             made = await roll_up(services)
             if made:
                 log.info("day summaries made", extra={"days": made})
+            # and the new day's ledger, so the day's first report does not wait for it
+            await today_documents(services, services.calendar.day_of(services.clock()))
         except Exception as exc:  # noqa: BLE001 - a report still works without summaries, only slower
             log.warning("day roll-up failed", extra={"error": type(exc).__name__})
         if rolled_up is not None:

@@ -127,6 +127,24 @@ def test_default_range_of_a_booking_ahead_of_the_queue():
     assert (estimate.earliest_start_at, estimate.expected_start_at, estimate.latest_start_at) == (at(50), at(60), at(60))
 
 
+def test_the_readme_states_the_default_assumptions_the_code_uses():
+    """The default range is not fitted to data (its assumptions are stated, not learned), so the
+    README's statement of them is its specification: it must name the values the code uses."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = text.index("**The default range**")
+    section = " ".join(text[start:text.index("\n\n", start)].split())
+    assert f"(`DEFAULT_SPREAD` {eta.DEFAULT_SPREAD:g};" in section
+    assert f"does not come with chance {DEFAULT_NO_SHOW_RATE * 100:g} % (`DEFAULT_NO_SHOW_RATE`)" in section
+    assert f"up to {eta.DEFAULT_EARLY_CALL_MINUTES:g} minutes early (`DEFAULT_EARLY_CALL_MINUTES`)" in section
+    z = NormalDist().inv_cdf
+    for level, written in ((eta.EARLIEST_LEVEL, f"{-z(eta.EARLIEST_LEVEL):.3f} sd"),
+                           (eta.FAR_EARLY_LEVEL, f"{-z(eta.FAR_EARLY_LEVEL):.3f} sd − {eta.FAR_EARLY_MINUTES:g}"),
+                           (eta.LATEST_LEVEL, f"{z(eta.LATEST_LEVEL):.4f} sd")):
+        assert written in section, (level, written)
+
+
 @pytest.mark.parametrize("start,delay", [(at(0, 29), 0), (at(0, 30), 1), (at(10, 29.999), 10), (at(10, 30), 11),
                                          (at(-5), 0)])
 def test_delay_minutes_rounds_to_the_nearest_minute(start, delay):

@@ -423,3 +423,25 @@ async def test_replayed_queue_changes_and_presence_reports_are_dropped_and_real_
     finally:
         await pubsub.aclose()
         await spy.aclose()
+
+
+async def test_todays_report_on_one_node_counts_a_booking_made_on_another(two_nodes):
+    """Each node keeps today's ledger from the bus, as it keeps its queues: a report on node A, whose
+    ledger is loaded, counts a booking made through node B without reading the appointments."""
+    node_a, node_b = two_nodes
+    await node_a.server.days_rolled_up.wait()
+    await node_b.server.days_rolled_up.wait()  # (the nodes share one store, and its read counter)
+    admin = await node_a.admin_token()
+    doctor = await node_a.create_doctor(admin, name="Dr. Ada")
+    today = node_a.services.calendar.day_of(node_a.services.clock())
+    path = f"/api/reports/days?from={today}&to={today}"
+    assert (await node_a.api.get(path, token=admin)).body == []
+    reads = node_a.services.store.calls["report_appointments"]
+    token, _ = await node_b.register()
+    await node_b.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=30))
+
+    async def counted():
+        rows = (await node_a.api.get(path, token=admin)).body
+        return [(r["doctorId"], r["booked"]) for r in rows] == [(doctor["id"], 1)]
+    await eventually(counted, "node A's report counts node B's booking")
+    assert node_a.services.store.calls["report_appointments"] == reads

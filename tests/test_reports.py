@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from datetime import datetime, time, timedelta
 
 import pytest
 from bson import ObjectId
 
 from domain import reports
-from tests.conftest import start_harness, stop_harness
+from tests.conftest import clinic_zone_where_it_is_morning, future, start_harness, stop_harness
 
 
 
@@ -273,3 +274,99 @@ def test_p90_is_the_nearest_rank():
     assert reports.p90([3.0]) == 3.0
     assert reports.p90([float(n) for n in range(1, 11)]) == 9.0
     assert reports.p90([float(n) for n in range(1, 12)]) == 10.0
+
+
+async def test_today_is_read_from_the_ledger_and_agrees_with_the_appointments():
+    """A report of today reads no appointment once the day's ledger is loaded (the roll-up loads it at
+    start), and says what the appointments say after bookings, calls, a cancellation and a no-show."""
+    harness = await start_harness(settings={"clinic_timezone": clinic_zone_where_it_is_morning()})
+    try:
+        await harness.server.days_rolled_up.wait()
+        services, store = harness.services, harness.services.store
+        admin = await harness.admin_token()
+        ada = await harness.create_doctor(admin, name="Dr. Ada")
+        bob = await harness.create_doctor(admin, name="Dr. Bob")
+        ada_token, _ = await harness.doctor_account(ada, admin)
+        booked = []
+        for minutes, doctor in ((5, ada), (10, ada), (15, ada), (20, ada), (25, bob)):
+            token, _ = await harness.register()
+            booked.append((token, await harness.book(token, doctor["id"], future(minutes))))
+        today = clinic_day(harness, 0)
+        reads = store.calls["report_appointments"]
+        assert [r["booked"] for r in (await report(harness, admin, today, today)).body] == [4, 1]
+        next_path = f"/api/doctors/{ada['id']}/queue/next"
+        assert (await harness.api.post(next_path, token=ada_token)).status == 200   # the first starts
+        harness.clock.advance(minutes=12)
+        assert (await harness.api.post(next_path, token=ada_token)).status == 200   # done; the second starts
+        cancelled = await harness.api.patch(f"/api/appointments/{booked[3][1]['id']}/status",
+                                            {"status": "cancelled"}, token=booked[3][0])
+        assert cancelled.status == 200
+        harness.clock.advance(minutes=10)
+        no_show = await harness.api.patch(f"/api/appointments/{booked[2][1]['id']}/status",
+                                          {"status": "no_show"}, token=ada_token)
+        assert no_show.status == 200, no_show.body
+        rows = (await report(harness, admin, today, today)).body
+        assert store.calls["report_appointments"] == reads  # from the ledger, no read of the appointments
+        doctors = {ada["id"]: "Dr. Ada", bob["id"]: "Dr. Bob"}
+        found = await store.appointments_in(services.calendar.start_of(today), services.calendar.end_of(today))
+        assert rows == reports.summarise(found, services.calendar, doctors)[str(today)]
+        assert [(r["doctorName"], r["booked"], r["completed"], r["cancelled"], r["noShows"]) for r in rows] == [
+            ("Dr. Ada", 4, 1, 1, 1), ("Dr. Bob", 1, 0, 0, 0)]
+        assert rows[0]["meanConsultMinutes"] is not None and rows[0]["meanWaitMinutes"] is not None
+        own = (await report(harness, ada_token, today, today)).body
+        assert own == rows[:1]
+        # a node that may have missed changes drops the ledger; the next report loads it again, once
+        await services.queues.reload_all()
+        assert (await report(harness, admin, today, today)).body == rows
+        assert (await report(harness, admin, today, today)).body == rows
+        assert store.calls["report_appointments"] == reads + 2  # the check above, and one load
+    finally:
+        await stop_harness(harness)
+
+
+async def test_the_embedded_store_reads_a_report_off_the_event_loop(harness, monkeypatch):
+    """The scan of every appointment (the embedded store has no index to use) runs in a worker
+    thread; the event loop's thread never runs it."""
+    import mongomock.collection
+
+    threads = []
+    find = mongomock.collection.Collection.find
+
+    def spy(self, *args, **kwargs):
+        if self.name == "appointments":
+            threads.append(threading.get_ident())
+        return find(self, *args, **kwargs)
+
+    monkeypatch.setattr(mongomock.collection.Collection, "find", spy)
+    built = await build_days(harness)
+    threads.clear()
+    rows = (await report(harness, built["admin"], built["day"], built["day"] + timedelta(days=3))).body
+    assert len(rows) == 4 and threads  # the closed days had no summary: read from the appointments
+    assert threading.get_ident() not in threads
+
+
+async def test_a_change_while_the_day_is_read_is_not_lost_in_its_summary(harness, monkeypatch):
+    """A closed day's appointment changes after the roll-up (or a report) read the day and before it
+    kept the summary: the summary of that read is not kept, and the next report counts the change."""
+    built = await build_days(harness)
+    store, day = harness.services.store, built["day"]
+    no_show = await store.appointments.find_one({"status": "no_show", "doctor": ObjectId(built["ada"]["id"]),
+                                                 "date": {"$lt": at(harness, day, 23)}})
+    read = store.appointments_in
+
+    async def read_then_change(*args, **kwargs):
+        found = await read(*args, **kwargs)
+        monkeypatch.setattr(store, "appointments_in", read)  # once
+        changed = await store.update_appointment_if(no_show["_id"], "no_show", no_show["version"],
+                                                    {"$set": {"status": "cancelled"}})
+        assert changed is not None
+        return found
+
+    monkeypatch.setattr(store, "appointments_in", read_then_change)
+    first = await report(harness, built["admin"], day, day)
+    assert first.body[0]["noShows"] == 1  # what it read: the change came after
+    zone = harness.services.calendar.zone.key
+    assert (await store.day_summaries.find_one({"_id": f"{zone}|{day}"})) is None  # not kept
+    again = await report(harness, built["admin"], day, day)
+    assert (again.body[0]["noShows"], again.body[0]["cancelled"]) == (0, 2)
+    assert (await store.day_summaries.find_one({"_id": f"{zone}|{day}"}))["version"] == reports.SUMMARY_VERSION
