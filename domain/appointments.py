@@ -175,11 +175,17 @@ async def change_status(services, principal: Principal, appointment_id: str, tar
                 await audit.record(services, principal, "appointment.status_changed", appointment_id,
                                    **{"from": appointment["status"], "to": target})
             return updated
-        fresh = await store.find_appointment(appointment["_id"])
-        if fresh is None:
-            raise Conflict("The appointment no longer exists.", code="gone")
-        appointment = fresh
+        appointment = await reloaded(store, appointment)
     raise Conflict("The appointment keeps changing; try again.", code="concurrent_update")
+
+
+async def reloaded(store, appointment: dict) -> dict:
+    """The appointment as stored now, after a conditional write lost to a concurrent change (the
+    status/version check failed): the caller re-checks its rules against it and tries again."""
+    fresh = await store.find_appointment(appointment["_id"])
+    if fresh is None:
+        raise Conflict("The appointment no longer exists.", code="gone")
+    return fresh
 
 
 # -- rescheduling ------------------------------------------------------------------------------------
@@ -236,10 +242,7 @@ async def reschedule(services, principal: Principal, appointment_id: str, body: 
             if moved:
                 await appointment_rescheduled(services, appointment, updated)
             return updated
-        fresh = await store.find_appointment(appointment["_id"])
-        if fresh is None:
-            raise Conflict("The appointment no longer exists.", code="gone")
-        appointment = fresh
+        appointment = await reloaded(store, appointment)
     raise Conflict("The appointment keeps changing; try again.", code="concurrent_update")
 
 
