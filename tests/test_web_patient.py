@@ -9,17 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from playwright.sync_api import expect
 
-from tests.web_browser import DESKTOP, PHONE, no_horizontal_scroll, sign_in
-
-
-def new_doctor(site, **fields):
-    return site.run(site.harness.create_doctor(name=fields.pop("name", f"Dr. Ada {uuid.uuid4().hex[:4]}"), **fields))
-
-
-def new_patient(site, name="Pat Patient"):
-    email = f"patient-{uuid.uuid4().hex[:10]}@example.org"
-    token, user = site.run(site.harness.register(name=name, email=email, password="patient-password"))
-    return email, token, user
+from tests.web_browser import DESKTOP, PHONE, new_doctor, new_patient, no_horizontal_scroll, sign_in
 
 
 def status_region(page):

@@ -15,17 +15,8 @@ from playwright.sync_api import expect
 from zoneinfo import ZoneInfo
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TEST_CLINIC_ZONE
-from tests.web_browser import DESKTOP, PHONE, axe_violations, no_horizontal_scroll, sign_in
-
-
-def new_doctor(site, **fields):
-    return site.run(site.harness.create_doctor(name=fields.pop("name", f"Dr. Ada {uuid.uuid4().hex[:4]}"), **fields))
-
-
-def new_patient(site, name="Pat Patient"):
-    email = f"patient-{uuid.uuid4().hex[:10]}@example.org"
-    token, user = site.run(site.harness.register(name=name, email=email, password="patient-password"))
-    return email, token, user
+from tests.web_browser import (DESKTOP, PHONE, axe_violations, create_invitation, new_doctor, new_patient,
+                               no_horizontal_scroll, sign_in)
 
 
 def book(site, token, doctor, minutes_ahead=None, when=None, **fields):
@@ -387,15 +378,10 @@ def test_the_invitation_page_says_which_email_the_account_uses(site, browsers):
     admin, _ = browsers.page(DESKTOP)
     admin.goto("/app/admin")
     sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
-    invites = admin.get_by_role("region", name="Invitations")
     email = f"new-admin-{uuid.uuid4().hex[:8]}@example.org"
-    invites.get_by_label("Email").fill(email)
-    invites.get_by_label("Role").select_option("admin")
-    invites.get_by_role("button", name="Create invitation").click()
-    link = invites.get_by_label("Invitation link")
-    expect(link).to_have_value(re.compile(r"/app/invite\?token="))
+    invite_url = create_invitation(admin, email, "admin")
     page, _ = browsers.page(PHONE)
-    page.goto(link.input_value())
+    page.goto(invite_url)
     expect(page.get_by_text("Your account will use the email address")).to_contain_text(email)
     page.get_by_label("Name").fill("Nadia Admin")
     page.get_by_label("Password").fill("a-good-password")

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from playwright.sync_api import expect
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.web_browser import DESKTOP, PHONE, no_horizontal_scroll, sign_in
+from tests.web_browser import DESKTOP, PHONE, new_patient, no_horizontal_scroll, sign_in
 
 ALL_DAY = [{"day": day, "start": "00:00", "end": "24:00"} for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
 
@@ -17,12 +17,6 @@ ALL_DAY = [{"day": day, "start": "00:00", "end": "24:00"} for day in ("mon", "tu
 def doctor_with_hours(site, **fields):
     return site.run(site.harness.create_doctor(name=f"Dr. Slot {uuid.uuid4().hex[:4]}", hours=ALL_DAY,
                                                slotMinutes=30, **fields))
-
-
-def new_patient(site):
-    email = f"patient-{uuid.uuid4().hex[:10]}@example.org"
-    token, user = site.run(site.harness.register(email=email, password="patient-password"))
-    return email, token, user
 
 
 def slots(site, doctor_id, day=None):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from playwright.sync_api import expect
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.web_browser import DESKTOP, PHONE, no_horizontal_scroll, sign_in
+from tests.web_browser import DESKTOP, PHONE, create_invitation, no_horizontal_scroll, sign_in
 
 
 def book_for(site, doctor, name, minutes_ahead, reason=""):
@@ -255,14 +255,7 @@ def test_admin_invites_a_doctor_who_then_signs_in_to_the_console(site, browsers)
     doctors.get_by_role("button", name="Add doctor").click()
     expect(doctors.get_by_role("heading", name=name)).to_be_visible()
 
-    invites = admin.get_by_role("region", name="Invitations")
-    invites.get_by_label("Email").fill(email)
-    invites.get_by_label("Role").select_option("doctor")
-    invites.get_by_label("Doctor profile (for a doctor)").select_option(label=name)
-    invites.get_by_role("button", name="Create invitation").click()
-    link = invites.get_by_label("Invitation link")
-    expect(link).to_have_value(re.compile(r"/app/invite\?token="))
-    invite_url = link.input_value()
+    invite_url = create_invitation(admin, email, "doctor", doctor_profile=name)
     assert invite_url.startswith(site.base + "/app/invite?token=")
 
     # The invited doctor opens the link on their phone.
@@ -361,14 +354,9 @@ def test_admin_revokes_an_invitation_and_its_link_then_says_so(site, browsers):
     admin, _ = browsers.page(DESKTOP)
     admin.goto("/app/admin")
     sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
-    invites = admin.get_by_role("region", name="Invitations")
     email = f"withdrawn-{uuid.uuid4().hex[:8]}@example.org"
-    invites.get_by_label("Email").fill(email)
-    invites.get_by_label("Role").select_option("admin")
-    invites.get_by_role("button", name="Create invitation").click()
-    link = invites.get_by_label("Invitation link")
-    expect(link).to_have_value(re.compile(r"/app/invite\?token="))
-    invite_url = link.input_value()
+    invite_url = create_invitation(admin, email, "admin")
+    invites = admin.get_by_role("region", name="Invitations")
 
     # Listed as active; revoked from the list; the audit log records it.
     item = invites.locator("ul.cards > li").filter(has_text=email)

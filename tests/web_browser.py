@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -155,3 +156,32 @@ def axe_violations(page) -> list:
                                             nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}));
     }""")
     return result
+
+
+# -- people and invitations the browser tests start from ----------------------------------------------
+
+def new_doctor(site, **fields):
+    """A doctor made through the harness (no page involved), named uniquely unless `name` is given."""
+    return site.run(site.harness.create_doctor(name=fields.pop("name", f"Dr. Ada {uuid.uuid4().hex[:4]}"), **fields))
+
+
+def new_patient(site, name: str = "Pat Patient"):
+    """A freshly registered patient: `(email, access token, user)`; the password is `patient-password`."""
+    email = f"patient-{uuid.uuid4().hex[:10]}@example.org"
+    token, user = site.run(site.harness.register(name=name, email=email, password="patient-password"))
+    return email, token, user
+
+
+def create_invitation(admin_page, email: str, role: str, doctor_profile: str | None = None) -> str:
+    """Fills the admin page's Invitations form and returns the invitation link it shows."""
+    from playwright.sync_api import expect
+
+    invites = admin_page.get_by_role("region", name="Invitations")
+    invites.get_by_label("Email").fill(email)
+    invites.get_by_label("Role").select_option(role)
+    if doctor_profile is not None:
+        invites.get_by_label("Doctor profile (for a doctor)").select_option(label=doctor_profile)
+    invites.get_by_role("button", name="Create invitation").click()
+    link = invites.get_by_label("Invitation link")
+    expect(link).to_have_value(re.compile(r"/app/invite\?token="))
+    return link.input_value()
