@@ -174,6 +174,14 @@ def test_the_break_notice_goes_when_the_doctor_starts_seeing_patients(site, brow
     expect(status).not_to_contain_text(re.compile(r"(break|away) until"))
 
 
+# Headless chromium has no speakers: the tones a page starts are recorded in window.__tones.
+RECORD_TONES = """
+    window.__tones = [];
+    const start = OscillatorNode.prototype.start;
+    OscillatorNode.prototype.start = function (...args) { window.__tones.push(this.frequency.value); return start.apply(this, args); };
+"""
+
+
 def test_a_background_tab_shows_the_turn_in_its_title_and_plays_the_sound_it_was_allowed(site, browsers):
     doctor = new_doctor(site)
     email, token, _ = new_patient(site)
@@ -185,10 +193,7 @@ def test_a_background_tab_shows_the_turn_in_its_title_and_plays_the_sound_it_was
         window.__hidden = false;
         Object.defineProperty(document, 'visibilityState', { get: () => (window.__hidden ? 'hidden' : 'visible') });
         Object.defineProperty(document, 'hidden', { get: () => window.__hidden });
-        window.__tones = [];
-        const start = OscillatorNode.prototype.start;
-        OscillatorNode.prototype.start = function (...args) { window.__tones.push(this.frequency.value); return start.apply(this, args); };
-    """)
+    """ + RECORD_TONES)
     page = context.new_page()
     page.goto(f"/app/waiting/{appointment['id']}")
     sign_in(page, email, "patient-password")
@@ -210,11 +215,7 @@ def test_no_sound_without_the_patients_consent(site, browsers):
     email, token, _ = new_patient(site)
     appointment = book(site, token, doctor, 5)
     context, _ = browsers.context(PHONE)
-    context.add_init_script("""
-        window.__tones = [];
-        const start = OscillatorNode.prototype.start;
-        OscillatorNode.prototype.start = function (...args) { window.__tones.push(this.frequency.value); return start.apply(this, args); };
-    """)
+    context.add_init_script(RECORD_TONES)
     page = context.new_page()
     page.goto(f"/app/waiting/{appointment['id']}")
     sign_in(page, email, "patient-password")
