@@ -228,6 +228,7 @@ async def keep_planning(services) -> None:
     notifier = services.notifier
     while True:
         doctor_id, kind, appointment_id, data, _at = await notifier.events.get()
+        await notifier.settled()  # the moment came with a fan-out: the sockets are written first
         try:
             await plan_queue_moment(services, kind, appointment_id, data)
         except Exception:

@@ -158,6 +158,8 @@ class Wakeups:
 
     def __init__(self) -> None:
         self._due: list[Outbox] = []
+        self._scheduled = 0  # drain callbacks queued on the loop and not yet run
+        self._settle: list[asyncio.Future] = []
 
     @classmethod
     def of_running_loop(cls) -> "Wakeups":
@@ -171,16 +173,45 @@ class Wakeups:
         """Called on this Wakeups' loop, as everything an outbox does."""
         if not self._due:
             asyncio.get_running_loop().call_soon(self._drain_first)
+            self._scheduled += 1
         self._due.append(outbox)
 
+    async def settled(self) -> None:
+        """Returns once every outbox offered something so far has been drained: each watcher's frame
+        handed to its socket (or, for a slow reader, queued behind the write it is waiting on). Work
+        that can wait a few milliseconds (planning and sending notifications) waits here, so it never
+        runs between the first watchers of a fan-out and the last. Returns at once when nothing is
+        due, without yielding."""
+        if not self._scheduled and not self._due:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._settle.append(waiter)
+        await waiter
+
     def _drain_first(self) -> None:
+        self._scheduled -= 1
         due, self._due = self._due, []
         if len(due) > DRAIN_BEFORE_ANSWER:
             rest = due[DRAIN_BEFORE_ANSWER:]
             loop = asyncio.get_running_loop()
-            loop.call_soon(loop.call_soon, self._drain, rest)  # behind the asker's wake-up
+            self._scheduled += 1
+            loop.call_soon(loop.call_soon, self._drain_rest, rest)  # behind the asker's wake-up
             due = due[:DRAIN_BEFORE_ANSWER]
         self._drain(due)
+        self._maybe_settled()
+
+    def _drain_rest(self, due: list[Outbox]) -> None:
+        self._scheduled -= 1
+        self._drain(due)
+        self._maybe_settled()
+
+    def _maybe_settled(self) -> None:
+        if self._scheduled or self._due or not self._settle:
+            return
+        waiters, self._settle = self._settle, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     @staticmethod
     def _drain(due: list[Outbox]) -> None:
@@ -189,3 +220,9 @@ class Wakeups:
                 outbox._wake_now()
             except Exception:  # one outbox's failure must not leave the others waiting for ever
                 log.exception("could not drain an outbox")
+
+
+async def fanout_settled() -> None:
+    """`Wakeups.settled` for the running loop: what the notification planner and worker wait on, so
+    they never run in the middle of a fan-out (handed to them by the composition root)."""
+    await Wakeups.of_running_loop().settled()

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from tornado import web
 
 from live.hub import Hub
+from live.outbox import fanout_settled
 from actors.registry import IDLE_SECONDS, TICK_SECONDS, QueueRegistry
 from config.settings import Settings
 from core.days import ClinicCalendar
@@ -169,7 +170,8 @@ def build_services(settings: Settings, *, store: Store | None = None,
     clock = at_store_precision(clock)
     hub = Hub()
     calendar = ClinicCalendar.named(settings.clinic_timezone)
-    notifier = Notifier(store, settings, clock, render_appointment=lambda a: present(a, RECEIVER))
+    notifier = Notifier(store, settings, clock, render_appointment=lambda a: present(a, RECEIVER),
+                        settled=fanout_settled)
     registry = QueueRegistry(store, hub, clock=clock, calendar=calendar, tick_seconds=tick_seconds,
                              idle_seconds=idle_seconds, soon_minutes=settings.soon_minutes,
                              learning=settings.eta_learning, listener=notifier.listener)

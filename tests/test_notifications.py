@@ -131,6 +131,30 @@ async def test_turn_soon_is_pushed_with_a_ttl_bounded_by_the_expected_start(noti
     assert push.headers["urgency"] == "normal"
 
 
+async def test_notifications_wait_until_the_sockets_fan_out_is_written(notify, receiver):
+    """The planner and the worker wait on `Notifier.settled` (the sockets' fan-out in progress written)
+    before they plan or attempt anything: here the wait is held open, and nothing is planned or sent
+    until it ends."""
+    notifier = notify.services.notifier
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def fan_out_in_progress() -> None:
+        asked.set()
+        await release.wait()
+
+    notifier.settled = notifier.worker.settled = fan_out_in_progress
+    _, doctor, _ = await clinic(notify)
+    token, _ = await notify.register()
+    browser, _ = await subscribe(notify, token, receiver)
+    appointment = await notify.book(token, doctor["id"], future(5))  # due within SOON_MINUTES: turn:soon
+    await asyncio.wait_for(asked.wait(), 10)
+    assert await notifier.records.deliveries.count_documents({"event": "turn:soon"}) == 0
+    assert receiver.at("/push/1") == []
+    release.set()
+    [push] = await receiver.wait_for("/push/1")
+    assert browser.decrypt(push)["appointmentId"] == appointment["id"]
+
+
 async def test_a_gone_subscription_is_removed(notify, receiver):
     _, doctor, doctor_token = await clinic(notify)
     token, _ = await notify.register()

@@ -149,3 +149,33 @@ async def test_the_request_that_caused_a_change_is_answered_after_at_most_the_fi
     assert order.index("answered") == min(watchers, DRAIN_BEFORE_ANSWER)
     assert order.count("written") == watchers
     await actor.stop()
+
+
+@pytest.mark.parametrize("watchers", [3, DRAIN_BEFORE_ANSWER + 50])
+async def test_settled_returns_once_the_whole_fan_out_is_written(watchers):
+    """What waits on `fanout_settled` (planning and sending notifications) never runs between the
+    first watcher of a fan-out and the last, however the drain is split around the answer."""
+    from live.outbox import fanout_settled
+
+    order: list[str] = []
+
+    class Recording(Socket):
+        def write(self, pieces):
+            order.append("written")
+            return super().write(pieces)
+
+    outboxes = []
+    for _ in range(watchers):
+        outbox = Outbox(None, Recording(instant=True).write, lambda: None)
+        outbox.start()
+        outboxes.append(outbox)
+    await fanout_settled()  # nothing due: returns at once
+    for outbox in outboxes:
+        outbox.offer("queue:state:d", Outgoing("queue:state", {"v": 1}))
+
+    async def notifications() -> None:
+        await fanout_settled()
+        order.append("planned")
+
+    await asyncio.gather(notifications(), notifications())
+    assert order == ["written"] * watchers + ["planned", "planned"]

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 from datetime import datetime
-from typing import Callable
+from typing import Awaitable, Callable
 
 from core import metrics
 from infra.notify.push import PushKeys
@@ -27,8 +27,13 @@ MAX_QUEUED_EVENTS = 100_000  # beyond this an actor's moment is dropped (and log
 
 class Notifier:
     def __init__(self, store, settings, clock: Callable[[], datetime],
-                 render_appointment: Callable[[dict], dict], node: str | None = None):
+                 render_appointment: Callable[[dict], dict], node: str | None = None,
+                 settled: Callable[[], Awaitable[None]] | None = None):
         self.records = NotifyRecords(store)
+        # Waited on before planning or attempting anything: returns once the sockets' fan-out in
+        # progress has been written (`live.outbox.fanout_settled`), so a change's notifications never
+        # delay its socket frames; a push or a webhook a few milliseconds later is as good.
+        self.settled = settled or _nothing_to_wait_for
         self.allow = AllowList.of(settings.notify_allow_hosts)
         self.clock = clock
         self.render_appointment = render_appointment  # the API's appointment shape, for webhook bodies
@@ -38,7 +43,7 @@ class Notifier:
         else:
             self.keys = PushKeys.from_setting(settings.vapid_private_key, settings.vapid_subject)
         self.sender = Sender(self.allow)
-        self.worker = DeliveryWorker(self.records, self.sender, self.keys, clock, self.node)
+        self.worker = DeliveryWorker(self.records, self.sender, self.keys, clock, self.node, settled=self.settled)
         self.events: asyncio.Queue = asyncio.Queue(MAX_QUEUED_EVENTS)
 
     def listener(self, doctor_id: str, kind: str, appointment_id: str, data: dict) -> None:
@@ -61,3 +66,7 @@ class Notifier:
     async def stop(self) -> None:
         await self.worker.stop()
         self.sender.close()
+
+
+async def _nothing_to_wait_for() -> None:
+    return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Callable
+from typing import Awaitable, Callable
 
 from core import metrics
 from core.tasks import cancel_and_wait
@@ -35,8 +35,9 @@ GONE_CODES = (404, 410)
 class DeliveryWorker:
     def __init__(self, records: NotifyRecords, sender: Sender, keys: PushKeys | None,
                  clock: Callable[[], datetime], node: str, *, concurrency: int = CONCURRENCY,
-                 poll_seconds: float = POLL_SECONDS):
+                 poll_seconds: float = POLL_SECONDS, settled: Callable[[], Awaitable[None]] | None = None):
         self.records = records
+        self.settled = settled  # see `Notifier.settled`: never claim or encrypt mid-fan-out
         self.sender = sender
         self.keys = keys
         self.clock = clock
@@ -71,6 +72,8 @@ class DeliveryWorker:
                 pass
             self._woken.clear()
             try:
+                if self.settled is not None:
+                    await self.settled()
                 await self._claim_all()
                 due = await self.records.next_due(self.clock())
             except Exception:
@@ -108,6 +111,8 @@ class DeliveryWorker:
         self.wake()  # a retry may now be due sooner than the worker planned
 
     async def _attempt(self, delivery: dict) -> None:
+        if self.settled is not None:
+            await self.settled()
         channel = delivery["channel"]
         answer, gone = await (self._push(delivery) if channel == "push" else self._webhook(delivery))
         now = self.clock()
