@@ -50,7 +50,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import statistics
 import shutil
 import signal
@@ -64,7 +63,7 @@ from typing import Awaitable, Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from bench.harness import PROJECT_ROOT, ClientProcess, a_while_from_now, iso, percentile
+from bench.harness import PROJECT_ROOT, ClientProcess, a_while_from_now, iso, load, machine_line, percentile
 
 SETTLE_SECONDS = 0.02  # after the last socket has the frame: the servers' write completions, before CPU is read
 PAUSE_SECONDS = 0.02  # between changes
@@ -76,33 +75,6 @@ FLOOR, RIVAL = "bare tornado", "python-socketio"
 def changes_for(sockets: int) -> int:
     """Changes per server in one run at N sockets (see the module docstring)."""
     return max(15, min(101, 20_000 // sockets + 1))
-
-
-def machine_line() -> str:
-    """Date, commit, CPU model and load: every bench run records them (issue 29)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        commit += " (uncommitted changes)" if dirty else ""
-    except OSError:
-        commit = "?"
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
-    except OSError:
-        pass
-    import tornado
-    from importlib.metadata import version
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, {os.cpu_count()} x {model}, "
-            f"Python {platform.python_version()}, Tornado {tornado.version}, python-socketio {version('python-socketio')}, "
-            f"load average {load()}")
-
-
-def load() -> str:
-    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 @dataclass

@@ -3,6 +3,9 @@
 Reads one JSON line `{"url": U, "kind": K, "sockets": [token or null, ...], "subscribe": {...}}`:
 - `medpharma`: our `/ws` (token in the Authorization header); sends `queue:subscribe` and waits for
   its first `queue:state`;
+- `medpharma-waiting`: the same, each socket subscribed to its own appointment (`"subscribes"`: one
+  `queue:subscribe` body per socket, in the order of `"sockets"`), counting its `queue:update`s
+  (`bench/notify.py`);
 - `bare`: the bare Tornado floor; waits for its first frame;
 - `socketio`: python-socketio's own server, Engine.IO 4 / Socket.IO 5 over a WebSocket (open packet,
   connect to the default namespace, answer pings); waits for the connect acknowledgement;
@@ -45,8 +48,11 @@ OPEN_AT_ONCE = 200
 WAIT_SECONDS = 60
 _KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # any 16 bytes, base64: the server only hashes it back
 # How a counted broadcast begins, per kind (None: every data frame after the first counts).
-BROADCAST_PREFIX = {"medpharma": b'{"event":"queue:state"', "bare": None, "socketio": b'42["queue:state"',
-                    "medpharma-socketio": b'42["queue:state"', "medpharma-polling": b'42["queue:state"'}
+BROADCAST_PREFIX = {"medpharma": b'{"event":"queue:state"', "medpharma-waiting": b'{"event":"queue:update"',
+                    "bare": None, "socketio": b'42["queue:state"', "medpharma-socketio": b'42["queue:state"',
+                    "medpharma-polling": b'42["queue:state"'}
+
+OUR_WS_KINDS = ("medpharma", "medpharma-waiting")  # our /ws: the token in a header, then queue:subscribe
 
 
 def masked_text_frame(text: str) -> bytes:
@@ -86,7 +92,7 @@ class WebSocketClient(asyncio.Protocol):
         self.transport = transport
         headers = [f"GET {self.target} HTTP/1.1", f"Host: {self.host}:{self.port}", "Upgrade: websocket",
                    "Connection: Upgrade", f"Sec-WebSocket-Key: {_KEY}", "Sec-WebSocket-Version: 13"]
-        if self.token and self.kind == "medpharma":
+        if self.token and self.kind in OUR_WS_KINDS:
             headers.append(f"Authorization: Bearer {self.token}")
         transport.write(("\r\n".join(headers) + "\r\n\r\n").encode())
 
@@ -105,7 +111,7 @@ class WebSocketClient(asyncio.Protocol):
                 return
             del buffer[:end + 4]
             self.upgraded = True
-            if self.kind == "medpharma":
+            if self.kind in OUR_WS_KINDS:
                 self.send(json.dumps({"type": "queue:subscribe", **self.subscribe}))
         at, size = 0, len(buffer)
         while size - at >= 2:
@@ -266,7 +272,9 @@ async def main() -> int:
     tally = Tally(len(setup["sockets"]))
     kind = setup["kind"]
     make = PollingClient if kind == "medpharma-polling" else WebSocketClient
-    sockets = [make(setup["url"], kind, token, setup.get("subscribe", {}), tally) for token in setup["sockets"]]
+    subscribes = setup.get("subscribes") or [setup.get("subscribe", {})] * len(setup["sockets"])
+    sockets = [make(setup["url"], kind, token, subscribe, tally)
+               for token, subscribe in zip(setup["sockets"], subscribes, strict=True)]
     gate = asyncio.Semaphore(OPEN_AT_ONCE)
     seen = 1
 

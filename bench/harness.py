@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import platform
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -193,3 +196,30 @@ def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile: the smallest value with at least `fraction` of them at or below it."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def machine_line() -> str:
+    """Date, commit, CPU model and load: every bench run records them (issue 29)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += " (uncommitted changes)" if dirty else ""
+    except OSError:
+        commit = "?"
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    except OSError:
+        pass
+    import tornado
+    from importlib.metadata import version
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, {os.cpu_count()} x {model}, "
+            f"Python {platform.python_version()}, Tornado {tornado.version}, python-socketio {version('python-socketio')}, "
+            f"load average {load()}")
+
+
+def load() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())

@@ -1,16 +1,20 @@
 """`python -m bench.notify` (or `make bench-notify`): notifications at scale (issue 23).
 
-One doctor, `--patients` (1,000) patients each booked with them, each watching their own waiting room
-on a socket (held by this process's main loop; the server runs on its own thread) and, once
-subscribed, each with one Web Push subscription whose endpoint is a loopback push service that
-answers after `--answer-ms` (200 ms), on a third thread. Measured:
+Two doctors, `--patients` (1,000) patients booked with each, every patient watching their own waiting
+room on a socket; the sockets are held by two child processes (`bench.fanout_clients`, one per
+doctor), so reading 2,000 sockets costs the server's process nothing. The server runs on a thread of
+this process; the push service, a loopback server answering after `--answer-ms` (200 ms), on
+another. Doctor A's patients each get one Web Push subscription to it; doctor B's never do.
+Measured:
 
-1. **Socket fan-out, without and with notifications.** A change at the head of the queue (another
-   patient's booking at the head, then its cancellation, alternately) moves all N positions: from
-   just before the HTTP request to the moment the last of the N sockets has its `queue:update`.
-   First with nobody subscribed (the doctor not followed), then with all N subscribed (the doctor
-   followed, every change planned for notifications, the new head's `turn:soon` pushed): medians of
-   `--changes` each, one series after the other (subscribing cannot be undone between two changes).
+1. **Socket fan-out, with and without notifications, interleaved.** A change at the head of a queue
+   (another patient's booking at the head, then its cancellation, alternately) moves all N
+   positions: from just before the HTTP request to the moment the last of the N sockets has its
+   `queue:update` (the child's CLOCK_MONOTONIC, the same clock as this process's). Each round makes
+   one change on A and one on B, taking turns at going first. First `--changes` rounds with nobody
+   subscribed (the control: A against B should be 1.0 give or take the noise), then, once all of
+   A's patients are subscribed (A followed, every change planned for notifications, the new head's
+   `turn:soon` pushed), `--changes` more: the target is A's median within 10 % of B's.
 2. **A call-next's pushes.** From just before the call-next request until every push it caused
    (`turn:now` for the called patient, `turn:soon` for the new head) has reached the push service.
 3. **A doctor running 90 minutes late** (the first booking is 40 minutes ahead): every waiting
@@ -33,6 +37,7 @@ import os
 import statistics
 import threading
 import time
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives import serialization
@@ -41,7 +46,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from bench.harness import Client, ServerThread, bench_settings, bounded_gather, iso
+from bench.harness import Client, ClientProcess, ServerThread, bench_settings, bounded_gather, iso, machine_line
 from infra.notify.worker import CONCURRENCY
 
 
@@ -122,36 +127,11 @@ async def drained(server, services) -> None:
         await asyncio.sleep(0.05)
 
 
-class Watchers:
-    """N sockets, each subscribed to its own appointment's room; records when each got a queue:update."""
-
-    def __init__(self):
-        self.sockets = []
-        self.last_update: dict[int, float] = {}
-
-    async def open(self, client: Client, tokens: list[str], appointments: list[dict]) -> None:
-        async def one(index: int):
-            socket = await client.websocket(tokens[index])
-            await socket.write_message(json.dumps({"type": "queue:subscribe", "appointmentId": appointments[index]["id"]}))
-            self.sockets.append(socket)
-            asyncio.get_running_loop().create_task(self.read(index, socket))
-        await bounded_gather([one(i) for i in range(len(tokens))], limit=32)
-
-    async def read(self, index: int, socket) -> None:
-        while True:
-            message = await socket.read_message()
-            if message is None:
-                return
-            if '"queue:update"' in message:
-                self.last_update[index] = time.perf_counter()
-
-    def all_updated_since(self, t0: float, n: int) -> bool:
-        return sum(1 for at in self.last_update.values() if at >= t0) >= n
-
-
-async def fanout_round(client, watchers, n, head_token, doctor_id, head_at, state) -> float:
-    """One change at the head (booking or cancelling the head patient's appointment)."""
-    t0 = time.perf_counter()
+async def change_at_head(client, holder: ClientProcess, n: int, head_token: str, doctor_id: str,
+                         head_at: datetime, state: dict) -> float:
+    """One change at the head of one doctor's queue (booking, or cancelling, the head patient's
+    appointment); seconds until the last of its N watchers had the `queue:update` it caused."""
+    t0 = time.monotonic()
     if state.get("head") is None:
         state["head"] = await client.ok("POST", "/api/appointments", {
             "patientName": "Head", "patientEmail": "head@bench.test", "patientPhone": "+1 555 0100",
@@ -159,8 +139,22 @@ async def fanout_round(client, watchers, n, head_token, doctor_id, head_at, stat
     else:
         await client.ok("PATCH", f"/api/appointments/{state['head']['id']}/status", {"status": "cancelled"}, head_token)
         state["head"] = None
-    await wait_until(lambda: watchers.all_updated_since(t0, n))
-    return max(watchers.last_update.values()) - t0
+    _, reached, last, _size = await holder.command("next")
+    if int(reached) < n:
+        raise RuntimeError(f"only {reached} of {n} watchers had the change")
+    return float(last) - t0
+
+
+async def interleaved(rounds: int, doctors: list[dict]) -> dict[str, list[float]]:
+    """`rounds` changes on each doctor, one of each per round, taking turns at going first."""
+    times: dict[str, list[float]] = {d["name"]: [] for d in doctors}
+    for r in range(rounds):
+        for d in (doctors if r % 2 == 0 else doctors[::-1]):
+            times[d["name"]].append(await d["change"]())
+    for d in doctors:  # leave each queue as it was (no head)
+        if d["state"].get("head") is not None:
+            await d["change"]()
+    return times
 
 
 async def main(args) -> None:
@@ -170,36 +164,40 @@ async def main(args) -> None:
     client = Client(server.port)
     services = server.services
     n = args.patients
+    holders: list[ClientProcess] = []
     try:
         admin = await client.admin_token()
-        doctor = await client.create_doctor(admin)
-        await client.ok("PATCH", f"/api/doctors/{doctor['id']}/status", {"avgConsultMinutes": 1}, admin)
-        tokens = await bounded_gather([client.register(i) for i in range(n + 1)], limit=4)
-        head_token, tokens = tokens[0], tokens[1:]
         start = datetime.now(timezone.utc) + timedelta(minutes=40)
-        appointments = await bounded_gather([client.book(token, doctor["id"], start + timedelta(seconds=12 * i))
-                                             for i, token in enumerate(tokens)], limit=16)
-        watchers = Watchers()
-        await watchers.open(client, tokens, appointments)
-        gc.collect()
         head_at = start - timedelta(minutes=20)
-        state: dict = {}
-        print(f"{n} patients booked and watching; fan-out without notifications ...", flush=True)
-        without = [await fanout_round(client, watchers, n, head_token, doctor["id"], head_at, state)
-                   for _ in range(args.changes)]
-        if state.get("head") is not None:
-            await fanout_round(client, watchers, n, head_token, doctor["id"], head_at, state)
-        print("subscribing every patient ...", flush=True)
+        doctors = []
+        for name in ("A", "B"):
+            doctor = await client.create_doctor(admin)
+            await client.ok("PATCH", f"/api/doctors/{doctor['id']}/status", {"avgConsultMinutes": 1}, admin)
+            head_token, *tokens = await bounded_gather([client.register(i) for i in range(n + 1)], limit=4)
+            booked = await bounded_gather([client.book(token, doctor["id"], start + timedelta(seconds=12 * i))
+                                           for i, token in enumerate(tokens)], limit=16)
+            holder = ClientProcess("bench.fanout_clients", {
+                "url": f"ws://127.0.0.1:{server.port}/ws", "kind": "medpharma-waiting", "sockets": tokens,
+                "subscribes": [{"appointmentId": a["id"]} for a in booked]})
+            holders.append(holder)
+            await holder.command("open")
+            state: dict = {}
+            doctors.append({"name": name, "doctor": doctor, "tokens": tokens, "booked": booked, "state": state,
+                            "change": partial(change_at_head, client, holder, n, head_token, doctor["id"],
+                                              head_at, state)})
+            print(f"doctor {name}: {n} patients booked and watching", flush=True)
+        doctor, tokens, appointments = doctors[0]["doctor"], doctors[0]["tokens"], doctors[0]["booked"]
+        gc.collect()
+        print("fan-out, nobody subscribed (the control) ...", flush=True)
+        control = await interleaved(args.changes, doctors)
+        print("subscribing every patient of doctor A ...", flush=True)
         await bounded_gather([client.ok("POST", "/api/push/subscriptions",
                                         subscription(f"http://127.0.0.1:{receiver.port}/push/{i}"), token, expect=201)
                               for i, token in enumerate(tokens)], limit=16)
         await wait_until(lambda: doctor["id"] in services.queues.followed)
         await drained(server, services)  # the delay pushes of those already late when they subscribed
-        with_notify = []
-        for _ in range(args.changes):
-            with_notify.append(await fanout_round(client, watchers, n, head_token, doctor["id"], head_at, state))
-        if state.get("head") is not None:
-            await fanout_round(client, watchers, n, head_token, doctor["id"], head_at, state)
+        print("fan-out, doctor A's patients subscribed ...", flush=True)
+        notified = await interleaved(args.changes, doctors)
         await asyncio.sleep(1)
 
         print("call-next ...", flush=True)
@@ -258,19 +256,22 @@ async def main(args) -> None:
         _ = hook
     finally:
         client.close()
-        for socket in watchers.sockets if "watchers" in dir() else ():
-            socket.close()
+        for holder in holders:
+            holder.close()
         await server.stop()
 
-    today = datetime.now(timezone.utc).strftime("%d %b %Y")
-    p50_without, p50_with = statistics.median(without), statistics.median(with_notify)
-    print(f"\n## Notifications ({today}; {n} patients, push service answering in {args.answer_ms} ms, "
-          f"worker concurrency {CONCURRENCY})\n")
+    median = {phase: {name: statistics.median(t) for name, t in times.items()}
+              for phase, times in (("control", control), ("notified", notified))}
+    spread = {phase: {name: f"{min(t) * 1000:.1f}–{max(t) * 1000:.1f}" for name, t in times.items()}
+              for phase, times in (("control", control), ("notified", notified))}
+    print(f"\n## Notifications ({machine_line()}; {n} patients per doctor, push service answering in "
+          f"{args.answer_ms} ms, worker concurrency {CONCURRENCY})\n")
     print("| measure | median | spread | note |\n|---|---|---|---|")
-    print(f"| socket fan-out, no notifications (change → last of {n} sockets) | {p50_without * 1000:.1f} ms | "
-          f"{min(without) * 1000:.1f}–{max(without) * 1000:.1f} ms | {args.changes} changes |")
-    print(f"| socket fan-out, all {n} subscribed | {p50_with * 1000:.1f} ms | "
-          f"{min(with_notify) * 1000:.1f}–{max(with_notify) * 1000:.1f} ms | ratio {p50_with / p50_without:.3f} |")
+    for phase, what in (("control", "nobody subscribed"), ("notified", f"A's {n} patients subscribed")):
+        for name in ("A", "B"):
+            print(f"| socket fan-out, {what}: change on {name} → last of its {n} sockets | "
+                  f"{median[phase][name] * 1000:.1f} ms | {spread[phase][name]} ms | {args.changes} changes |")
+        print(f"| ratio A / B, {what} | {median[phase]['A'] / median[phase]['B']:.3f} | — | interleaved |")
     seconds = [s for s, _ in call_times]
     print(f"| call-next → its pushes all reached the push service | {statistics.median(seconds) * 1000:.0f} ms | "
           f"{min(seconds) * 1000:.0f}–{max(seconds) * 1000:.0f} ms | pushes per call: {[m for _, m in call_times]} |")
