@@ -86,6 +86,26 @@ async def test_a_subscription_is_saved_once_per_endpoint_and_at_most_ten_per_use
     assert (eleventh.status, eleventh.body["code"]) == (409, "too_many_subscriptions")
 
 
+async def test_two_subscribes_racing_past_the_count_still_leave_at_most_ten(notify, receiver, monkeypatch):
+    """The cap is counted before the insert; two browsers of one user subscribing at the same moment
+    both count nine. The later insert sees itself beyond the tenth and takes itself back."""
+    token, _ = await notify.register()
+    for i in range(10):
+        await subscribe(notify, token, receiver, f"/push/{i}")
+    subscriptions = notify.services.notifier.records.subscriptions
+    real_count = subscriptions.count_documents
+
+    async def counted_before_the_other_insert(query, *args, **kwargs):
+        return min(await real_count(query, *args, **kwargs), 9)
+
+    monkeypatch.setattr(subscriptions, "count_documents", counted_before_the_other_insert)
+    late = await notify.api.post("/api/push/subscriptions",
+                                 BrowserSubscription.make(receiver.url("/push/late")).to_json(), token=token)
+    assert (late.status, late.body["code"]) == (409, "too_many_subscriptions")
+    assert await real_count({}) == 10
+    assert await subscriptions.find_one({"endpoint": receiver.url("/push/late")}) is None
+
+
 async def test_only_the_owner_removes_a_subscription(notify, receiver):
     anonymous = await notify.api.post("/api/push/subscriptions", BrowserSubscription.make(receiver.url("/p")).to_json())
     assert anonymous.status == 401

@@ -103,6 +103,13 @@ class NotifyRecords:
         except DuplicateKeyError:  # the same endpoint registered at the same moment: take that one
             return await self.save_subscription(user_id, body, now)
         document["_id"] = result.inserted_id
+        # Two subscribes of one user at the same moment both counted nine: the first ten by id (every
+        # racer sorts them alike) stay, and one beyond them takes itself back.
+        kept = await self._list("list_subscriptions", self.subscriptions.find(
+            {"userId": user_id}, {"_id": 1}).sort("_id", ASCENDING).limit(MAX_SUBSCRIPTIONS_PER_USER))
+        if all(k["_id"] != document["_id"] for k in kept):
+            await self._run("delete_subscription", self.subscriptions.delete_one({"_id": document["_id"]}))
+            raise LookupError("too many subscriptions")
         return document, True
 
     async def delete_subscription(self, subscription_id: ObjectId, user_id: ObjectId | None = None) -> bool:
