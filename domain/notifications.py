@@ -84,6 +84,14 @@ async def unsubscribe(services, principal: Principal, subscription_id: str) -> N
         raise NotFound("Push subscription not found.")
 
 
+async def forget_devices(services, user_id) -> int:
+    """Every push subscription of an account that was disabled or deleted; returns how many."""
+    notifier = getattr(services, "notifier", None)
+    if notifier is None:
+        return 0
+    return await notifier.records.delete_subscriptions_of(user_id)
+
+
 # -- webhooks -----------------------------------------------------------------------------------------
 @guarded("webhooks.create")
 async def create_webhook(services, admin: Principal, body: dict) -> dict:

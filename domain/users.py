@@ -9,7 +9,7 @@ from core.access import Principal
 from core.errors import Conflict, NotFound
 from core.policy import guarded
 from core.values import to_object_id
-from domain import audit, sessions
+from domain import audit, notifications, sessions
 
 HAS_HISTORY = "This account has appointments or recorded actions; disable it instead."
 
@@ -27,13 +27,17 @@ async def page(services, admin: Principal, params: dict) -> tuple[list[dict], in
 
 @guarded("users.set_disabled")
 async def set_disabled(services, admin: Principal, user_id: str, disabled: bool) -> dict:
-    """Disabling revokes every session of the user at once (on every node) and refuses its logins."""
+    """Disabling revokes every session of the user at once (on every node), refuses its logins and
+    forgets its devices' push subscriptions (a stopped account's phone hears nothing more; enabled
+    again, the patient turns notifications on again in the waiting room)."""
     if disabled and user_id == admin.user_id:
         raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
     user = await services.store.set_user_disabled(to_object_id(user_id), disabled, services.clock())
     if user is None:
         raise NotFound("User not found.")
     await sessions.user_disabled(services, user_id, disabled)
+    if disabled:
+        await notifications.forget_devices(services, to_object_id(user_id))
     await audit.record(services, admin, "user.disabled" if disabled else "user.enabled", user_id)
     return user
 
@@ -59,4 +63,5 @@ async def delete(services, admin: Principal, user_id: str) -> None:
         await store.insert_user(user)
         raise Conflict(HAS_HISTORY, code="user_has_history")
     await sessions.end_sessions(services, {"userId": oid}, "account_deleted")
+    await notifications.forget_devices(services, oid)
     await audit.record(services, admin, "user.deleted", user_id, email=user["email"], role=user["role"])

@@ -106,6 +106,22 @@ async def test_two_subscribes_racing_past_the_count_still_leave_at_most_ten(noti
     assert await subscriptions.find_one({"endpoint": receiver.url("/push/late")}) is None
 
 
+async def test_disabling_or_deleting_an_account_forgets_its_push_subscriptions(notify, receiver):
+    admin = await notify.admin_token()
+    kept_token, _ = await notify.register()
+    disabled_token, disabled = await notify.register()
+    deleted_token, deleted = await notify.register()
+    for token, path in ((kept_token, "/push/kept"), (disabled_token, "/push/d1"), (disabled_token, "/push/d2"),
+                        (deleted_token, "/push/gone")):
+        await subscribe(notify, token, receiver, path)
+    subscriptions = notify.services.notifier.records.subscriptions
+    answer = await notify.api.patch(f"/api/admin/users/{disabled['id']}", {"disabled": True}, token=admin)
+    assert answer.status == 200
+    assert (await notify.api.delete(f"/api/admin/users/{deleted['id']}", token=admin)).status == 204
+    left = [s["endpoint"] for s in await subscriptions.find({}).to_list(None)]
+    assert left == [receiver.url("/push/kept")]
+
+
 async def test_only_the_owner_removes_a_subscription(notify, receiver):
     anonymous = await notify.api.post("/api/push/subscriptions", BrowserSubscription.make(receiver.url("/p")).to_json())
     assert anonymous.status == 401

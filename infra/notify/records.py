@@ -119,6 +119,10 @@ class NotifyRecords:
         result = await self._run("delete_subscription", self.subscriptions.delete_one(query))
         return result.deleted_count == 1
 
+    async def delete_subscriptions_of(self, user_id: ObjectId) -> int:
+        result = await self._run("delete_subscription", self.subscriptions.delete_many({"userId": user_id}))
+        return result.deleted_count
+
     async def subscriptions_of(self, user_id: ObjectId) -> list[dict]:
         return await self._list("list_subscriptions", self.subscriptions.find({"userId": user_id}))
 
