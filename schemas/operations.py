@@ -235,13 +235,14 @@ OPERATIONS: tuple[Operation, ...] = (
               rule="users.set_disabled",
               body=UserPatchSchema,
               errors={409: "An admin cannot disable themself (`cannot_disable_self`)."},
-              description="Disabling revokes all the user's sessions; their sockets close with 4003."),
+              description="Disabling revokes all the user's sessions (their sockets close with 4003) and "
+                          "removes their Web Push subscriptions."),
     Operation("/api/admin/users/{userId}", "delete", "Delete an account that has no history", "admin", (204, None),
               rule="users.delete",
               errors={409: "The account has appointments or recorded actions (`user_has_history`: disable it "
                            "instead), or is your own (`cannot_delete_self`)."},
-              description="For a squatted or mistaken registration: the account and its sessions end and its "
-                          "email is free again (audited as `user.deleted`)."),
+              description="For a squatted or mistaken registration: the account, its sessions and its Web Push "
+                          "subscriptions end and its email is free again (audited as `user.deleted`)."),
     Operation("/api/admin/audit", "get", "The audit log, newest first", "admin", (200, r.AuditPageSchema), rule="audit.list",
               query=AuditQuerySchema),
 
