@@ -55,6 +55,11 @@ BROADCAST_PREFIX = {"medpharma": b'{"event":"queue:state"', "medpharma-waiting":
 OUR_WS_KINDS = ("medpharma", "medpharma-waiting")  # our /ws: the token in a header, then queue:subscribe
 
 
+def control_frame(opcode: int, payload: bytes) -> bytes:
+    """A client's control frame (pong): at most 125 bytes of payload, masked with the zero key."""
+    return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + b"\0\0\0\0" + payload
+
+
 def masked_text_frame(text: str) -> bytes:
     """A client's text frame: masked, as RFC 6455 requires of clients, with the zero key."""
     payload = text.encode()
@@ -135,6 +140,8 @@ class WebSocketClient(asyncio.Protocol):
                 self.on_text(buffer, start, length)
             elif opcode == 0x8:  # the server closes
                 self.transport.close()
+            elif opcode == 0x9:  # a ping: answer it, or a server that checks its sockets closes this one
+                self.transport.write(control_frame(0xA, bytes(buffer[start:start + length])))
         if at:
             del buffer[:at]
 
