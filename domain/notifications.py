@@ -24,10 +24,12 @@ from core.access import Principal
 from core.doctors import DELAY_NOTICE_MINUTES
 from core.notify_events import WEBHOOK_EVENTS
 from core.errors import Conflict, NotFound, ApiError
+from core.languages import DEFAULT as DEFAULT_LANGUAGE
 from core.policy import guarded
 from core.statuses import CANCELLED, COMPLETED, IN_CONSULTATION, NO_SHOW, PENDING, WAITING
 from core.values import format_utc, to_object_id
 from domain import audit
+from domain.push_texts import push_text
 from infra.notify.records import delivery_id
 from infra.notify.url_guard import check_url
 from infra.notify.webhooks import new_secret
@@ -57,16 +59,17 @@ def push_key(services, principal: Principal | None) -> str:
 
 
 @guarded("push.subscribe")
-async def subscribe(services, principal: Principal, body: dict) -> tuple[dict, bool]:
-    """Saves the browser's subscription (the same endpoint again refreshes its keys); its endpoint
-    must be a public https address. The patient's waiting queues become followed."""
+async def subscribe(services, principal: Principal, body: dict, language: str = DEFAULT_LANGUAGE) -> tuple[dict, bool]:
+    """Saves the browser's subscription (the same endpoint again refreshes its keys and language);
+    its endpoint must be a public https address. Its pushes are written in `language` (the app's,
+    sent as `Accept-Language`). The patient's waiting queues become followed."""
     notifier = services.notifier
     if notifier.keys is None:
         raise PushUnavailable()
     await check_url(body["endpoint"], notifier.allow, field="endpoint")
     user_id = to_object_id(principal.user_id)
     try:
-        subscription, created = await notifier.records.save_subscription(user_id, body, services.clock())
+        subscription, created = await notifier.records.save_subscription(user_id, body, services.clock(), language)
     except LookupError:
         raise Conflict("You have 10 push subscriptions already; remove one first.",
                        code="too_many_subscriptions") from None
@@ -165,11 +168,12 @@ async def _wants_queue_events(services, appointment: dict) -> bool:
 
 
 async def notify_appointment_event(services, event: str, appointment: dict, *, discriminator: str | None = None,
-                                   extra: dict | None = None, push: dict | None = None) -> int:
+                                   extra: dict | None = None, push_extra: dict | None = None) -> int:
     """Writes the deliveries of one appointment event (webhooks subscribed to it, and for the three
     queue events the patient's push subscriptions) and wakes the worker; returns how many were new.
     `discriminator` tells two occurrences of the same event apart (default: the appointment's
-    version, so the same write announced twice is delivered once)."""
+    version, so the same write announced twice is delivered once). `push_extra` (default `extra`)
+    is what the push's words may use (`etaMinutes`, `delayMinutes`, `expectedStartAt`)."""
     notifier = getattr(services, "notifier", None)
     if notifier is None:
         return 0
@@ -193,8 +197,12 @@ async def notify_appointment_event(services, event: str, appointment: dict, *, d
                 "body": body, "createdAt": now, "changedAt": now, "nextAttemptAt": now})
     push_type = PUSH_OF_EVENT.get(event)
     if push_type is not None and notifier.keys is not None:
-        message = push or push_message(push_type, appointment_id, extra or {}, now)
+        messages: dict[str, dict] = {}  # one per language
         for subscription in await records.subscriptions_of(appointment["patient"]):
+            language = subscription.get("lang", DEFAULT_LANGUAGE)
+            if language not in messages:
+                messages[language] = push_message(push_type, appointment_id, push_extra or extra or {}, now, language)
+            message = messages[language]
             created += await records.create_delivery({
                 "_id": delivery_id("push", str(subscription["_id"]), push_type, appointment_id, disc),
                 "channel": "push", "target": subscription["_id"], "event": push_type,
@@ -205,21 +213,21 @@ async def notify_appointment_event(services, event: str, appointment: dict, *, d
     return created
 
 
-def push_message(push_type: str, appointment_id: str, extra: dict, now: datetime) -> dict:
-    """The encrypted payload's JSON: type, appointment id, a title and a body, the waiting room's
-    path. Never the join link, a name or a reason (a lock screen shows it to whoever holds the phone)."""
+def push_message(push_type: str, appointment_id: str, extra: dict, now: datetime,
+                 language: str = DEFAULT_LANGUAGE) -> dict:
+    """The encrypted payload's JSON: type, appointment id, a title and a body in `language`, the
+    waiting room's path. Never the join link, a name or a reason (a lock screen shows it to whoever
+    holds the phone)."""
     expected = _parse(extra.get("expectedStartAt"))
     if push_type == "turn:now":
-        title, body, expires, urgency = ("It's your turn", "The doctor is ready for you: open the waiting room to join.",
-                                         now + CALLED_PUSH_TTL, "high")
+        (title, body), expires, urgency = push_text(language, "turn:now"), now + CALLED_PUSH_TTL, "high"
     elif push_type == "turn:soon":
         minutes = extra.get("etaMinutes")
-        title = "Your turn is near"
-        body = f"Be ready: about {minutes} minutes to go." if minutes else "Be ready: you are next."
+        title, body = (push_text(language, "turn:soon", minutes=minutes) if minutes
+                       else push_text(language, "turn:soon:next"))
         expires, urgency = max(expected or now, now), "normal"
     else:
-        title = "Your appointment runs late"
-        body = f"The expected start is now about {extra.get('delayMinutes', 0)} minutes after your booked time."
+        title, body = push_text(language, "delay", minutes=extra.get("delayMinutes", 0))
         expires, urgency = max(expected or now, now), "normal"
     payload = {"type": push_type, "appointmentId": appointment_id, "title": title, "body": body,
                "url": f"/app/waiting/{appointment_id}"}
@@ -267,8 +275,8 @@ async def plan_queue_moment(services, kind: str, appointment_id: str, data: dict
     if appointment is None or appointment["status"] not in WAITING:
         return
     webhook_extra = {key: value for key, value in extra.items() if key != "etaMinutes"}
-    push = push_message(PUSH_OF_EVENT[event], appointment_id, extra, services.clock())
-    await notify_appointment_event(services, event, appointment, discriminator=disc, extra=webhook_extra, push=push)
+    await notify_appointment_event(services, event, appointment, discriminator=disc, extra=webhook_extra,
+                                   push_extra=extra)
 
 
 # -- start-up --------------------------------------------------------------------------------------------

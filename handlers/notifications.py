@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.languages import preferred as preferred_language
 from domain import notifications
 from handlers.base import APIHandler
 from schemas.base import load_body
@@ -23,7 +24,8 @@ class PushSubscriptionsHandler(APIHandler):
     async def post(self) -> None:
         principal = self.caller_of(notifications.subscribe)
         body = load_body(subscription_schema, self.json_body())
-        subscription, created = await notifications.subscribe(self.services, principal, body)
+        language = preferred_language(self.request.headers.get("Accept-Language"))
+        subscription, created = await notifications.subscribe(self.services, principal, body, language)
         self.send_json(created_id_schema.dump(subscription), 201 if created else 200)
 
 

@@ -155,6 +155,41 @@ async def test_turn_now_is_pushed_encrypted_signed_and_without_the_join_link(not
     assert claims["aud"] == f"http://{receiver.host}" and claims["sub"].startswith("mailto:")
 
 
+async def test_each_browser_hears_in_the_language_it_subscribed_in(notify, receiver):
+    """The web app sends its language as Accept-Language; one patient's French phone and English
+    laptop each get the push in their own words (same type, same appointment)."""
+    admin, doctor, doctor_token = await clinic(notify)
+    token, _ = await notify.register()
+    browsers = {}
+    for path, accept in (("/push/fr", "fr-CA,fr;q=0.9,en;q=0.5"), ("/push/en", "de-DE, en;q=0.8")):
+        browser = BrowserSubscription.make(receiver.url(path))
+        answer = await notify.api.post("/api/push/subscriptions", browser.to_json(), token=token,
+                                       headers={"Accept-Language": accept})
+        assert answer.status == 201, answer.body
+        browsers[path] = browser
+    appointment = await notify.book(token, doctor["id"], future(120))
+    assert (await notify.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=doctor_token)).status == 200
+    heard = {}
+    for path, browser in browsers.items():
+        messages = [browser.decrypt(p) for p in await receiver.wait_for(path, 2)]
+        heard[path] = {m["type"]: m for m in messages}
+        assert {m["appointmentId"] for m in messages} == {appointment["id"]}
+    assert heard["/push/fr"]["turn:now"]["title"] == "C'est votre tour"
+    assert heard["/push/en"]["turn:now"]["title"] == "It's your turn"
+    assert heard["/push/fr"]["turn:soon"]["title"] == "Votre tour approche"
+    assert heard["/push/en"]["turn:soon"]["title"] == "Your turn is near"
+
+
+@pytest.mark.parametrize("header, language", [
+    (None, "en"), ("", "en"), ("fr", "fr"), ("FR-be", "fr"), ("de, fr;q=0.5, en;q=0.4", "fr"),
+    ("en;q=0.3, fr;q=0.9", "fr"), ("fr;q=0, en", "en"), ("fr;q=oops, en", "en"), ("*", "en"),
+    ("en-GB, fr", "en"), ("es, de", "en"),
+])
+def test_the_language_asked_for(header, language):
+    from core.languages import preferred
+    assert preferred(header) == language
+
+
 async def test_turn_soon_is_pushed_with_a_ttl_bounded_by_the_expected_start(notify, receiver):
     _, doctor, _ = await clinic(notify)
     token, _ = await notify.register()

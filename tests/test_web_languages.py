@@ -21,12 +21,6 @@ MONTHS_FR = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "
              "novembre", "décembre"]
 
 
-def sign_in_fr(page, email, password):
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Mot de passe").fill(password)
-    page.get_by_role("button", name="Se connecter").click()
-
-
 def patient_with_booking(site, doctor, when):
     email = f"fr-{uuid.uuid4().hex[:8]}@example.org"
     token, _ = site.run(site.harness.register(name="Chloé Patiente", email=email, password="patient-password"))
@@ -69,7 +63,7 @@ def test_the_waiting_room_speaks_french_with_french_dates(site, browsers):
     email, today = patient_with_booking(site, doctor, datetime.now(timezone.utc) + timedelta(minutes=30))
     page, _ = browsers.page(PHONE, locale="fr-FR", **AT_THE_CLINIC)
     page.goto(f"/app/waiting/{today['id']}")
-    sign_in_fr(page, email, "patient-password")
+    sign_in(page, email, "patient-password", language="fr")
     status = page.get_by_role("status").filter(has=page.locator(".headline"))
     expect(status).to_contain_text("1 personne avant vous")
     expect(status).to_contain_text(re.compile(r"Prévu dans environ \d+ minutes, vers \d{1,2}:\d{2}\."))
@@ -93,7 +87,7 @@ def test_the_console_speaks_french(site, browsers):
     email, _ = patient_with_booking(site, doctor, datetime.now(timezone.utc) + timedelta(minutes=10))
     page, _ = browsers.page(DESKTOP, locale="fr-FR")
     page.goto("/app/console")
-    sign_in_fr(page, doctor["email"], "doctor-password")
+    sign_in(page, doctor["email"], "doctor-password", language="fr")
     expect(page.get_by_role("heading", name="En attente (1)")).to_be_visible()
     expect(page.get_by_text("Chloé Patiente")).to_be_visible()
     page.get_by_role("button", name="Appeler le suivant").click()
@@ -126,7 +120,7 @@ def test_every_page_passes_axe_in_french(site, browsers, shots, viewport, width)
 
     patient, _ = browsers.page(viewport, locale="fr-FR")
     patient.goto("/app/book")
-    sign_in_fr(patient, email, "patient-password")
+    sign_in(patient, email, "patient-password", language="fr")
     expect(patient.get_by_role("button", name="Réserver")).to_be_visible()
     check_page(patient, shots, "book-fr", width)
     patient.goto("/app/appointments")
@@ -139,13 +133,13 @@ def test_every_page_passes_axe_in_french(site, browsers, shots, viewport, width)
 
     console, _ = browsers.page(viewport, locale="fr-FR")
     console.goto("/app/console")
-    sign_in_fr(console, doctor["email"], "doctor-password")
+    sign_in(console, doctor["email"], "doctor-password", language="fr")
     expect(console.get_by_text("Marie Lefèvre")).to_be_visible()
     check_page(console, shots, "console-fr", width)
 
     admin, _ = browsers.page(viewport, locale="fr-FR")
     admin.goto("/app/admin")
-    sign_in_fr(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD, language="fr")
     expect(admin.get_by_role("heading", name="Dr. Élise Laurent").first).to_be_visible()
     expect(admin.get_by_role("region", name="Journal d'audit").locator("ol.audit > li").first).to_contain_text(" par ")
     check_page(admin, shots, "admin-fr", width)

@@ -80,12 +80,9 @@ def test_when_the_user_refuses_notifications_the_page_says_so(site, browsers, re
     expect(page.get_by_role("alert").filter(has_text="were not allowed")).to_be_visible()
 
 
-def test_notify_me_subscribes_and_a_real_push_reaches_the_push_service(site, browsers, receiver):
-    doctor = new_doctor(site)
-    email, token, _ = new_patient(site)
-    appointment = site.run(site.harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=60)))
-    browser_keys = BrowserSubscription.make(f"http://127.0.0.1:{RECEIVER_PORT}/push/browser")
-    subscription = json.dumps(browser_keys.to_json())
+def context_with_push(browsers, browser_keys):
+    """A phone whose PushManager hands out `browser_keys`' subscription: Chromium's own push service
+    is out of reach here, so the subscription is the test's (and the test can decrypt what arrives)."""
     context, _ = browsers.context(PHONE, permissions=["notifications"])
     context.add_init_script("""
         (() => {
@@ -100,7 +97,16 @@ def test_notify_me_subscribes_and_a_real_push_reaches_the_push_service(site, bro
             };
             PushManager.prototype.getSubscription = () => Promise.resolve(current);
         })();
-    """ % subscription)
+    """ % json.dumps(browser_keys.to_json()))
+    return context
+
+
+def test_notify_me_subscribes_and_a_real_push_reaches_the_push_service(site, browsers, receiver):
+    doctor = new_doctor(site)
+    email, token, _ = new_patient(site)
+    appointment = site.run(site.harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=60)))
+    browser_keys = BrowserSubscription.make(f"http://127.0.0.1:{RECEIVER_PORT}/push/browser")
+    context = context_with_push(browsers, browser_keys)
     page = context.new_page()
     page.goto(f"/app/waiting/{appointment['id']}")
     sign_in(page, email, "patient-password")
@@ -167,3 +173,26 @@ def test_admin_adds_a_webhook_sees_its_secret_once_and_its_deliveries(site, brow
     assert secret not in page.content()
     page.locator("#webhooks").get_by_role("button", name=f"Delete webhook {url}").click()
     expect(page.locator("#webhooks").get_by_text("No webhooks yet.")).to_be_visible()
+
+
+def test_a_french_page_gets_french_pushes(site, browsers, receiver):
+    """The page sends its language (`?lang=fr`) with the subscription; the push that reaches the
+    push service for it is written in French."""
+    doctor = new_doctor(site)
+    email, token, _ = new_patient(site)
+    appointment = site.run(site.harness.book(token, doctor["id"], datetime.now(timezone.utc) + timedelta(minutes=60)))
+    browser_keys = BrowserSubscription.make(f"http://127.0.0.1:{RECEIVER_PORT}/push/french")
+    page = context_with_push(browsers, browser_keys).new_page()
+    page.goto(f"/app/waiting/{appointment['id']}?lang=fr")
+    sign_in(page, email, "patient-password", language="fr")
+    page.get_by_role("button", name="Me prévenir quand mon tour approche").click()
+    records = site.harness.services.notifier.records
+    expect(page.get_by_role("button", name="Désactiver les notifications")).to_be_visible()
+    assert site.run(records.subscriptions.find_one({"endpoint": browser_keys.endpoint}))["lang"] == "fr"
+    admin = site.run(site.harness.admin_token())
+    assert site.run(site.harness.api.post(f"/api/doctors/{doctor['id']}/queue/next", token=admin)).status == 200
+    for count_wanted in range(1, 4):
+        messages = [browser_keys.decrypt(p) for p in received(site, receiver, "/push/french", count_wanted)]
+        if any(m["type"] == "turn:now" for m in messages):
+            break
+    assert next(m for m in messages if m["type"] == "turn:now")["title"] == "C'est votre tour"

@@ -137,10 +137,14 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=require_chromium(), headless=True, args=CHROMIUM_ARGS)
 
 
-def sign_in(page, email: str, password: str) -> None:
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+SIGN_IN_LABELS = {"en": ("Email", "Password", "Sign in"), "fr": ("E-mail", "Mot de passe", "Se connecter")}
+
+
+def sign_in(page, email: str, password: str, language: str = "en") -> None:
+    email_label, password_label, button = SIGN_IN_LABELS[language]
+    page.get_by_label(email_label).fill(email)
+    page.get_by_label(password_label).fill(password)
+    page.get_by_role("button", name=button).click()
 
 
 def no_horizontal_scroll(page) -> bool:

@@ -80,12 +80,13 @@ class NotifyRecords:
         await self._run("create_indexes", create())
 
     # -- push subscriptions ------------------------------------------------------------------------
-    async def save_subscription(self, user_id: ObjectId, body: dict, now: datetime) -> tuple[dict, bool]:
+    async def save_subscription(self, user_id: ObjectId, body: dict, now: datetime,
+                                language: str) -> tuple[dict, bool]:
         """Upserts by endpoint: (document, created). An endpoint another account registered moves to
         this one (the browser is now theirs); a user's eleventh → `LookupError` (the caller's 409)."""
         existing = await self._run("find_subscription", self.subscriptions.find_one({"endpoint": body["endpoint"]}))
         fields = {"keys": body["keys"], "expirationTime": body.get("expirationTime"), "updatedAt": now,
-                  "userId": user_id}
+                  "userId": user_id, "lang": language}
         if existing is not None and existing["userId"] == user_id:
             await self._run("update_subscription", self.subscriptions.update_one({"_id": existing["_id"]},
                                                                                  {"$set": fields}))
@@ -101,7 +102,7 @@ class NotifyRecords:
         try:
             result = await self._run("insert_subscription", self.subscriptions.insert_one(document))
         except DuplicateKeyError:  # the same endpoint registered at the same moment: take that one
-            return await self.save_subscription(user_id, body, now)
+            return await self.save_subscription(user_id, body, now, language)
         document["_id"] = result.inserted_id
         # Two subscribes of one user at the same moment both counted nine: the first ten by id (every
         # racer sorts them alike) stay, and one beyond them takes itself back.

@@ -2,7 +2,7 @@
 // failure turned into an ApiError whose sentence a person can read.
 
 import { SESSION_COOKIE_HEADER, session } from './session.js';
-import { t } from './i18n.js';
+import { lang, t } from './i18n.js';
 
 // Sign-ins ask for the refresh token as an HttpOnly cookie, out of reach of any script (session.js).
 const SIGN_INS = new Set(['/api/auth/login', '/api/auth/register', '/api/auth/register/invite']);
@@ -45,7 +45,10 @@ export function sentence(error) {
 export async function api(method, path, body, options = {}) {
   const { auth = true, headers = {}, retried = false } = options;
   if (auth) await session.ensureFresh();
-  const init = { method, headers: { ...headers, ...(SIGN_INS.has(path) ? SESSION_COOKIE_HEADER : {}) } };
+  // The page's language, so what the server writes for this person later (a push on a closed page)
+  // is in the words they read here.
+  const init = { method, headers: { 'Accept-Language': lang, ...headers,
+    ...(SIGN_INS.has(path) ? SESSION_COOKIE_HEADER : {}) } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
