@@ -255,17 +255,17 @@ async def keep_planning(services) -> None:
 async def plan_queue_moment(services, kind: str, appointment_id: str, data: dict) -> None:
     records = services.notifier.records
     if kind == "soon:over":
-        await records.close_soon(appointment_id)
+        await records.close_soon(appointment_id, services.clock())
         return
     if kind == "turn:soon":
-        episode = await records.open_soon(appointment_id)
+        episode = await records.open_soon(appointment_id, services.clock())
         if episode is None:
             return
         event, disc = "appointment.soon", f"soon-{episode}"
         extra = {key: data[key] for key in ("position", "expectedStartAt", "etaMinutes") if key in data}
     elif kind == "delay":
         delay = int(data["delayMinutes"])
-        if not await records.grow_delay(appointment_id, delay, DELAY_NOTICE_MINUTES):
+        if not await records.grow_delay(appointment_id, delay, DELAY_NOTICE_MINUTES, services.clock()):
             return
         event, disc = "appointment.delayed", f"delay-{delay}"
         extra = {key: data[key] for key in ("position", "expectedStartAt", "delayMinutes") if key in data}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -224,6 +224,24 @@ async def test_notifications_wait_until_the_sockets_fan_out_is_written(notify, r
     release.set()
     [push] = await receiver.wait_for("/push/1")
     assert browser.decrypt(push)["appointmentId"] == appointment["id"]
+
+
+async def test_what_was_told_and_delivered_expires_from_the_store(notify, receiver):
+    """Deliveries and the per-appointment state (soon told, delay told) carry the date a TTL index
+    counts from, so neither collection grows for ever."""
+    _, doctor, _ = await clinic(notify)
+    token, _ = await notify.register()
+    await subscribe(notify, token, receiver)
+    appointment = await notify.book(token, doctor["id"], future(5))
+    await receiver.wait_for("/push/1")
+    records = notify.services.notifier.records
+    state = await records.state.find_one({"_id": appointment["id"]})
+    assert state["soonOpen"] is True and isinstance(state["touchedAt"], datetime)
+    month = 30 * 86400
+    for collection, name, key in ((records.state, "state_expire", "touchedAt"),
+                                  (records.deliveries, "deliveries_expire", "createdAt")):
+        index = (await collection.index_information())[name]
+        assert index["key"] == [(key, 1)] and index["expireAfterSeconds"] == month
 
 
 async def test_a_gone_subscription_is_removed(notify, receiver):

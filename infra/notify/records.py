@@ -36,6 +36,8 @@ MAX_SUBSCRIPTIONS_PER_USER = 10
 KEPT_ANSWER_BYTES = 1024
 DELIVERIES_KEPT_SECONDS = 30 * 86400  # a delivery (delivered or failed: pending ones end within 24 h) is
                                       # listed for a month, then the store's TTL index removes it
+STATE_KEPT_SECONDS = 30 * 86400  # what an appointment was told (soon, delay) matters while it waits on its
+                                 # day; a month after the last change the TTL index removes it
 
 
 def next_attempt_after(attempts: int, created_at: datetime, now: datetime) -> datetime | None:
@@ -77,6 +79,8 @@ class NotifyRecords:
             await self.deliveries.create_index([("target", ASCENDING), ("createdAt", DESCENDING)], name="by_target")
             await self.deliveries.create_index([("createdAt", ASCENDING)], expireAfterSeconds=DELIVERIES_KEPT_SECONDS,
                                                name="deliveries_expire")
+            await self.state.create_index([("touchedAt", ASCENDING)], expireAfterSeconds=STATE_KEPT_SECONDS,
+                                          name="state_expire")
         await self._run("create_indexes", create())
 
     # -- push subscriptions ------------------------------------------------------------------------
@@ -203,28 +207,29 @@ class NotifyRecords:
                                       [("createdAt", DESCENDING), ("_id", DESCENDING)], limit, offset)
 
     # -- per-appointment state: decides, once across nodes, that a `soon` or a `delay` is news -------
-    async def open_soon(self, appointment_id: str) -> int | None:
+    async def open_soon(self, appointment_id: str, now: datetime) -> int | None:
         """Marks the appointment as told `turn:soon`; its episode number, or None if already told."""
         try:
             found = await self._run("notification_state", self.state.find_one_and_update(
                 {"_id": appointment_id, "soonOpen": {"$ne": True}},
-                {"$set": {"soonOpen": True}, "$inc": {"soonEpisode": 1}},
+                {"$set": {"soonOpen": True, "touchedAt": now}, "$inc": {"soonEpisode": 1}},
                 upsert=True, return_document=ReturnDocument.AFTER))
         except DuplicateKeyError:  # exists and already open
             return None
         return None if found is None else int(found["soonEpisode"])
 
-    async def close_soon(self, appointment_id: str) -> None:
+    async def close_soon(self, appointment_id: str, now: datetime) -> None:
         await self._run("notification_state", self.state.update_one(
-            {"_id": appointment_id, "soonOpen": True}, {"$set": {"soonOpen": False}}))
+            {"_id": appointment_id, "soonOpen": True}, {"$set": {"soonOpen": False, "touchedAt": now}}))
 
-    async def grow_delay(self, appointment_id: str, delay_minutes: int, step: int) -> bool:
+    async def grow_delay(self, appointment_id: str, delay_minutes: int, step: int, now: datetime) -> bool:
         """Records `delay_minutes` as told if it is at least `step` more than the last one told."""
         try:
             found = await self._run("notification_state", self.state.find_one_and_update(
                 {"_id": appointment_id, "$or": [{"delayTold": {"$lte": delay_minutes - step}},
                                                 {"delayTold": {"$exists": False}}]},
-                {"$set": {"delayTold": delay_minutes}}, upsert=True, return_document=ReturnDocument.AFTER))
+                {"$set": {"delayTold": delay_minutes, "touchedAt": now}}, upsert=True,
+                return_document=ReturnDocument.AFTER))
         except DuplicateKeyError:
             return False
         return found is not None
