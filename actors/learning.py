@@ -226,7 +226,8 @@ def _attribute(document_field: str) -> str:
 class LearnedModel:
     """Consultation lengths as a log-normal (skewed, long-tailed, as they are), the no-show rate, and
     the empirical distributions of call offsets and no-show waits; each shrunk towards the default
-    assumptions (`PRIOR_WEIGHT` pseudo-observations of them)."""
+    assumptions (`PRIOR_WEIGHT` pseudo-observations of them). The lengths seen are kept too (sorted
+    logs): the plays draw from them, blended with the log-normal (`actors.eta._log_lengths`)."""
 
     log_mu: float
     log_sigma: float
@@ -235,6 +236,7 @@ class LearnedModel:
     idle_offsets: tuple[float, ...]  # sorted
     busy_gaps: tuple[float, ...]  # sorted
     no_show_waits: tuple[float, ...] = (DEFAULT_NO_SHOW_WAIT_MINUTES,)  # sorted
+    log_lengths: tuple[float, ...] = ()  # sorted: the valid consultation lengths seen, in log-minutes
 
     @classmethod
     def fit(cls, stats: DoctorStats, configured_avg_minutes: float) -> "LearnedModel":
@@ -259,7 +261,8 @@ class LearnedModel:
                    idle_offsets=tuple(sorted(stats.idle_call_offsets + prior_offsets)),
                    busy_gaps=tuple(sorted(stats.busy_call_gaps + prior_offsets)),
                    no_show_waits=tuple(sorted(stats.no_show_waits
-                                              + (DEFAULT_NO_SHOW_WAIT_MINUTES,) * PRIOR_WEIGHT)))
+                                              + (DEFAULT_NO_SHOW_WAIT_MINUTES,) * PRIOR_WEIGHT)),
+                   log_lengths=tuple(sorted(logs)))
 
     def remaining_consultation_minutes(self, elapsed_minutes: float, level: float = 0.5) -> float:
         """The `level` quantile of how long the running consultation still takes, given it has run

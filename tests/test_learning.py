@@ -103,6 +103,27 @@ def test_running_consultation_remaining_grows_as_it_overruns():
     assert remaining[-1] > 0
 
 
+def test_the_plays_keep_the_long_cases_the_robust_fit_leaves_out():
+    """Lengths are drawn from the doctor's own (blended with the log-normal as if it were
+    LOG_NORMAL_WEIGHT of them): a history with a few very long cases plays them, in about their
+    proportion, where the log-normal fitted by median and MAD barely moves; drawn in order."""
+    from actors.eta import LOG_NORMAL_WEIGHT, _log_lengths
+    usual = [12 + (i % 7) - 3 for i in range(95)]
+    plain_history = consultations(usual + [12] * 5).model(12)
+    long_history = consultations(usual + [40] * 5).model(12)
+    assert abs(long_history.log_mu - plain_history.log_mu) < 0.05  # the fit ignores them
+    levels = (np.arange(1000) + 0.5) / 1000
+    plain_lengths, long_lengths = (np.exp(_log_lengths(m, levels)) for m in (plain_history, long_history))
+    assert np.all(np.diff(long_lengths) >= 0)
+    share_long = np.mean(long_lengths > 30)
+    assert 0.6 * 0.05 * 100 / (100 + LOG_NORMAL_WEIGHT) < share_long < 0.06
+    assert np.mean(plain_lengths > 30) < 0.005
+    assert long_lengths.mean() > plain_lengths.mean() + 0.8  # 5 % of cases 28 minutes longer: about +1.4
+    # one length seen is no distribution: the log-normal alone
+    one = consultations([12]).model(12)
+    assert np.allclose(_log_lengths(one, levels), one.log_mu + one.log_sigma * learning.normal_quantile(levels))
+
+
 def test_no_shows_shorten_what_a_patient_ahead_costs():
     base = consultations([15] * 30)
     with_no_shows = apply_all(base, [LearningEvent(f"n{i}:{NO_SHOW}", NO_SHOW) for i in range(20)])
