@@ -132,3 +132,21 @@ def test_a_doctor_edits_their_hours_in_the_console_and_an_admin_in_the_admin_pag
     admin_page.get_by_role("button", name="Save hours").click()
     expect(admin_page.get_by_text(f"The hours of {doctor['name']} are saved.")).to_be_visible()
     assert site.run(harness.api.get(f"/api/doctors/{doctor['id']}")).body["slotMinutes"] == 20
+
+
+def test_a_time_taken_while_choosing_is_explained_in_the_page_language(site, browsers):
+    """The API's refusals a patient can meet have a sentence in each catalogue: in French, a time
+    someone else booked between the listing and the press reads in French, not in the API's English."""
+    doctor = doctor_with_hours(site)
+    email, _, _ = new_patient(site)
+    page, watch = browsers.page(PHONE)
+    watch.expect_status(409)
+    page.goto(f"/app/book?doctor={doctor['id']}&lang=fr")
+    sign_in(page, email, "patient-password", language="fr")
+    times = page.get_by_role("group", name="Horaires libres")
+    times.get_by_role("button").first.click()
+    _, other, _ = new_patient(site)
+    book_via_api(site, other, doctor["id"], slots(site, doctor["id"])["slots"][0]["start"])
+    page.get_by_label("Téléphone").fill("+33 6 12 34 56 78")
+    page.get_by_role("button", name="Réserver").click()
+    expect(page.get_by_text("Cet horaire vient d'être pris par quelqu'un d'autre.")).to_be_visible()

@@ -18,11 +18,15 @@ export class ApiError extends Error {
 }
 
 // Where the API's own sentence needs the context of the page to make sense, or another language:
-// these codes have a sentence in the catalogues (`error.<code>`). Any other code shows the API's
-// own message, in English (the API speaks English only).
+// these codes have a sentence in the catalogues (`error.<code>`): every code a patient, doctor or
+// admin can meet in the app's own flows. Any other code (a malformed request the app never sends)
+// shows the API's own message, in English (the API speaks English only).
 const SENTENCES = new Set(['network', 'internal_error', 'queue_changed', 'invite_invalid', 'invite_used',
   'invite_expired', 'invite_revoked', 'account_disabled', 'forbidden', 'method_not_allowed',
-  'idempotency_mismatch', 'too_early', 'invalid_transition', 'email_taken', 'rate_limited', 'busy', 'invalid_credentials']);
+  'idempotency_mismatch', 'too_early', 'invalid_transition', 'email_taken', 'rate_limited', 'busy', 'invalid_credentials',
+  'slot_taken', 'already_booked', 'outside_hours', 'not_waiting', 'reason_owner_only', 'doctor_busy', 'concurrent_update',
+  'doctor_not_found', 'doctor_has_appointments', 'user_has_history', 'cannot_disable_self', 'cannot_delete_self',
+  'invite_exists', 'idempotency_in_progress', 'too_many_sockets']);
 
 /** The sentence to show for any error (an ApiError or anything thrown). */
 export function sentence(error) {
