@@ -372,7 +372,8 @@ OPERATIONS: tuple[Operation, ...] = (
                       503: "Web Push is not configured on this server (`push_unavailable`)."},
               description="The browser's `PushSubscription.toJSON()`. The same endpoint again answers `200` with "
                           "the same id (keys refreshed). Pushed: `turn:soon`, `turn:now`, `delay`, encrypted "
-                          "(`aes128gcm`), never a name, a reason or the join link.",
+                          "(`aes128gcm`), never a name, a reason or the join link. Their title and body are in "
+                          "the language the request's `Accept-Language` asks for (`en`, `fr`; else English).",
               examples={"request": {"endpoint": "https://push.example.net/send/abc", "expirationTime": None,
                                     "keys": {"p256dh": "B" + "A" * 86, "auth": "A" * 22}},
                         201: {"id": "6563a1c0c2b1e4a7d9f00091"}}),
