@@ -49,7 +49,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import statistics
 import shutil
 import signal
@@ -63,7 +62,7 @@ from typing import Awaitable, Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from bench.harness import PROJECT_ROOT, ClientProcess, a_while_from_now, iso, load, machine_line, percentile
+from bench.harness import ClientProcess, a_while_from_now, iso, load, machine_line, percentile
 
 SETTLE_SECONDS = 0.02  # after the last socket has the frame: the servers' write completions, before CPU is read
 PAUSE_SECONDS = 0.02  # between changes

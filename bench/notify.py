@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import statistics
 import threading
@@ -229,7 +228,6 @@ async def main(args) -> None:
         hook = await client.ok("POST", "/api/admin/webhooks", {"url": f"http://127.0.0.1:{receiver.port}/hook/m",
                                                                 "events": ["appointment.rescheduled"]}, admin, expect=201)
         from domain.notifications import notify_appointment_event
-        from infra.store import Store  # noqa: F401  (the documents the filter leaves out)
         sample = await server.run(services.store.find_appointment(__import__("bson").ObjectId(appointments[-1]["id"])))
 
         async def batch(first: int, count: int):

@@ -18,7 +18,7 @@ from infra.notify.push import PushKeys
 from infra.notify.records import NotifyRecords
 from infra.notify.sender import Sender
 from infra.notify.url_guard import AllowList
-from infra.notify.worker import DeliveryWorker
+from infra.notify.worker import DeliveryWorker, nothing_to_wait_for
 
 log = logging.getLogger("medpharma.notify")
 
@@ -33,7 +33,7 @@ class Notifier:
         # Waited on before planning or attempting anything: returns once the sockets' fan-out in
         # progress has been written (`live.outbox.fanout_settled`), so a change's notifications never
         # delay its socket frames; a push or a webhook a few milliseconds later is as good.
-        self.settled = settled or _nothing_to_wait_for
+        self.settled = settled or nothing_to_wait_for
         self.allow = AllowList.of(settings.notify_allow_hosts)
         self.clock = clock
         self.render_appointment = render_appointment  # the API's appointment shape, for webhook bodies
@@ -66,7 +66,3 @@ class Notifier:
     async def stop(self) -> None:
         await self.worker.stop()
         self.sender.close()
-
-
-async def _nothing_to_wait_for() -> None:
-    return None

@@ -37,7 +37,7 @@ class DeliveryWorker:
                  clock: Callable[[], datetime], node: str, *, concurrency: int = CONCURRENCY,
                  poll_seconds: float = POLL_SECONDS, settled: Callable[[], Awaitable[None]] | None = None):
         self.records = records
-        self.settled = settled  # see `Notifier.settled`: never claim or encrypt mid-fan-out
+        self.settled = settled or nothing_to_wait_for  # see `Notifier.settled`: never claim or encrypt mid-fan-out
         self.sender = sender
         self.keys = keys
         self.clock = clock
@@ -72,8 +72,7 @@ class DeliveryWorker:
                 pass
             self._woken.clear()
             try:
-                if self.settled is not None:
-                    await self.settled()
+                await self.settled()
                 await self._claim_all()
                 due = await self.records.next_due(self.clock())
             except Exception:
@@ -111,8 +110,7 @@ class DeliveryWorker:
         self.wake()  # a retry may now be due sooner than the worker planned
 
     async def _attempt(self, delivery: dict) -> None:
-        if self.settled is not None:
-            await self.settled()
+        await self.settled()
         channel = delivery["channel"]
         answer, gone = await (self._push(delivery) if channel == "push" else self._webhook(delivery))
         now = self.clock()
@@ -166,6 +164,10 @@ class DeliveryWorker:
         body = delivery["body"].encode()
         headers = signed_headers(webhook["secret"], str(delivery["_id"]), body)
         return await self.sender.post(webhook["url"], headers, body), None
+
+
+async def nothing_to_wait_for() -> None:
+    """The `settled` of a worker with no sockets to wait for (tools, tests)."""
 
 
 def describe(answer: Answer) -> str:
