@@ -7,6 +7,8 @@
   before the predicted one (the patient, trusting it, would have been away when called);
 - direction changes: per patient, how many times their ETA, as observed, turned from moving later
   to moving earlier or back (moves under a minute, which are never pushed, are ignored);
+- the same MAE from each doctor's second day on: the first day is answered by the contract's plain
+  rule until enough history is seen, a cost no learning can remove, so this says what is left;
 - the range, over the same predictions: the share of real starts before `earliestStartAt`, more than
   `MISSED_TURN` before it (a patient ready by then would still have missed the call), and after
   `latestStartAt`; the window's mean width (`latestStartAt - earliestStartAt`), in minutes.
@@ -19,8 +21,8 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 HORIZON = timedelta(minutes=10)
 MISSED_TURN = timedelta(minutes=10)
@@ -42,6 +44,7 @@ class Score:
     far_before_earliest: float | None = None
     after_latest: float | None = None
     width: float | None = None
+    mae_from_second_day: float | None = None  # over predictions made after the doctor's first day
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Truth:
     starts: dict[str, datetime]
     doctor_of: dict[str, str]
     settings: dict[str, list[tuple[datetime, int, int]]]  # doctor → [(from, avg, late)]
+    first_day: dict[str, date] = field(default_factory=dict)  # doctor → the day of their first consultation
 
     @classmethod
     def read(cls, events: list[dict]) -> "Truth":
@@ -58,6 +62,7 @@ class Truth:
             at = event["at"] if isinstance(event["at"], datetime) else parse_time(event["at"])
             if event["event"] == "status" and event["status"] == "in_consultation":
                 truth.starts[event["appointmentId"]] = at
+                truth.first_day.setdefault(truth.doctor_of[event["appointmentId"]], at.date())
             elif event["event"] == "booked":
                 truth.doctor_of[event["appointmentId"]] = event["doctorId"]
             elif event["event"] == "doctor":
@@ -89,6 +94,7 @@ def score(truth: Truth, predictions: list[dict], estimate=None) -> Score:
     ranged = estimate is None and bool(predictions) and predictions[0].get("earliestStartAt") is not None
     estimate = estimate or (lambda p: parse_time(p["expectedStartAt"]))
     errors: list[float] = []
+    later_errors: list[float] = []  # from the doctor's second day
     missed = before = far_before = after = 0
     widths: list[float] = []
     history: dict[str, list[datetime]] = {}
@@ -101,6 +107,8 @@ def score(truth: Truth, predictions: list[dict], estimate=None) -> Score:
             continue
         error = expected - real
         errors.append(abs(error.total_seconds()) / 60)
+        if parse_time(prediction["at"]).date() > truth.first_day[truth.doctor_of[appointment_id]]:
+            later_errors.append(errors[-1])
         missed += error > MISSED_TURN
         if ranged:
             earliest, latest = parse_time(prediction["earliestStartAt"]), parse_time(prediction["latestStartAt"])
@@ -116,7 +124,8 @@ def score(truth: Truth, predictions: list[dict], estimate=None) -> Score:
                  before_earliest=before / count if ranged else None,
                  far_before_earliest=far_before / count if ranged else None,
                  after_latest=after / count if ranged else None,
-                 width=statistics.fmean(widths) if ranged else None)
+                 width=statistics.fmean(widths) if ranged else None,
+                 mae_from_second_day=statistics.fmean(later_errors) if later_errors else None)
 
 
 def direction_changes(series: list[datetime]) -> int:
