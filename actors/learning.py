@@ -47,6 +47,10 @@ MAD_TO_SIGMA = 1.4826
 # it this many minutes after they could have been called. Documented in the README ("The learned ETA").
 DEFAULT_NO_SHOW_RATE = 0.08
 DEFAULT_NO_SHOW_WAIT_MINUTES = 3.0
+# An idle doctor's call within this long of becoming free was made as soon as they could: had they
+# been free sooner they might have called earlier still, so its offset from the booked time is only an
+# upper bound on their habit (`CALL_IDLE_BOUND`), not a measure of it.
+AS_SOON_AS_FREE_MINUTES = 1.0
 # Empirical distributions (call offsets, no-show waits) are read as piecewise linear between the
 # samples, widened by this much beyond the smallest and largest so the prior's ties make no step.
 EDGE_MINUTES = 1.0
@@ -55,15 +59,16 @@ CONSULTATION = "consultation"
 CALL_FIRST = "call_first"
 CALL_IDLE = "call_idle"
 CALL_BUSY = "call_busy"
+CALL_IDLE_BOUND = "call_idle_bound"  # an idle call made as soon as the doctor was free: the habit is at most this
 # Free for longer than this before a booked time, the doctor was away (overnight, a long break): the
 # call that follows opens a session, whose lateness (a late start) is a habit of its own.
 SESSION_GAP = timedelta(hours=3)
 NO_SHOW = "no_show"
 
 _SAMPLE_FIELD = {CONSULTATION: "consultMinutes", CALL_FIRST: "firstCallOffsets", CALL_IDLE: "idleCallOffsets",
-                 CALL_BUSY: "busyCallGaps", NO_SHOW: "noShowWaits"}
-_COUNT_FIELD = {CONSULTATION: "consultations", CALL_FIRST: "calls", CALL_IDLE: "calls", CALL_BUSY: "calls",
-                NO_SHOW: "noShows"}
+                 CALL_IDLE_BOUND: "idleCallBounds", CALL_BUSY: "busyCallGaps", NO_SHOW: "noShowWaits"}
+_COUNT_FIELD = {CONSULTATION: "consultations", CALL_FIRST: "calls", CALL_IDLE: "calls", CALL_IDLE_BOUND: "calls",
+                CALL_BUSY: "calls", NO_SHOW: "noShows"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class DoctorStats:
     consult_minutes: tuple[float, ...] = ()
     first_call_offsets: tuple[float, ...] = ()  # call minus booked time, first of a session (late starts)
     idle_call_offsets: tuple[float, ...] = ()  # call minus booked time; the doctor was free before it
+    idle_call_bounds: tuple[float, ...] = ()  # the same, for calls made as soon as the doctor was free
     busy_call_gaps: tuple[float, ...] = ()  # call minus the end of the previous one; the patient was due
     no_show_waits: tuple[float, ...] = ()  # no-show marked minus when the patient could have been called
     consultations: int = 0
@@ -99,6 +105,7 @@ class DoctorStats:
         return cls(consult_minutes=tuple(float(x) for x in doc.get("consultMinutes", ())),
                    first_call_offsets=tuple(float(x) for x in doc.get("firstCallOffsets", ())),
                    idle_call_offsets=tuple(float(x) for x in doc.get("idleCallOffsets", ())),
+                   idle_call_bounds=tuple(float(x) for x in doc.get("idleCallBounds", ())),
                    busy_call_gaps=tuple(float(x) for x in doc.get("busyCallGaps", ())),
                    no_show_waits=tuple(float(x) for x in doc.get("noShowWaits", ())),
                    consultations=int(doc.get("consultations", 0)), calls=int(doc.get("calls", 0)),
@@ -157,8 +164,11 @@ def events_for(stats: DoctorStats, appointment: dict) -> list[LearningEvent]:
 def call_event(appointment_id: str, booked: datetime, started: datetime,
                free_since: datetime | None) -> LearningEvent:
     """A call, measured from when the patient could first have been called: the booked time if the
-    doctor was free by then (an early call is negative), else when the doctor became free."""
+    doctor was free by then (an early call is negative), else when the doctor became free. An idle
+    call made as soon as the doctor was free is a bound, not a measure (`AS_SOON_AS_FREE_MINUTES`)."""
     kind = call_kind(free_since, booked)
+    if kind == CALL_IDLE and _minutes(started - free_since) < AS_SOON_AS_FREE_MINUTES:
+        kind = CALL_IDLE_BOUND
     return LearningEvent(f"{appointment_id}:call", kind,
                          _minutes(started - (free_since if kind == CALL_BUSY else booked)))
 
@@ -175,7 +185,7 @@ def teaches(event: LearningEvent) -> bool:
     """Whether the event's number is believable enough to learn from (counts and `free_at` aside)."""
     if event.kind == CONSULTATION:
         return MIN_CONSULT_MINUTES <= event.minutes <= MAX_CONSULT_MINUTES
-    if event.kind in (CALL_FIRST, CALL_IDLE, CALL_BUSY):
+    if event.kind in (CALL_FIRST, CALL_IDLE, CALL_IDLE_BOUND, CALL_BUSY):
         return abs(event.minutes) <= MAX_CALL_OFFSET_MINUTES
     return True
 
@@ -216,7 +226,7 @@ def _minutes(delta) -> float:
 
 def _attribute(document_field: str) -> str:
     return {"consultMinutes": "consult_minutes", "firstCallOffsets": "first_call_offsets",
-            "idleCallOffsets": "idle_call_offsets",
+            "idleCallOffsets": "idle_call_offsets", "idleCallBounds": "idle_call_bounds",
             "busyCallGaps": "busy_call_gaps", "noShowWaits": "no_show_waits", "consultations": "consultations", "calls": "calls",
             "noShows": "no_shows"}[document_field]
 
@@ -237,6 +247,7 @@ class LearnedModel:
     busy_gaps: tuple[float, ...]  # sorted
     no_show_waits: tuple[float, ...] = (DEFAULT_NO_SHOW_WAIT_MINUTES,)  # sorted
     log_lengths: tuple[float, ...] = ()  # sorted: the valid consultation lengths seen, in log-minutes
+    idle_weights: tuple[float, ...] = ()  # idle_offsets' weights once the bounds are spread (empty: equal)
 
     @classmethod
     def fit(cls, stats: DoctorStats, configured_avg_minutes: float) -> "LearnedModel":
@@ -254,15 +265,16 @@ class LearnedModel:
         attended = stats.calls + stats.no_shows
         no_show_rate = (stats.no_shows + DEFAULT_NO_SHOW_RATE * PRIOR_WEIGHT) / (attended + PRIOR_WEIGHT)
         prior_offsets = (0.0,) * PRIOR_WEIGHT  # the configuration calls exactly when the patient is due
+        idle_offsets, idle_weights = spread_bounds(stats.idle_call_offsets + prior_offsets, stats.idle_call_bounds)
         return cls(log_mu=weight * centre + (1 - weight) * prior_mu,
                    log_sigma=weight * spread + (1 - weight) * prior_sigma,
                    no_show_rate=no_show_rate,
                    first_offsets=tuple(sorted(stats.first_call_offsets + prior_offsets)),
-                   idle_offsets=tuple(sorted(stats.idle_call_offsets + prior_offsets)),
+                   idle_offsets=idle_offsets,
                    busy_gaps=tuple(sorted(stats.busy_call_gaps + prior_offsets)),
                    no_show_waits=tuple(sorted(stats.no_show_waits
                                               + (DEFAULT_NO_SHOW_WAIT_MINUTES,) * PRIOR_WEIGHT)),
-                   log_lengths=tuple(sorted(logs)))
+                   log_lengths=tuple(sorted(logs)), idle_weights=idle_weights)
 
     def remaining_consultation_minutes(self, elapsed_minutes: float, level: float = 0.5) -> float:
         """The `level` quantile of how long the running consultation still takes, given it has run
@@ -288,8 +300,40 @@ class LearnedModel:
     def offsets(self, kind: str) -> "Empirical":
         """The distribution of call offsets of a kind (CALL_FIRST, CALL_IDLE, CALL_BUSY) or, for
         NO_SHOW, of how long the doctor waits for a patient who does not come."""
-        return _empirical({CALL_FIRST: self.first_offsets, CALL_IDLE: self.idle_offsets,
-                           CALL_BUSY: self.busy_gaps, NO_SHOW: self.no_show_waits}[kind])
+        if kind == CALL_IDLE:
+            return _empirical(self.idle_offsets, self.idle_weights)
+        return _empirical({CALL_FIRST: self.first_offsets, CALL_BUSY: self.busy_gaps, NO_SHOW: self.no_show_waits}[kind])
+
+
+def spread_bounds(measured: Sequence[float], bounds: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A distribution from values measured and values known only as upper bounds ("at most this"):
+    each bound's weight is shared equally among every value below it, from the highest bound down
+    (Efron's redistribution: the Kaplan-Meier estimate, for bounds from above). A bound with nothing
+    below it stays where it is. Returns the values with weight, sorted, and their weights; with no
+    bounds, the measured values and no weights (equal).
+
+    Without this, a doctor who calls 10 minutes early whenever they can, but is often free only 3
+    minutes before the booked time, would be learned as calling 3 minutes early."""
+    if not bounds:
+        return tuple(sorted(measured)), ()
+    items = sorted([(x, False) for x in measured] + [(x, True) for x in bounds], reverse=True)
+    weights = [1.0] * len(items)
+    carry, i = 0.0, 0
+    while i < len(items):
+        j = i
+        while j < len(items) and items[j][0] == items[i][0]:
+            j += 1
+        below = len(items) - j  # strictly below this value
+        shared = 0.0
+        for k in range(i, j):
+            weights[k] += carry
+            if items[k][1] and below:
+                shared += weights[k] / below
+                weights[k] = 0.0
+        carry += shared
+        i = j
+    kept = sorted((x, w) for (x, _), w in zip(items, weights) if w > 0)
+    return tuple(x for x, _ in kept), tuple(w for _, w in kept)
 
 
 class Empirical:
@@ -299,15 +343,17 @@ class Empirical:
 
     __slots__ = ("values", "levels")
 
-    def __init__(self, ordered: Sequence[float]):
+    def __init__(self, ordered: Sequence[float], weights: Sequence[float] = ()):
+        """`weights`, one per sample (empty: equal) weigh the samples' share of the distribution."""
         values, levels = [ordered[0] - EDGE_MINUTES], [0.0]
-        n = len(ordered)
+        cumulative = np.concatenate(([0.0], np.cumsum(weights if len(weights) else np.ones(len(ordered)))))
+        total = cumulative[-1]
         for i, x in enumerate(ordered):
             if values[-1] == x and i:
                 continue
             last = bisect.bisect_right(ordered, x)
             values.append(x)
-            levels.append((i + last) / 2 / n)
+            levels.append(float(cumulative[i] + cumulative[last]) / 2 / total)
         values.append(ordered[-1] + EDGE_MINUTES)
         levels.append(1.0)
         self.values, self.levels = np.array(values), np.array(levels)
@@ -326,8 +372,8 @@ class Empirical:
 
 
 @lru_cache(maxsize=512)
-def _empirical(ordered: tuple[float, ...]) -> Empirical:
-    return Empirical(ordered)
+def _empirical(ordered: tuple[float, ...], weights: tuple[float, ...] = ()) -> Empirical:
+    return Empirical(ordered, weights)
 
 
 @lru_cache(maxsize=256)

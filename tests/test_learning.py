@@ -9,8 +9,9 @@ from bson import ObjectId
 
 from actors import learning
 from actors.eta import estimate_queue
-from actors.learning import (CALL_BUSY, CALL_FIRST, CALL_IDLE, CONSULTATION, NO_SHOW, DoctorStats, Empirical,
-                             LearningEvent, apply, apply_all, call_kind, events_for, store_update)
+from actors.learning import (CALL_BUSY, CALL_FIRST, CALL_IDLE, CALL_IDLE_BOUND, CONSULTATION, NO_SHOW, DoctorStats,
+                             Empirical, LearningEvent, apply, apply_all, call_kind, events_for, spread_bounds,
+                             store_update)
 from infra.store import Store
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -200,6 +201,41 @@ def test_events_from_appointment_documents():
     assert (done.kind, done.minutes, done.free_at) == (CONSULTATION, 13.5, at(13.5))
 
 
+def test_an_idle_call_made_as_soon_as_the_doctor_was_free_is_learned_as_a_bound():
+    """Free 3 minutes before the booked time and calling at once: the doctor might have called earlier
+    had they been free earlier, so -3 is "at most -3"; waiting idle, then calling, is a measure."""
+    [bound] = events_for(DoctorStats(free_since=at(-3)), appointment("in_consultation", startedAt=at(-2.7)))
+    assert (bound.kind, bound.minutes) == (CALL_IDLE_BOUND, -2.7)
+    [measured] = events_for(DoctorStats(free_since=at(-3)), appointment("in_consultation", startedAt=at(-1)))
+    assert (measured.kind, measured.minutes) == (CALL_IDLE, -1.0)
+
+
+def test_bounds_share_their_weight_among_the_values_below_them():
+    """Efron's redistribution (Kaplan-Meier for values known only from above), worked by hand."""
+    # 0 0 0 measured; "at most -2" shares 1 among -3, -10, -10 (1/3 each); "at most -3" then shares
+    # its 4/3 between the two -10s (2/3 each): each -10 weighs 1 + 1/3 + 2/3 = 2.
+    assert spread_bounds([-10.0, -10.0, 0.0, 0.0, 0.0], [-3.0, -2.0]) == ((-10.0, -10.0, 0.0, 0.0, 0.0),
+                                                                         (2.0, 2.0, 1.0, 1.0, 1.0))
+    assert spread_bounds([0.0], [-3.0]) == ((-3.0, 0.0), (1.0, 1.0))  # nothing below: it stays
+    assert spread_bounds([2.0, 1.0], []) == ((1.0, 2.0), ())
+    weighted = Empirical((-10.0, 0.0), (3.0, 1.0))
+    assert weighted.cdf(-10.0) == pytest.approx(3 / 8) and weighted.cdf(0.0) == pytest.approx(7 / 8)
+    assert Empirical((-10.0, 0.0), (1.0, 1.0)).cdf(-10.0) == Empirical((-10.0, 0.0)).cdf(-10.0) == 0.25
+
+
+def test_a_doctor_who_calls_early_whenever_they_can_is_learned_as_early():
+    """Ten minutes early whenever possible, but most days free only 3 minutes before the booked time
+    and calling at once: read as measures, those calls would teach "3 minutes early" (expected at
+    about 10:27 for a 10:30 booking); as bounds, the habit is 10 minutes early."""
+    stats = consultations([12] * 20)
+    stats = apply_all(stats, [LearningEvent(f"i{i}:call", CALL_IDLE, -10.0) for i in range(6)])
+    stats = apply_all(stats, [LearningEvent(f"j{i}:call", CALL_IDLE_BOUND, -3.0) for i in range(10)])
+    stats = DoctorStats(**{**stats.__dict__, "free_since": at(-20)})
+    [head] = estimate_queue([at(30)], now=NOW, avg_minutes=12, late_minutes=0, consultation_started_at=None,
+                            stats=stats)
+    assert head.expected_start_at <= at(22)
+
+
 def test_a_repeated_event_is_applied_once():
     event = LearningEvent("a1:consultation", CONSULTATION, 12.0, free_at=at(0))
     once = apply(DoctorStats(), event)
@@ -222,7 +258,8 @@ def test_store_and_memory_agree_and_a_restart_keeps_what_was_learned():
         memory = DoctorStats()
         events = [LearningEvent(f"a{i}:{CONSULTATION}", CONSULTATION, 10.0 + i, free_at=at(i)) for i in range(8)]
         events += [LearningEvent("b:call", CALL_IDLE, -3.0), LearningEvent("c:call", CALL_BUSY, 1.5),
-                   LearningEvent("d:no_show", NO_SHOW), LearningEvent("e:consultation", CONSULTATION, 999.0)]
+                   LearningEvent("d:no_show", NO_SHOW), LearningEvent("e:consultation", CONSULTATION, 999.0),
+                   LearningEvent("f:call", CALL_IDLE_BOUND, -2.5)]
         recorded = []
         for event in events + events[:3]:
             recorded.append(await store.record_learning(doctor, *store_update(event)))
@@ -231,9 +268,10 @@ def test_store_and_memory_agree_and_a_restart_keeps_what_was_learned():
         return recorded, memory, reloaded
 
     recorded, memory, reloaded = asyncio.run(scenario())
-    assert recorded == [True] * 12 + [False] * 3
+    assert recorded == [True] * 13 + [False] * 3
     assert reloaded == memory
-    assert reloaded.consultations == 8 and reloaded.no_shows == 1 and reloaded.calls == 2
+    assert reloaded.consultations == 8 and reloaded.no_shows == 1 and reloaded.calls == 3
+    assert reloaded.idle_call_offsets == (-3.0,) and reloaded.idle_call_bounds == (-2.5,)
     assert reloaded.usable
 
 
