@@ -103,11 +103,12 @@ def score(truth: Truth, predictions: list[dict], estimate=None) -> Score:
         expected = estimate(prediction)
         history.setdefault(appointment_id, []).append(expected)
         real = truth.starts.get(appointment_id)
-        if real is None or real - parse_time(prediction["at"]) < HORIZON:
+        told_at = parse_time(prediction["at"])
+        if real is None or real - told_at < HORIZON:
             continue
         error = expected - real
         errors.append(abs(error.total_seconds()) / 60)
-        if parse_time(prediction["at"]).date() > truth.first_day[truth.doctor_of[appointment_id]]:
+        if told_at.date() > truth.first_day[truth.doctor_of[appointment_id]]:
             later_errors.append(errors[-1])
         missed += error > MISSED_TURN
         if ranged:
